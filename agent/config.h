@@ -1,0 +1,55 @@
+// The agent's configuration: defaults, then ZASTAVA_AGENT__* environment variables (.NET style,
+// keys case-insensitive, "__" between sections), then --flags. docs/configuration.md has the one
+// table of every key. Unknown ZASTAVA_AGENT__* keys and bad values are errors naming the key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace zastava {
+
+enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError, kCritical };
+
+struct Config {
+  std::string dockerEndpoint;  // empty: DOCKER_HOST, then unix:///var/run/docker.sock
+  std::filesystem::path dataDirectory = "/var/lib/zastava-agent";
+  std::int64_t maxFileSizeMb = 10;     // EventBuffer:MaxFileSizeMb, 1..4096
+  std::int64_t maxTotalSizeMb = 100;   // EventBuffer:MaxTotalSizeMb, >= MaxFileSizeMb
+  std::int64_t retentionHours = 24;    // EventBuffer:RetentionHours, 1..87600
+  std::string healthAddress = "0.0.0.0";  // HealthCheck:Address
+  int healthPort = 8080;                  // HealthCheck:Port, 1..65535
+  LogLevel logLevel = LogLevel::kInfo;    // LogLevel, or Serilog__MinimumLevel__Default
+  int inventoryConcurrency = 8;           // Inventory:Concurrency, 1..64: parallel inspects
+  int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600
+};
+
+// What main should do after parsing.
+enum class Command { kRun, kCheckConfig, kHelp, kVersion };
+
+struct ParsedCommandLine {
+  Command command = Command::kRun;
+  Config config;
+  std::string text;  // for kHelp/kVersion: what to print
+};
+
+// Environment as name/value pairs (so tests pass their own).
+using Environment = std::vector<std::pair<std::string, std::string>>;
+Environment processEnvironment();
+
+// Defaults <- env <- flags. Errors are kInvalidArgument with a message naming the key or flag and
+// the accepted values, e.g. "ZASTAVA_AGENT__HealthCheck__Port: 'abc' is not a port (1-65535)".
+Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
+                                           const Environment& env);
+
+// The effective configuration as "Key = value" lines, one per key, in table order.
+std::string describeConfig(const Config& config);
+
+std::string_view logLevelName(LogLevel level);
+
+}  // namespace zastava

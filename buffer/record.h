@@ -1,0 +1,75 @@
+// The evidence record: what the agent observed about one container at one moment. Its JSON form
+// (one line of NDJSON, also stored in SQLite) is the product's main contract; see
+// docs/record-schema.json. Keys are written in a fixed order.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+
+namespace zastava {
+
+inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
+inline constexpr int kSchemaVersion = 1;
+
+enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };
+std::string_view recordSourceName(RecordSource source);
+
+// What is known about the container. Optional fields are left out of the JSON when unknown.
+struct ContainerFacts {
+  std::string id;
+  std::string name;     // without the leading "/"
+  std::string image;    // reference as started (Config.Image, or the event's "image" attribute)
+  std::string imageId;  // "sha256:..."; empty when not known
+  std::optional<std::string> state;  // created|running|paused|restarting|exited|dead|removed
+  std::optional<std::int64_t> exitCode;
+  std::optional<std::int64_t> pid;
+  std::optional<std::int64_t> restartCount;
+  std::optional<bool> oomKilled;
+  std::optional<std::string> startedAt;   // RFC 3339 as the engine sent it
+  std::optional<std::string> finishedAt;
+  std::map<std::string, std::string> labels;
+};
+
+struct Record {
+  std::string eventId;  // deterministic; see eventIdForEngineEvent / eventIdForSnapshot
+  std::string kind;     // "container.<action>", "container.snapshot"
+  RecordSource source = RecordSource::kStream;
+  UnixNanos time = 0;         // when it happened: the engine's timeNano, or the observation time
+  std::int64_t timeNano = 0;  // the engine's timeNano; 0 when the record has no engine event
+  UnixNanos observedAt = 0;   // when the agent saw it
+  std::string action;         // the engine's verb ("die", "health_status"), empty for snapshots
+  std::string actionDetail;   // after ": " in the engine's action ("healthy"), may be empty
+  ContainerFacts container;
+  std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
+  // Filled by the Recorder when the record is committed: the hash chain.
+  std::string prevHash;
+  std::string hash;
+};
+
+// A deterministic id for an engine event: the same event (type, action, actor, timeNano) always
+// gets the same id, so a replayed event is recognised as a duplicate. 32 lowercase hex chars.
+std::string eventIdForEngineEvent(std::string_view type, std::string_view rawAction,
+                                  std::string_view actorId, std::int64_t timeNano);
+// The id of an inventory observation: one per container per observation time.
+std::string eventIdForSnapshot(std::string_view containerId, UnixNanos observedAt);
+
+// "2026-11-22T14:33:46.456774704Z" (always 9 fractional digits, UTC).
+std::string formatRfc3339Nanos(UnixNanos t);
+
+// The canonical JSON of the record without the "hash" key (ends with "prevHash"): the bytes the
+// hash is computed over. Compact, keys in fixed order, no trailing newline.
+std::string canonicalJson(const Record& record);
+// canonicalJson with "hash" appended: the NDJSON line (no trailing newline).
+std::string recordJson(const Record& record);
+// Lowercase hex SHA-256.
+std::string sha256Hex(std::string_view bytes);
+// The first prevHash of a new chain.
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+}  // namespace zastava

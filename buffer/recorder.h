@@ -1,0 +1,57 @@
+// The Recorder makes records durable. Producers submit() without blocking into a bounded queue;
+// one writer thread takes everything pending and group-commits it: SQLite first (the source of
+// truth: dedup by eventId, hash chain, cursor, containers table, all in one transaction), then
+// the NDJSON segment, then one fdatasync. A record is counted as buffered only after both.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "buffer/record.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace zastava {
+
+class Metrics;
+class HealthState;
+
+struct BufferLimits {
+  std::uint64_t maxFileBytes = 10ull * 1024 * 1024;    // EventBuffer:MaxFileSizeMb
+  std::uint64_t maxTotalBytes = 100ull * 1024 * 1024;  // EventBuffer:MaxTotalSizeMb
+  std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;  // EventBuffer:RetentionHours
+};
+
+struct RecorderOptions {
+  std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
+  BufferLimits limits;
+  std::size_t queueCapacity = 65536;    // records waiting for the writer
+  std::size_t maxBatch = 4096;          // records per group commit
+};
+
+class Recorder {
+ public:
+  // Creates the data directory layout (0750 dirs, 0640 NDJSON, 0600 db), opens SQLite in WAL
+  // mode and the newest NDJSON segment, and starts the writer thread. Errors: kIo/kDiskFull
+  // naming the path. Call from the main thread.
+  static Result<std::unique_ptr<Recorder>> open(const RecorderOptions& options, Clock& clock,
+                                                Metrics& metrics, HealthState& health);
+  virtual ~Recorder() = default;
+
+  // Queues a record. Never blocks. Returns false when the queue is full: the record is dropped
+  // and counted in zastava_agent_records_dropped_total{reason="queue_full"}. Any thread.
+  virtual bool submit(Record record) = 0;
+
+  // Blocks until everything submitted before the call is committed (or failed). Any thread.
+  virtual void flush() = 0;
+
+  // Drains the queue, commits, closes files and joins the writer. Idempotent. Main thread.
+  virtual void stop() = 0;
+
+  // The durable event cursor: the largest engine timeNano of a committed stream/replay record,
+  // 0 when none. Any thread.
+  virtual std::int64_t cursor() const = 0;
+};
+
+}  // namespace zastava

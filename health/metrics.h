@@ -1,0 +1,67 @@
+// Every metric the agent exposes, in one place, on a prometheus-cpp registry. Names follow
+// Prometheus conventions: zastava_agent_*, _total for counters, base units. Any thread may call
+// the setters (prometheus-cpp metrics are atomic).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace zastava {
+
+struct BuildInfo {
+  std::string version;
+  std::string gitCommit;
+};
+
+class Metrics {
+ public:
+  explicit Metrics(const BuildInfo& build);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // zastava_agent_docker_connected (gauge 0/1)
+  void setDockerConnected(bool connected);
+  // zastava_agent_buffer_writable (gauge 0/1)
+  void setBufferWritable(bool writable);
+  // zastava_agent_events_buffered (gauge): records held in the SQLite buffer.
+  void setEventsBuffered(std::int64_t count);
+  // zastava_agent_events_total{kind,source}: records made durable.
+  void countEvent(std::string_view kind, std::string_view source);
+  // zastava_agent_stream_reconnects_total
+  void countReconnect();
+  // zastava_agent_engine_errors_total{kind}: kind is an errorCodeName() or "decode".
+  void countEngineError(std::string_view kind);
+  // zastava_agent_events_dropped_total{reason}
+  void countDropped(std::string_view reason);
+  // zastava_agent_duplicates_suppressed_total
+  void countDuplicate();
+  // zastava_agent_buffer_written_bytes_total
+  void addBytesWritten(std::uint64_t bytes);
+  // zastava_agent_buffer_rotations_total
+  void countRotation();
+  // zastava_agent_buffer_segments_deleted_total{reason="size"|"age"}
+  void countSegmentDeleted(std::string_view reason);
+  // zastava_agent_buffer_bytes (gauge): NDJSON bytes on disk.
+  void setBufferBytes(std::uint64_t bytes);
+  // zastava_agent_buffer_queue_depth (gauge): records waiting for the writer.
+  void setQueueDepth(std::size_t depth);
+  // zastava_agent_buffer_commit_duration_seconds (histogram): one group commit, fsync included.
+  void observeCommitDuration(double seconds);
+  // zastava_agent_last_event_timestamp_seconds (gauge): engine time of the last durable event.
+  void setLastEventTimestamp(double unixSeconds);
+  // zastava_agent_containers (gauge): containers currently tracked.
+  void setContainersTracked(std::int64_t count);
+  // zastava_agent_build_info{version,git_commit} 1 is set by the constructor.
+
+  // The Prometheus text exposition (format 0.0.4) of everything above. Any thread.
+  std::string exposition() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zastava
