@@ -27,7 +27,7 @@ enum class ErrorCode {
 std::string_view errorCodeName(ErrorCode code);
 
 struct Error {
-  ErrorCode code;
+  ErrorCode code = ErrorCode::kInternal;
   std::string message;
 };
 

@@ -25,8 +25,9 @@ class HealthState {
   void setEngineReachable(bool reachable, const std::string& reason = {});
   // The last group commit succeeded (true) or failed (false, with why: "disk full: ...").
   void setBufferWritable(bool writable, const std::string& reason = {});
-  // The first inventory after start is done: records can now be trusted to be complete.
-  void setInventoryDone();
+  // The first inventory after start is done (true): records can now be trusted to be complete;
+  // or it failed (false, with why) and is being retried.
+  void setInventoryDone(bool done = true, const std::string& reason = {});
   // A critical subsystem stopped for good (writer thread died, ...): liveness fails.
   void setFailed(const std::string& subsystem, const std::string& reason);
 
@@ -43,6 +44,7 @@ class HealthState {
   bool bufferWritable_ = true;         // guarded by mu_
   std::string bufferReason_;           // guarded by mu_
   bool inventoryDone_ = false;         // guarded by mu_
+  std::string inventoryReason_ = "starting: first container inventory not done yet";  // mu_
   std::string failure_;                // guarded by mu_; empty while alive
 };
 

@@ -32,7 +32,9 @@ class Metrics {
   void countEvent(std::string_view kind, std::string_view source);
   // zastava_agent_stream_reconnects_total
   void countReconnect();
-  // zastava_agent_engine_errors_total{kind}: kind is an errorCodeName() or "decode".
+  // zastava_agent_engine_errors_total{kind}: kind is an errorCodeName() or "decode". The kinds
+  // an engine request can fail with, and every drop and deletion reason, are exposed at 0 from
+  // the start.
   void countEngineError(std::string_view kind);
   // zastava_agent_events_dropped_total{reason}
   void countDropped(std::string_view reason);

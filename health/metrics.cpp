@@ -1,0 +1,150 @@
+#include "health/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "common/result.h"
+
+namespace zastava {
+
+namespace {
+
+prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& registry, const char* name,
+                                             const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& registry, const char* name,
+                                                 const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+// Group commits take from ~100 us (tmpfs) to seconds (a struggling disk).
+const prometheus::Histogram::BucketBoundaries kCommitBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+
+}  // namespace
+
+struct Metrics::Impl {
+  prometheus::Registry registry;
+
+  prometheus::Gauge& dockerConnected =
+      gauge(registry, "zastava_agent_docker_connected",
+            "1 when the Docker engine answered the last request and the event stream is open")
+          .Add({});
+  prometheus::Gauge& bufferWritable =
+      gauge(registry, "zastava_agent_buffer_writable",
+            "1 when the last group commit to the event buffer succeeded")
+          .Add({});
+  prometheus::Gauge& eventsBuffered =
+      gauge(registry, "zastava_agent_events_buffered", "Records held in the SQLite event buffer")
+          .Add({});
+  prometheus::Family<prometheus::Counter>& events =
+      counter(registry, "zastava_agent_events_total", "Records made durable, by kind and source");
+  prometheus::Counter& reconnects =
+      counter(registry, "zastava_agent_stream_reconnects_total",
+              "Times the engine event stream was reopened after it failed")
+          .Add({});
+  prometheus::Family<prometheus::Counter>& engineErrors =
+      counter(registry, "zastava_agent_engine_errors_total",
+              "Failed engine requests and undecodable engine JSON, by kind");
+  prometheus::Family<prometheus::Counter>& dropped =
+      counter(registry, "zastava_agent_events_dropped_total",
+              "Records lost before they were buffered, by reason");
+  prometheus::Counter& duplicates =
+      counter(registry, "zastava_agent_duplicates_suppressed_total",
+              "Engine events received again (replay after reconnect) and not written twice")
+          .Add({});
+  prometheus::Counter& bytesWritten =
+      counter(registry, "zastava_agent_buffer_written_bytes_total",
+              "Bytes appended to NDJSON segments")
+          .Add({});
+  prometheus::Counter& rotations =
+      counter(registry, "zastava_agent_buffer_rotations_total", "NDJSON segments sealed").Add({});
+  prometheus::Family<prometheus::Counter>& segmentsDeleted =
+      counter(registry, "zastava_agent_buffer_segments_deleted_total",
+              "NDJSON segments deleted by the size cap or the retention, by reason");
+  prometheus::Gauge& bufferBytes =
+      gauge(registry, "zastava_agent_buffer_bytes", "Bytes of NDJSON segments on disk").Add({});
+  prometheus::Gauge& queueDepth =
+      gauge(registry, "zastava_agent_buffer_queue_depth", "Records waiting for the writer thread")
+          .Add({});
+  prometheus::Histogram& commitDuration =
+      prometheus::BuildHistogram()
+          .Name("zastava_agent_buffer_commit_duration_seconds")
+          .Help("Duration of one group commit to SQLite and NDJSON, fsync included")
+          .Register(registry)
+          .Add({}, kCommitBuckets);
+  prometheus::Gauge& lastEventTimestamp =
+      gauge(registry, "zastava_agent_last_event_timestamp_seconds",
+            "Engine time of the newest durable engine event, seconds since the epoch")
+          .Add({});
+  prometheus::Gauge& containers =
+      gauge(registry, "zastava_agent_containers", "Containers the agent currently tracks").Add({});
+  prometheus::Family<prometheus::Gauge>& buildInfo =
+      gauge(registry, "zastava_agent_build_info", "Always 1; labels say which build runs");
+};
+
+Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
+  impl_->buildInfo.Add({{"version", build.version}, {"git_commit", build.gitCommit}}).Set(1);
+  // Every label value known in advance starts at 0, so rate() and alerts see a series from the
+  // first scrape instead of nothing.
+  for (auto code : {ErrorCode::kUnavailable, ErrorCode::kForbidden, ErrorCode::kProtocol,
+                    ErrorCode::kMalformed, ErrorCode::kTimeout}) {
+    impl_->engineErrors.Add({{"kind", std::string(errorCodeName(code))}});
+  }
+  impl_->engineErrors.Add({{"kind", "decode"}});
+  for (const char* reason : {"queue_full", "event_queue_full", "stopped"}) {
+    impl_->dropped.Add({{"reason", reason}});
+  }
+  for (const char* reason : {"size", "age"}) impl_->segmentsDeleted.Add({{"reason", reason}});
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::setDockerConnected(bool connected) { impl_->dockerConnected.Set(connected ? 1 : 0); }
+void Metrics::setBufferWritable(bool writable) { impl_->bufferWritable.Set(writable ? 1 : 0); }
+void Metrics::setEventsBuffered(std::int64_t count) {
+  impl_->eventsBuffered.Set(static_cast<double>(count));
+}
+void Metrics::countEvent(std::string_view kind, std::string_view source) {
+  impl_->events.Add({{"kind", std::string(kind)}, {"source", std::string(source)}}).Increment();
+}
+void Metrics::countReconnect() { impl_->reconnects.Increment(); }
+void Metrics::countEngineError(std::string_view kind) {
+  impl_->engineErrors.Add({{"kind", std::string(kind)}}).Increment();
+}
+void Metrics::countDropped(std::string_view reason) {
+  impl_->dropped.Add({{"reason", std::string(reason)}}).Increment();
+}
+void Metrics::countDuplicate() { impl_->duplicates.Increment(); }
+void Metrics::addBytesWritten(std::uint64_t bytes) {
+  impl_->bytesWritten.Increment(static_cast<double>(bytes));
+}
+void Metrics::countRotation() { impl_->rotations.Increment(); }
+void Metrics::countSegmentDeleted(std::string_view reason) {
+  impl_->segmentsDeleted.Add({{"reason", std::string(reason)}}).Increment();
+}
+void Metrics::setBufferBytes(std::uint64_t bytes) {
+  impl_->bufferBytes.Set(static_cast<double>(bytes));
+}
+void Metrics::setQueueDepth(std::size_t depth) {
+  impl_->queueDepth.Set(static_cast<double>(depth));
+}
+void Metrics::observeCommitDuration(double seconds) { impl_->commitDuration.Observe(seconds); }
+void Metrics::setLastEventTimestamp(double unixSeconds) {
+  impl_->lastEventTimestamp.Set(unixSeconds);
+}
+void Metrics::setContainersTracked(std::int64_t count) {
+  impl_->containers.Set(static_cast<double>(count));
+}
+
+std::string Metrics::exposition() const {
+  return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
+}
+
+}  // namespace zastava
