@@ -15,7 +15,7 @@ namespace zastava {
 struct EngineEvent {
   std::string type;          // "container", ...
   std::string action;        // the verb before ": " ("health_status", "exec_start", "die")
-  std::string actionDetail;  // what followed ": " ("healthy", "sh -c ...") or empty
+  std::string actionDetail;  // what followed ": ", exactly as sent ("healthy", "true "), or empty
   std::string rawAction;     // Action exactly as the engine sent it
   std::string actorId;       // Actor.ID (full container id for container events)
   std::map<std::string, std::string> attributes;  // Actor.Attributes

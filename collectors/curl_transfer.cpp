@@ -1,0 +1,253 @@
+#include "collectors/curl_transfer.h"
+
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+
+#include "collectors/api_paths.h"
+#include "collectors/decoders.h"
+
+namespace zastava {
+namespace {
+
+constexpr long kConnectTimeoutMs = 5'000;
+constexpr long kRequestTimeoutMs = 30'000;
+constexpr std::size_t kMaxBodyBytes = 256u << 20;      // a list of many thousands of containers
+constexpr std::size_t kMaxErrorBodyBytes = 64u << 10;  // the body of a refused stream
+constexpr std::size_t kMaxEventLineBytes = 16u << 20;
+
+std::string_view trimEnd(std::string_view text) {
+  while (!text.empty() && (text.back() == '\r' || text.back() == '\n' || text.back() == ' ' ||
+                           text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+bool streamingOk(const Transfer& t) { return t.stream && t.status == 200; }
+
+// Runs a user callback; an exception is kept as an Error instead of unwinding through libcurl.
+template <typename F>
+bool guarded(Transfer& t, F&& call) {
+  try {
+    call();
+    return true;
+  } catch (const std::exception& e) {
+    t.callbackError = Error{ErrorCode::kInternal, std::string("event callback threw: ") + e.what()};
+  } catch (...) {
+    t.callbackError = Error{ErrorCode::kInternal, "event callback threw"};
+  }
+  return false;
+}
+
+bool openOnce(Transfer& t) {
+  if (t.opened || !streamingOk(t)) return true;
+  t.opened = true;
+  const auto* onOpen = t.stream->onOpen;
+  return onOpen == nullptr || !*onOpen || guarded(t, [&] { (*onOpen)(); });
+}
+
+size_t onHeader(char* data, size_t size, size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  const std::string_view line = trimEnd(std::string_view(data, bytes));
+  if (line.substr(0, 5) == "HTTP/") {
+    const std::string copy(line);
+    long status = 0;
+    if (std::sscanf(copy.c_str(), "HTTP/%*s %ld", &status) == 1) t.status = status;
+    t.apiVersionHeader.clear();
+    t.headersDone = false;
+    return bytes;
+  }
+  if (line.empty()) {
+    t.headersDone = true;
+    return openOnce(t) ? bytes : 0;
+  }
+  constexpr std::string_view kApiVersion = "api-version:";
+  if (line.size() >= kApiVersion.size() &&
+      strncasecmp(line.data(), kApiVersion.data(), kApiVersion.size()) == 0) {
+    std::string_view value = line.substr(kApiVersion.size());
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+      value.remove_prefix(1);
+    }
+    t.apiVersionHeader = std::string(value);
+  }
+  return bytes;
+}
+
+// Passes every complete line in t.partialLine to onEvent and keeps the unfinished rest.
+bool deliverLines(Transfer& t) {
+  std::size_t start = 0;
+  bool ok = true;
+  for (auto end = t.partialLine.find('\n'); ok && end != std::string::npos;
+       end = t.partialLine.find('\n', start)) {
+    const std::string_view line =
+        trimEnd(std::string_view(t.partialLine).substr(start, end - start));
+    start = end + 1;
+    if (!line.empty()) ok = guarded(t, [&] { (*t.stream->onEvent)(decodeEvent(line)); });
+  }
+  t.partialLine.erase(0, start);
+  return ok;
+}
+
+size_t onBody(char* data, size_t size, size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  if (t.stream && t.stream->stop->load()) return 0;
+  if (!streamingOk(t)) {
+    const std::size_t limit = t.stream ? kMaxErrorBodyBytes : kMaxBodyBytes;
+    if (t.body.size() + bytes > limit) {
+      if (t.stream) return bytes;  // enough of an error body to diagnose it
+      t.bodyTooLarge = true;
+      return 0;
+    }
+    t.body.append(data, bytes);
+    return bytes;
+  }
+  if (!openOnce(t)) return 0;
+  t.partialLine.append(data, bytes);
+  if (!deliverLines(t)) return 0;
+  if (t.partialLine.size() > kMaxEventLineBytes) {
+    t.bodyTooLarge = true;
+    return 0;
+  }
+  return bytes;
+}
+
+int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto& t = *static_cast<Transfer*>(user);
+  return t.stream && t.stream->stop->load() ? 1 : 0;
+}
+
+std::string baseUrl(const Endpoint& endpoint) {
+  if (endpoint.kind == Endpoint::Kind::kUnix) return "http://localhost";
+  const bool ipv6 = endpoint.host.find(':') != std::string::npos;
+  return std::string(endpoint.tls ? "https://" : "http://") + (ipv6 ? "[" : "") + endpoint.host +
+         (ipv6 ? "]" : "") + ":" + std::to_string(endpoint.port);
+}
+
+// Why a unix socket refused a connection, in words that point at the fix (curl would only say
+// "Failed to connect to localhost port 80").
+std::string unixSocketProblem(const std::string& socketPath) {
+  struct stat info {};
+  if (stat(socketPath.c_str(), &info) != 0) {
+    return "no socket at " + socketPath + " (" + std::strerror(errno) + ")";
+  }
+  if (!S_ISSOCK(info.st_mode)) return socketPath + " is not a socket";
+  if (access(socketPath.c_str(), R_OK | W_OK) != 0) {
+    return "permission denied on " + socketPath +
+           " (add this user to the socket's group, e.g. docker, or grant an ACL)";
+  }
+  return "connection refused by " + socketPath;
+}
+
+Error curlError(const Endpoint& endpoint, std::string_view path, CURLcode code,
+                const char* detail) {
+  std::string why = detail[0] != '\0' ? detail : curl_easy_strerror(code);
+  if (code == CURLE_COULDNT_CONNECT && endpoint.kind == Endpoint::Kind::kUnix) {
+    why = unixSocketProblem(endpoint.socketPath);
+  }
+  switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return Error{ErrorCode::kUnavailable,
+                   "cannot connect to " + endpoint.uri + ": " + why +
+                       "; is the Docker engine running and is the socket readable by this user?"};
+    case CURLE_OPERATION_TIMEDOUT:
+      return Error{ErrorCode::kTimeout,
+                   "GET " + std::string(path) + " to " + endpoint.uri + " timed out: " + why};
+    default:
+      return Error{ErrorCode::kUnavailable,
+                   "GET " + std::string(path) + " to " + endpoint.uri + " failed: " + why};
+  }
+}
+
+}  // namespace
+
+void initCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+Result<void> perform(const Endpoint& endpoint, CURL* handle, std::string_view path,
+                     Transfer& transfer) {
+  const std::string url = baseUrl(endpoint) + std::string(path);
+  char errorBuffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, errorBuffer);
+  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
+  curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, onHeader);
+  curl_easy_setopt(handle, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, onBody);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
+  if (endpoint.kind == Endpoint::Kind::kUnix) {
+    curl_easy_setopt(handle, CURLOPT_UNIX_SOCKET_PATH, endpoint.socketPath.c_str());
+  }
+  if (endpoint.tls) {
+    const TlsFiles& tls = *endpoint.tls;
+    if (!tls.caFile.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, tls.caFile.c_str());
+    if (!tls.certFile.empty()) curl_easy_setopt(handle, CURLOPT_SSLCERT, tls.certFile.c_str());
+    if (!tls.keyFile.empty()) curl_easy_setopt(handle, CURLOPT_SSLKEY, tls.keyFile.c_str());
+    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, tls.verifyPeer ? 1L : 0L);
+    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, tls.verifyPeer ? 2L : 0L);
+  }
+  if (transfer.stream) {
+    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, 0L);
+    curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, 0L);
+    curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, onProgress);
+    curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &transfer);
+  } else {
+    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, kRequestTimeoutMs);
+  }
+
+  const CURLcode code = curl_easy_perform(handle);
+  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
+  if (transfer.stream && transfer.stream->stop->load()) {
+    return Error{ErrorCode::kCancelled, "GET " + std::string(path) + " stopped on request"};
+  }
+  if (transfer.callbackError) return *transfer.callbackError;
+  if (transfer.bodyTooLarge) {
+    return Error{ErrorCode::kProtocol, "GET " + std::string(path) + " to " + endpoint.uri +
+                                           " answered with more data than the agent accepts"};
+  }
+  if (code != CURLE_OK) return curlError(endpoint, path, code, errorBuffer);
+  long status = 0;
+  if (curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status != 0) {
+    transfer.status = status;
+  }
+  if (transfer.stream && !transfer.partialLine.empty() && streamingOk(transfer)) {
+    const std::string rest = std::move(transfer.partialLine);
+    transfer.partialLine.clear();
+    if (!guarded(transfer, [&] { (*transfer.stream->onEvent)(decodeEvent(rest)); })) {
+      return *transfer.callbackError;
+    }
+  }
+  return okResult();
+}
+
+Error statusError(const Endpoint& endpoint, std::string_view path, const Transfer& transfer) {
+  if (transfer.status == 401 || transfer.status == 403) {
+    return Error{ErrorCode::kForbidden,
+                 diagnoseForbidden(path, transfer.body, endpoint.uri, transfer.status)};
+  }
+  std::string message = "GET " + std::string(path) + " to " + endpoint.uri + " answered HTTP " +
+                        std::to_string(transfer.status);
+  if (const std::string engine = decodeErrorMessage(transfer.body); !engine.empty()) {
+    message += ": " + engine;
+  }
+  return Error{ErrorCode::kProtocol, message};
+}
+
+}  // namespace zastava

@@ -1,0 +1,263 @@
+#include "collectors/decoders.h"
+
+#include <simdjson.h>
+
+#include <optional>
+
+namespace zastava {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+constexpr std::size_t kQuoteLimit = 200;
+constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
+
+// The first bytes of the input with control characters replaced, for error messages.
+std::string quote(std::string_view json) {
+  std::string out(json.substr(0, kQuoteLimit));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  if (json.size() > kQuoteLimit) out += "...";
+  return out;
+}
+
+Error malformed(std::string_view what, std::string_view json) {
+  return Error{ErrorCode::kMalformed, std::string(what) + " (" + std::to_string(json.size()) +
+                                          " bytes: " + quote(json) + ")"};
+}
+
+// Parses `json` into `parser`'s document. The input is copied into a padded buffer.
+Result<element> parseDocument(simdjson::dom::parser& parser, std::string_view json,
+                              std::string_view what) {
+  const simdjson::padded_string padded(json);
+  element root;
+  const auto err = parser.parse(padded).get(root);
+  if (err != simdjson::SUCCESS) {
+    return malformed(std::string(what) + " is not valid JSON: " + simdjson::error_message(err),
+                     json);
+  }
+  return root;
+}
+
+std::optional<element> field(element parent, std::string_view key) {
+  element value;
+  if (parent.at_key(key).get(value) != simdjson::SUCCESS || value.is_null()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::string> stringField(element parent, std::string_view key) {
+  const auto value = field(parent, key);
+  if (!value) return std::nullopt;
+  std::string_view text;
+  if (value->get_string().get(text) != simdjson::SUCCESS) return std::nullopt;
+  return std::string(text);
+}
+
+std::string stringOr(element parent, std::string_view key) {
+  return stringField(parent, key).value_or(std::string());
+}
+
+std::int64_t intOr(element parent, std::string_view key) {
+  const auto value = field(parent, key);
+  if (!value) return 0;
+  std::int64_t i = 0;
+  if (value->get_int64().get(i) == simdjson::SUCCESS) return i;
+  double d = 0;
+  if (value->get_double().get(d) == simdjson::SUCCESS) return static_cast<std::int64_t>(d);
+  return 0;
+}
+
+bool boolOr(element parent, std::string_view key) {
+  const auto value = field(parent, key);
+  bool b = false;
+  if (value && value->get_bool().get(b) == simdjson::SUCCESS) return b;
+  return false;
+}
+
+// A string value as its text; any other value as its compact JSON text (numbers: "137").
+std::string asText(element value) {
+  std::string_view text;
+  if (value.get_string().get(text) == simdjson::SUCCESS) return std::string(text);
+  if (value.is_null()) return std::string();
+  return simdjson::minify(value);
+}
+
+std::map<std::string, std::string> stringMap(std::optional<element> value) {
+  std::map<std::string, std::string> out;
+  object obj;
+  if (!value || value->get_object().get(obj) != simdjson::SUCCESS) return out;
+  for (const auto [key, item] : obj) out.emplace(std::string(key), asText(item));
+  return out;
+}
+
+std::vector<std::string> stringList(std::optional<element> value) {
+  std::vector<std::string> out;
+  simdjson::dom::array arr;
+  if (!value || value->get_array().get(arr) != simdjson::SUCCESS) return out;
+  for (const element item : arr) out.push_back(asText(item));
+  return out;
+}
+
+bool isObject(element value) { return value.type() == simdjson::dom::element_type::OBJECT; }
+
+ContainerSummary summaryFrom(element item) {
+  ContainerSummary summary;
+  summary.id = stringOr(item, "Id");
+  summary.names = stringList(field(item, "Names"));
+  summary.image = stringOr(item, "Image");
+  summary.imageId = stringOr(item, "ImageID");
+  summary.command = stringOr(item, "Command");
+  summary.created = intOr(item, "Created");
+  summary.state = stringOr(item, "State");
+  summary.status = stringOr(item, "Status");
+  summary.labels = stringMap(field(item, "Labels"));
+  return summary;
+}
+
+ContainerState stateFrom(std::optional<element> value) {
+  ContainerState state;
+  if (!value || !isObject(*value)) return state;
+  const element s = *value;
+  state.status = stringOr(s, "Status");
+  state.running = boolOr(s, "Running");
+  state.paused = boolOr(s, "Paused");
+  state.restarting = boolOr(s, "Restarting");
+  state.oomKilled = boolOr(s, "OOMKilled");
+  state.dead = boolOr(s, "Dead");
+  state.pid = intOr(s, "Pid");
+  state.exitCode = intOr(s, "ExitCode");
+  state.error = stringOr(s, "Error");
+  state.startedAt = stringOr(s, "StartedAt");
+  state.finishedAt = stringOr(s, "FinishedAt");
+  return state;
+}
+
+}  // namespace
+
+void splitAction(std::string_view raw, std::string& action, std::string& detail) {
+  const auto sep = raw.find(": ");
+  if (sep == std::string_view::npos) {
+    action.assign(raw);
+    detail.clear();
+    return;
+  }
+  action.assign(raw.substr(0, sep));
+  detail.assign(raw.substr(sep + 2));
+}
+
+Result<EngineEvent> decodeEvent(std::string_view json) {
+  simdjson::dom::parser parser;
+  auto root = parseDocument(parser, json, "event");
+  if (!root.ok()) return root.error();
+  const element doc = *root;
+  if (!isObject(doc)) return malformed("event is not a JSON object", json);
+
+  EngineEvent event;
+  const auto status = stringField(doc, "status");
+  auto rawAction = stringField(doc, "Action");
+  if (!rawAction) rawAction = status;
+  if (!rawAction) return malformed("event has neither Action nor status", json);
+
+  const auto actor = field(doc, "Actor");
+  std::optional<std::string> actorId;
+  if (actor && isObject(*actor)) {
+    actorId = stringField(*actor, "ID");
+    event.attributes = stringMap(field(*actor, "Attributes"));
+  }
+  if (!actorId || actorId->empty()) actorId = stringField(doc, "id");
+  if (!actorId || actorId->empty()) return malformed("event has neither Actor.ID nor id", json);
+
+  auto type = stringField(doc, "Type");
+  if (!type && status) type = "container";
+  if (!type) return malformed("event has no Type", json);
+
+  event.type = std::move(*type);
+  event.rawAction = std::move(*rawAction);
+  splitAction(event.rawAction, event.action, event.actionDetail);
+  event.actorId = std::move(*actorId);
+  event.scope = stringOr(doc, "scope");
+  event.time = intOr(doc, "time");
+  event.timeNano = intOr(doc, "timeNano");
+  if (event.timeNano == 0) event.timeNano = event.time * kNanosPerSecond;
+  return event;
+}
+
+Result<std::vector<ContainerSummary>> decodeContainerList(std::string_view json) {
+  simdjson::dom::parser parser;
+  auto root = parseDocument(parser, json, "container list");
+  if (!root.ok()) return root.error();
+  simdjson::dom::array items;
+  if (root->get_array().get(items) != simdjson::SUCCESS) {
+    return malformed("container list is not a JSON array", json);
+  }
+  std::vector<ContainerSummary> out;
+  out.reserve(items.size());
+  std::size_t index = 0;
+  for (const element item : items) {
+    if (!isObject(item)) {
+      return malformed("container list element " + std::to_string(index) + " is not an object",
+                       json);
+    }
+    ContainerSummary summary = summaryFrom(item);
+    if (summary.id.empty()) {
+      return malformed("container list element " + std::to_string(index) + " has no Id", json);
+    }
+    out.push_back(std::move(summary));
+    ++index;
+  }
+  return out;
+}
+
+Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
+  simdjson::dom::parser parser;
+  auto root = parseDocument(parser, json, "container inspect");
+  if (!root.ok()) return root.error();
+  const element doc = *root;
+  if (!isObject(doc)) return malformed("container inspect is not a JSON object", json);
+
+  ContainerInspect inspect;
+  inspect.id = stringOr(doc, "Id");
+  if (inspect.id.empty()) return malformed("container inspect has no Id", json);
+  inspect.name = stringOr(doc, "Name");
+  if (!inspect.name.empty() && inspect.name.front() == '/') inspect.name.erase(0, 1);
+  inspect.created = stringOr(doc, "Created");
+  inspect.imageId = stringOr(doc, "Image");
+  inspect.path = stringOr(doc, "Path");
+  inspect.args = stringList(field(doc, "Args"));
+  inspect.state = stateFrom(field(doc, "State"));
+  inspect.restartCount = intOr(doc, "RestartCount");
+  if (const auto config = field(doc, "Config"); config && isObject(*config)) {
+    inspect.image = stringOr(*config, "Image");
+    inspect.labels = stringMap(field(*config, "Labels"));
+  }
+  return inspect;
+}
+
+Result<VersionInfo> decodeVersion(std::string_view json) {
+  simdjson::dom::parser parser;
+  auto root = parseDocument(parser, json, "version");
+  if (!root.ok()) return root.error();
+  const element doc = *root;
+  if (!isObject(doc)) return malformed("version is not a JSON object", json);
+  VersionInfo info;
+  info.apiVersion = stringOr(doc, "ApiVersion");
+  if (info.apiVersion.empty()) return malformed("version has no ApiVersion", json);
+  info.version = stringOr(doc, "Version");
+  info.minApiVersion = stringOr(doc, "MinAPIVersion");
+  info.os = stringOr(doc, "Os");
+  info.arch = stringOr(doc, "Arch");
+  info.kernelVersion = stringOr(doc, "KernelVersion");
+  return info;
+}
+
+std::string decodeErrorMessage(std::string_view body) {
+  simdjson::dom::parser parser;
+  const simdjson::padded_string padded(body);
+  element doc;
+  if (parser.parse(padded).get(doc) != simdjson::SUCCESS || !isObject(doc)) return std::string();
+  return stringOr(doc, "message");
+}
+
+}  // namespace zastava

@@ -1,0 +1,39 @@
+// Pure decoders from the Docker Engine's JSON bytes to the structs of engine_types.h. They copy
+// every string out of the parser's buffer, keep no state between calls and may be called from any
+// thread. Errors are kMalformed and say what is wrong or missing; they quote at most the first
+// 200 bytes of the input.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "collectors/engine_types.h"
+#include "common/result.h"
+
+namespace zastava {
+
+// One line of GET /events, either shape (pre-1.52 with status/id/from, or 1.52+ with only
+// Type/Action/Actor). Requires Action (or status) and Actor.ID (or id). A missing Type is
+// "container" when status is present. Attribute values that are not strings are kept as their
+// JSON text. A missing timeNano is time * 1e9.
+Result<EngineEvent> decodeEvent(std::string_view json);
+
+// GET /containers/json. Every element needs an Id; Labels may be null.
+Result<std::vector<ContainerSummary>> decodeContainerList(std::string_view json);
+
+// GET /containers/{id}/json. Needs Id; Config.Labels and Args may be null.
+Result<ContainerInspect> decodeContainerInspect(std::string_view json);
+
+// GET /version. Needs ApiVersion.
+Result<VersionInfo> decodeVersion(std::string_view json);
+
+// Splits an event Action on the first ": " ("health_status: healthy" -> "health_status",
+// "healthy"). `detail` is kept exactly as sent, trailing space included ("exec_create: true " ->
+// "true "), and is empty when there is no ": ".
+void splitAction(std::string_view raw, std::string& action, std::string& detail);
+
+// The text of the engine's {"message": "..."} error body; empty when `body` is not such JSON.
+std::string decodeErrorMessage(std::string_view body);
+
+}  // namespace zastava

@@ -1,0 +1,27 @@
+// Reads the engine fixtures captured under tests/fixtures/engine (see its README.md).
+#pragma once
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace zastava::testing {
+
+// The whole file; empty when it cannot be read (tests then fail on the content).
+inline std::string readFixture(const std::string& name) {
+  std::ifstream in(std::string(ZASTAVA_FIXTURES_DIR) + "/engine/" + name, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// The file's lines, without the '\n'.
+inline std::vector<std::string> fixtureLines(const std::string& name) {
+  std::vector<std::string> lines;
+  std::istringstream in(readFixture(name));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace zastava::testing
