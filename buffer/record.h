@@ -30,7 +30,7 @@ struct ContainerFacts {
   std::optional<std::int64_t> pid;
   std::optional<std::int64_t> restartCount;
   std::optional<bool> oomKilled;
-  std::optional<std::string> startedAt;   // RFC 3339 as the engine sent it
+  std::optional<std::string> startedAt;  // RFC 3339 as the engine sent it
   std::optional<std::string> finishedAt;
   std::map<std::string, std::string> labels;
 };
@@ -64,7 +64,9 @@ std::string formatRfc3339Nanos(UnixNanos t);
 // The canonical JSON of the record without the "hash" key (ends with "prevHash"): the bytes the
 // hash is computed over. Compact, keys in fixed order, no trailing newline.
 std::string canonicalJson(const Record& record);
-// canonicalJson with "hash" appended: the NDJSON line (no trailing newline).
+// canonicalJson with "hash" appended: the NDJSON line (no trailing newline). Uses record.hash,
+// or sha256Hex(canonicalJson(record)) when it is empty. Pure functions, any thread; invalid UTF-8
+// in any string becomes U+FFFD; they return "" only if the JSON library fails to allocate.
 std::string recordJson(const Record& record);
 // Lowercase hex SHA-256.
 std::string sha256Hex(std::string_view bytes);

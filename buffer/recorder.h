@@ -18,29 +18,31 @@ class Metrics;
 class HealthState;
 
 struct BufferLimits {
-  std::uint64_t maxFileBytes = 10ull * 1024 * 1024;    // EventBuffer:MaxFileSizeMb
-  std::uint64_t maxTotalBytes = 100ull * 1024 * 1024;  // EventBuffer:MaxTotalSizeMb
+  std::uint64_t maxFileBytes = 10ull * 1024 * 1024;           // EventBuffer:MaxFileSizeMb
+  std::uint64_t maxTotalBytes = 100ull * 1024 * 1024;         // EventBuffer:MaxTotalSizeMb
   std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;  // EventBuffer:RetentionHours
 };
 
 struct RecorderOptions {
   std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
   BufferLimits limits;
-  std::size_t queueCapacity = 65536;    // records waiting for the writer
-  std::size_t maxBatch = 4096;          // records per group commit
+  std::size_t queueCapacity = 65536;  // records waiting for the writer
+  std::size_t maxBatch = 4096;        // records per group commit
 };
 
 class Recorder {
  public:
   // Creates the data directory layout (0750 dirs, 0640 NDJSON, 0600 db), opens SQLite in WAL
-  // mode and the newest NDJSON segment, and starts the writer thread. Errors: kIo/kDiskFull
-  // naming the path. Call from the main thread.
+  // mode, appends to NDJSON what only SQLite holds (see resync.h), and starts the writer thread;
+  // new records go to a new segment. Errors: kIo/kDiskFull naming the path; kInvalidArgument
+  // for a database with a newer schema; kInternal if the thread cannot start. Main thread.
   static Result<std::unique_ptr<Recorder>> open(const RecorderOptions& options, Clock& clock,
                                                 Metrics& metrics, HealthState& health);
   virtual ~Recorder() = default;
 
   // Queues a record. Never blocks. Returns false when the queue is full: the record is dropped
-  // and counted in zastava_agent_records_dropped_total{reason="queue_full"}. Any thread.
+  // and counted in zastava_agent_events_dropped_total{reason="queue_full"}; also false after
+  // stop() (reason="stopped"). Any thread.
   virtual bool submit(Record record) = 0;
 
   // Blocks until everything submitted before the call is committed (or failed). Any thread.

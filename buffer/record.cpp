@@ -1,0 +1,150 @@
+#include "buffer/record.h"
+
+#include <openssl/evp.h>
+#include <time.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace zastava {
+namespace {
+
+using OrderedJson = nlohmann::ordered_json;
+
+constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
+constexpr std::size_t kEventIdHexChars = 32;
+
+OrderedJson containerJson(const ContainerFacts& facts) {
+  OrderedJson out = OrderedJson::object();
+  out["id"] = facts.id;
+  out["name"] = facts.name;
+  out["image"] = facts.image;
+  if (!facts.imageId.empty()) out["imageId"] = facts.imageId;
+  if (facts.state) out["state"] = *facts.state;
+  if (facts.exitCode) out["exitCode"] = *facts.exitCode;
+  if (facts.pid) out["pid"] = *facts.pid;
+  if (facts.restartCount) out["restartCount"] = *facts.restartCount;
+  if (facts.oomKilled) out["oomKilled"] = *facts.oomKilled;
+  if (facts.startedAt) out["startedAt"] = *facts.startedAt;
+  if (facts.finishedAt) out["finishedAt"] = *facts.finishedAt;
+  if (!facts.labels.empty()) out["labels"] = facts.labels;
+  return out;
+}
+
+OrderedJson canonicalObject(const Record& record) {
+  OrderedJson out = OrderedJson::object();
+  out["schema"] = OrderedJson{{"name", kSchemaName}, {"version", kSchemaVersion}};
+  out["eventId"] = record.eventId;
+  out["kind"] = record.kind;
+  out["source"] = recordSourceName(record.source);
+  out["time"] = formatRfc3339Nanos(record.time);
+  if (record.timeNano != 0) out["timeNano"] = record.timeNano;
+  out["observedAt"] = formatRfc3339Nanos(record.observedAt);
+  if (!record.action.empty()) out["action"] = record.action;
+  if (!record.actionDetail.empty()) out["actionDetail"] = record.actionDetail;
+  out["container"] = containerJson(record.container);
+  if (!record.attributes.empty()) out["attributes"] = record.attributes;
+  out["prevHash"] = record.prevHash;
+  return out;
+}
+
+// Compact UTF-8; invalid UTF-8 from the engine becomes U+FFFD instead of throwing. Returns ""
+// only if nlohmann throws anyway (allocation failure).
+std::string dumpCompact(const OrderedJson& value) {
+  try {
+    return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string sha256Prefix(std::string_view bytes, std::size_t hexChars) {
+  std::string hex = sha256Hex(bytes);
+  if (hex.size() > hexChars) hex.resize(hexChars);
+  return hex;
+}
+
+}  // namespace
+
+std::string_view recordSourceName(RecordSource source) {
+  switch (source) {
+    case RecordSource::kStream:
+      return "stream";
+    case RecordSource::kReplay:
+      return "replay";
+    case RecordSource::kReconcile:
+      return "reconcile";
+    case RecordSource::kSnapshot:
+      return "snapshot";
+  }
+  return "stream";
+}
+
+std::string eventIdForEngineEvent(std::string_view type, std::string_view rawAction,
+                                  std::string_view actorId, std::int64_t timeNano) {
+  std::string input = "engine\n";
+  input.append(type).append("\n").append(rawAction).append("\n").append(actorId).append("\n");
+  input.append(std::to_string(timeNano));
+  return sha256Prefix(input, kEventIdHexChars);
+}
+
+std::string eventIdForSnapshot(std::string_view containerId, UnixNanos observedAt) {
+  std::string input = "snapshot\n";
+  input.append(containerId).append("\n").append(std::to_string(observedAt));
+  return sha256Prefix(input, kEventIdHexChars);
+}
+
+std::string formatRfc3339Nanos(UnixNanos t) {
+  std::int64_t seconds = t / kNanosPerSecond;
+  std::int64_t nanos = t % kNanosPerSecond;
+  if (nanos < 0) {
+    nanos += kNanosPerSecond;
+    seconds -= 1;
+  }
+  const auto asTimeT = static_cast<time_t>(seconds);
+  struct tm utc {};
+  if (gmtime_r(&asTimeT, &utc) == nullptr) return "1970-01-01T00:00:00.000000000Z";
+  std::array<char, 64> buf{};
+  std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<long long>(nanos));
+  return buf.data();
+}
+
+std::string canonicalJson(const Record& record) {
+  try {
+    return dumpCompact(canonicalObject(record));
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string recordJson(const Record& record) {
+  try {
+    OrderedJson object = canonicalObject(record);
+    std::string hash = record.hash.empty() ? sha256Hex(dumpCompact(object)) : record.hash;
+    object["hash"] = std::move(hash);
+    return dumpCompact(object);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string sha256Hex(std::string_view bytes) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+    return {};
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0x0f]);
+  }
+  return hex;
+}
+
+}  // namespace zastava

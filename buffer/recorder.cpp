@@ -1,0 +1,313 @@
+#include "buffer/recorder.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "buffer/resync.h"
+#include "buffer/segment_writer.h"
+#include "buffer/sqlite_store.h"
+#include "health/health_state.h"
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kFirstBackoff = 100ms;
+constexpr auto kMaxBackoff = 5000ms;
+constexpr auto kIdleWake = 1000ms;
+constexpr auto kStopGrace = 3000ms;
+constexpr std::int64_t kPruneIntervalNanos = 60ll * 1'000'000'000;
+constexpr const char* kDatabaseName = "zastava-agent.db";
+constexpr const char* kSegmentDirName = "runtime-events";
+
+// What the metrics need of a record once it is durable in both places.
+struct Committed {
+  std::string kind;
+  RecordSource source;
+  std::int64_t timeNano;
+};
+
+class RecorderImpl final : public Recorder {
+ public:
+  RecorderImpl(const RecorderOptions& options, Clock& clock, Metrics& metrics, HealthState& health,
+               std::unique_ptr<SqliteStore> store, std::unique_ptr<SegmentWriter> segments)
+      : options_(options),
+        clock_(clock),
+        metrics_(metrics),
+        health_(health),
+        store_(std::move(store)),
+        segments_(std::move(segments)),
+        cursor_(store_->cursor()),
+        lastPrune_(clock.now() - kPruneIntervalNanos) {}
+
+  ~RecorderImpl() override { stop(); }
+
+  Result<void> start() {
+    try {
+      writer_ = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+      return Error{ErrorCode::kInternal,
+                   std::string("cannot start the writer thread: ") + e.what()};
+    }
+    return okResult();
+  }
+
+  bool submit(Record record) override {
+    std::string_view dropReason;
+    std::size_t depth = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) {
+        dropReason = "stopped";
+      } else if (queue_.size() >= options_.queueCapacity) {
+        dropReason = "queue_full";
+      } else {
+        queue_.push_back(std::move(record));
+        ++submitted_;
+        depth = queue_.size();
+      }
+    }
+    if (!dropReason.empty()) {
+      metrics_.countDropped(dropReason);
+      return false;
+    }
+    metrics_.setQueueDepth(depth);
+    wake_.notify_one();
+    return true;
+  }
+
+  void flush() override {
+    std::unique_lock lock(mu_);
+    const std::uint64_t target = submitted_;
+    progress_.wait(lock, [&] { return completed_ >= target || failing_ || writerExited_; });
+  }
+
+  void stop() override {
+    if (stopped_) return;
+    stopped_ = true;
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      stopDeadline_ = std::chrono::steady_clock::now() + kStopGrace;
+    }
+    wake_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    segments_.reset();
+    store_.reset();
+  }
+
+  std::int64_t cursor() const override { return cursor_.load(); }
+
+ private:
+  void run();
+  bool waitForWork(std::chrono::milliseconds backoff);
+  Result<void> writeOnce();
+  Result<void> maintain();
+  void reportOutcome(const Result<void>& result);
+
+  const RecorderOptions options_;
+  Clock& clock_;
+  Metrics& metrics_;
+  HealthState& health_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<SegmentWriter> segments_;
+  std::atomic<std::int64_t> cursor_;
+  std::thread writer_;
+  bool stopped_ = false;  // main thread only
+
+  std::mutex mu_;
+  std::condition_variable wake_;      // the writer waits for work
+  std::condition_variable progress_;  // flush() waits for the writer
+  std::deque<Record> queue_;          // guarded by mu_
+  std::uint64_t submitted_ = 0;       // guarded by mu_: records ever accepted
+  std::uint64_t completed_ = 0;       // guarded by mu_: of those, durable (or duplicates)
+  bool failing_ = false;              // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool writerExited_ = false;         // guarded by mu_
+  std::chrono::steady_clock::time_point stopDeadline_;  // guarded by mu_
+
+  // Writer thread only.
+  std::vector<Record> batch_;        // taken from queue_, not yet committed to SQLite
+  std::uint64_t taken_ = 0;          // records ever taken from queue_
+  std::uint64_t batchEnd_ = 0;       // taken_ when batch_ was taken
+  std::vector<Committed> unsynced_;  // in SQLite, waiting for the NDJSON sync
+  std::uint64_t unsyncedEnd_ = 0;
+  std::string failure_;  // the error of the current incident, empty when healthy
+  UnixNanos lastPrune_;
+};
+
+// Returns false when the writer should exit. Takes the next batch from the queue.
+bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
+  std::unique_lock lock(mu_);
+  if (failing_ && stopping_) {
+    wake_.wait_until(lock, std::min(std::chrono::steady_clock::now() + backoff, stopDeadline_));
+  } else if (failing_) {
+    wake_.wait_for(lock, backoff, [&] { return stopping_; });
+  } else {
+    wake_.wait_for(lock, kIdleWake, [&] { return stopping_ || !queue_.empty(); });
+  }
+  const bool idle = queue_.empty() && batch_.empty() && !segments_->hasPending();
+  if (stopping_ && (idle || (failing_ && std::chrono::steady_clock::now() >= stopDeadline_))) {
+    return false;
+  }
+  if (batch_.empty() && !queue_.empty()) {
+    const std::size_t count = std::min(queue_.size(), std::max<std::size_t>(options_.maxBatch, 1));
+    batch_.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      batch_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    taken_ += count;
+    batchEnd_ = taken_;
+  }
+  metrics_.setQueueDepth(queue_.size());
+  return true;
+}
+
+void RecorderImpl::run() {
+  pthread_setname_np(pthread_self(), "zastava-writer");
+  auto backoff = std::chrono::milliseconds(kFirstBackoff);
+  while (waitForWork(backoff)) {
+    Result<void> result = writeOnce();
+    if (result) result = maintain();
+    reportOutcome(result);
+    backoff =
+        result ? std::chrono::milliseconds(kFirstBackoff) : std::min(backoff * 2, kMaxBackoff);
+  }
+  std::size_t lost = batch_.size();
+  {
+    std::lock_guard lock(mu_);
+    lost += queue_.size();
+    writerExited_ = true;
+  }
+  progress_.notify_all();
+  if (lost > 0 || segments_->hasPending()) {
+    spdlog::error("buffer: stopped with {} records not committed and NDJSON lines {}written", lost,
+                  segments_->hasPending() ? "not " : "");
+  }
+}
+
+Result<void> RecorderImpl::writeOnce() {
+  if (batch_.empty() && !segments_->hasPending()) return okResult();
+  const auto started = std::chrono::steady_clock::now();
+  if (!batch_.empty()) {
+    auto fresh = store_->commit(batch_);
+    if (!fresh) return fresh.error();
+    batch_.clear();
+    for (const Record& record : *fresh) {
+      segments_->append(recordJson(record));
+      unsynced_.push_back(Committed{record.kind, record.source, record.timeNano});
+    }
+    unsyncedEnd_ = batchEnd_;
+    cursor_.store(store_->cursor());
+  }
+  auto synced = segments_->sync();
+  if (!synced) return synced;
+  std::int64_t newest = 0;
+  for (const Committed& committed : unsynced_) {
+    metrics_.countEvent(committed.kind, recordSourceName(committed.source));
+    newest = std::max(newest, committed.timeNano);
+  }
+  unsynced_.clear();
+  if (newest > 0) metrics_.setLastEventTimestamp(static_cast<double>(newest) / 1e9);
+  metrics_.setEventsBuffered(store_->eventCount());
+  metrics_.observeCommitDuration(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  {
+    std::lock_guard lock(mu_);
+    completed_ = unsyncedEnd_;
+  }
+  progress_.notify_all();
+  return okResult();
+}
+
+Result<void> RecorderImpl::maintain() {
+  auto maintained = segments_->maintain();
+  if (!maintained) return maintained;
+  const UnixNanos now = clock_.now();
+  if (now - lastPrune_ < kPruneIntervalNanos) return okResult();
+  lastPrune_ = now;
+  auto pruned = store_->pruneOlderThan(now - options_.limits.retentionNanos);
+  if (!pruned) return pruned.error();
+  if (*pruned > 0) metrics_.setEventsBuffered(store_->eventCount());
+  return okResult();
+}
+
+void RecorderImpl::reportOutcome(const Result<void>& result) {
+  if (result) {
+    if (!failure_.empty()) {
+      spdlog::info("buffer: writable again after: {}", failure_);
+      failure_.clear();
+      {
+        std::lock_guard lock(mu_);
+        failing_ = false;
+      }
+    }
+    health_.setBufferWritable(true);
+    return;
+  }
+  const Error& error = result.error();
+  const std::string reason =
+      (error.code == ErrorCode::kDiskFull ? "disk full: " : "write failed: ") + error.message;
+  if (failure_.empty()) {
+    spdlog::warn("buffer: not writable, retrying with backoff: {}", reason);
+    failure_ = reason;
+    {
+      std::lock_guard lock(mu_);
+      failing_ = true;
+    }
+    progress_.notify_all();
+  }
+  health_.setBufferWritable(false, reason);
+}
+
+Result<void> makeDirectory(const std::filesystem::path& path) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  if (!existed) {
+    std::filesystem::create_directories(path, ec);
+    if (ec) {
+      return Error{ec.value() == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
+                   "cannot create " + path.string() + ": " + ec.message()};
+    }
+    ::chmod(path.c_str(), 0750);
+  }
+  return okResult();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options, Clock& clock,
+                                                 Metrics& metrics, HealthState& health) {
+  auto made = makeDirectory(options.dataDirectory);
+  if (!made) return made.error();
+  auto store = SqliteStore::open(options.dataDirectory / kDatabaseName, metrics);
+  if (!store) return store.error();
+  auto segments =
+      SegmentWriter::open(options.dataDirectory / kSegmentDirName, options.limits, clock, metrics);
+  if (!segments) return segments.error();
+  auto resynced = resyncSegments(**store, **segments);
+  if (!resynced) return resynced.error();
+  metrics.setEventsBuffered((*store)->eventCount());
+  health.setBufferWritable(true);
+  auto recorder = std::make_unique<RecorderImpl>(options, clock, metrics, health, std::move(*store),
+                                                 std::move(*segments));
+  auto started = recorder->start();
+  if (!started) return started.error();
+  return std::unique_ptr<Recorder>(std::move(recorder));
+}
+
+}  // namespace zastava

@@ -1,0 +1,102 @@
+#include "buffer/resync.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "buffer/segment_writer.h"
+#include "buffer/sqlite_store.h"
+
+namespace zastava {
+namespace {
+
+Error ioError(const std::filesystem::path& path, std::string_view what, int err) {
+  return Error{(err == ENOSPC || err == EDQUOT) ? ErrorCode::kDiskFull : ErrorCode::kIo,
+               std::string(what) + " " + path.string() + ": " + std::strerror(err)};
+}
+
+Result<std::string> readFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ioError(path, "cannot read", errno);
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) return ioError(path, "cannot read", errno);
+  return content.str();
+}
+
+Result<void> truncateTo(const std::filesystem::path& path, std::size_t size) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return ioError(path, "cannot open", errno);
+  int rc = ::ftruncate(fd, static_cast<off_t>(size));
+  if (rc == 0) rc = ::fdatasync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return ioError(path, "cannot truncate", err);
+  return okResult();
+}
+
+// The eventId and hash of an NDJSON line; nullopt when it is not a record.
+std::optional<std::pair<std::string, std::string>> idAndHash(const std::string& line) {
+  const auto parsed = nlohmann::json::parse(line, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
+  const auto id = parsed.find("eventId");
+  const auto hash = parsed.find("hash");
+  if (id == parsed.end() || hash == parsed.end() || !id->is_string() || !hash->is_string()) {
+    return std::nullopt;
+  }
+  return std::make_pair(id->get<std::string>(), hash->get<std::string>());
+}
+
+}  // namespace
+
+Result<void> resyncSegments(SqliteStore& store, SegmentWriter& segments) {
+  std::optional<SegmentWriter::SegmentInfo> newest;
+  for (const auto& segment : segments.segments()) {
+    if (segment.bytes > 0) newest = segment;
+  }
+  if (!newest) return okResult();
+  auto content = readFile(newest->path);
+  if (!content) return content.error();
+  std::string& text = *content;
+  if (!text.empty() && text.back() != '\n') {
+    const std::size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+    spdlog::warn("buffer: cutting a torn line of {} bytes off {}", text.size() - keep,
+                 newest->path.string());
+    auto cut = truncateTo(newest->path, keep);
+    if (!cut) return cut;
+    text.resize(keep);
+  }
+  if (text.empty()) return okResult();
+  text.pop_back();
+  const std::string lastLine =
+      text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  const auto ids = idAndHash(lastLine);
+  if (!ids) {
+    spdlog::warn("buffer: the last line of {} is not a record; not resyncing",
+                 newest->path.string());
+    return okResult();
+  }
+  if (ids->second == store.lastHash()) return okResult();
+  auto found = store.findEvent(ids->first);
+  if (!found) return found.error();
+  if (!*found || (*found)->line != lastLine) {
+    spdlog::warn("buffer: the last line of {} is not in the database; not resyncing",
+                 newest->path.string());
+    return okResult();
+  }
+  auto missing = store.recordLines((*found)->rowid);
+  if (!missing) return missing.error();
+  for (const std::string& line : *missing) segments.append(line);
+  spdlog::warn("buffer: appended {} committed records missing from the NDJSON segments",
+               missing->size());
+  return segments.sync();
+}
+
+}  // namespace zastava

@@ -1,0 +1,404 @@
+#include "buffer/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr mode_t kDbMode = 0600;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS events(
+  event_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  container_id TEXT,
+  time_nano INTEGER,
+  source TEXT NOT NULL,
+  record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_time_nano ON events(time_nano);
+CREATE TABLE IF NOT EXISTS containers(
+  container_id TEXT PRIMARY KEY,
+  name TEXT,
+  image TEXT,
+  image_id TEXT,
+  state TEXT,
+  exit_code INTEGER,
+  pid INTEGER,
+  restart_count INTEGER,
+  started_at TEXT,
+  finished_at TEXT,
+  updated_nano INTEGER,
+  last_event_id TEXT);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+)sql";
+
+constexpr const char* kInsertEvent =
+    "INSERT INTO events(event_id, kind, container_id, time_nano, source, record) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING";
+
+constexpr const char* kUpsertContainer =
+    "INSERT INTO containers(container_id, name, image, image_id, state, exit_code, pid, "
+    "restart_count, started_at, finished_at, updated_nano, last_event_id) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+    "ON CONFLICT(container_id) DO UPDATE SET "
+    "name = COALESCE(excluded.name, name), image = COALESCE(excluded.image, image), "
+    "image_id = COALESCE(excluded.image_id, image_id), state = COALESCE(excluded.state, state), "
+    "exit_code = COALESCE(excluded.exit_code, exit_code), pid = COALESCE(excluded.pid, pid), "
+    "restart_count = COALESCE(excluded.restart_count, restart_count), "
+    "started_at = COALESCE(excluded.started_at, started_at), "
+    "finished_at = COALESCE(excluded.finished_at, finished_at), "
+    "updated_nano = excluded.updated_nano, last_event_id = excluded.last_event_id";
+
+constexpr const char* kSetMeta =
+    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+
+constexpr std::string_view kDestroyKind = "container.destroy";
+
+}  // namespace
+
+// A prepared statement, reset after every use so it can be reused.
+class SqliteStore::Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  void bindText(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void bindTextOrNull(int index, std::string_view text) {
+    if (text.empty()) {
+      sqlite3_bind_null(stmt_, index);
+    } else {
+      bindText(index, text);
+    }
+  }
+  void bindOptional(int index, const std::optional<std::string>& text) {
+    if (text) {
+      bindText(index, *text);
+    } else {
+      sqlite3_bind_null(stmt_, index);
+    }
+  }
+  void bindOptional(int index, const std::optional<std::int64_t>& value) {
+    if (value) {
+      sqlite3_bind_int64(stmt_, index, *value);
+    } else {
+      sqlite3_bind_null(stmt_, index);
+    }
+  }
+  void bindInt(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+  int step() { return sqlite3_step(stmt_); }
+  sqlite3_stmt* get() { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+SqliteStore::SqliteStore(std::filesystem::path path, Metrics& metrics)
+    : path_(std::move(path)), metrics_(metrics) {}
+
+SqliteStore::~SqliteStore() {
+  insertEvent_.reset();
+  upsertContainer_.reset();
+  setMeta_.reset();
+  if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+Error SqliteStore::sqliteError(int rc, std::string_view what) const {
+  const ErrorCode code = (rc & 0xff) == SQLITE_FULL ? ErrorCode::kDiskFull : ErrorCode::kIo;
+  const char* detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  return Error{code, std::string(what) + " " + path_.string() + ": " + detail};
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path,
+                                                       Metrics& metrics) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kDbMode);
+  if (fd < 0) {
+    const int err = errno;
+    return Error{(err == ENOSPC || err == EDQUOT) ? ErrorCode::kDiskFull : ErrorCode::kIo,
+                 "cannot create " + path.string() + ": " + std::strerror(err)};
+  }
+  const int chmodRc = ::fchmod(fd, kDbMode);
+  const int chmodErr = errno;
+  ::close(fd);
+  if (chmodRc != 0) {
+    return Error{ErrorCode::kIo, "cannot chmod " + path.string() + ": " + std::strerror(chmodErr)};
+  }
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, metrics));
+  const int rc = sqlite3_open_v2(path.c_str(), &store->db_,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) return store->sqliteError(rc, "cannot open");
+  auto initialized = store->initialize();
+  if (!initialized) return initialized.error();
+  return store;
+}
+
+Result<void> SqliteStore::exec(const char* sql) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string_view statement(sql);
+    return sqliteError(
+        rc, "cannot run " + std::string(statement.substr(0, statement.find(';'))) + " on");
+  }
+  return okResult();
+}
+
+Result<void> SqliteStore::initialize() {
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
+    auto done = exec(pragma);
+    if (!done) return done;
+  }
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read schema version of");
+  Statement versionQuery(raw);
+  rc = versionQuery.step();
+  const int version = rc == SQLITE_ROW ? sqlite3_column_int(raw, 0) : 0;
+  if (version > kStoreSchemaVersion) {
+    return Error{ErrorCode::kInvalidArgument,
+                 path_.string() + " has schema version " + std::to_string(version) +
+                     ", newer than this agent's " + std::to_string(kStoreSchemaVersion)};
+  }
+  if (version < kStoreSchemaVersion) {
+    const std::string script = std::string("BEGIN IMMEDIATE;") + kSchema +
+                               "PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) +
+                               ";COMMIT;";
+    auto created = exec(script.c_str());
+    if (!created) {
+      (void)exec("ROLLBACK");
+      return created;
+    }
+  }
+  const std::pair<std::unique_ptr<Statement>*, const char*> statements[] = {
+      {&insertEvent_, kInsertEvent}, {&upsertContainer_, kUpsertContainer}, {&setMeta_, kSetMeta}};
+  for (const auto& [target, sql] : statements) {
+    rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    if (rc != SQLITE_OK) return sqliteError(rc, "cannot prepare statement on");
+    *target = std::make_unique<Statement>(raw);
+  }
+  auto hash = getMeta("last_hash");
+  if (!hash) return hash.error();
+  if (!hash->empty()) lastHash_ = *hash;
+  auto cursor = loadCursor();
+  if (!cursor) return cursor.error();
+  cursor_ = *cursor;
+  rc = sqlite3_prepare_v2(db_, "SELECT count(*) FROM events", -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot count events in");
+  Statement count(raw);
+  rc = count.step();
+  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot count events in");
+  eventCount_ = sqlite3_column_int64(raw, 0);
+  return okResult();
+}
+
+Result<std::string> SqliteStore::getMeta(const char* key) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key = ?1", -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read meta from");
+  Statement query(raw);
+  query.bindText(1, key);
+  rc = query.step();
+  if (rc == SQLITE_DONE) return std::string();
+  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot read meta from");
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
+  return std::string(text != nullptr ? text : "");
+}
+
+Result<void> SqliteStore::setMeta(const char* key, const std::string& value) {
+  setMeta_->reset();
+  setMeta_->bindText(1, key);
+  setMeta_->bindText(2, value);
+  const int rc = setMeta_->step();
+  setMeta_->reset();
+  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot write meta to");
+  return okResult();
+}
+
+Result<std::int64_t> SqliteStore::loadCursor() {
+  auto text = getMeta("cursor_time_nano");
+  if (!text) return text.error();
+  std::int64_t cursor = 0;
+  const std::string& value = *text;
+  if (!value.empty()) {
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor);
+    if (ec != std::errc() || end != value.data() + value.size()) {
+      return Error{ErrorCode::kMalformed, "bad cursor_time_nano in " + path_.string()};
+    }
+  }
+  return cursor;
+}
+
+Result<void> SqliteStore::upsertContainer(const Record& record) {
+  const ContainerFacts& facts = record.container;
+  Statement& stmt = *upsertContainer_;
+  stmt.reset();
+  stmt.bindText(1, facts.id);
+  stmt.bindTextOrNull(2, facts.name);
+  stmt.bindTextOrNull(3, facts.image);
+  stmt.bindTextOrNull(4, facts.imageId);
+  if (record.kind == kDestroyKind) {
+    stmt.bindText(5, "removed");
+  } else {
+    stmt.bindOptional(5, facts.state);
+  }
+  stmt.bindOptional(6, facts.exitCode);
+  stmt.bindOptional(7, facts.pid);
+  stmt.bindOptional(8, facts.restartCount);
+  stmt.bindOptional(9, facts.startedAt);
+  stmt.bindOptional(10, facts.finishedAt);
+  stmt.bindInt(11, record.time);
+  stmt.bindText(12, record.eventId);
+  const int rc = stmt.step();
+  stmt.reset();
+  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot update containers in");
+  return okResult();
+}
+
+Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
+                                              std::vector<Record>& fresh, std::string& hash,
+                                              std::int64_t& cursor, std::int64_t& duplicates) {
+  Statement& insert = *insertEvent_;
+  for (const Record& input : batch) {
+    Record record = input;
+    record.prevHash = hash;
+    record.hash.clear();
+    const std::string canonical = canonicalJson(record);
+    if (canonical.empty()) return Error{ErrorCode::kInternal, "cannot serialize a record"};
+    record.hash = sha256Hex(canonical);
+    const std::string line = recordJson(record);
+    if (record.hash.empty() || line.empty()) {
+      return Error{ErrorCode::kInternal, "cannot hash a record"};
+    }
+    insert.reset();
+    insert.bindText(1, record.eventId);
+    insert.bindText(2, record.kind);
+    insert.bindTextOrNull(3, record.container.id);
+    insert.bindInt(4, record.time);
+    insert.bindText(5, recordSourceName(record.source));
+    insert.bindText(6, line);
+    const int rc = insert.step();
+    insert.reset();
+    if (rc != SQLITE_DONE) return sqliteError(rc, "cannot insert event into");
+    if (sqlite3_changes(db_) == 0) {
+      ++duplicates;
+      continue;
+    }
+    if (!record.container.id.empty()) {
+      auto updated = upsertContainer(record);
+      if (!updated) return updated;
+    }
+    const bool fromEngine =
+        record.source == RecordSource::kStream || record.source == RecordSource::kReplay;
+    if (fromEngine && record.timeNano > cursor) cursor = record.timeNano;
+    hash = record.hash;
+    fresh.push_back(std::move(record));
+  }
+  if (fresh.empty()) return okResult();
+  auto savedHash = setMeta("last_hash", hash);
+  if (!savedHash) return savedHash;
+  return setMeta("cursor_time_nano", std::to_string(cursor));
+}
+
+Result<std::vector<Record>> SqliteStore::commit(std::span<const Record> batch) {
+  std::vector<Record> fresh;
+  if (batch.empty()) return fresh;
+  fresh.reserve(batch.size());
+  std::string hash = lastHash_;
+  std::int64_t cursor = cursor_;
+  std::int64_t duplicates = 0;
+  auto began = exec("BEGIN IMMEDIATE");
+  if (!began) return began.error();
+  auto done = commitInTransaction(batch, fresh, hash, cursor, duplicates);
+  if (done) done = exec("COMMIT");
+  if (!done) {
+    if (sqlite3_get_autocommit(db_) == 0) (void)exec("ROLLBACK");
+    return done.error();
+  }
+  lastHash_ = std::move(hash);
+  cursor_ = cursor;
+  eventCount_ += static_cast<std::int64_t>(fresh.size());
+  for (std::int64_t i = 0; i < duplicates; ++i) metrics_.countDuplicate();
+  return fresh;
+}
+
+Result<std::int64_t> SqliteStore::pruneOlderThan(UnixNanos cutoff) {
+  auto began = exec("BEGIN IMMEDIATE");
+  if (!began) return began.error();
+  std::int64_t deleted = 0;
+  constexpr const char* kDeletes[] = {
+      "DELETE FROM events WHERE time_nano < ?1",
+      "DELETE FROM containers WHERE state = 'removed' AND updated_nano < ?1"};
+  for (std::size_t i = 0; i < std::size(kDeletes); ++i) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db_, kDeletes[i], -1, &raw, nullptr);
+    if (rc == SQLITE_OK) {
+      Statement stmt(raw);
+      stmt.bindInt(1, cutoff);
+      rc = stmt.step();
+    }
+    if (rc != SQLITE_DONE) {
+      Error error = sqliteError(rc, "cannot prune");
+      (void)exec("ROLLBACK");
+      return error;
+    }
+    if (i == 0) deleted = sqlite3_changes(db_);
+  }
+  auto committed = exec("COMMIT");
+  if (!committed) {
+    if (sqlite3_get_autocommit(db_) == 0) (void)exec("ROLLBACK");
+    return committed.error();
+  }
+  eventCount_ -= deleted;
+  return deleted;
+}
+
+Result<std::vector<std::string>> SqliteStore::recordLines(std::int64_t afterRowid) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "SELECT record FROM events WHERE rowid > ?1 ORDER BY rowid", -1,
+                              &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
+  Statement query(raw);
+  query.bindInt(1, afterRowid);
+  std::vector<std::string> lines;
+  while ((rc = query.step()) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
+    lines.emplace_back(text != nullptr ? text : "");
+  }
+  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read events from");
+  return lines;
+}
+
+Result<std::optional<SqliteStore::StoredLine>> SqliteStore::findEvent(const std::string& eventId) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "SELECT rowid, record FROM events WHERE event_id = ?1", -1, &raw,
+                              nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
+  Statement query(raw);
+  query.bindText(1, eventId);
+  rc = query.step();
+  if (rc == SQLITE_DONE) return std::optional<StoredLine>();
+  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot read events from");
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 1));
+  return std::optional<StoredLine>(
+      StoredLine{sqlite3_column_int64(raw, 0), std::string(text != nullptr ? text : "")});
+}
+
+}  // namespace zastava

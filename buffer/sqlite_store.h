@@ -1,0 +1,93 @@
+// The SQLite side of the buffer and its source of truth: every committed record (deduplicated by
+// eventId, chained by hash), each container's last known state, and the event cursor, all moved
+// forward together in one transaction per batch. WAL mode, synchronous=FULL, so a committed
+// batch survives kill -9 and power loss. Not thread-safe: the Recorder's writer thread owns it
+// (open() and reads before the writer starts are fine from the main thread).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "buffer/record.h"
+#include "common/result.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace zastava {
+
+class Metrics;
+
+inline constexpr int kStoreSchemaVersion = 1;
+
+class SqliteStore {
+ public:
+  // Opens or creates the database (mode 0600) and its schema; loads the last hash, cursor and
+  // row count. Errors: kIo/kDiskFull naming the path and SQLite's message; kInvalidArgument
+  // when the file holds a newer schema than this build knows.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::filesystem::path& path,
+                                                   Metrics& metrics);
+  ~SqliteStore();
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // Commits `batch` in one transaction, in order: a record whose eventId is already stored (or
+  // earlier in the batch) is skipped and counted as a duplicate; every other one gets prevHash
+  // and hash, is inserted, updates the containers table, and (stream/replay) advances the
+  // cursor. Returns the new records with their hashes, in commit order. Errors: kDiskFull for
+  // SQLITE_FULL, kIo otherwise; then nothing is written and lastHash() is unchanged.
+  Result<std::vector<Record>> commit(std::span<const Record> batch);
+
+  // Deletes events whose time_nano is before `cutoff`, and containers marked "removed" not
+  // updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
+  Result<std::int64_t> pruneOlderThan(UnixNanos cutoff);
+
+  // The stored cursor: largest timeNano of a committed stream/replay record, 0 when none.
+  Result<std::int64_t> loadCursor();
+
+  // Each stored record's NDJSON line, in commit order, with rowid > `afterRowid`.
+  Result<std::vector<std::string>> recordLines(std::int64_t afterRowid = 0);
+
+  // The rowid and NDJSON line of the record with `eventId`; nullopt when not stored.
+  struct StoredLine {
+    std::int64_t rowid = 0;
+    std::string line;
+  };
+  Result<std::optional<StoredLine>> findEvent(const std::string& eventId);
+
+  // The hash of the last committed record (kGenesisHash when none).
+  const std::string& lastHash() const { return lastHash_; }
+  // Rows in the events table, kept in memory.
+  std::int64_t eventCount() const { return eventCount_; }
+  std::int64_t cursor() const { return cursor_; }
+
+ private:
+  class Statement;
+  SqliteStore(std::filesystem::path path, Metrics& metrics);
+  Result<void> initialize();
+  Result<void> exec(const char* sql);
+  Result<void> commitInTransaction(std::span<const Record> batch, std::vector<Record>& fresh,
+                                   std::string& hash, std::int64_t& cursor,
+                                   std::int64_t& duplicates);
+  Result<void> upsertContainer(const Record& record);
+  Result<void> setMeta(const char* key, const std::string& value);
+  Result<std::string> getMeta(const char* key);
+  Error sqliteError(int rc, std::string_view what) const;
+
+  std::filesystem::path path_;
+  Metrics& metrics_;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<Statement> insertEvent_;
+  std::unique_ptr<Statement> upsertContainer_;
+  std::unique_ptr<Statement> setMeta_;
+  std::string lastHash_{kGenesisHash};
+  std::int64_t cursor_ = 0;
+  std::int64_t eventCount_ = 0;
+};
+
+}  // namespace zastava

@@ -1,0 +1,52 @@
+"""Runs the sample writer and checks its NDJSON output: every line is valid against
+docs/record-schema.json, and the hash chain verifies across segments in seq order."""
+import hashlib
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+
+SUFFIX = re.compile(r',"hash":"([0-9a-f]{64})"\}$')
+
+
+def main(sample_binary: str, schema_path: str) -> int:
+    schema = json.loads(pathlib.Path(schema_path).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sample_binary, tmp], check=True)
+        segments = sorted(pathlib.Path(tmp, "runtime-events").glob("*.ndjson"),
+                          key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+        if len(segments) < 2:
+            print(f"expected several segments, got {len(segments)}")
+            return 1
+        previous, count = "0" * 64, 0
+        for segment in segments:
+            for line in segment.read_bytes().decode("utf-8").splitlines():
+                record = json.loads(line)
+                errors = list(validator.iter_errors(record))
+                if errors:
+                    print(f"{segment.name}: {errors[0].message}\n{line}")
+                    return 1
+                match = SUFFIX.search(line)
+                canonical = line[: match.start()] + "}"
+                if hashlib.sha256(canonical.encode()).hexdigest() != match.group(1):
+                    print(f"{segment.name}: hash mismatch\n{line}")
+                    return 1
+                if record["prevHash"] != previous:
+                    print(f"{segment.name}: chain broken\n{line}")
+                    return 1
+                previous, count = match.group(1), count + 1
+        if count != 20:
+            print(f"expected 20 records, got {count}")
+            return 1
+    print(f"{count} records in {len(segments)} segments: schema valid, chain verified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,150 @@
+#include "buffer/record.h"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "buffer_test_util.h"
+
+namespace zastava {
+namespace {
+
+Record sampleRecord() {
+  Record record;
+  record.eventId = "0123456789abcdef0123456789abcdef";
+  record.kind = "container.health_status";
+  record.source = RecordSource::kStream;
+  record.time = 1795358087782735455;
+  record.timeNano = 1795358087782735455;
+  record.observedAt = 1795358087800000000;
+  record.action = "health_status";
+  record.actionDetail = "healthy";
+  record.container.id = "abc";
+  record.container.name = "web";
+  record.container.image = "busybox:1";
+  record.container.state = "running";
+  record.container.pid = 42;
+  record.container.restartCount = 0;
+  record.container.oomKilled = false;
+  record.container.startedAt = "2026-11-22T14:00:00.123456789Z";
+  record.container.labels = {{"a\"q", "line1\nline2"}, {"uni", "\u017elu\u0165 \U0001F680"}};
+  record.attributes = {{"bad", "\xff\xfe ok"}, {"ctl", std::string("t\tb\\\x01", 5)}};
+  record.prevHash = std::string(kGenesisHash);
+  return record;
+}
+
+const std::string kSampleCanonical =
+    R"({"schema":{"name":"zastava.runtime-event","version":1},)"
+    R"("eventId":"0123456789abcdef0123456789abcdef","kind":"container.health_status",)"
+    R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z","timeNano":1795358087782735455,)"
+    R"("observedAt":"2026-11-22T14:34:47.800000000Z","action":"health_status",)"
+    R"("actionDetail":"healthy","container":{"id":"abc","name":"web","image":"busybox:1",)"
+    R"("state":"running","pid":42,"restartCount":0,"oomKilled":false,)"
+    R"("startedAt":"2026-11-22T14:00:00.123456789Z",)"
+    R"("labels":{"a\"q":"line1\nline2","uni":")"
+    "\xc5\xbelu\xc5\xa5 \xf0\x9f\x9a\x80"
+    R"("}},"attributes":{"bad":")"
+    "\xef\xbf\xbd\xef\xbf\xbd ok"
+    R"(","ctl":"t\tb\\\u0001"},)"
+    R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})";
+
+TEST_CASE("canonicalJson writes the fixed key order, omissions and escapes byte for byte") {
+  CHECK(canonicalJson(sampleRecord()) == kSampleCanonical);
+}
+
+TEST_CASE("recordJson appends the hash of the canonical bytes") {
+  Record record = sampleRecord();
+  const std::string expectedHash = sha256Hex(kSampleCanonical);
+  const std::string line = recordJson(record);
+  CHECK(line == kSampleCanonical.substr(0, kSampleCanonical.size() - 1) + R"(,"hash":")" +
+                    expectedHash + R"("})");
+  record.hash = expectedHash;
+  CHECK(recordJson(record) == line);
+  CHECK(line.find('\n') == std::string::npos);
+}
+
+TEST_CASE("a snapshot record leaves out everything unknown") {
+  Record record;
+  record.eventId = eventIdForSnapshot("abc", 1795358087800000000);
+  record.kind = "container.snapshot";
+  record.source = RecordSource::kSnapshot;
+  record.time = 1795358087800000000;
+  record.observedAt = 1795358087800000000;
+  record.container.id = "abc";
+  record.container.name = "";
+  record.container.image = "img";
+  record.prevHash = std::string(kGenesisHash);
+  CHECK(canonicalJson(record) ==
+        R"({"schema":{"name":"zastava.runtime-event","version":1},)"
+        R"("eventId":"2174671d490e1673cae0757c6f1f1d2b","kind":"container.snapshot",)"
+        R"("source":"snapshot","time":"2026-11-22T14:34:47.800000000Z",)"
+        R"("observedAt":"2026-11-22T14:34:47.800000000Z",)"
+        R"("container":{"id":"abc","name":"","image":"img"},)"
+        R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+}
+
+TEST_CASE("the line parses back as JSON with the same values") {
+  const auto parsed = nlohmann::json::parse(recordJson(sampleRecord()));
+  CHECK(parsed["container"]["labels"]["a\"q"] == "line1\nline2");
+  CHECK(parsed["timeNano"].get<std::int64_t>() == 1795358087782735455);
+  CHECK(parsed["attributes"]["bad"] == "\xef\xbf\xbd\xef\xbf\xbd ok");
+}
+
+TEST_CASE("sha256Hex matches the FIPS 180-2 test vector") {
+  CHECK(sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("eventIds are deterministic and depend on every input") {
+  const std::string id = eventIdForEngineEvent("container", "start", "abc", 1795358087782735455);
+  CHECK(id == "b32447a8f5c40420aeb6ac1512dde6c1");
+  CHECK(eventIdForEngineEvent("container", "start", "abc", 1795358087782735455) == id);
+  CHECK(eventIdForEngineEvent("container", "start", "abc", 1795358087782735456) != id);
+  CHECK(eventIdForEngineEvent("container", "stop", "abc", 1795358087782735455) != id);
+  CHECK(eventIdForEngineEvent("container", "start", "abd", 1795358087782735455) != id);
+  CHECK(eventIdForEngineEvent("network", "start", "abc", 1795358087782735455) != id);
+  CHECK(eventIdForSnapshot("abc", 1795358087800000000) == "2174671d490e1673cae0757c6f1f1d2b");
+  CHECK(eventIdForSnapshot("abc", 1795358087800000001) != "2174671d490e1673cae0757c6f1f1d2b");
+}
+
+TEST_CASE("formatRfc3339Nanos always writes nine fractional digits in UTC") {
+  CHECK(formatRfc3339Nanos(0) == "1970-01-01T00:00:00.000000000Z");
+  CHECK(formatRfc3339Nanos(1) == "1970-01-01T00:00:00.000000001Z");
+  CHECK(formatRfc3339Nanos(-1) == "1969-12-31T23:59:59.999999999Z");
+  CHECK(formatRfc3339Nanos(1795358087000000000) == "2026-11-22T14:34:47.000000000Z");
+}
+
+TEST_CASE("a chain of records verifies, and any changed byte breaks it") {
+  std::string prev(kGenesisHash);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3; ++i) {
+    Record record = testing::engineRecord("abc", "start", testing::kStart + i);
+    record.prevHash = prev;
+    record.hash = sha256Hex(canonicalJson(record));
+    prev = record.hash;
+    lines.push_back(recordJson(record));
+  }
+  auto verify = [](const std::vector<std::string>& chain) {
+    std::string expectedPrev(kGenesisHash);
+    for (const std::string& line : chain) {
+      const auto parsed = nlohmann::json::parse(line);
+      const std::string hash = parsed["hash"];
+      const std::string suffix = R"(,"hash":")" + hash + R"("})";
+      if (!line.ends_with(suffix)) return false;
+      const std::string canonical = line.substr(0, line.size() - suffix.size()) + "}";
+      if (sha256Hex(canonical) != hash || parsed["prevHash"] != expectedPrev) return false;
+      expectedPrev = hash;
+    }
+    return true;
+  };
+  CHECK(verify(lines));
+  auto tampered = lines;
+  tampered[1].replace(tampered[1].find("web"), 3, "wob");
+  CHECK_FALSE(verify(tampered));
+  auto reordered = lines;
+  std::swap(reordered[1], reordered[2]);
+  CHECK_FALSE(verify(reordered));
+}
+
+}  // namespace
+}  // namespace zastava

@@ -1,0 +1,206 @@
+#include "buffer/recorder.h"
+
+#include <doctest/doctest.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buffer/sqlite_store.h"
+#include "buffer_test_util.h"
+#include "health/health_state.h"
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::allSegmentLines;
+using testing::engineRecord;
+using testing::kStart;
+using testing::metricValue;
+
+struct Fixture {
+  testing::TempDir tmp;
+  std::filesystem::path dataDir = tmp.path() / "data";
+  std::filesystem::path segmentDir = dataDir / "runtime-events";
+  FakeClock clock{kStart};
+  Metrics metrics{testing::testBuild()};
+  HealthState health{metrics};
+
+  std::unique_ptr<Recorder> open(std::size_t queueCapacity = 65536, std::size_t maxBatch = 4096) {
+    RecorderOptions options;
+    options.dataDirectory = dataDir;
+    options.queueCapacity = queueCapacity;
+    options.maxBatch = maxBatch;
+    auto recorder = Recorder::open(options, clock, metrics, health);
+    REQUIRE_MESSAGE(recorder.ok(), (recorder.ok() ? "" : recorder.error().message));
+    return std::move(*recorder);
+  }
+
+  std::vector<std::string> storedLines() {
+    Metrics scratch{testing::testBuild()};
+    auto store = SqliteStore::open(dataDir / "zastava-agent.db", scratch);
+    REQUIRE(store.ok());
+    auto lines = (*store)->recordLines();
+    REQUIRE(lines.ok());
+    return *lines;
+  }
+};
+
+// True when every line hashes to its "hash" and links to the previous line, from the genesis.
+bool chainVerifies(const std::vector<std::string>& lines) {
+  std::string previous(kGenesisHash);
+  for (const std::string& line : lines) {
+    const auto parsed = nlohmann::json::parse(line, nullptr, false);
+    if (parsed.is_discarded() || !parsed.contains("hash")) return false;
+    const std::string hash = parsed["hash"];
+    const std::string suffix = R"(,"hash":")" + hash + R"("})";
+    if (!line.ends_with(suffix) || parsed["prevHash"] != previous) return false;
+    if (sha256Hex(line.substr(0, line.size() - suffix.size()) + "}") != hash) return false;
+    previous = hash;
+  }
+  return true;
+}
+
+// Polls `condition` for up to ~20 s; the tests assert on the outcome, never on the time.
+template <typename Condition>
+bool eventually(Condition condition) {
+  for (int i = 0; i < 4000; ++i) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+bool writerThreadRunning() {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (testing::readFile(task.path() / "comm") == "zastava-writer\n") return true;
+  }
+  return false;
+}
+
+TEST_CASE("submitted records end up in SQLite and NDJSON, identical, in order, chained") {
+  Fixture f;
+  auto recorder = f.open();
+  CHECK(eventually(writerThreadRunning));
+  constexpr int kCount = 300;
+  for (int i = 0; i < kCount; ++i) {
+    CHECK(recorder->submit(engineRecord("c" + std::to_string(i % 7), "start", kStart + i)));
+    if (i % 50 == 0) CHECK(recorder->submit(engineRecord("c0", "start", kStart)));  // duplicate
+  }
+  Record reconcile = engineRecord("c1", "die", kStart + 10 * kCount);
+  reconcile.source = RecordSource::kReconcile;
+  CHECK(recorder->submit(reconcile));
+  recorder->flush();
+  CHECK(recorder->cursor() == kStart + kCount - 1);
+  CHECK(metricValue(f.metrics, "zastava_agent_events_buffered") == kCount + 1);
+  CHECK(metricValue(f.metrics,
+                    R"(zastava_agent_events_total{kind="container.start",source="stream"})") ==
+        kCount);
+  CHECK(metricValue(f.metrics, "zastava_agent_duplicates_suppressed_total") == 6);
+  CHECK(metricValue(f.metrics, "zastava_agent_buffer_writable") == 1);
+  recorder->stop();
+  recorder->stop();
+  CHECK_FALSE(recorder->submit(engineRecord("c9", "start", kStart)));
+
+  const auto ndjson = allSegmentLines(f.segmentDir);
+  CHECK(ndjson.size() == kCount + 1);
+  CHECK(ndjson == f.storedLines());
+  CHECK(chainVerifies(ndjson));
+  CHECK(testing::fileMode(f.dataDir / "zastava-agent.db") == 0600);
+  CHECK(testing::fileMode(f.dataDir) == 0750);
+  CHECK(testing::fileMode(f.segmentDir) == 0750);
+}
+
+TEST_CASE("the chain and cursor continue in new segments after a restart") {
+  Fixture f;
+  {
+    auto recorder = f.open();
+    recorder->submit(engineRecord("c1", "start", kStart));
+    recorder->flush();
+  }
+  f.clock.advance(2s);
+  auto recorder = f.open();
+  CHECK(recorder->cursor() == kStart);
+  recorder->submit(engineRecord("c1", "start", kStart));  // a replayed duplicate
+  recorder->submit(engineRecord("c1", "die", kStart + 1));
+  recorder->stop();
+  CHECK(testing::segmentFiles(f.segmentDir).size() == 2);
+  const auto ndjson = allSegmentLines(f.segmentDir);
+  CHECK(ndjson.size() == 2);
+  CHECK(chainVerifies(ndjson));
+  CHECK(ndjson == f.storedLines());
+}
+
+TEST_CASE("records only SQLite holds are appended to NDJSON at the next start") {
+  Fixture f;
+  {
+    auto recorder = f.open();
+    for (int i = 0; i < 3; ++i) recorder->submit(engineRecord("c1", "start", kStart + i));
+    recorder->flush();
+  }
+  const auto files = testing::segmentFiles(f.segmentDir);
+  REQUIRE(files.size() == 1);
+  const auto lines = allSegmentLines(f.segmentDir);
+  {
+    std::ofstream torn(files[0], std::ios::binary | std::ios::trunc);
+    torn << lines[0] << "\n" << lines[1].substr(0, 20);  // a crash mid-write
+  }
+  auto recorder = f.open();
+  recorder->stop();
+  CHECK(testing::readFile(files[0]) == lines[0] + "\n");
+  CHECK(allSegmentLines(f.segmentDir) == lines);
+  CHECK(chainVerifies(allSegmentLines(f.segmentDir)));
+}
+
+TEST_CASE("a failing disk degrades health, queues, drops beyond capacity, then loses nothing") {
+  Fixture f;
+  f.health.setInventoryDone();
+  f.health.setEngineReachable(true);
+  auto recorder = f.open(/*queueCapacity=*/4, /*maxBatch=*/4);
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(recorder->submit(engineRecord("c1", "start", kStart + i)));
+    recorder->flush();
+  }
+  REQUIRE(f.health.readiness().ok);
+
+  struct rlimit saved {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  auto* previous = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 1024;  // below both the WAL and the NDJSON segment: every append fails
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+
+  REQUIRE(recorder->submit(engineRecord("c1", "die", kStart + 5)));
+  const bool degraded = eventually([&] { return !f.health.readiness().ok; });
+  recorder->flush();  // returns while failing
+  int accepted = 0;
+  for (int i = 6; i < 11; ++i)
+    accepted += recorder->submit(engineRecord("c1", "start", kStart + i));
+  const double writableWhileFailing = metricValue(f.metrics, "zastava_agent_buffer_writable");
+
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+  std::signal(SIGXFSZ, previous);
+
+  CHECK(degraded);
+  CHECK(writableWhileFailing == 0);
+  CHECK(accepted == 4);
+  CHECK(metricValue(f.metrics, R"(zastava_agent_events_dropped_total{reason="queue_full"})") == 1);
+  CHECK(eventually([&] { return f.health.readiness().ok; }));
+  recorder->flush();
+  recorder->stop();
+  const auto ndjson = allSegmentLines(f.segmentDir);
+  CHECK(ndjson.size() == 10);
+  CHECK(ndjson == f.storedLines());
+  CHECK(chainVerifies(ndjson));
+  CHECK(metricValue(f.metrics, "zastava_agent_buffer_writable") == 1);
+}
+
+}  // namespace
+}  // namespace zastava

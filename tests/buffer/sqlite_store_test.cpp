@@ -1,0 +1,189 @@
+#include "buffer/sqlite_store.h"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <string>
+#include <vector>
+
+#include "buffer_test_util.h"
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+using testing::engineRecord;
+using testing::kStart;
+using testing::metricValue;
+
+struct Fixture {
+  testing::TempDir tmp;
+  std::filesystem::path path = tmp.path() / "zastava-agent.db";
+  Metrics metrics{testing::testBuild()};
+
+  std::unique_ptr<SqliteStore> open() {
+    auto store = SqliteStore::open(path, metrics);
+    REQUIRE_MESSAGE(store.ok(), (store.ok() ? "" : store.error().message));
+    return std::move(*store);
+  }
+
+  // Runs `sql` on a second connection; returns the first column of each row, joined by ",".
+  std::string query(const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    std::string out;
+    char* error = nullptr;
+    const int rc = sqlite3_exec(
+        db, sql.c_str(),
+        [](void* sink, int columns, char** values, char**) {
+          auto& text = *static_cast<std::string*>(sink);
+          for (int i = 0; i < columns; ++i) {
+            if (!text.empty()) text += ",";
+            text += values[i] != nullptr ? values[i] : "NULL";
+          }
+          return 0;
+        },
+        &out, &error);
+    const std::string message = error != nullptr ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+    return out;
+  }
+};
+
+TEST_CASE("commit chains hashes, skips and counts duplicates") {
+  Fixture f;
+  auto store = f.open();
+  CHECK(testing::fileMode(f.path) == 0600);
+  CHECK(f.query("PRAGMA journal_mode") == "wal");
+  CHECK(store->lastHash() == kGenesisHash);
+
+  const Record a = engineRecord("c1", "create", kStart);
+  const Record b = engineRecord("c1", "start", kStart + 1);
+  const Record c = engineRecord("c1", "die", kStart + 2);
+  auto first = store->commit(std::vector<Record>{a, b});
+  REQUIRE(first.ok());
+  REQUIRE(first->size() == 2);
+  CHECK((*first)[0].prevHash == kGenesisHash);
+  CHECK((*first)[0].hash == sha256Hex(canonicalJson((*first)[0])));
+  CHECK((*first)[1].prevHash == (*first)[0].hash);
+
+  auto second = store->commit(std::vector<Record>{b, c, c});
+  REQUIRE(second.ok());
+  REQUIRE(second->size() == 1);
+  CHECK((*second)[0].eventId == c.eventId);
+  CHECK((*second)[0].prevHash == (*first)[1].hash);
+  CHECK(store->lastHash() == (*second)[0].hash);
+  CHECK(store->eventCount() == 3);
+  CHECK(metricValue(f.metrics, "zastava_agent_duplicates_suppressed_total") == 2);
+
+  auto lines = store->recordLines();
+  REQUIRE(lines.ok());
+  CHECK(*lines == std::vector<std::string>{recordJson((*first)[0]), recordJson((*first)[1]),
+                                           recordJson((*second)[0])});
+}
+
+TEST_CASE("the chain, cursor and count continue after a reopen") {
+  Fixture f;
+  std::string lastHash;
+  {
+    auto store = f.open();
+    Record reconcile = engineRecord("c1", "die", kStart + 50);
+    reconcile.source = RecordSource::kReconcile;
+    auto done =
+        store->commit(std::vector<Record>{engineRecord("c1", "start", kStart + 10), reconcile});
+    REQUIRE(done.ok());
+    lastHash = store->lastHash();
+    CHECK(store->cursor() == kStart + 10);
+  }
+  CHECK(f.query("SELECT value FROM meta WHERE key = 'cursor_time_nano'") ==
+        std::to_string(kStart + 10));
+  auto store = f.open();
+  CHECK(store->lastHash() == lastHash);
+  CHECK(store->eventCount() == 2);
+  auto cursor = store->loadCursor();
+  REQUIRE(cursor.ok());
+  CHECK(*cursor == kStart + 10);
+  auto next = store->commit(std::vector<Record>{engineRecord("c1", "start", kStart + 60)});
+  REQUIRE(next.ok());
+  CHECK((*next)[0].prevHash == lastHash);
+  CHECK(store->cursor() == kStart + 60);
+}
+
+TEST_CASE("a failed batch rolls back events, cursor and hash together") {
+  Fixture f;
+  auto store = f.open();
+  REQUIRE(store->commit(std::vector<Record>{engineRecord("c1", "start", kStart)}).ok());
+  const std::string hashBefore = store->lastHash();
+  f.query(
+      "CREATE TRIGGER refuse BEFORE INSERT ON containers WHEN NEW.container_id = 'bad' "
+      "BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
+
+  auto failed = store->commit(std::vector<Record>{engineRecord("c2", "start", kStart + 5),
+                                                  engineRecord("bad", "start", kStart + 6)});
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().code == ErrorCode::kIo);
+  CHECK(failed.error().message.find("refused by test") != std::string::npos);
+  CHECK(store->lastHash() == hashBefore);
+  CHECK(store->cursor() == kStart);
+  CHECK(store->eventCount() == 1);
+  CHECK(f.query("SELECT count(*) FROM events") == "1");
+  CHECK(f.query("SELECT value FROM meta WHERE key = 'cursor_time_nano'") == std::to_string(kStart));
+
+  f.query("DROP TRIGGER refuse");
+  auto retried = store->commit(std::vector<Record>{engineRecord("c2", "start", kStart + 5),
+                                                   engineRecord("bad", "start", kStart + 6)});
+  REQUIRE(retried.ok());
+  REQUIRE(retried->size() == 2);
+  CHECK((*retried)[0].prevHash == hashBefore);
+  CHECK(store->cursor() == kStart + 6);
+}
+
+TEST_CASE("the containers table keeps each container's last known state") {
+  Fixture f;
+  auto store = f.open();
+  Record start = engineRecord("c1", "start", kStart);
+  start.container.imageId = "sha256:abc";
+  start.container.state = "running";
+  start.container.pid = 42;
+  Record die = engineRecord("c1", "die", kStart + 1);
+  die.container.state = "exited";
+  die.container.exitCode = 3;
+  die.container.pid = 0;
+  die.container.image = "";
+  REQUIRE(store->commit(std::vector<Record>{start}).ok());
+  CHECK(f.query("SELECT state, pid, image_id, last_event_id FROM containers") ==
+        "running,42,sha256:abc," + start.eventId);
+  REQUIRE(store->commit(std::vector<Record>{die}).ok());
+  CHECK(f.query("SELECT state, exit_code, pid, image, image_id, updated_nano FROM containers") ==
+        "exited,3,0,zastava-test/busybox:1,sha256:abc," + std::to_string(kStart + 1));
+
+  Record destroy = engineRecord("c1", "destroy", kStart + 2);
+  REQUIRE(store->commit(std::vector<Record>{destroy}).ok());
+  CHECK(f.query("SELECT state, exit_code FROM containers WHERE container_id = 'c1'") ==
+        "removed,3");
+}
+
+TEST_CASE("pruning deletes old events and old removed containers only") {
+  Fixture f;
+  auto store = f.open();
+  REQUIRE(store
+              ->commit(std::vector<Record>{engineRecord("c1", "destroy", kStart),
+                                           engineRecord("c2", "start", kStart + 1),
+                                           engineRecord("c3", "start", kStart + 100)})
+              .ok());
+  const std::string hash = store->lastHash();
+  auto pruned = store->pruneOlderThan(kStart + 50);
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 2);
+  CHECK(store->eventCount() == 1);
+  CHECK(f.query("SELECT container_id FROM containers ORDER BY container_id") == "c2,c3");
+  CHECK(store->lastHash() == hash);
+  auto next = store->commit(std::vector<Record>{engineRecord("c3", "die", kStart + 101)});
+  REQUIRE(next.ok());
+  CHECK((*next)[0].prevHash == hash);
+}
+
+}  // namespace
+}  // namespace zastava
