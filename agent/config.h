@@ -5,11 +5,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "buffer/recorder.h"
 #include "common/result.h"
 
 namespace zastava {
@@ -19,9 +23,9 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError, kCritical };
 struct Config {
   std::string dockerEndpoint;  // empty: DOCKER_HOST, then unix:///var/run/docker.sock
   std::filesystem::path dataDirectory = "/var/lib/zastava-agent";
-  std::int64_t maxFileSizeMb = 10;     // EventBuffer:MaxFileSizeMb, 1..4096
-  std::int64_t maxTotalSizeMb = 100;   // EventBuffer:MaxTotalSizeMb, >= MaxFileSizeMb
-  std::int64_t retentionHours = 24;    // EventBuffer:RetentionHours, 1..87600
+  std::int64_t maxFileSizeMb = 10;        // EventBuffer:MaxFileSizeMb, 1..4096
+  std::int64_t maxTotalSizeMb = 100;      // EventBuffer:MaxTotalSizeMb, >= MaxFileSizeMb
+  std::int64_t retentionHours = 24;       // EventBuffer:RetentionHours, 1..87600
   std::string healthAddress = "0.0.0.0";  // HealthCheck:Address
   int healthPort = 8080;                  // HealthCheck:Port, 1..65535
   LogLevel logLevel = LogLevel::kInfo;    // LogLevel, or Serilog__MinimumLevel__Default
@@ -32,10 +36,15 @@ struct Config {
 // What main should do after parsing.
 enum class Command { kRun, kCheckConfig, kHelp, kVersion };
 
+// Where each key's value came from, by key ("HealthCheck:Port"): "env <NAME>" or "flag --name".
+// A key that is absent kept its default.
+using ConfigOrigins = std::map<std::string, std::string, std::less<>>;
+
 struct ParsedCommandLine {
   Command command = Command::kRun;
   Config config;
   std::string text;  // for kHelp/kVersion: what to print
+  ConfigOrigins origins;
 };
 
 // Environment as name/value pairs (so tests pass their own).
@@ -51,5 +60,32 @@ Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
 std::string describeConfig(const Config& config);
 
 std::string_view logLevelName(LogLevel level);
+
+inline constexpr std::string_view kEnvPrefix = "ZASTAVA_AGENT__";
+inline constexpr std::string_view kSerilogLevelVariable = "Serilog__MinimumLevel__Default";
+
+// One row of the configuration table, in table order (the order of --help, describeConfig and
+// docs/configuration.md).
+struct ConfigKey {
+  std::string key;           // "HealthCheck:Port"
+  std::string envName;       // "ZASTAVA_AGENT__HealthCheck__Port"
+  std::string flag;          // "--health-port"
+  std::string accepted;      // "a whole number between 1 and 65535"
+  std::string defaultValue;  // as --help and docs/configuration.md show it
+  std::string meaning;
+};
+// Never fails; any thread.
+std::vector<ConfigKey> configKeys();
+
+// Like describeConfig(config), with each line ending in "(default)", "(env NAME)" or
+// "(flag --name)" from `origins`.
+std::string describeConfig(const Config& config, const ConfigOrigins& origins);
+
+// trace|debug|info|warning|error|critical or Serilog's Verbose|Debug|Information|Warning|Error|
+// Fatal, case-insensitive. Error: kInvalidArgument "'<text>' is not a log level (...)". Any thread.
+Result<LogLevel> parseLogLevel(std::string_view text);
+
+// The buffer limits in bytes (1 MB = 1 MiB) and nanoseconds. Any thread.
+BufferLimits bufferLimits(const Config& config);
 
 }  // namespace zastava

@@ -1,0 +1,142 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "agent/config.h"
+#include "tests/agent/config_test_util.h"
+
+namespace zastava {
+namespace {
+
+using testing::contains;
+using testing::parseArgs;
+
+std::string envError(const std::string& name, const std::string& value) {
+  auto parsed = parseArgs({}, {{name, value}});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.error().code == ErrorCode::kInvalidArgument);
+  return parsed.error().message;
+}
+
+std::string flagError(std::vector<std::string> args) {
+  auto parsed = parseArgs(std::move(args));
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(parsed.error().code == ErrorCode::kInvalidArgument);
+  return parsed.error().message;
+}
+
+TEST_CASE("bad numbers name the key and the accepted range") {
+  const std::string port = "ZASTAVA_AGENT__HealthCheck__Port";
+  CHECK(envError(port, "abc") ==
+        "ZASTAVA_AGENT__HealthCheck__Port: 'abc' is not a whole number between 1 and 65535");
+  for (const char* bad :
+       {"0", "65536", "-1", "+80", " 80", "80 ", "80x", "0x50", "8.0", "99999999999999999999999"}) {
+    CAPTURE(bad);
+    CHECK(contains(envError(port, bad), port + ": '" + bad + "' is not a whole number"));
+  }
+  CHECK(flagError({"--health-port", "abc"}) ==
+        "--health-port: 'abc' is not a whole number between 1 and 65535");
+  CHECK(contains(flagError({"--health-port=-5"}), "--health-port: '-5' is not"));
+}
+
+TEST_CASE("every integer key checks its range") {
+  struct Range {
+    const char* env;
+    const char* flag;
+    const char* tooBig;
+  };
+  const Range ranges[] = {
+      {"ZASTAVA_AGENT__EventBuffer__MaxFileSizeMb", "--event-buffer-max-file-size-mb", "4097"},
+      {"ZASTAVA_AGENT__EventBuffer__MaxTotalSizeMb", "--event-buffer-max-total-size-mb", "1048577"},
+      {"ZASTAVA_AGENT__EventBuffer__RetentionHours", "--event-buffer-retention-hours", "87601"},
+      {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "65"},
+      {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "3601"},
+  };
+  for (const Range& r : ranges) {
+    CAPTURE(r.env);
+    CHECK(contains(envError(r.env, r.tooBig), std::string(r.env) + ": '" + r.tooBig + "'"));
+    CHECK(contains(envError(r.env, "0"), std::string(r.env) + ": '0'"));
+    CHECK(contains(flagError({r.flag, r.tooBig}), std::string(r.flag) + ": '" + r.tooBig + "'"));
+  }
+}
+
+TEST_CASE("empty values are errors, except DockerEndpoint from the environment") {
+  CHECK(envError("ZASTAVA_AGENT__HealthCheck__Port", "") ==
+        "ZASTAVA_AGENT__HealthCheck__Port: is empty; expected a whole number between 1 and "
+        "65535");
+  CHECK(contains(envError("ZASTAVA_AGENT__LogLevel", ""), "ZASTAVA_AGENT__LogLevel: is empty"));
+  CHECK(contains(envError("ZASTAVA_AGENT__DataDirectory", ""), "DataDirectory: is empty"));
+  CHECK(contains(flagError({"--docker-endpoint", ""}), "--docker-endpoint: is empty"));
+  CHECK(contains(flagError({"--health-address", ""}), "--health-address: is empty"));
+  CHECK(contains(flagError({"--health-address="}), "--health-address"));
+}
+
+TEST_CASE("format checks: data directory, address, endpoint scheme, log level") {
+  CHECK(envError("ZASTAVA_AGENT__DataDirectory", "var/lib/x") ==
+        "ZASTAVA_AGENT__DataDirectory: 'var/lib/x' is not an absolute path");
+  CHECK(contains(flagError({"--data-directory", "./data"}), "--data-directory: './data'"));
+  for (const char* bad : {"localhost", "[::1]", "1.2.3", "0.0.0.0 ", "::1%lo"}) {
+    CAPTURE(bad);
+    CHECK(contains(envError("ZASTAVA_AGENT__HealthCheck__Address", bad),
+                   "ZASTAVA_AGENT__HealthCheck__Address: '" + std::string(bad) +
+                       "' is not a literal IPv4 or IPv6 address"));
+  }
+  for (const char* bad :
+       {"/var/run/docker.sock", "npipe:////./pipe/docker", "ssh://host", "unix://", "UNIX:///x"}) {
+    CAPTURE(bad);
+    CHECK(contains(envError("ZASTAVA_AGENT__DockerEndpoint", bad),
+                   "ZASTAVA_AGENT__DockerEndpoint: '" + std::string(bad) +
+                       "' is not a unix://, tcp://, http:// or https:// URI"));
+  }
+  CHECK(contains(flagError({"--log-level", "loud"}), "--log-level: 'loud' is not a log level"));
+}
+
+TEST_CASE("total size below file size names both keys") {
+  std::string message = flagError({"--event-buffer-max-total-size-mb", "5"});
+  CHECK(contains(message, "EventBuffer:MaxTotalSizeMb (5, flag --event-buffer-max-total-size-mb)"));
+  CHECK(contains(message, "EventBuffer:MaxFileSizeMb (10, default)"));
+
+  auto parsed = parseArgs({}, {{"ZASTAVA_AGENT__EventBuffer__MaxFileSizeMb", "200"}});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(contains(parsed.error().message,
+                 "EventBuffer:MaxFileSizeMb (200, env ZASTAVA_AGENT__EventBuffer__MaxFileSizeMb)"));
+  CHECK(parseArgs({"--event-buffer-max-total-size-mb", "10"}).ok());
+}
+
+TEST_CASE("unknown environment keys are errors naming the variable and the known keys") {
+  std::string message = envError("ZASTAVA_AGENT__HealthCheck__Prot", "8080");
+  CHECK(message.starts_with("ZASTAVA_AGENT__HealthCheck__Prot: unknown configuration key"));
+  CHECK(contains(message, "ZASTAVA_AGENT__HealthCheck__Port"));
+  CHECK(contains(message, "ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds"));
+  CHECK(contains(envError("ZASTAVA_AGENT__", "x"), "ZASTAVA_AGENT__: unknown"));
+  CHECK(parseArgs({}, {{"ZASTAVA_AGENTX", "1"}, {"DOCKER_HOST", "tcp://x:1"}}).ok());
+}
+
+TEST_CASE("the same key twice in different case is an error") {
+  auto parsed =
+      parseArgs({}, {{"ZASTAVA_AGENT__LogLevel", "info"}, {"ZASTAVA_AGENT__LOGLEVEL", "debug"}});
+  REQUIRE_FALSE(parsed.ok());
+  CHECK(contains(parsed.error().message, "ZASTAVA_AGENT__LOGLEVEL: set twice"));
+}
+
+TEST_CASE("all problems are reported, one per line") {
+  auto parsed =
+      parseArgs({"--inventory-concurrency", "0"},
+                {{"ZASTAVA_AGENT__HealthCheck__Port", "x"}, {"ZASTAVA_AGENT__Nope", "1"}});
+  REQUIRE_FALSE(parsed.ok());
+  const std::string& message = parsed.error().message;
+  CHECK(std::count(message.begin(), message.end(), '\n') == 2);
+  CHECK(contains(message, "ZASTAVA_AGENT__Nope"));
+  CHECK(contains(message, "ZASTAVA_AGENT__HealthCheck__Port"));
+  CHECK(contains(message, "--inventory-concurrency"));
+}
+
+TEST_CASE("unknown flags and positional arguments are errors") {
+  CHECK(contains(flagError({"--bogus"}), "--bogus"));
+  CHECK(flagError({"run", "now"}) ==
+        "command line: unexpected argument(s): 'run' 'now' (see --help)");
+  CHECK(contains(flagError({"--health-port"}), "--health-port"));
+}
+
+}  // namespace
+}  // namespace zastava

@@ -1,0 +1,266 @@
+#include "agent/config.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "tests/agent/config_test_util.h"
+
+namespace zastava {
+namespace {
+
+using testing::contains;
+using testing::parseArgs;
+
+TEST_CASE("defaults match the documented table") {
+  auto parsed = parseArgs({});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->command == Command::kRun);
+  const Config& c = parsed->config;
+  CHECK(c.dockerEndpoint.empty());
+  CHECK(c.dataDirectory == "/var/lib/zastava-agent");
+  CHECK(c.maxFileSizeMb == 10);
+  CHECK(c.maxTotalSizeMb == 100);
+  CHECK(c.retentionHours == 24);
+  CHECK(c.healthAddress == "0.0.0.0");
+  CHECK(c.healthPort == 8080);
+  CHECK(c.logLevel == LogLevel::kInfo);
+  CHECK(c.inventoryConcurrency == 8);
+  CHECK(c.reconnectMaxBackoffSeconds == 30);
+  CHECK(parsed->origins.empty());
+}
+
+struct KeyCase {
+  const char* env;
+  const char* flag;
+  const char* value;
+};
+
+// Every key, set once from the environment and once from its flag, lands in the same field.
+const KeyCase kEveryKey[] = {
+    {"ZASTAVA_AGENT__DockerEndpoint", "--docker-endpoint", "tcp://127.0.0.1:2375"},
+    {"ZASTAVA_AGENT__DataDirectory", "--data-directory", "/srv/zastava"},
+    {"ZASTAVA_AGENT__EventBuffer__MaxFileSizeMb", "--event-buffer-max-file-size-mb", "50"},
+    {"ZASTAVA_AGENT__EventBuffer__MaxTotalSizeMb", "--event-buffer-max-total-size-mb", "2048"},
+    {"ZASTAVA_AGENT__EventBuffer__RetentionHours", "--event-buffer-retention-hours", "168"},
+    {"ZASTAVA_AGENT__HealthCheck__Address", "--health-address", "::1"},
+    {"ZASTAVA_AGENT__HealthCheck__Port", "--health-port", "9100"},
+    {"ZASTAVA_AGENT__LogLevel", "--log-level", "debug"},
+    {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "64"},
+    {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "1"},
+};
+
+void checkAllSet(const Config& c) {
+  CHECK(c.dockerEndpoint == "tcp://127.0.0.1:2375");
+  CHECK(c.dataDirectory == "/srv/zastava");
+  CHECK(c.maxFileSizeMb == 50);
+  CHECK(c.maxTotalSizeMb == 2048);
+  CHECK(c.retentionHours == 168);
+  CHECK(c.healthAddress == "::1");
+  CHECK(c.healthPort == 9100);
+  CHECK(c.logLevel == LogLevel::kDebug);
+  CHECK(c.inventoryConcurrency == 64);
+  CHECK(c.reconnectMaxBackoffSeconds == 1);
+}
+
+TEST_CASE("every key can be set from the environment") {
+  Environment env;
+  for (const KeyCase& k : kEveryKey) env.emplace_back(k.env, k.value);
+  env.emplace_back("PATH", "/usr/bin");
+  auto parsed = parseArgs({}, env);
+  REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().message));
+  checkAllSet(parsed->config);
+  CHECK(parsed->origins.at("HealthCheck:Port") == "env ZASTAVA_AGENT__HealthCheck__Port");
+}
+
+TEST_CASE("every key can be set from its flag, both --flag VALUE and --flag=VALUE") {
+  std::vector<std::string> separate;
+  std::vector<std::string> joined;
+  for (const KeyCase& k : kEveryKey) {
+    separate.insert(separate.end(), {k.flag, k.value});
+    joined.push_back(std::string(k.flag) + "=" + k.value);
+  }
+  for (const auto& args : {separate, joined}) {
+    auto parsed = parseArgs(args);
+    REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().message));
+    checkAllSet(parsed->config);
+    CHECK(parsed->origins.at("DataDirectory") == "flag --data-directory");
+  }
+}
+
+TEST_CASE("configKeys lists the table with derived env names") {
+  auto keys = configKeys();
+  REQUIRE(keys.size() == std::size(kEveryKey));
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    CHECK(keys[i].envName == kEveryKey[i].env);
+    CHECK(keys[i].flag == kEveryKey[i].flag);
+  }
+  CHECK(keys[6].defaultValue == "8080");
+  CHECK(keys[6].accepted == "a whole number between 1 and 65535");
+}
+
+TEST_CASE("a flag beats the environment") {
+  auto parsed =
+      parseArgs({"--health-port", "9200"}, {{"ZASTAVA_AGENT__HealthCheck__Port", "9100"}});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.healthPort == 9200);
+  CHECK(parsed->origins.at("HealthCheck:Port") == "flag --health-port");
+}
+
+TEST_CASE("a repeated flag takes the last value") {
+  auto parsed = parseArgs({"--health-port", "1", "--health-port", "2"});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.healthPort == 2);
+}
+
+TEST_CASE("environment keys are case-insensitive") {
+  auto parsed = parseArgs(
+      {}, {{"ZASTAVA_AGENT__healthcheck__port", "9300"}, {"zastava_agent__LOGLEVEL", "warning"}});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.healthPort == 9300);
+  CHECK(parsed->config.logLevel == LogLevel::kWarning);
+  CHECK(parsed->origins.at("HealthCheck:Port") == "env ZASTAVA_AGENT__healthcheck__port");
+}
+
+TEST_CASE("log levels: our names and Serilog's, case-insensitive") {
+  CHECK(parseLogLevel("TRACE").value() == LogLevel::kTrace);
+  CHECK(parseLogLevel("Verbose").value() == LogLevel::kTrace);
+  CHECK(parseLogLevel("Debug").value() == LogLevel::kDebug);
+  CHECK(parseLogLevel("info").value() == LogLevel::kInfo);
+  CHECK(parseLogLevel("Information").value() == LogLevel::kInfo);
+  CHECK(parseLogLevel("Warning").value() == LogLevel::kWarning);
+  CHECK(parseLogLevel("error").value() == LogLevel::kError);
+  CHECK(parseLogLevel("critical").value() == LogLevel::kCritical);
+  CHECK(parseLogLevel("Fatal").value() == LogLevel::kCritical);
+  CHECK_FALSE(parseLogLevel("warn").ok());
+  CHECK_FALSE(parseLogLevel("").ok());
+}
+
+TEST_CASE("Serilog__MinimumLevel__Default is used when ZASTAVA_AGENT__LogLevel is not set") {
+  auto alias = parseArgs({}, {{"Serilog__MinimumLevel__Default", "Verbose"}});
+  REQUIRE(alias.ok());
+  CHECK(alias->config.logLevel == LogLevel::kTrace);
+  CHECK(alias->origins.at("LogLevel") == "env Serilog__MinimumLevel__Default");
+
+  auto ours = parseArgs(
+      {}, {{"Serilog__MinimumLevel__Default", "Verbose"}, {"ZASTAVA_AGENT__LogLevel", "error"}});
+  REQUIRE(ours.ok());
+  CHECK(ours->config.logLevel == LogLevel::kError);
+
+  auto flag = parseArgs({"--log-level", "Fatal"}, {{"Serilog__MinimumLevel__Default", "Verbose"}});
+  REQUIRE(flag.ok());
+  CHECK(flag->config.logLevel == LogLevel::kCritical);
+
+  auto bad = parseArgs({}, {{"Serilog__MinimumLevel__Default", "loud"}});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(contains(bad.error().message, "Serilog__MinimumLevel__Default: 'loud' is not a log level"));
+}
+
+TEST_CASE("an empty DockerEndpoint in the environment means unset") {
+  auto parsed = parseArgs({}, {{"ZASTAVA_AGENT__DockerEndpoint", ""}});
+  REQUIRE(parsed.ok());
+  CHECK(parsed->config.dockerEndpoint.empty());
+}
+
+TEST_CASE("--help, --version and --check-config") {
+  auto help = parseArgs({"--help"}, {{"ZASTAVA_AGENT__Bogus", "1"}});
+  REQUIRE(help.ok());
+  CHECK(help->command == Command::kHelp);
+  CHECK(contains(help->text, "--health-port"));
+  CHECK(contains(help->text, "ZASTAVA_AGENT__HealthCheck__Port"));
+  CHECK(contains(help->text, "docs/configuration.md"));
+
+  auto shortHelp = parseArgs({"-h"});
+  REQUIRE(shortHelp.ok());
+  CHECK(shortHelp->command == Command::kHelp);
+
+  auto version = parseArgs({"--version"});
+  REQUIRE(version.ok());
+  CHECK(version->command == Command::kVersion);
+  CHECK(version->text.starts_with("zastava-agent "));
+  CHECK(version->text.size() > std::string("zastava-agent \n").size());
+
+  auto check = parseArgs({"--check-config", "--health-port", "9000"});
+  REQUIRE(check.ok());
+  CHECK(check->command == Command::kCheckConfig);
+  CHECK(check->config.healthPort == 9000);
+}
+
+TEST_CASE("describeConfig: one line per key in table order, with origins") {
+  auto parsed = parseArgs({"--health-port", "9000"}, {{"ZASTAVA_AGENT__LogLevel", "debug"}});
+  REQUIRE(parsed.ok());
+  std::string text = describeConfig(parsed->config, parsed->origins);
+  CHECK(contains(text,
+                 "DockerEndpoint = (from DOCKER_HOST or default "
+                 "unix:///var/run/docker.sock)\n"));
+  CHECK(contains(text, "DataDirectory = /var/lib/zastava-agent (default)\n"));
+  CHECK(contains(text, "HealthCheck:Port = 9000 (flag --health-port)\n"));
+  CHECK(contains(text, "LogLevel = debug (env ZASTAVA_AGENT__LogLevel)\n"));
+  std::size_t previous = 0;
+  for (const ConfigKey& key : configKeys()) {
+    std::size_t at = text.find(key.key + " = ");
+    REQUIRE(at != std::string::npos);
+    CHECK(at >= previous);
+    previous = at;
+  }
+  CHECK(std::count(text.begin(), text.end(), '\n') == static_cast<long>(configKeys().size()));
+
+  Config plain;
+  plain.dockerEndpoint = "unix:///var/run/docker.sock";
+  plain.healthPort = 1;
+  std::string bare = describeConfig(plain);
+  CHECK(contains(bare, "DockerEndpoint = unix:///var/run/docker.sock\n"));
+  CHECK(contains(bare, "HealthCheck:Port = 1\n"));
+  CHECK(contains(bare, "RetentionHours = 24 (default)\n"));
+}
+
+TEST_CASE("processEnvironment reads the process environment, splitting at the first '='") {
+  REQUIRE(setenv("ZASTAVA_CONFIG_TEST_PROBE", "a=b", 1) == 0);
+  Environment env = processEnvironment();
+  unsetenv("ZASTAVA_CONFIG_TEST_PROBE");
+  auto it = std::find_if(env.begin(), env.end(), [](const auto& entry) {
+    return entry.first == "ZASTAVA_CONFIG_TEST_PROBE";
+  });
+  REQUIRE(it != env.end());
+  CHECK(it->second == "a=b");
+}
+
+TEST_CASE("bufferLimits converts MiB and hours") {
+  Config config;
+  config.maxFileSizeMb = 4096;
+  config.maxTotalSizeMb = 1048576;
+  config.retentionHours = 87600;
+  BufferLimits limits = bufferLimits(config);
+  CHECK(limits.maxFileBytes == 4096ull << 20);
+  CHECK(limits.maxTotalBytes == 1ull << 40);
+  CHECK(limits.retentionNanos == 87600ll * 3600 * 1'000'000'000);
+  BufferLimits defaults = bufferLimits(Config{});
+  BufferLimits expected;
+  CHECK(defaults.maxFileBytes == expected.maxFileBytes);
+  CHECK(defaults.maxTotalBytes == expected.maxTotalBytes);
+  CHECK(defaults.retentionNanos == expected.retentionNanos);
+}
+
+TEST_CASE("docs/configuration.md lists every key, its flag and its default in table order") {
+  std::ifstream file(std::string(ZASTAVA_FIXTURES_DIR) + "/../../docs/configuration.md");
+  REQUIRE(file.good());
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  std::string docs = buffer.str();
+  std::size_t previous = 0;
+  for (const ConfigKey& key : configKeys()) {
+    std::size_t row = docs.find("| `" + key.envName + "`");
+    REQUIRE_MESSAGE(row != std::string::npos, key.envName);
+    CHECK(row > previous);
+    previous = row;
+    std::string line = docs.substr(row, docs.find('\n', row) - row);
+    CHECK_MESSAGE(contains(line, "`" + key.flag + "`"), key.flag);
+    if (key.key != "DockerEndpoint") CHECK_MESSAGE(contains(line, key.defaultValue), line);
+  }
+}
+
+}  // namespace
+}  // namespace zastava
