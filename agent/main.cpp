@@ -1,0 +1,138 @@
+// zastava-agent: wires the modules together and runs until SIGTERM/SIGINT.
+// Exit codes: 0 clean stop, 1 start-up failure (port in use, data directory unusable),
+// 2 configuration error.
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+
+#include "agent/config.h"
+#include "agent/logging.h"
+#include "agent/pipeline.h"
+#include "buffer/recorder.h"
+#include "collectors/docker_api.h"
+#include "collectors/endpoint.h"
+#include "health/health_state.h"
+#include "health/http_server.h"
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+constexpr int kExitStartFailure = 1;
+constexpr int kExitConfigError = 2;
+
+std::optional<std::string> lookupEnv(std::string_view name) {
+  const char* value = std::getenv(std::string(name).c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+sigset_t shutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+// Blocks the main thread until SIGTERM/SIGINT, telling systemd READY=1 the first time the agent
+// is ready (stream open, first inventory done) and keeping STATUS= current.
+int waitForShutdown(const HealthState& health) {
+  sigset_t signals = shutdownSignals();
+  bool notifiedReady = false;
+  std::string lastStatus;
+  while (true) {
+    timespec tick{1, 0};
+    int signal = sigtimedwait(&signals, nullptr, &tick);
+    if (signal == SIGTERM || signal == SIGINT) return signal;
+    Verdict ready = health.readiness();
+    std::string status = "STATUS=" + std::string(ready.ok ? "watching containers" : ready.reason);
+    if (ready.ok && !notifiedReady) {
+      sd_notify(0, ("READY=1\n" + status).c_str());
+      notifiedReady = true;
+      lastStatus = status;
+    } else if (status != lastStatus) {
+      sd_notify(0, status.c_str());
+      lastStatus = status;
+    }
+  }
+}
+
+int run(const Config& config, const Endpoint& endpoint) {
+  // Signals are taken synchronously by the main thread; every thread started later inherits
+  // the mask.
+  sigset_t signals = shutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SystemClock clock;
+  Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
+  HealthState health(metrics);
+  HealthServer server(health, metrics);
+  if (auto started = server.start(config.healthAddress, config.healthPort); !started.ok()) {
+    spdlog::critical("{}", started.error().message);
+    return kExitStartFailure;
+  }
+  RecorderOptions recorderOptions;
+  recorderOptions.dataDirectory = config.dataDirectory;
+  recorderOptions.limits = bufferLimits(config);
+  auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
+  if (!recorder.ok()) {
+    spdlog::critical("cannot open the event buffer: {}", recorder.error().message);
+    return kExitStartFailure;
+  }
+  auto api = makeCurlDockerApi(endpoint);
+  PipelineOptions pipelineOptions;
+  pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
+  pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
+  Pipeline pipeline(*api, **recorder, health, metrics, clock, pipelineOptions);
+
+  spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",
+               ZASTAVA_VERSION, endpoint.uri, config.dataDirectory.string(), config.healthAddress,
+               server.port());
+  pipeline.start();
+  int signal = waitForShutdown(health);
+
+  spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify(0, "STOPPING=1");
+  pipeline.stop();
+  (*recorder)->stop();
+  server.stop();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+}  // namespace zastava
+
+int main(int argc, char** argv) {
+  using namespace zastava;
+  auto parsed = parseCommandLine(argc, argv, processEnvironment());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n",
+                 parsed.error().message.c_str());
+    return kExitConfigError;
+  }
+  if (parsed->command == Command::kHelp || parsed->command == Command::kVersion) {
+    std::fputs(parsed->text.c_str(), stdout);
+    return 0;
+  }
+  const Config& config = parsed->config;
+  auto endpoint = resolveEndpoint(config.dockerEndpoint, lookupEnv);
+  if (!endpoint.ok()) {
+    std::fprintf(stderr, "zastava-agent: configuration error:\nDockerEndpoint: %s\n",
+                 endpoint.error().message.c_str());
+    return kExitConfigError;
+  }
+  if (parsed->command == Command::kCheckConfig) {
+    std::printf("%sDocker endpoint in use: %s\n", describeConfig(config, parsed->origins).c_str(),
+                endpoint->uri.c_str());
+    return 0;
+  }
+  setupLogging(config.logLevel, runningUnderSystemd());
+  return run(config, *endpoint);
+}

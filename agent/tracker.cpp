@@ -1,0 +1,108 @@
+#include "agent/tracker.h"
+
+#include <charconv>
+
+namespace zastava {
+
+namespace {
+
+constexpr std::string_view kNeverStarted = "0001-01-01T00:00:00Z";
+
+std::optional<std::string> engineTime(const std::string& rfc3339) {
+  if (rfc3339.empty() || rfc3339 == kNeverStarted) return std::nullopt;
+  return rfc3339;
+}
+
+std::optional<std::int64_t> parseInt(const std::map<std::string, std::string>& attributes,
+                                     std::string_view key) {
+  auto it = attributes.find(std::string(key));
+  if (it == attributes.end()) return std::nullopt;
+  std::int64_t value = 0;
+  const char* end = it->second.data() + it->second.size();
+  auto [ptr, ec] = std::from_chars(it->second.data(), end, value);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+// Copies what only an inspect knows into `facts`.
+void applyInspect(const ContainerInspect& inspect, ContainerFacts& facts) {
+  facts.id = inspect.id;
+  facts.name = inspect.name;
+  facts.image = inspect.image;
+  facts.imageId = inspect.imageId;
+  facts.labels = inspect.labels;
+  facts.restartCount = inspect.restartCount;
+  facts.oomKilled = inspect.state.oomKilled;
+  facts.startedAt = engineTime(inspect.state.startedAt);
+  facts.finishedAt = engineTime(inspect.state.finishedAt);
+  facts.pid = inspect.state.running ? std::optional(inspect.state.pid) : std::nullopt;
+}
+
+}  // namespace
+
+bool Tracker::wantsInspect(std::string_view action) {
+  return action == "create" || action == "start" || action == "die";
+}
+
+std::optional<std::string> stateAfter(std::string_view action) {
+  if (action == "create") return "created";
+  if (action == "start" || action == "unpause" || action == "restart") return "running";
+  if (action == "pause") return "paused";
+  if (action == "die") return "exited";
+  if (action == "destroy") return "removed";
+  return std::nullopt;
+}
+
+ContainerFacts& Tracker::remember(const std::string& id) {
+  auto& facts = containers_[id];
+  facts.id = id;
+  return facts;
+}
+
+Record Tracker::snapshot(const ContainerInspect& inspect) {
+  ContainerFacts& facts = remember(inspect.id);
+  applyInspect(inspect, facts);
+  facts.state = inspect.state.status;
+  facts.exitCode = inspect.state.running ? std::nullopt : std::optional(inspect.state.exitCode);
+
+  Record record;
+  record.observedAt = clock_.now();
+  record.time = record.observedAt;
+  record.eventId = eventIdForSnapshot(inspect.id, record.observedAt);
+  record.kind = "container.snapshot";
+  record.source = RecordSource::kSnapshot;
+  record.container = facts;
+  return record;
+}
+
+Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
+                          const std::optional<ContainerInspect>& inspect) {
+  ContainerFacts& facts = remember(event.actorId);
+  if (inspect) applyInspect(*inspect, facts);
+  if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
+    facts.name = name->second;
+  }
+  if (auto image = event.attributes.find("image"); image != event.attributes.end()) {
+    facts.image = image->second;
+  }
+  if (auto state = stateAfter(event.action)) facts.state = *state;
+  if (event.action == "start") facts.exitCode.reset();
+  if (event.action == "die") facts.exitCode = parseInt(event.attributes, "exitCode");
+  if (event.action == "oom") facts.oomKilled = true;
+
+  Record record;
+  record.eventId = eventIdForEngineEvent(event.type, event.rawAction, event.actorId, event.timeNano);
+  record.kind = "container." + event.action;
+  record.source = source;
+  record.time = event.timeNano;
+  record.timeNano = event.timeNano;
+  record.observedAt = clock_.now();
+  record.action = event.action;
+  record.actionDetail = event.actionDetail;
+  record.container = facts;
+  record.attributes = event.attributes;
+  if (event.action == "destroy") containers_.erase(event.actorId);
+  return record;
+}
+
+}  // namespace zastava

@@ -1,0 +1,50 @@
+// The Tracker turns what the engine says (events, inspects) into evidence records and remembers
+// each container's last known facts, so an event the agent does not inspect (pause, kill,
+// destroy, ...) still names the container's image and image ID. Pure logic: no I/O.
+// Not thread-safe: the enricher thread owns it.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "buffer/record.h"
+#include "collectors/engine_types.h"
+#include "common/clock.h"
+
+namespace zastava {
+
+class Tracker {
+ public:
+  explicit Tracker(const Clock& clock) : clock_(clock) {}
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+
+  // True for the actions whose record is enriched from a fresh inspect (create, start, die).
+  static bool wantsInspect(std::string_view action);
+
+  // The container.snapshot record for one inventory observation, observed now.
+  Record snapshot(const ContainerInspect& inspect);
+
+  // The record for one engine event. `inspect` (when the action wants one and the container still
+  // exists) supplies image ID, labels, pid, restart count and times; the state, exit code and
+  // name come from the event itself, because the inspect may already describe a later moment.
+  Record fromEvent(const EngineEvent& event, RecordSource source,
+                   const std::optional<ContainerInspect>& inspect);
+
+  // Containers known and not destroyed.
+  std::size_t trackedCount() const { return containers_.size(); }
+
+ private:
+  ContainerFacts& remember(const std::string& id);
+
+  const Clock& clock_;
+  std::map<std::string, ContainerFacts, std::less<>> containers_;
+};
+
+// The container state an action leaves behind, or std::nullopt when it does not change it
+// (kill, exec_*, health_status, ...).
+std::optional<std::string> stateAfter(std::string_view action);
+
+}  // namespace zastava
