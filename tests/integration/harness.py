@@ -1,0 +1,836 @@
+"""Helpers for zastava-agent integration tests: real dockerd, real haproxy, the real agent.
+
+Everything here starts real processes in private directories under /tmp/zit-XXXX (short, so
+unix socket paths stay well under 100 chars) and stops exactly the processes it started.
+Debian's /usr/bin/python3, stdlib only (plus python3-jsonschema for schema validation).
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+GENESIS_HASH = "0" * 64
+TEST_IMAGE = "zastava-test/busybox:1"
+# A long-running container command that exits 0 promptly on SIGTERM (sh as PID 1 would ignore it).
+IDLE_CMD = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Small utilities
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def wait_until(pred, timeout, what, interval=0.1):
+    """Polls pred() until it returns a truthy value (which is returned). Raises AssertionError
+    naming `what` (and the last exception pred raised, if any) on timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = pred()
+            if value:
+                return value
+            last_exc = None
+        except Exception as exc:  # pred may fail while things are starting
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            extra = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def make_workdir(prefix="zit-"):
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def parse_args():
+    """Parses --agent/--source-dir and leaves the rest for unittest."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--agent", required=True, help="path to the zastava-agent binary")
+    parser.add_argument("--source-dir", required=True, help="repository root")
+    args, rest = parser.parse_known_args()
+    return args, [sys.argv[0]] + rest
+
+
+REQUIRED_TOOLS = ("dockerd", "haproxy", "promtool", "tar")
+
+
+def skip_reason():
+    """Why these tests cannot run here (None when they can)."""
+    if os.geteuid() != 0:
+        return "integration tests start dockerd and must run as root"
+    missing = [t for t in REQUIRED_TOOLS if not shutil.which(t)]
+    if not os.path.exists("/bin/busybox"):
+        missing.append("/bin/busybox (busybox-static)")
+    if not docker_cli():
+        missing.append("docker CLI")
+    return f"missing: {', '.join(missing)}" if missing else None
+
+
+def main(test_module_globals):
+    """Entry point for test scripts: parse our flags, store them, run unittest.
+    Exits 77 (CTest SKIP_RETURN_CODE) when the machine cannot run them, except under CI, where
+    the test command has installed everything and a missing part is a failure."""
+    args, argv = parse_args()
+    reason = skip_reason()
+    if reason:
+        if os.environ.get("CI"):
+            print(f"FAIL: {reason} (the README's test command should have installed it)")
+            sys.exit(1)
+        print(f"SKIP: {reason}")
+        sys.exit(77)
+    if not os.access(args.agent, os.X_OK):
+        print(f"agent binary {args.agent} is not executable")
+        sys.exit(1)
+    test_module_globals["ARGS"] = args
+    unittest.TestCase.maxDiff = None  # show every problem in a failed list comparison
+    unittest.main(argv=argv, verbosity=2)
+
+
+def tail(path, max_chars=4000):
+    try:
+        with open(path, "r", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return text[-max_chars:]
+
+
+# ----------------------------------------------------------------------------------------------
+# HTTP over a unix socket (the engine API)
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self._path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+
+
+def http_request(host, port, method, path, body=None, timeout=10, unix_path=None):
+    """Returns (status, headers dict lowercased, body bytes)."""
+    if unix_path:
+        conn = UnixHTTPConnection(unix_path, timeout=timeout)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        headers = {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(body).encode()
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# A private Docker Engine
+
+def docker_cli():
+    # Debian's docker.io CLI; /usr/local/bin/docker may be another build.
+    return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
+
+
+class PrivateDockerd:
+    """dockerd started as DESIGN.md says, in base_dir (keep it short)."""
+
+    def __init__(self, base_dir):
+        self.dir = base_dir
+        self.sock = os.path.join(base_dir, "docker.sock")
+        self.endpoint = "unix://" + self.sock
+        self.log_path = os.path.join(base_dir, "dockerd.log")
+        self.proc = None
+        assert len(self.sock) < 100, self.sock
+
+    def command(self):
+        d = self.dir
+        return ["dockerd", "--host", "unix://" + self.sock, "--data-root", d + "/root",
+                "--exec-root", d + "/exec", "--pidfile", d + "/docker.pid",
+                "--iptables=false", "--bridge=none", "--storage-driver=vfs"]
+
+    def start(self, timeout=60):
+        os.makedirs(self.dir, exist_ok=True)
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        logf.close()
+        wait_until(self._ping_or_died, timeout, f"dockerd /_ping on {self.sock}")
+        log(f"dockerd up (pid {self.proc.pid}) at {self.sock}")
+
+    def _ping_or_died(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"dockerd exited {self.proc.returncode}:\n{tail(self.log_path)}")
+        return self.ping()
+
+    def ping(self):
+        try:
+            status, _, body = http_request(None, None, "GET", "/_ping", unix_path=self.sock,
+                                           timeout=2)
+            return status == 200 and body == b"OK"
+        except OSError:
+            return False
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait for exit (dockerd also stops its containerd)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log("dockerd did not exit after SIGTERM; SIGKILL")
+            self.proc.kill()
+            self.proc.wait(10)
+        log(f"dockerd stopped (exit {self.proc.returncode})")
+        # The socket file stays; nothing listens on it any more.
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def docker(self, *args, check=True, timeout=60):
+        """Runs the docker CLI against this engine; returns stdout stripped."""
+        env = dict(os.environ, DOCKER_HOST=self.endpoint)
+        env.pop("DOCKER_CONTEXT", None)
+        res = subprocess.run([docker_cli(), *args], env=env, capture_output=True, text=True,
+                             timeout=timeout)
+        if check and res.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)} -> {res.returncode}: {res.stderr}")
+        return res.stdout.strip()
+
+    def api(self, method, path, body=None, timeout=30):
+        """Engine API call over the socket; returns (status, parsed JSON or raw bytes)."""
+        status, _, data = http_request(None, None, method, path, body=body, timeout=timeout,
+                                       unix_path=self.sock)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, data
+
+    def events(self, since, until, container_ids=None):
+        """The engine's own container events in [since, until] (float unix seconds), in order,
+        as the raw JSON objects of GET /events."""
+        filters = {"type": ["container"]}
+        q = f"/events?since={since:.9f}&until={until:.9f}&filters=" + \
+            urllib_quote(json.dumps(filters))
+        status, _, data = http_request(None, None, "GET", q, unix_path=self.sock, timeout=30)
+        if status != 200:
+            raise RuntimeError(f"GET {q} -> {status}: {data[:300]!r}")
+        events = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        if container_ids is not None:
+            events = [e for e in events if e["Actor"]["ID"] in container_ids]
+        return events
+
+    def make_busybox_image(self, tag=TEST_IMAGE):
+        """Imports a rootfs built from Debian's busybox-static as `tag` (if not there yet)."""
+        if self.docker("images", "-q", tag):
+            return
+        rootfs = os.path.join(self.dir, "bbroot")
+        bindir = os.path.join(rootfs, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        busybox = "/bin/busybox"
+        shutil.copy2(busybox, os.path.join(bindir, "busybox"))
+        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True,
+                                 check=True).stdout.split()
+        for applet in applets:
+            if applet != "busybox":
+                link = os.path.join(bindir, applet)
+                if not os.path.lexists(link):
+                    os.symlink("busybox", link)  # relative
+        for d in ("etc", "tmp", "proc", "sys", "dev", "usr/bin", "sbin"):
+            os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        env = dict(os.environ, DOCKER_HOST=self.endpoint)
+        res = subprocess.run([docker_cli(), "import", "-", tag], stdin=tar.stdout, env=env,
+                             capture_output=True, text=True, timeout=120)
+        tar.stdout.close()
+        tar.wait()
+        if res.returncode != 0:
+            raise RuntimeError(f"docker import failed: {res.stderr}")
+        shutil.rmtree(rootfs, ignore_errors=True)
+        log(f"imported {tag}")
+
+    def remove_all_containers(self):
+        ids = self.docker("ps", "-aq", check=False).split()
+        if ids:
+            self.docker("rm", "-f", *ids, check=False)
+
+
+def urllib_quote(s):
+    import urllib.parse
+    return urllib.parse.quote(s, safe="")
+
+
+# ----------------------------------------------------------------------------------------------
+# The agent under test
+
+class Agent:
+    def __init__(self, binary, endpoint, data_dir, port=None, extra_args=(), env=None,
+                 log_dir=None, reconnect_max_backoff=1):
+        self.binary = binary
+        self.endpoint = endpoint
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.log_path = os.path.join(log_dir or data_dir + ".logs", "agent.stderr")
+        self.stdout_path = os.path.join(os.path.dirname(self.log_path), "agent.stdout")
+        self.reconnect_max_backoff = reconnect_max_backoff
+        self.proc = None
+
+    def args(self):
+        return [self.binary, "--docker-endpoint", self.endpoint, "--data-directory",
+                self.data_dir, "--health-address", "127.0.0.1", "--health-port",
+                str(self.port), "--log-level", "debug", "--reconnect-max-backoff-seconds",
+                str(self.reconnect_max_backoff), *self.extra_args]
+
+    def start(self):
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("ZASTAVA_AGENT__") and k != "DOCKER_HOST"}
+        env.update(self.env)
+        self._err = open(self.log_path, "ab")
+        self._out = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=self._out, stderr=self._err,
+                                     stdin=subprocess.DEVNULL, env=env)
+        log(f"agent started (pid {self.proc.pid}) endpoint={self.endpoint} port={self.port}")
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def http_get(self, path, timeout=5):
+        status, _, body = http_request("127.0.0.1", self.port, "GET", path, timeout=timeout)
+        return status, body.decode(errors="replace")
+
+    def wait_http(self, timeout=20):
+        """Waits until the health server answers at all (any status)."""
+        def up():
+            if not self.alive():
+                raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log_text()}")
+            return self.http_get("/livez")[0] > 0
+        wait_until(up, timeout, f"agent health server on port {self.port}")
+
+    def wait_ready(self, timeout=30):
+        def ready():
+            if not self.alive():
+                raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log_text()}")
+            return self.http_get("/readyz")[0] == 200
+        try:
+            wait_until(ready, timeout, "agent /readyz 200")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- agent log tail ---\n{tail(self.log_path)}")
+
+    def wait_readyz(self, status, timeout=30, body_pred=None):
+        def check():
+            if not self.alive():
+                raise AssertionError(f"agent exited {self.proc.returncode}")
+            s, b = self.http_get("/readyz")
+            return (s, b) if s == status and (body_pred is None or body_pred(b)) else None
+        return wait_until(check, timeout, f"agent /readyz {status}")
+
+    def metrics(self):
+        status, body = self.http_get("/metrics")
+        assert status == 200, f"/metrics -> {status}"
+        return body
+
+    def metric_value(self, name, labels=None):
+        return metric_value(self.metrics(), name, labels)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Sends sig, waits; returns (exit code, seconds taken)."""
+        if self.proc is None:
+            return None, 0.0
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                return None, time.monotonic() - t0
+        self._close()
+        return self.proc.returncode, time.monotonic() - t0
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._close()
+
+    def _close(self):
+        for f in (getattr(self, "_err", None), getattr(self, "_out", None)):
+            if f and not f.closed:
+                f.close()
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stdout_text(self):
+        try:
+            with open(self.stdout_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def run_agent_once(binary, args, env=None, timeout=10):
+    """Runs the agent to completion (config checks, --help, ...). Returns CompletedProcess."""
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("ZASTAVA_AGENT__") and k != "DOCKER_HOST"}
+    full_env.update(env or {})
+    return subprocess.run([binary, *args], env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ----------------------------------------------------------------------------------------------
+# Prometheus text helpers
+
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """[(name, {labels}, float value)] for every sample line."""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if m:
+            labels = dict(_LABEL_RE.findall(m.group(2) or ""))
+            samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def metric_value(text, name, labels=None):
+    """The value of the first sample of `name` whose labels include `labels`; None if absent."""
+    for n, l, v in parse_metrics(text):
+        if n == name and all(l.get(k) == val for k, val in (labels or {}).items()):
+            return v
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# haproxy configured the way tecnativa/docker-socket-proxy does it
+
+PROXY_SECTIONS = [
+    # (env var, path section) as in the tecnativa image, alphabetical by variable.
+    ("AUTH", "auth"), ("BUILD", "build"), ("COMMIT", "commit"), ("CONFIGS", "configs"),
+    ("CONTAINERS", "containers"), ("DISTRIBUTION", "distribution"), ("EVENTS", "events"),
+    ("EXEC", "exec"), ("GRPC", "grpc"), ("IMAGES", "images"), ("INFO", "info"),
+    ("NETWORKS", "networks"), ("NODES", "nodes"), ("PING", "_ping"), ("PLUGINS", "plugins"),
+    ("SECRETS", "secrets"), ("SERVICES", "services"), ("SESSION", "session"),
+    ("SWARM", "swarm"), ("SYSTEM", "system"), ("TASKS", "tasks"), ("VERSION", "version"),
+    ("VOLUMES", "volumes"),
+]
+
+
+def haproxy_errors_dir():
+    for d in ("/usr/share/haproxy/errors", "/etc/haproxy/errors"):
+        if os.path.exists(os.path.join(d, "403.http")):
+            return d
+    raise RuntimeError("no haproxy errors/403.http found (is Debian's haproxy installed?)")
+
+
+class Haproxy:
+    """haproxy in front of a docker socket; permissions are environment variables (1/0)."""
+
+    def __init__(self, work_dir, socket_path, allow=None, listen_port=None):
+        self.dir = work_dir
+        self.socket_path = socket_path
+        self.port = listen_port or free_port()
+        self.allow = dict(allow if allow is not None else
+                          {"CONTAINERS": 1, "EVENTS": 1, "PING": 1, "VERSION": 1})
+        self.cfg_path = os.path.join(work_dir, f"haproxy-{self.port}.cfg")
+        self.log_path = os.path.join(work_dir, f"haproxy-{self.port}.log")
+        self.proc = None
+
+    def config_text(self):
+        errors = haproxy_errors_dir()
+        p = "path,url_dec -m reg -i ^(/v[\\d\\.]+)?(/\\w+)?/"
+        lines = [
+            "global",
+            "    log stdout format raw daemon info",
+            "    maxconn 4000",
+            "",
+            "defaults",
+            "    mode http",
+            "    log global",
+            "    option httplog",
+            "    option dontlognull",
+            "    option http-server-close",
+            "    option redispatch",
+            "    retries 3",
+            "    timeout http-request 10s",
+            "    timeout queue 1m",
+            "    timeout connect 10s",
+            "    timeout client 10m",
+            "    timeout server 10m",
+            "    timeout http-keep-alive 10s",
+            "    timeout check 10s",
+            "    maxconn 3000",
+        ]
+        for code in (400, 403, 408, 500, 502, 503, 504):
+            if os.path.exists(f"{errors}/{code}.http"):
+                lines.append(f"    errorfile {code} {errors}/{code}.http")
+        lines += [
+            "",
+            "backend dockerbackend",
+            f"    server dockersocket {self.socket_path}",
+            "",
+            "backend docker-events",
+            f"    server dockersocket {self.socket_path}",
+            "    timeout server 0",
+            "",
+            "frontend dockerfrontend",
+            f"    bind 127.0.0.1:{self.port}",
+            "    http-request deny unless METH_GET || { env(POST) -m bool }",
+        ]
+        for var, section in PROXY_SECTIONS:
+            lines.append(f"    http-request allow if {{ {p}{section} }} {{ env({var}) -m bool }}")
+        lines += [
+            "    http-request deny",
+            "    default_backend dockerbackend",
+            f"    use_backend docker-events if {{ {p}events }}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def environment(self):
+        env = {k: v for k, v in os.environ.items()}
+        for var, _ in PROXY_SECTIONS:
+            env[var] = str(int(self.allow.get(var, 0)))
+        env["POST"] = str(int(self.allow.get("POST", 0)))
+        return env
+
+    def start(self, timeout=15):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(self.cfg_path, "w") as f:
+            f.write(self.config_text())
+        check = subprocess.run(["haproxy", "-c", "-f", self.cfg_path], env=self.environment(),
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy -c failed:\n{check.stdout}\n{check.stderr}")
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["haproxy", "-f", self.cfg_path, "-db"],
+                                     env=self.environment(), stdout=logf,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        logf.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"haproxy exited {self.proc.returncode}: "
+                                   f"{tail(self.log_path)}")
+            return port_open(self.port)
+        wait_until(up, timeout, f"haproxy on 127.0.0.1:{self.port}")
+        log(f"haproxy up (pid {self.proc.pid}) on :{self.port} allow={self.allow}")
+        return self
+
+    @property
+    def endpoint(self):
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None):
+        """(status, headers, body bytes) through the proxy."""
+        return http_request("127.0.0.1", self.port, method, path, body=body)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_text(self):
+        return tail(self.log_path, 10 ** 7)
+
+    def requests_seen(self):
+        """[(status, method, path)] from haproxy's httplog lines."""
+        out = []
+        for line in self.log_text().splitlines():
+            m = re.search(r' (\d{3}) .*"([A-Z]+) (\S+) HTTP/[\d.]+"', line)
+            if m:
+                out.append((int(m.group(1)), m.group(2), m.group(3)))
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The agent's output: NDJSON segments, SQLite, hash chain, ids
+
+def expected_event_id(event):
+    """eventId of an engine event as the agent must compute it."""
+    text = "engine\n{}\n{}\n{}\n{}".format(event["Type"], event["Action"], event["Actor"]["ID"],
+                                         event["timeNano"])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def segment_paths(data_dir):
+    d = os.path.join(data_dir, "runtime-events")
+    if not os.path.isdir(d):
+        return []
+    names = [n for n in os.listdir(d) if n.startswith("events-") and n.endswith(".ndjson")]
+
+    def seq(name):  # docs/records.md: ordered by the last number in the name
+        nums = re.findall(r"\d+", name)
+        return (int(nums[-1]) if nums else -1, name)
+    return [os.path.join(d, n) for n in sorted(names, key=seq)]
+
+
+def read_ndjson(data_dir):
+    """All complete lines of all segments, in file-name order (raw strings, no newline)."""
+    lines = []
+    for path in segment_paths(data_dir):
+        with open(path, "r", encoding="utf-8") as f:
+            data = f.read()
+        parts = data.split("\n")
+        # A final part without "\n" is a line still being written: ignore it.
+        lines.extend(p for p in parts[:-1] if p)
+    return lines
+
+
+def db_path(data_dir):
+    return os.path.join(data_dir, "zastava-agent.db")
+
+
+def read_sqlite(data_dir, query="SELECT event_id, kind, container_id, time_nano, source, record "
+                                "FROM events ORDER BY rowid"):
+    """Rows of `query` on the agent's database, opened read-only."""
+    path = db_path(data_dir)
+    if not os.path.exists(path):
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+def read_table(data_dir, table):
+    """All rows of a table as dicts (read-only)."""
+    path = db_path(data_dir)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(f"SELECT * FROM {table}")]
+    finally:
+        conn.close()
+
+
+def read_containers_table(data_dir):
+    return read_table(data_dir, "containers")
+
+
+def rfc3339_to_nanos(text):
+    """'2026-11-22T14:33:46.456774704Z' -> integer nanoseconds since the epoch."""
+    import calendar
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z$", text)
+    if not m:
+        raise ValueError(f"not RFC 3339 with 9 fractional digits: {text!r}")
+    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1_000_000_000 + int(m.group(2))
+
+
+_HASH_SUFFIX_RE = re.compile(r',"hash":"([0-9a-f]{64})"\}$')
+
+
+def verify_chain(lines):
+    """Checks every line's hash and the prevHash links. Returns a list of problems (empty = ok)."""
+    problems = []
+    prev = GENESIS_HASH
+    for i, line in enumerate(lines):
+        m = _HASH_SUFFIX_RE.search(line)
+        if not m:
+            problems.append(f"line {i}: does not end with ,\"hash\":\"<64 hex>\"}}: {line[-90:]}")
+            prev = None
+            continue
+        canonical = line[:m.start()] + "}"
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        if digest != m.group(1):
+            problems.append(f"line {i}: hash {m.group(1)} != sha256(canonical) {digest}")
+        rec = json.loads(line)
+        if prev is not None and rec.get("prevHash") != prev:
+            problems.append(f"line {i}: prevHash {rec.get('prevHash')} != previous hash {prev}")
+        prev = m.group(1)
+    return problems
+
+
+def load_schema(source_dir):
+    path = os.path.join(source_dir, "docs", "record-schema.json")
+    if not os.path.exists(path):
+        return None, path
+    with open(path) as f:
+        return json.load(f), path
+
+
+def schema_errors(schema, records):
+    """[message] for every record that does not validate (at most a few per record)."""
+    import jsonschema
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    out = []
+    for i, rec in enumerate(records):
+        for err in list(validator.iter_errors(rec))[:3]:
+            out.append(f"record {i} ({rec.get('kind')}): {err.json_path}: {err.message}")
+    return out
+
+
+def engine_kind(event):
+    return "container." + event["Action"].split(": ", 1)[0]
+
+
+def split_action(raw):
+    verb, _, detail = raw.partition(": ")
+    return verb, detail
+
+
+class Workspace:
+    """A /tmp/zit-XXXX directory with dockerd, haproxy and agents to clean up in reverse order.
+    Kept on failure when ZIT_KEEP=1."""
+
+    def __init__(self):
+        self.dir = make_workdir()
+        self._cleanups = []
+        self._agents = []
+        log(f"workspace {self.dir}")
+
+    def on_cleanup(self, fn):
+        self._cleanups.append(fn)
+
+    def dockerd(self, name="d"):
+        d = PrivateDockerd(os.path.join(self.dir, name))
+        self.on_cleanup(d.stop)
+        d.start()
+        return d
+
+    def haproxy(self, socket_path, allow=None):
+        h = Haproxy(os.path.join(self.dir, "proxy"), socket_path, allow)
+        self.on_cleanup(h.stop)
+        return h.start()
+
+    def agent(self, binary, endpoint, name="a", **kw):
+        data = os.path.join(self.dir, name, "data")
+        a = Agent(binary, endpoint, data, log_dir=os.path.join(self.dir, name), **kw)
+        self.on_cleanup(a.kill9)
+        self._agents.append(a)
+        return a
+
+    def close(self):
+        for a in self._agents:  # shown by ctest --output-on-failure
+            print(f"--- tail of {a.log_path} ---\n{tail(a.log_path, 3000)}", flush=True)
+        for fn in reversed(self._cleanups):
+            try:
+                fn()
+            except Exception as exc:
+                log(f"cleanup error: {exc!r}")
+        if os.environ.get("ZIT_KEEP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            log(f"kept {self.dir}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparing what the engine said with what the agent wrote
+
+def rfc3339_nanos(time_nano):
+    secs, nanos = divmod(int(time_nano), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+def wait_recorded(agent, event_ids, timeout=30):
+    """Polls SQLite until every id in event_ids has a row. Returns the missing ids on timeout
+    (an empty set when all arrived) so the test can report them precisely."""
+    missing = set(event_ids)
+
+    def all_there():
+        nonlocal missing
+        have = {r[0] for r in read_sqlite(agent.data_dir, "SELECT event_id FROM events")}
+        missing = set(event_ids) - have
+        return not missing
+    try:
+        wait_until(all_there, timeout, f"{len(event_ids)} engine events in SQLite")
+    except AssertionError:
+        pass
+    return missing
+
+
+def exactly_once_problems(engine_events, records, where):
+    """For each engine event: exactly one record with its expected eventId whose fields match.
+    records: parsed JSON objects. Returns a list of problem strings."""
+    problems = []
+    by_id = {}
+    for rec in records:
+        by_id.setdefault(rec.get("eventId"), []).append(rec)
+    for ev in engine_events:
+        eid = expected_event_id(ev)
+        desc = f"{ev['Action']!r} of {ev['Actor']['ID'][:12]} at {ev['timeNano']}"
+        found = by_id.get(eid, [])
+        if len(found) != 1:
+            problems.append(f"{where}: {desc} (eventId {eid}) appears {len(found)} times")
+            continue
+        rec = found[0]
+        verb, detail = split_action(ev["Action"])
+        want = {"kind": "container." + verb, "action": verb, "timeNano": ev["timeNano"],
+                "time": rfc3339_nanos(ev["timeNano"])}
+        got = {k: rec.get(k) for k in want}
+        if got != want:
+            problems.append(f"{where}: {desc}: fields {got} != expected {want}")
+        if rec.get("actionDetail", "") != detail:  # exactly what followed ": ", or absent
+            problems.append(f"{where}: {desc}: actionDetail {rec.get('actionDetail')!r} != "
+                            f"{detail!r}")
+        if (rec.get("container") or {}).get("id") != ev["Actor"]["ID"]:
+            problems.append(f"{where}: {desc}: container.id {rec.get('container')}")
+        if rec.get("attributes") != ev["Actor"].get("Attributes", {}):
+            problems.append(f"{where}: {desc}: attributes {rec.get('attributes')} != engine's "
+                            f"{ev['Actor'].get('Attributes')}")
+        if rec.get("source") not in ("stream", "replay"):
+            problems.append(f"{where}: {desc}: source {rec.get('source')!r}")
+    return problems

@@ -1,0 +1,283 @@
+#!/usr/bin/python3
+"""A private dockerd, containers driven through every lifecycle transition, and the agent's
+NDJSON + SQLite checked against the engine's own event list: exactly once, right fields,
+schema-valid, hash-chained, private file modes; then SIGTERM exits 0 within 5 s."""
+
+import json
+import os
+import stat
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+ARGS = None
+
+
+class Lifecycle(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = h.Workspace()
+        try:
+            cls._scenario()
+        except BaseException:
+            cls.ws.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    @classmethod
+    def _scenario(cls):
+        d = cls.d = cls.ws.dockerd()
+        d.make_busybox_image()
+        # Exists before the agent starts: must show up as a snapshot.
+        cls.pre_id = d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
+
+        agent = cls.agent = cls.ws.agent(ARGS.agent, d.endpoint)
+        agent.start()
+        agent.wait_ready(timeout=30)
+        h.log("agent ready; driving containers")
+
+        t_start = time.time()
+        ids = {}
+        ids["life"] = d.docker("create", "--name", "life", h.TEST_IMAGE, *h.IDLE_CMD)
+        d.docker("start", "life")
+        d.docker("pause", "life")
+        d.docker("unpause", "life")
+        d.docker("exec", "life", "true")
+        d.docker("stop", "life")
+        d.docker("start", "life")
+        d.docker("restart", "-t", "5", "life")
+        d.docker("kill", "life")          # SIGKILL: die with 137
+        d.docker("rename", "life", "life2")
+        d.docker("rm", "life2")
+        # Fails with exit code 3; stays (exited) for the containers-table check.
+        ids["fail"] = d.docker("create", "--name", "fail", h.TEST_IMAGE, "sh", "-c", "exit 3")
+        d.docker("start", "-a", "fail", check=False)
+        h.wait_until(lambda: d.docker("inspect", "-f", "{{.State.Status}}", "fail") == "exited",
+                     20, "container fail exited")
+        # A health check: health_status: healthy.
+        ids["hc"] = d.docker("run", "-d", "--name", "hc", "--health-cmd", "true",
+                             "--health-interval", "1s", h.TEST_IMAGE, *h.IDLE_CMD)
+        h.wait_until(lambda: d.docker("inspect", "-f", "{{.State.Health.Status}}", "hc")
+                     == "healthy", 30, "container hc healthy")
+        d.docker("rm", "-f", "hc")
+        d.docker("rm", "-f", "pre")
+        cls.ids = ids
+        # The engine's own list for the window; `until` slightly ahead so the last events are in.
+        t_end = time.time() + 0.5
+        cls.engine_events = d.events(t_start - 0.05, t_end)
+        h.log(f"engine reported {len(cls.engine_events)} container events")
+        cls.expected_ids = [h.expected_event_id(e) for e in cls.engine_events]
+        cls.missing = h.wait_recorded(agent, cls.expected_ids, timeout=30)
+        if cls.missing:
+            h.log(f"{len(cls.missing)} engine events still missing in SQLite after 30 s")
+
+        cls.metrics_text = agent.metrics()
+        cls.exit_code, cls.stop_seconds = agent.stop(timeout=15)
+        h.log(f"agent stopped: exit {cls.exit_code} in {cls.stop_seconds:.2f}s")
+        cls.lines = h.read_ndjson(agent.data_dir)
+        cls.records = [json.loads(line) for line in cls.lines]
+        cls.rows = h.read_sqlite(agent.data_dir)
+        cls.log_text = agent.log_text()
+
+    # ---- helpers
+
+    def record_for(self, event):
+        eid = h.expected_event_id(event)
+        found = [r for r in self.records if r.get("eventId") == eid]
+        self.assertEqual(len(found), 1, f"records with eventId {eid} for {event['Action']}")
+        return found[0]
+
+    def events_of(self, name, action):
+        cid = self.ids[name]
+        return [e for e in self.engine_events
+                if e["Actor"]["ID"] == cid and h.split_action(e["Action"])[0] == action]
+
+    # ---- checks
+
+    def test_engine_window_covers_scenario(self):
+        """sanity: the engine's list has what the scenario did (otherwise the test is wrong)"""
+        actions = {h.split_action(e["Action"])[0] for e in self.engine_events}
+        for a in ("create", "start", "pause", "unpause", "exec_create", "exec_start",
+                  "exec_die", "kill", "die", "stop", "restart", "rename", "destroy",
+                  "health_status", "attach"):
+            self.assertIn(a, actions)
+
+    def test_every_engine_event_recorded_in_sqlite(self):
+        """every engine container event reached SQLite (polled up to 30 s)"""
+        missing = [f"{e['Action']!r} {e['Actor']['ID'][:12]} {e['timeNano']}"
+                   for e in self.engine_events if h.expected_event_id(e) in self.missing]
+        self.assertEqual(missing, [], "engine events the agent never recorded")
+
+    def test_exactly_once_in_ndjson(self):
+        """every engine event exactly once in NDJSON with kind/action/actionDetail/timeNano/
+        time/container.id/attributes as the engine said"""
+        problems = h.exactly_once_problems(self.engine_events, self.records, "ndjson")
+        self.assertEqual(problems, [])
+
+    def test_exactly_once_in_sqlite(self):
+        """every engine event exactly once in SQLite; columns agree with the record"""
+        recs = [json.loads(r[5]) for r in self.rows]
+        self.assertEqual(h.exactly_once_problems(self.engine_events, recs, "sqlite"), [])
+        for event_id, kind, container_id, time_nano, source, record in self.rows:
+            rec = json.loads(record)
+            self.assertEqual((event_id, kind, container_id, source),
+                             (rec["eventId"], rec["kind"], rec["container"]["id"],
+                              rec["source"]), "SQLite columns vs record JSON")
+            # docs/records.md: time_nano is the record's `time` in nanoseconds.
+            self.assertEqual(time_nano, h.rfc3339_to_nanos(rec["time"]), rec["kind"])
+            if "timeNano" in rec:
+                self.assertEqual(time_nano, rec["timeNano"])
+
+    def test_event_ids_unique(self):
+        """no eventId twice in NDJSON"""
+        ids = [r["eventId"] for r in self.records]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        self.assertEqual(dupes, [])
+
+    def test_snapshot_of_preexisting_container(self):
+        """the container that existed before start has a container.snapshot record"""
+        snaps = [r for r in self.records if r.get("kind") == "container.snapshot"
+                 and r.get("container", {}).get("id") == self.pre_id]
+        self.assertEqual(len(snaps), 1, "snapshots of the pre-existing container")
+        s = snaps[0]
+        self.assertEqual(s["source"], "snapshot")
+        self.assertNotIn("timeNano", s)
+        c = s["container"]
+        self.assertEqual((c.get("name"), c.get("image"), c.get("state")),
+                         ("pre", h.TEST_IMAGE, "running"))
+        self.assertTrue(c.get("imageId", "").startswith("sha256:"), c)
+        self.assertGreater(c.get("pid", 0), 0)
+
+    def test_die_exit_code(self):
+        """die of `sh -c 'exit 3'` carries exitCode 3; die after docker kill carries 137"""
+        dies = self.events_of("fail", "die")
+        self.assertEqual(len(dies), 1)
+        self.assertEqual(dies[0]["Actor"]["Attributes"].get("exitCode"), "3")
+        rec = self.record_for(dies[0])
+        self.assertEqual(rec["container"].get("exitCode"), 3, rec["container"])
+        kill_dies = [e for e in self.events_of("life", "die")
+                     if e["Actor"]["Attributes"].get("exitCode") == "137"]
+        self.assertTrue(kill_dies)
+        self.assertEqual(self.record_for(kill_dies[-1])["container"].get("exitCode"), 137)
+
+    def test_enrichment_on_create_start_die(self):
+        """create/start/die records carry name, image, imageId, state from inspect"""
+        expect_state = {"create": "created", "start": "running", "die": "exited"}
+        for action, state in expect_state.items():
+            ev = self.events_of("fail", action)[0]
+            c = self.record_for(ev)["container"]
+            self.assertEqual(c.get("name"), "fail", f"{action}: {c}")
+            self.assertEqual(c.get("image"), h.TEST_IMAGE, f"{action}: {c}")
+            self.assertTrue(c.get("imageId", "").startswith("sha256:"), f"{action}: {c}")
+            self.assertIn("state", c, f"{action}: {c}")
+            self.assertIn("restartCount", c, f"{action}: {c}")
+        # state as of the event is racy for a container that exits at once; a long-running one:
+        start = self.events_of("hc", "start")[0]
+        c = self.record_for(start)["container"]
+        self.assertEqual(c.get("state"), "running", c)
+        self.assertGreater(c.get("pid", 0), 0, c)
+
+    def test_rename_has_new_name(self):
+        """rename record: container.name is the new name"""
+        ev = self.events_of("life", "rename")[0]
+        rec = self.record_for(ev)
+        self.assertEqual(rec["container"].get("name"), "life2", rec["container"])
+        self.assertEqual(rec["attributes"].get("oldName"), "/life")
+
+    def test_health_status_detail(self):
+        """health_status: healthy -> action health_status, actionDetail healthy"""
+        healthy = [e for e in self.events_of("hc", "health_status")
+                   if e["Action"] == "health_status: healthy"]
+        self.assertTrue(healthy)
+        rec = self.record_for(healthy[0])
+        self.assertEqual((rec["kind"], rec["action"], rec.get("actionDetail")),
+                         ("container.health_status", "health_status", "healthy"))
+
+    def test_ndjson_equals_sqlite(self):
+        """NDJSON lines == SQLite record column, in order"""
+        self.assertGreater(len(self.lines), 0)
+        self.assertEqual(self.lines, [r[5] for r in self.rows])
+
+    def test_schema(self):
+        """every line validates against docs/record-schema.json (missing schema = failure)"""
+        schema, path = h.load_schema(ARGS.source_dir)
+        self.assertIsNotNone(schema, f"{path} does not exist; the schema is part of the "
+                                     "record contract")
+        self.assertEqual(h.schema_errors(schema, self.records), [])
+
+    def test_schema_header_and_formats(self):
+        """schema name/version, 32-hex eventId, RFC 3339 times with 9 digits"""
+        import re
+        t = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+        for rec in self.records:
+            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 1})
+            self.assertRegex(rec["eventId"], r"^[0-9a-f]{32}$")
+            self.assertRegex(rec["time"], t)
+            self.assertRegex(rec["observedAt"], t)
+            self.assertIn(rec["source"], ("stream", "replay", "reconcile", "snapshot"))
+            self.assertEqual(list(rec)[:3], ["schema", "eventId", "kind"], "key order")
+            self.assertEqual(list(rec)[-2:], ["prevHash", "hash"], "key order")
+
+    def test_hash_chain(self):
+        """prevHash/hash chain verifies from the genesis hash"""
+        self.assertEqual(h.verify_chain(self.lines), [])
+        self.assertEqual(self.records[0]["prevHash"], h.GENESIS_HASH)
+
+    def test_file_modes(self):
+        """zastava-agent.db 0600, segments 0640, runtime-events/ 0750 (docs/records.md)"""
+        data = self.agent.data_dir
+        expected = {h.db_path(data): 0o600, os.path.join(data, "runtime-events"): 0o750}
+        segments = h.segment_paths(data)
+        self.assertTrue(segments, "no NDJSON segments")
+        expected.update({p: 0o640 for p in segments})
+        for p, want in expected.items():
+            mode = stat.S_IMODE(os.stat(p).st_mode)
+            self.assertEqual(oct(mode), oct(want), p)
+
+    def test_meta_cursor_and_chain_head(self):
+        """meta: last_hash is the last line's hash; cursor_time_nano the largest timeNano of a
+        stream/replay record"""
+        meta = {r["key"]: r["value"] for r in h.read_table(self.agent.data_dir, "meta")}
+        self.assertEqual(meta.get("last_hash"), self.records[-1]["hash"])
+        cursor = max(r["timeNano"] for r in self.records if r["source"] in ("stream", "replay"))
+        self.assertEqual(int(meta.get("cursor_time_nano")), cursor)
+
+    def test_events_total_matches_records(self):
+        """zastava_agent_events_total{kind,source} == the records written, per kind and source"""
+        counted = {}
+        for name, labels, value in h.parse_metrics(self.metrics_text):
+            if name == "zastava_agent_events_total" and value:
+                counted[(labels.get("kind"), labels.get("source"))] = int(value)
+        written = {}
+        for r in self.records:
+            written[(r["kind"], r["source"])] = written.get((r["kind"], r["source"]), 0) + 1
+        self.assertEqual(counted, written)
+
+    def test_containers_table(self):
+        """the containers table knows the exited container with exit code 3"""
+        rows = h.read_containers_table(self.agent.data_dir)
+        fail = [r for r in rows if r["container_id"] == self.ids["fail"]]
+        self.assertEqual(len(fail), 1, rows)
+        self.assertEqual((fail[0]["name"], fail[0]["state"], fail[0]["exit_code"]),
+                         ("fail", "exited", 3))
+        # docs/records.md: container.destroy sets state to removed.
+        for name in ("life", "hc"):
+            row = [r for r in rows if r["container_id"] == self.ids[name]]
+            self.assertEqual([r["state"] for r in row], ["removed"], name)
+        pre = [r for r in rows if r["container_id"] == self.pre_id]
+        self.assertEqual([r["state"] for r in pre], ["removed"], "pre")
+
+    def test_sigterm_exits_0_within_5s(self):
+        """SIGTERM: exit code 0 in under 5 s"""
+        self.assertEqual(self.exit_code, 0, h.tail(self.agent.log_path))
+        self.assertLess(self.stop_seconds, 5.0)
+
+
+if __name__ == "__main__":
+    h.main(globals())

@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""/metrics is clean Prometheus text with the documented names and honest values; /healthz,
+/livez answer; configuration errors exit 2 naming the key; --check-config, --version, --help;
+with no engine at all the agent keeps running, not ready, and says which endpoint."""
+
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+ARGS = None
+METRIC_NAMES = [
+    "zastava_agent_docker_connected", "zastava_agent_buffer_writable",
+    "zastava_agent_events_buffered", "zastava_agent_events_total",
+    "zastava_agent_stream_reconnects_total", "zastava_agent_engine_errors_total",
+    "zastava_agent_build_info",
+]
+
+
+class Metrics(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = h.Workspace()
+        try:
+            cls.d = cls.ws.dockerd()
+            cls.d.make_busybox_image()
+            cls.d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
+            cls.agent = cls.ws.agent(ARGS.agent, cls.d.endpoint)
+            cls.agent.start()
+            cls.agent.wait_ready()
+            h.wait_until(lambda: h.read_sqlite(cls.agent.data_dir, "SELECT 1 FROM events"), 20,
+                         "the snapshot record in SQLite")
+            cls.text = cls.agent.metrics()
+        except BaseException:
+            cls.ws.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    def test_promtool_check_metrics(self):
+        """`promtool check metrics` on /metrics: exit 0, no complaints"""
+        res = subprocess.run(["promtool", "check", "metrics"], input=self.text,
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual((res.returncode, res.stdout.strip(), res.stderr.strip()), (0, "", ""),
+                         "promtool output")
+
+    def test_names_present(self):
+        """every documented metric name is exposed (as a sample or # TYPE line)"""
+        names = {n for n, _, _ in h.parse_metrics(self.text)}
+        types = set(re.findall(r"^# TYPE (\S+) ", self.text, re.M))
+        missing = [n for n in METRIC_NAMES if n not in names and n not in types]
+        self.assertEqual(missing, [], "metrics missing from /metrics")
+
+    def test_values_honest(self):
+        """docker_connected 1, buffer_writable 1, a snapshot counted in events_total"""
+        self.assertEqual(h.metric_value(self.text, "zastava_agent_docker_connected"), 1)
+        self.assertEqual(h.metric_value(self.text, "zastava_agent_buffer_writable"), 1)
+        snap = h.metric_value(self.text, "zastava_agent_events_total",
+                              {"kind": "container.snapshot", "source": "snapshot"})
+        self.assertIsNotNone(snap, "events_total{kind=container.snapshot,source=snapshot}")
+        self.assertGreaterEqual(snap, 1)
+        self.assertEqual(h.metric_value(self.text, "zastava_agent_build_info"), 1)
+
+    def test_health_endpoints(self):
+        """/healthz, /livez, /readyz 200 while all is well"""
+        for path in ("/healthz", "/livez", "/readyz"):
+            self.assertEqual(self.agent.http_get(path)[0], 200, path)
+
+
+class NoEngine(unittest.TestCase):
+    def test_unreachable_endpoint(self):
+        """unix:///nonexistent.sock: keeps running, /readyz 503 naming it, /livez 200"""
+        ws = h.Workspace()
+        self.addCleanup(ws.close)
+        agent = ws.agent(ARGS.agent, "unix:///nonexistent.sock")
+        agent.start()
+        agent.wait_http()
+        status, body = agent.wait_readyz(503, timeout=10)
+        h.log(f"/readyz: {status} {body.strip()[:200]!r}")
+        self.assertIn("/nonexistent.sock", body, "503 reason names the endpoint")
+        self.assertEqual(agent.http_get("/livez")[0], 200)
+        self.assertEqual(agent.http_get("/healthz")[0], 200)
+        self.assertEqual(agent.metric_value("zastava_agent_docker_connected"), 0)
+        self.assertTrue(agent.alive())
+        code, secs = agent.stop()
+        self.assertEqual(code, 0)
+        self.assertLess(secs, 5.0)
+
+
+class Config(unittest.TestCase):
+    def run_agent(self, *args, env=None):
+        base = ["--data-directory", "/tmp/zit-config-never-created", "--docker-endpoint",
+                "unix:///nonexistent.sock", "--health-port", str(h.free_port())]
+        return h.run_agent_once(ARGS.agent, [*base, *args], env=env)
+
+    def assert_config_error(self, res, *names):
+        self.assertEqual(res.returncode, 2, f"exit code; stderr: {res.stderr!r}")
+        for name in names:
+            self.assertIn(name, res.stderr, "stderr names the key")
+
+    def test_bad_port_env(self):
+        """ZASTAVA_AGENT__HealthCheck__Port=abc / 70000 -> exit 2 naming the key"""
+        for value in ("abc", "70000", "0"):
+            res = h.run_agent_once(ARGS.agent, ["--data-directory", "/tmp/zit-config-never"],
+                                   env={"ZASTAVA_AGENT__HealthCheck__Port": value})
+            self.assert_config_error(res, "ZASTAVA_AGENT__HealthCheck__Port")
+
+    def test_bad_flag_value(self):
+        """--health-port abc -> exit 2 naming the flag"""
+        res = self.run_agent("--health-port", "abc")
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertRegex(res.stderr, r"health-port|HealthCheck")
+
+    def test_unknown_key(self):
+        """unknown ZASTAVA_AGENT__Foo -> exit 2 naming it"""
+        res = self.run_agent(env={"ZASTAVA_AGENT__Foo": "1"})
+        self.assert_config_error(res, "ZASTAVA_AGENT__Foo")
+
+    def test_check_config(self):
+        """--check-config prints the effective configuration and exits 0"""
+        port = str(h.free_port())
+        res = h.run_agent_once(ARGS.agent, ["--check-config", "--health-port", port,
+                                            "--docker-endpoint", "tcp://127.0.0.1:2375"],
+                               env={"ZASTAVA_AGENT__DataDirectory": "/tmp/zit-cfg-dd"})
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out = res.stdout
+        for needle in ("DockerEndpoint", "tcp://127.0.0.1:2375", "DataDirectory",
+                       "/tmp/zit-cfg-dd", port):
+            self.assertIn(needle, out)
+        # docs/configuration.md: one `Key = value (source)` line per key.
+        self.assertIn("flag --docker-endpoint", out)
+        self.assertIn("env ZASTAVA_AGENT__DataDirectory", out)
+        self.assertIn("default", out)
+        self.assertFalse(os.path.exists("/tmp/zit-cfg-dd"), "--check-config must not create "
+                                                            "the data directory")
+
+    def test_docker_host_honoured(self):
+        """DOCKER_HOST is used when no endpoint is configured"""
+        res = h.run_agent_once(ARGS.agent, ["--check-config"],
+                               env={"DOCKER_HOST": "tcp://127.0.0.1:23999"})
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("tcp://127.0.0.1:23999", res.stdout)
+
+    def test_log_levels(self):
+        """log levels accepted in both spellings; a bad one is exit 2"""
+        for level in ("trace", "debug", "info", "warning", "error", "critical",
+                      "Verbose", "Debug", "Information", "Warning", "Error", "Fatal"):
+            res = h.run_agent_once(ARGS.agent, ["--check-config", "--log-level", level])
+            self.assertEqual(res.returncode, 0, f"--log-level {level}: {res.stderr}")
+        res = h.run_agent_once(ARGS.agent, ["--check-config"],
+                               env={"Serilog__MinimumLevel__Default": "Warning"})
+        self.assertEqual(res.returncode, 0, f"Serilog__MinimumLevel__Default: {res.stderr}")
+        self.assertRegex(res.stdout, r"(?i)warning")
+        res = h.run_agent_once(ARGS.agent, ["--check-config"],
+                               env={"ZASTAVA_AGENT__LogLevel": "loud"})
+        self.assert_config_error(res, "ZASTAVA_AGENT__LogLevel")
+
+    def test_version(self):
+        """--version exits 0 and prints the project version"""
+        with open(os.path.join(ARGS.source_dir, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(zastava-agent VERSION ([\d.]+)", f.read()).group(1)
+        res = h.run_agent_once(ARGS.agent, ["--version"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn(version, res.stdout)
+
+    def test_help(self):
+        """--help exits 0 and lists the flags"""
+        res = h.run_agent_once(ARGS.agent, ["--help"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for flag in ("--docker-endpoint", "--data-directory", "--health-port", "--check-config"):
+            self.assertIn(flag, res.stdout)
+
+
+if __name__ == "__main__":
+    h.main(globals())
