@@ -1,0 +1,41 @@
+# Shared by scripts/run.sh, scripts/test.sh and scripts/demo.sh: Debian packages and the build.
+# shellcheck shell=bash
+
+# What building the agent needs.
+BUILD_PACKAGES=(cmake make g++ pkg-config git
+  libcurl4-openssl-dev libsimdjson-dev libsqlite3-dev prometheus-cpp-dev libcpp-httplib-dev
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev doctest-dev)
+# What the tests and the demo run against: a real engine, a real proxy, real checkers.
+# (promtool ships in Debian's prometheus package.)
+TEST_PACKAGES=(docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl
+  sqlite3)
+DEMO_PACKAGES=(docker.io busybox-static curl)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the packages that are not installed yet; does nothing (and needs no network) when
+# everything is there.
+ensure_packages() {
+  local missing=()
+  local package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$package")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run as root to install them)"
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null
+}
+
+# build DIR BUILD_TYPE [cmake args...]: configures and builds into DIR.
+build() {
+  local dir=$1 type=$2
+  shift 2
+  log "building $type in $dir"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
