@@ -88,8 +88,7 @@ Error Pipeline::streamOnce() {
   std::int64_t since = lastSeenNano_ != 0 ? lastSeenNano_ : recorder_.cursor();
   auto result = api_.streamEvents(
       EventQuery{since}, [this, since] { onStreamOpen(since); },
-      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since); },
-      stop_);
+      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since); }, stop_);
   if (result.ok()) return Error{ErrorCode::kUnavailable, "event stream closed by the engine"};
   return result.error();
 }
@@ -119,9 +118,10 @@ void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
   if (!event.ok()) {
     metrics_.countEngineError("decode");
     if (!decodeWarned_) {
-      spdlog::warn("skipping an engine event that does not decode (counted in "
-                   "zastava_agent_engine_errors_total{{kind=\"decode\"}}): {}",
-                   event.error().message);
+      spdlog::warn(
+          "skipping an engine event that does not decode (counted in "
+          "zastava_agent_engine_errors_total{{kind=\"decode\"}}): {}",
+          event.error().message);
       decodeWarned_ = true;
     }
     return;
@@ -150,9 +150,10 @@ void Pipeline::onStreamFailed(const Error& error) {
   health_.setEngineReachable(false, error.message);
   metrics_.countEngineError(errorCodeName(error.code));
   if (!inIncident_) {
-    spdlog::warn("docker engine: {} (retrying with backoff up to {} s; further failures are "
-                 "logged at debug level)",
-                 error.message, options_.maxBackoff.count() / 1000);
+    spdlog::warn(
+        "docker engine: {} (retrying with backoff up to {} s; further failures are "
+        "logged at debug level)",
+        error.message, options_.maxBackoff.count() / 1000);
     inIncident_ = true;
   } else {
     spdlog::debug("docker engine still failing (attempt {}): {}", failedAttempts_ + 1,
@@ -262,8 +263,8 @@ void Pipeline::recordEvent(const QueuedEvent& queued) {
       inspect = std::move(result).value();
     } else {
       metrics_.countEngineError(errorCodeName(result.error().code));
-      spdlog::debug("recording {} of {} without inspect details: {}", event.action,
-                    event.actorId, result.error().message);
+      spdlog::debug("recording {} of {} without inspect details: {}", event.action, event.actorId,
+                    result.error().message);
     }
   }
   recorder_.submit(tracker_.fromEvent(event, queued.source, inspect));

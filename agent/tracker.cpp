@@ -91,7 +91,8 @@ Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
   if (event.action == "oom") facts.oomKilled = true;
 
   Record record;
-  record.eventId = eventIdForEngineEvent(event.type, event.rawAction, event.actorId, event.timeNano);
+  record.eventId =
+      eventIdForEngineEvent(event.type, event.rawAction, event.actorId, event.timeNano);
   record.kind = "container." + event.action;
   record.source = source;
   record.time = event.timeNano;

@@ -33,17 +33,28 @@ struct Error {
 
 inline std::string_view errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kForbidden: return "forbidden";
-    case ErrorCode::kProtocol: return "protocol";
-    case ErrorCode::kMalformed: return "malformed";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kDiskFull: return "disk_full";
-    case ErrorCode::kCancelled: return "cancelled";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kForbidden:
+      return "forbidden";
+    case ErrorCode::kProtocol:
+      return "protocol";
+    case ErrorCode::kMalformed:
+      return "malformed";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kDiskFull:
+      return "disk_full";
+    case ErrorCode::kCancelled:
+      return "cancelled";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -52,7 +63,7 @@ inline std::string_view errorCodeName(ErrorCode code) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : state_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : state_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return state_.index() == 0; }

@@ -39,13 +39,13 @@ class HealthState {
  private:
   Metrics& metrics_;
   mutable std::mutex mu_;
-  bool engineReachable_ = false;       // guarded by mu_
+  bool engineReachable_ = false;                                  // guarded by mu_
   std::string engineReason_ = "docker engine not contacted yet";  // guarded by mu_
-  bool bufferWritable_ = true;         // guarded by mu_
-  std::string bufferReason_;           // guarded by mu_
-  bool inventoryDone_ = false;         // guarded by mu_
+  bool bufferWritable_ = true;                                    // guarded by mu_
+  std::string bufferReason_;                                      // guarded by mu_
+  bool inventoryDone_ = false;                                    // guarded by mu_
   std::string inventoryReason_ = "starting: first container inventory not done yet";  // mu_
-  std::string failure_;                // guarded by mu_; empty while alive
+  std::string failure_;  // guarded by mu_; empty while alive
 };
 
 }  // namespace zastava

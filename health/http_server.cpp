@@ -3,8 +3,8 @@
 #include <httplib.h>
 #include <pthread.h>
 
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <thread>

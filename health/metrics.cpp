@@ -59,10 +59,9 @@ struct Metrics::Impl {
       counter(registry, "zastava_agent_duplicates_suppressed_total",
               "Engine events received again (replay after reconnect) and not written twice")
           .Add({});
-  prometheus::Counter& bytesWritten =
-      counter(registry, "zastava_agent_buffer_written_bytes_total",
-              "Bytes appended to NDJSON segments")
-          .Add({});
+  prometheus::Counter& bytesWritten = counter(registry, "zastava_agent_buffer_written_bytes_total",
+                                              "Bytes appended to NDJSON segments")
+                                          .Add({});
   prometheus::Counter& rotations =
       counter(registry, "zastava_agent_buffer_rotations_total", "NDJSON segments sealed").Add({});
   prometheus::Family<prometheus::Counter>& segmentsDeleted =

@@ -14,7 +14,7 @@
 
 #include "collectors/api_paths.h"
 #include "collectors/docker_api.h"
-#include "fixture_files.h"
+#include "tests/fixture_files.h"
 
 namespace zastava {
 namespace {

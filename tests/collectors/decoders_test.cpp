@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "fixture_files.h"
+#include "tests/fixture_files.h"
 
 namespace zastava {
 namespace {

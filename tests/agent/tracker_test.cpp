@@ -1,0 +1,170 @@
+// The Tracker on events and inspects captured from a real engine (tests/fixtures/engine).
+#include "agent/tracker.h"
+
+#include <doctest/doctest.h>
+
+#include <set>
+#include <vector>
+
+#include "collectors/decoders.h"
+#include "tests/fixture_files.h"
+
+namespace zastava {
+namespace {
+
+using testing::fixtureLines;
+using testing::readFixture;
+
+constexpr UnixNanos kNow = 1'795'358'100'000'000'000;
+
+std::vector<Record> recordLifecycle(Tracker& tracker) {
+  std::vector<Record> records;
+  for (const auto& line : fixtureLines("events-lifecycle.ndjson")) {
+    auto event = decodeEvent(line);
+    REQUIRE(event.ok());
+    records.push_back(tracker.fromEvent(*event, RecordSource::kStream, std::nullopt));
+  }
+  return records;
+}
+
+TEST_CASE("every captured event becomes one record with a distinct, repeatable id") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  auto records = recordLifecycle(tracker);
+  REQUIRE(records.size() == 42);
+  std::set<std::string> ids;
+  for (const auto& record : records) ids.insert(record.eventId);
+  CHECK(ids.size() == records.size());
+
+  Tracker again(clock);
+  auto replayed = recordLifecycle(again);
+  for (std::size_t i = 0; i < records.size(); ++i) CHECK(replayed[i].eventId == records[i].eventId);
+}
+
+TEST_CASE("records carry kind, action, engine time and the state the event left") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  auto records = recordLifecycle(tracker);
+
+  const Record& create = records[0];
+  CHECK(create.kind == "container.create");
+  CHECK(create.source == RecordSource::kStream);
+  CHECK(create.timeNano > 0);
+  CHECK(create.time == create.timeNano);
+  CHECK(create.observedAt == kNow);
+  CHECK(create.container.name == "col-life");
+  CHECK(create.container.image == "zastava-test/busybox:1");
+  CHECK(create.container.state == "created");
+
+  CHECK(records[2].container.state == "paused");
+  CHECK(records[3].container.state == "running");
+
+  const Record& exec = records[4];
+  CHECK(exec.kind == "container.exec_create");
+  CHECK(exec.action == "exec_create");
+  CHECK(exec.actionDetail == "true ");
+  CHECK(exec.container.state == "running");
+
+  const Record& rename = records[7];
+  CHECK(rename.container.name == "col-life2");
+  CHECK(rename.attributes.at("oldName") == "/col-life");
+
+  const Record& killed = records[9];
+  CHECK(killed.kind == "container.die");
+  CHECK(killed.container.state == "exited");
+  CHECK(killed.container.exitCode == 137);
+  CHECK_FALSE(records[10].container.exitCode.has_value());  // started again
+
+  const Record& exit3 = records[22];
+  CHECK(exit3.container.name == "col-exit");
+  CHECK(exit3.container.exitCode == 3);
+
+  const Record& health = records[28];
+  CHECK(health.kind == "container.health_status");
+  CHECK(health.actionDetail == "healthy");
+
+  CHECK(records[35].container.state == "removed");
+}
+
+TEST_CASE("an exec's exit code is not the container's") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  auto records = recordLifecycle(tracker);
+  CHECK(records[6].kind == "container.exec_die");
+  CHECK(records[6].attributes.at("exitCode") == "0");
+  CHECK_FALSE(records[6].container.exitCode.has_value());
+}
+
+TEST_CASE("destroyed containers are forgotten") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  auto records = recordLifecycle(tracker);
+  CHECK(tracker.trackedCount() == 0);
+}
+
+TEST_CASE("inspect enriches an event with what only inspect knows") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  auto inspect = decodeContainerInspect(readFixture("inspect-running.json"));
+  REQUIRE(inspect.ok());
+  EngineEvent start;
+  start.type = "container";
+  start.action = start.rawAction = "start";
+  start.actorId = inspect->id;
+  start.attributes = {{"name", "col-run"}, {"image", "zastava-test/busybox:1"}};
+  start.timeNano = kNow - 5;
+
+  Record record = tracker.fromEvent(start, RecordSource::kReplay, *inspect);
+  CHECK(record.source == RecordSource::kReplay);
+  CHECK(record.container.imageId ==
+        "sha256:31db03b08020d054ab408407b5705a62c8c6a4bf614b0e2b7b2925679b1c74ee");
+  CHECK(record.container.pid == 5905);
+  CHECK(record.container.restartCount == 0);
+  CHECK(record.container.labels.at("app") == "web");
+  CHECK(record.container.startedAt.has_value());
+  CHECK_FALSE(record.container.finishedAt.has_value());  // "0001-01-01T00:00:00Z" means never
+
+  EngineEvent pause = start;
+  pause.action = pause.rawAction = "pause";
+  pause.timeNano = kNow - 4;
+  Record paused = tracker.fromEvent(pause, RecordSource::kStream, std::nullopt);
+  CHECK(paused.container.imageId == record.container.imageId);  // remembered without inspect
+  CHECK(paused.container.state == "paused");
+}
+
+TEST_CASE("snapshots describe the inspected state, one id per observation") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  auto running = decodeContainerInspect(readFixture("inspect-running.json"));
+  auto exited = decodeContainerInspect(readFixture("inspect-exited.json"));
+  REQUIRE(running.ok());
+  REQUIRE(exited.ok());
+
+  Record first = tracker.snapshot(*running);
+  CHECK(first.kind == "container.snapshot");
+  CHECK(first.source == RecordSource::kSnapshot);
+  CHECK(first.timeNano == 0);
+  CHECK(first.time == kNow);
+  CHECK(first.container.name == "col-run");
+  CHECK(first.container.state == "running");
+  CHECK_FALSE(first.container.exitCode.has_value());
+
+  Record dead = tracker.snapshot(*exited);
+  CHECK(dead.container.state == "exited");
+  CHECK(dead.container.exitCode == 3);
+  CHECK_FALSE(dead.container.pid.has_value());
+  CHECK(tracker.trackedCount() == 2);
+
+  clock.advance(std::chrono::seconds(1));
+  CHECK(tracker.snapshot(*running).eventId != first.eventId);
+}
+
+TEST_CASE("only create, start and die are inspected") {
+  for (const char* action : {"create", "start", "die"}) CHECK(Tracker::wantsInspect(action));
+  for (const char* action : {"kill", "pause", "destroy", "exec_start", "rename"}) {
+    CHECK_FALSE(Tracker::wantsInspect(action));
+  }
+}
+
+}  // namespace
+}  // namespace zastava
