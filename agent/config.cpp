@@ -52,7 +52,7 @@ constexpr std::string_view kTotalKey = "EventBuffer:MaxTotalSizeMb";
 constexpr std::string_view kFileKey = "EventBuffer:MaxFileSizeMb";
 constexpr std::string_view kLogLevelKey = "LogLevel";
 
-const std::array<KeySpec, 10> kKeys = {{
+const std::array<KeySpec, 11> kKeys = {{
     {"DockerEndpoint", "--docker-endpoint", "URI",
      "Docker Engine API endpoint; unset: DOCKER_HOST, else the local socket", ValueKind::kEndpoint,
      &Config::dockerEndpoint},
@@ -80,6 +80,9 @@ const std::array<KeySpec, 10> kKeys = {{
     {"Reconnect:MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "N",
      "longest wait between engine reconnect attempts", ValueKind::kInteger,
      &Config::reconnectMaxBackoffSeconds, 1, 3600},
+    {"EventStream:SilenceCheckSeconds", "--event-stream-silence-check-seconds", "N",
+     "after this long without an event, ping the engine and reopen the stream if it is gone",
+     ValueKind::kInteger, &Config::silenceCheckSeconds, 1, 86400},
 }};
 
 Error invalid(std::string message) {

@@ -31,6 +31,7 @@ struct Config {
   LogLevel logLevel = LogLevel::kInfo;    // LogLevel, or Serilog__MinimumLevel__Default
   int inventoryConcurrency = 8;           // Inventory:Concurrency, 1..64: parallel inspects
   int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600
+  int silenceCheckSeconds = 60;           // EventStream:SilenceCheckSeconds, 1..86400
 };
 
 // What main should do after parsing.

@@ -89,6 +89,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   PipelineOptions pipelineOptions;
   pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
+  pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
   Pipeline pipeline(*api, **recorder, health, metrics, clock, pipelineOptions);
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",

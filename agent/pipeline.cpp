@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "agent/reconciler.h"
 #include "buffer/recorder.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
@@ -36,6 +37,11 @@ Pipeline::Pipeline(DockerApi& api, Recorder& recorder, HealthState& health, Metr
 Pipeline::~Pipeline() { stop(); }
 
 void Pipeline::start() {
+  const auto& ledger = recorder_.containersAtOpen();
+  tracker_.restore(ledger);
+  lastSeen_ = recorder_.cursor();
+  firstObservation_ = ledger.empty() && lastSeen_.timeNano == 0;
+  metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   streamThread_ = std::thread([this] {
     nameThisThread("zastava-stream");
     runStream();
@@ -84,34 +90,33 @@ void Pipeline::runStream() {
 Error Pipeline::streamOnce() {
   auto version = api_.negotiate();
   if (!version.ok()) return version.error();
-  // Resume where this process last saw the engine, or where the buffer's durable cursor says.
-  std::int64_t since = lastSeenNano_ != 0 ? lastSeenNano_ : recorder_.cursor();
+  // Resume at the last event seen: inclusive, so the engine sends it again if it still has it.
+  const EventCursor since = lastSeen_;
+  EventQuery query;
+  query.sinceNano = since.timeNano;
+  query.silenceCheck = options_.silenceCheck;
   auto result = api_.streamEvents(
-      EventQuery{since}, [this, since] { onStreamOpen(since); },
-      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since); }, stop_);
+      query, [this, since] { onStreamOpen(since); },
+      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since.timeNano); }, stop_);
   if (result.ok()) return Error{ErrorCode::kUnavailable, "event stream closed by the engine"};
   return result.error();
 }
 
-void Pipeline::onStreamOpen(std::int64_t since) {
+void Pipeline::onStreamOpen(const EventCursor& since) {
   streamOpenedAt_ = clock_.now();
   health_.setEngineReachable(true);
   if (inIncident_) {
-    spdlog::info("docker engine reachable again at {} after {} failed attempts; resuming events{}",
-                 api_.apiVersion(), failedAttempts_,
-                 since != 0 ? " since the last one recorded" : "");
+    spdlog::info("docker engine reachable again (API {}) after {} failed attempts; resuming",
+                 api_.apiVersion(), failedAttempts_);
   } else {
     spdlog::info("watching container events (engine API {})", api_.apiVersion());
   }
   if (everOpened_) metrics_.countReconnect();
+  everOpened_ = true;
   inIncident_ = false;
   failedAttempts_ = 0;
-  if (!everOpened_) {
-    everOpened_ = true;
-    std::lock_guard lock(mu_);
-    inventoryWanted_ = true;
-  }
-  wake_.notify_all();
+  enqueue(StreamOpened{since, streamOpenedAt_,
+                       std::chrono::steady_clock::now() + options_.replayWindow});
 }
 
 void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
@@ -126,24 +131,34 @@ void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
     }
     return;
   }
-  lastSeenNano_ = std::max(lastSeenNano_, event->timeNano);
+  EngineEvent& decoded = event.value();
+  std::string id =
+      eventIdForEngineEvent(decoded.type, decoded.rawAction, decoded.actorId, decoded.timeNano);
+  if (decoded.timeNano >= lastSeen_.timeNano) lastSeen_ = {decoded.timeNano, id};
   // On a resumed stream the engine first replays what it kept since `since`.
-  RecordSource source = since != 0 && event->timeNano < streamOpenedAt_ ? RecordSource::kReplay
-                                                                        : RecordSource::kStream;
+  RecordSource source = since != 0 && decoded.timeNano < streamOpenedAt_ ? RecordSource::kReplay
+                                                                         : RecordSource::kStream;
+  enqueue(QueuedEvent{std::move(decoded), std::move(id), source});
+}
+
+bool Pipeline::enqueue(QueueItem item) {
+  const bool isEvent = std::holds_alternative<QueuedEvent>(item);
   {
     std::lock_guard lock(mu_);
-    if (queue_.size() >= options_.eventQueueCapacity) {
+    if (isEvent && queuedEvents_ >= options_.eventQueueCapacity) {
       metrics_.countDropped("event_queue_full");
       if (!queueFullWarned_) {
         spdlog::error("event queue full ({} events): dropping engine events until it drains",
-                      queue_.size());
+                      queuedEvents_);
         queueFullWarned_ = true;
       }
-      return;
+      return false;
     }
-    queue_.push_back({std::move(event.value()), source});
+    queue_.push_back(std::move(item));
+    if (isEvent) ++queuedEvents_;
   }
-  wake_.notify_one();
+  wake_.notify_all();
+  return true;
 }
 
 void Pipeline::onStreamFailed(const Error& error) {
@@ -165,58 +180,130 @@ void Pipeline::onStreamFailed(const Error& error) {
 
 void Pipeline::runEnricher() {
   while (true) {
-    std::optional<QueuedEvent> next;
-    bool wantInventory = false;
+    std::optional<QueueItem> next;
+    bool reconcileNow = false;
     {
       std::unique_lock lock(mu_);
-      auto inventoryDue = [this] {
-        return inventoryWanted_ && std::chrono::steady_clock::now() >= nextInventoryAt_;
+      auto reconcileIsDue = [this] {
+        return reconcileDue_ && std::chrono::steady_clock::now() >= nextReconcileAt_;
       };
-      while (!stop_ && queue_.empty() && !inventoryDue()) {
-        if (inventoryWanted_) {
-          wake_.wait_until(lock, nextInventoryAt_);
+      while (!stop_ && queue_.empty() && !reconcileIsDue()) {
+        if (reconcileDue_) {
+          wake_.wait_until(lock, nextReconcileAt_);
         } else {
           wake_.wait(lock);
         }
       }
       if (stop_ && queue_.empty()) return;
-      wantInventory = !stop_ && inventoryDue();
-      if (!wantInventory && !queue_.empty()) {
+      reconcileNow = !stop_ && reconcileIsDue();
+      if (!reconcileNow) {
         next = std::move(queue_.front());
         queue_.pop_front();
+        if (std::holds_alternative<QueuedEvent>(*next)) --queuedEvents_;
         queueFullWarned_ = false;
       }
     }
-    if (wantInventory) {
-      tryInventory();
-    } else if (next) {
-      recordEvent(*next);
+    if (reconcileNow) {
+      tryReconcile();
+    } else if (auto* event = std::get_if<QueuedEvent>(&*next)) {
+      recordEvent(*event);
+    } else {
+      afterStreamOpened(std::get<StreamOpened>(*next));
     }
   }
 }
 
-void Pipeline::tryInventory() {
-  auto started = std::chrono::steady_clock::now();
-  auto result = takeInventory();
-  if (result.ok()) {
+void Pipeline::afterStreamOpened(const StreamOpened& opened) {
+  health_.setInventoryDone(false, "reconciling with the engine after the event stream opened");
+  {
+    std::unique_lock lock(mu_);
+    wake_.wait_until(lock, opened.replayDeadline, [this] { return stop_.load(); });
+  }
+  if (stop_) return;
+  checkContinuity(opened);
+  recordReplay(opened);
+  reconcileDue_ = opened;
+  nextReconcileAt_ = {};
+  reconcileAttempts_ = 0;
+  tryReconcile();
+}
+
+void Pipeline::checkContinuity(const StreamOpened& opened) {
+  if (opened.since.timeNano == 0) return;  // nothing recorded yet: nothing to lose
+  std::optional<std::pair<std::string, std::int64_t>> first;
+  {
+    std::lock_guard lock(mu_);
+    if (!queue_.empty()) {
+      if (const auto* event = std::get_if<QueuedEvent>(&queue_.front())) {
+        first = {event->eventId, event->event.timeNano};
+      }
+    }
+  }
+  if (first && first->first == opened.since.eventId) return;  // the replay covers the outage
+  const UnixNanos to = first && first->second < opened.openedAt ? first->second : opened.openedAt;
+  std::string reason =
+      "the engine no longer had the events after the last one recorded (it restarted, or more "
+      "than 256 events happened meanwhile); reconciliation fills in container states";
+  spdlog::warn("events between {} and {} may be missing: {}",
+               formatRfc3339Nanos(opened.since.timeNano), formatRfc3339Nanos(to), reason);
+  metrics_.countGap();
+  recorder_.submit(tracker_.gap(opened.since.timeNano, to, std::move(reason)));
+}
+
+void Pipeline::recordReplay(const StreamOpened& opened) {
+  while (true) {
+    std::optional<QueuedEvent> replayed;
     {
       std::lock_guard lock(mu_);
-      inventoryWanted_ = false;
+      if (queue_.empty()) return;
+      auto* event = std::get_if<QueuedEvent>(&queue_.front());
+      if (event == nullptr || event->event.timeNano >= opened.openedAt) return;
+      replayed = std::move(*event);
+      queue_.pop_front();
+      --queuedEvents_;
     }
-    health_.setInventoryDone(true);
-    spdlog::info("container inventory done: {} containers in {:.3f} s", tracker_.trackedCount(),
-                 secondsSince(started));
-    inventoryAttempts_ = 0;
-    return;
+    recordEvent(*replayed);
   }
-  health_.setInventoryDone(false, "container inventory failed: " + result.error().message);
-  if (inventoryAttempts_ == 0) {
-    spdlog::warn("container inventory failed, retrying with backoff: {}", result.error().message);
-  }
-  nextInventoryAt_ = std::chrono::steady_clock::now() + nextBackoff(inventoryAttempts_++);
 }
 
-Result<void> Pipeline::takeInventory() {
+void Pipeline::tryReconcile() {
+  const auto started = std::chrono::steady_clock::now();
+  auto engine = inspectAll();
+  if (!engine.ok()) {
+    if (engine.error().code == ErrorCode::kCancelled) return;
+    health_.setInventoryDone(false, "container inventory failed: " + engine.error().message);
+    if (reconcileAttempts_ == 0) {
+      spdlog::warn("container inventory failed, retrying with backoff: {}", engine.error().message);
+    }
+    nextReconcileAt_ = std::chrono::steady_clock::now() + nextBackoff(reconcileAttempts_++);
+    return;
+  }
+  ReconcileContext context;
+  context.streamOpenedAt = reconcileDue_->openedAt;
+  context.now = clock_.now();
+  context.firstObservation = firstObservation_;
+  context.queued = [this](std::string_view id, std::string_view action) {
+    return isQueued(id, action);
+  };
+  auto records = reconcile(tracker_, *engine, context);
+  std::size_t transitions = 0;
+  for (Record& record : records) {
+    if (record.source == RecordSource::kReconcile) {
+      metrics_.countReconciled(record.action);
+      ++transitions;
+    }
+    recorder_.submit(std::move(record));
+  }
+  metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
+  spdlog::info("reconciled {} containers with the engine in {:.3f} s: {} {}", engine->size(),
+               secondsSince(started), firstObservation_ ? records.size() : transitions,
+               firstObservation_ ? "snapshots" : "transitions the engine did not deliver");
+  firstObservation_ = false;
+  reconcileDue_.reset();
+  health_.setInventoryDone(true);
+}
+
+Result<std::vector<ContainerInspect>> Pipeline::inspectAll() {
   auto listed = api_.listContainers();
   if (!listed.ok()) {
     metrics_.countEngineError(errorCodeName(listed.error().code));
@@ -247,11 +334,20 @@ Result<void> Pipeline::takeInventory() {
   if (stop_) return Error{ErrorCode::kCancelled, "stopping"};
   // All or nothing: a partial inventory would pass for a complete one.
   if (firstError) return *firstError;
-  for (const auto& inspect : inspected) {
-    if (inspect) recorder_.submit(tracker_.snapshot(*inspect));
+  std::vector<ContainerInspect> engine;
+  engine.reserve(inspected.size());
+  for (auto& inspect : inspected) {
+    if (inspect) engine.push_back(std::move(*inspect));
   }
-  metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
-  return okResult();
+  return engine;
+}
+
+bool Pipeline::isQueued(std::string_view id, std::string_view action) {
+  std::lock_guard lock(mu_);
+  return std::any_of(queue_.begin(), queue_.end(), [&](const QueueItem& item) {
+    const auto* queued = std::get_if<QueuedEvent>(&item);
+    return queued != nullptr && queued->event.actorId == id && queued->event.action == action;
+  });
 }
 
 void Pipeline::recordEvent(const QueuedEvent& queued) {

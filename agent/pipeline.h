@@ -2,10 +2,12 @@
 //   zastava-stream: keeps the /events stream open (negotiate, stream, back off, resume with
 //                   since=<last event seen>) and only decodes and queues, so the engine never
 //                   waits on us (it drops events for a reader slower than 100 ms);
-//   zastava-enrich: takes the container inventory after the stream first opens (list, then
-//                   inspect with bounded parallelism, one snapshot record each), then turns each
-//                   queued event into a record, inspecting on create/start/die.
-// The stream is opened before the inventory is listed, so nothing falls between them.
+//   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
+//                   engine's replay arrive, checks that the replay begins with the cursor event
+//                   (if not, events may be lost: an agent.gap record), records the replay, then
+//                   reconciles the ledger with list + inspect. Other events become records,
+//                   inspected on create/start/die.
+// The stream is opened before the containers are listed, so nothing falls between them.
 #pragma once
 
 #include <atomic>
@@ -14,7 +16,9 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <variant>
 
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
@@ -30,6 +34,10 @@ struct PipelineOptions {
   int inventoryConcurrency = 8;
   std::chrono::milliseconds initialBackoff{500};
   std::chrono::milliseconds maxBackoff{30'000};
+  std::chrono::seconds silenceCheck{60};
+  // How long the engine's replay of buffered events may take to arrive after the stream opens
+  // (it writes them right after the headers).
+  std::chrono::milliseconds replayWindow{1'000};
   std::size_t eventQueueCapacity = 65536;
 };
 
@@ -41,7 +49,7 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Starts both threads. Main thread, once.
+  // Restores the ledger and starts both threads. Main thread, once.
   void start();
   // Stops both threads and joins them: the stream is closed within about a second (libcurl's
   // progress callback period); events already queued are recorded without new inspects.
@@ -51,19 +59,35 @@ class Pipeline {
  private:
   struct QueuedEvent {
     EngineEvent event;
+    std::string eventId;
     RecordSource source;
   };
+  // The stream (re)opened, resuming after `since`.
+  struct StreamOpened {
+    EventCursor since;
+    UnixNanos openedAt = 0;
+    std::chrono::steady_clock::time_point replayDeadline;
+  };
+  using QueueItem = std::variant<QueuedEvent, StreamOpened>;
 
+  // Stream thread.
   void runStream();
-  void runEnricher();
-  // One connect attempt: negotiate, then stream until it fails. Returns why it ended.
   Error streamOnce();
-  void onStreamOpen(std::int64_t since);
+  void onStreamOpen(const EventCursor& since);
   void onStreamEvent(Result<EngineEvent>& event, std::int64_t since);
   void onStreamFailed(const Error& error);
-  Result<void> takeInventory();
-  void tryInventory();
+  bool enqueue(QueueItem item);
+
+  // Enricher thread.
+  void runEnricher();
+  void afterStreamOpened(const StreamOpened& opened);
+  void checkContinuity(const StreamOpened& opened);
+  void recordReplay(const StreamOpened& opened);
+  void tryReconcile();
+  Result<std::vector<ContainerInspect>> inspectAll();
+  bool isQueued(std::string_view id, std::string_view action);
   void recordEvent(const QueuedEvent& queued);
+
   // Waits `duration` or until stop(); returns false when stopping. Any pipeline thread.
   bool sleepUnlessStopped(std::chrono::milliseconds duration);
   std::chrono::milliseconds nextBackoff(int attempt) const;
@@ -74,17 +98,16 @@ class Pipeline {
   Metrics& metrics_;
   const Clock& clock_;
   const PipelineOptions options_;
-  Tracker tracker_;  // enricher thread only
 
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<QueuedEvent> queue_;  // guarded by mu_
-  bool inventoryWanted_ = false;   // guarded by mu_
-  bool queueFullWarned_ = false;   // guarded by mu_
+  std::deque<QueueItem> queue_;   // guarded by mu_
+  std::size_t queuedEvents_ = 0;  // guarded by mu_: QueuedEvent items in queue_
+  bool queueFullWarned_ = false;  // guarded by mu_
 
   // Stream thread only.
-  std::int64_t lastSeenNano_ = 0;
+  EventCursor lastSeen_;
   UnixNanos streamOpenedAt_ = 0;
   bool everOpened_ = false;
   bool inIncident_ = false;
@@ -92,8 +115,11 @@ class Pipeline {
   int failedAttempts_ = 0;
 
   // Enricher thread only.
-  int inventoryAttempts_ = 0;
-  std::chrono::steady_clock::time_point nextInventoryAt_{};
+  Tracker tracker_;
+  bool firstObservation_ = false;  // the ledger was empty at start: snapshots, not transitions
+  std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
+  std::chrono::steady_clock::time_point nextReconcileAt_{};
+  int reconcileAttempts_ = 0;
 
   std::thread streamThread_;
   std::thread enrichThread_;

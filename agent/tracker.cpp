@@ -59,11 +59,64 @@ ContainerFacts& Tracker::remember(const std::string& id) {
   return facts;
 }
 
-Record Tracker::snapshot(const ContainerInspect& inspect) {
-  ContainerFacts& facts = remember(inspect.id);
+void Tracker::restore(const std::vector<ContainerFacts>& ledger) {
+  for (const ContainerFacts& facts : ledger) {
+    if (facts.state != "removed") containers_[facts.id] = facts;
+  }
+}
+
+const ContainerFacts* Tracker::find(std::string_view id) const {
+  auto it = containers_.find(id);
+  return it == containers_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Tracker::knownIds() const {
+  std::vector<std::string> ids;
+  ids.reserve(containers_.size());
+  for (const auto& [id, facts] : containers_) ids.push_back(id);
+  return ids;
+}
+
+Record Tracker::reconciled(const ContainerFacts& facts, std::string_view action, UnixNanos time,
+                           std::string_view discriminator) {
+  Record record;
+  record.eventId = eventIdForReconcile(facts.id, action, discriminator);
+  record.kind = "container." + std::string(action);
+  record.source = RecordSource::kReconcile;
+  record.time = time;
+  record.observedAt = clock_.now();
+  record.action = action;
+  record.container = facts;
+  if (action == "destroy") {
+    containers_.erase(facts.id);
+  } else {
+    containers_[facts.id] = facts;
+  }
+  return record;
+}
+
+Record Tracker::gap(UnixNanos from, UnixNanos to, std::string reason) {
+  Record record;
+  record.eventId = eventIdForGap(from, to);
+  record.kind = "agent.gap";
+  record.source = RecordSource::kReconcile;
+  record.observedAt = clock_.now();
+  record.time = to;
+  record.gap = GapFacts{from, to, std::move(reason)};
+  return record;
+}
+
+ContainerFacts factsFromInspect(const ContainerInspect& inspect) {
+  ContainerFacts facts;
   applyInspect(inspect, facts);
   facts.state = inspect.state.status;
   facts.exitCode = inspect.state.running ? std::nullopt : std::optional(inspect.state.exitCode);
+  return facts;
+}
+
+Record Tracker::snapshot(const ContainerInspect& inspect) {
+  ContainerFacts& facts = remember(inspect.id);
+  facts = factsFromInspect(inspect);
 
   Record record;
   record.observedAt = clock_.now();

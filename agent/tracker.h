@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "buffer/record.h"
 #include "collectors/engine_types.h"
@@ -33,6 +34,24 @@ class Tracker {
   Record fromEvent(const EngineEvent& event, RecordSource source,
                    const std::optional<ContainerInspect>& inspect);
 
+  // Takes the ledger's last word on each container (the containers table) as the starting
+  // state; destroyed ones ("removed") are left out.
+  void restore(const std::vector<ContainerFacts>& ledger);
+
+  // What is known of a container not destroyed; nullptr when unknown.
+  const ContainerFacts* find(std::string_view id) const;
+  // The ids of every container known and not destroyed.
+  std::vector<std::string> knownIds() const;
+
+  // A transition found by reconciliation: `facts` is the container after `action`, which
+  // happened at `time` (the engine's time for it, or now when the engine does not say).
+  // The tracker remembers `facts` (and forgets the container on "destroy").
+  Record reconciled(const ContainerFacts& facts, std::string_view action, UnixNanos time,
+                    std::string_view discriminator);
+
+  // An agent.gap record: engine events between `from` and `to` may be missing.
+  Record gap(UnixNanos from, UnixNanos to, std::string reason);
+
   // Containers known and not destroyed.
   std::size_t trackedCount() const { return containers_.size(); }
 
@@ -42,6 +61,9 @@ class Tracker {
   const Clock& clock_;
   std::map<std::string, ContainerFacts, std::less<>> containers_;
 };
+
+// Everything an inspect says about a container, as record facts.
+ContainerFacts factsFromInspect(const ContainerInspect& inspect);
 
 // The container state an action leaves behind, or std::nullopt when it does not change it
 // (kill, exec_*, health_status, ...).

@@ -43,8 +43,15 @@ OrderedJson canonicalObject(const Record& record) {
   out["observedAt"] = formatRfc3339Nanos(record.observedAt);
   if (!record.action.empty()) out["action"] = record.action;
   if (!record.actionDetail.empty()) out["actionDetail"] = record.actionDetail;
-  out["container"] = containerJson(record.container);
+  if (!record.container.id.empty()) out["container"] = containerJson(record.container);
   if (!record.attributes.empty()) out["attributes"] = record.attributes;
+  if (record.gap) {
+    out["gap"] = OrderedJson{{"from", formatRfc3339Nanos(record.gap->from)},
+                             {"to", formatRfc3339Nanos(record.gap->to)},
+                             {"fromTimeNano", record.gap->from},
+                             {"toTimeNano", record.gap->to},
+                             {"reason", record.gap->reason}};
+  }
   out["prevHash"] = record.prevHash;
   return out;
 }
@@ -95,6 +102,19 @@ std::string eventIdForSnapshot(std::string_view containerId, UnixNanos observedA
   return sha256Prefix(input, kEventIdHexChars);
 }
 
+std::string eventIdForReconcile(std::string_view containerId, std::string_view action,
+                                std::string_view discriminator) {
+  std::string input = "reconcile\n";
+  input.append(containerId).append("\n").append(action).append("\n").append(discriminator);
+  return sha256Prefix(input, kEventIdHexChars);
+}
+
+std::string eventIdForGap(UnixNanos from, UnixNanos to) {
+  std::string input = "gap\n";
+  input.append(std::to_string(from)).append("\n").append(std::to_string(to));
+  return sha256Prefix(input, kEventIdHexChars);
+}
+
 std::string formatRfc3339Nanos(UnixNanos t) {
   std::int64_t seconds = t / kNanosPerSecond;
   std::int64_t nanos = t % kNanosPerSecond;
@@ -110,6 +130,39 @@ std::string formatRfc3339Nanos(UnixNanos t) {
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                 static_cast<long long>(nanos));
   return buf.data();
+}
+
+std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
+  const std::string copy(text);
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
+                  &second, &consumed) != 6 ||
+      consumed != 19 || year < 1970) {
+    return std::nullopt;
+  }
+  std::string_view rest = text.substr(19);
+  std::int64_t nanos = 0;
+  if (!rest.empty() && rest.front() == '.') {
+    rest.remove_prefix(1);
+    int digits = 0;
+    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') {
+      if (digits++ == 9) return std::nullopt;
+      nanos = nanos * 10 + (rest.front() - '0');
+      rest.remove_prefix(1);
+    }
+    if (digits == 0) return std::nullopt;
+    for (; digits < 9; ++digits) nanos *= 10;
+  }
+  if (rest != "Z") return std::nullopt;
+  struct tm utc {};
+  utc.tm_year = year - 1900;
+  utc.tm_mon = month - 1;
+  utc.tm_mday = day;
+  utc.tm_hour = hour;
+  utc.tm_min = minute;
+  utc.tm_sec = second;
+  const time_t seconds = timegm(&utc);
+  return static_cast<UnixNanos>(seconds) * kNanosPerSecond + nanos;
 }
 
 std::string canonicalJson(const Record& record) {

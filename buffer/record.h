@@ -35,6 +35,13 @@ struct ContainerFacts {
   std::map<std::string, std::string> labels;
 };
 
+// A span of time in which engine events may have been lost (agent.gap records).
+struct GapFacts {
+  UnixNanos from = 0;  // the last engine event known to be recorded
+  UnixNanos to = 0;    // the first engine event seen again, or when the stream reopened
+  std::string reason;
+};
+
 struct Record {
   std::string eventId;  // deterministic; see eventIdForEngineEvent / eventIdForSnapshot
   std::string kind;     // "container.<action>", "container.snapshot"
@@ -44,11 +51,20 @@ struct Record {
   UnixNanos observedAt = 0;   // when the agent saw it
   std::string action;         // the engine's verb ("die", "health_status"), empty for snapshots
   std::string actionDetail;   // after ": " in the engine's action ("healthy"), may be empty
-  ContainerFacts container;
+  ContainerFacts container;   // left out of the JSON when container.id is empty (agent.* records)
   std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
+  std::optional<GapFacts> gap;                    // agent.gap only
   // Filled by the Recorder when the record is committed: the hash chain.
   std::string prevHash;
   std::string hash;
+};
+
+// Where the engine event stream stands: the newest engine event made durable. Resuming with
+// since=timeNano replays that very event first when the engine still has it, which proves
+// that nothing was lost in between.
+struct EventCursor {
+  std::int64_t timeNano = 0;  // 0: no engine event recorded yet
+  std::string eventId;
 };
 
 // A deterministic id for an engine event: the same event (type, action, actor, timeNano) always
@@ -57,9 +73,19 @@ std::string eventIdForEngineEvent(std::string_view type, std::string_view rawAct
                                   std::string_view actorId, std::int64_t timeNano);
 // The id of an inventory observation: one per container per observation time.
 std::string eventIdForSnapshot(std::string_view containerId, UnixNanos observedAt);
+// The id of a transition found by reconciliation: the same container, action and
+// `discriminator` (the transition's engine time, or what makes it unique) give the same id, so
+// reconciling twice writes it once.
+std::string eventIdForReconcile(std::string_view containerId, std::string_view action,
+                                std::string_view discriminator);
+// The id of a gap record: one per span.
+std::string eventIdForGap(UnixNanos from, UnixNanos to);
 
 // "2026-11-22T14:33:46.456774704Z" (always 9 fractional digits, UTC).
 std::string formatRfc3339Nanos(UnixNanos t);
+// Parses the engine's UTC times ("2026-11-22T14:33:46.4567747Z", 0 to 9 fractional digits).
+// std::nullopt for anything else, and for Docker's "never" (0001-01-01T00:00:00Z). Any thread.
+std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text);
 
 // The canonical JSON of the record without the "hash" key (ends with "prevHash"): the bytes the
 // hash is computed over. Compact, keys in fixed order, no trailing newline.

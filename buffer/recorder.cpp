@@ -43,7 +43,8 @@ struct Committed {
 class RecorderImpl final : public Recorder {
  public:
   RecorderImpl(const RecorderOptions& options, Clock& clock, Metrics& metrics, HealthState& health,
-               std::unique_ptr<SqliteStore> store, std::unique_ptr<SegmentWriter> segments)
+               std::unique_ptr<SqliteStore> store, std::unique_ptr<SegmentWriter> segments,
+               std::vector<ContainerFacts> containers)
       : options_(options),
         clock_(clock),
         metrics_(metrics),
@@ -51,6 +52,7 @@ class RecorderImpl final : public Recorder {
         store_(std::move(store)),
         segments_(std::move(segments)),
         cursor_(store_->cursor()),
+        containersAtOpen_(std::move(containers)),
         lastPrune_(clock.now() - kPruneIntervalNanos) {}
 
   ~RecorderImpl() override { stop(); }
@@ -109,7 +111,12 @@ class RecorderImpl final : public Recorder {
     store_.reset();
   }
 
-  std::int64_t cursor() const override { return cursor_.load(); }
+  EventCursor cursor() const override {
+    std::lock_guard lock(cursorMu_);
+    return cursor_;
+  }
+
+  const std::vector<ContainerFacts>& containersAtOpen() const override { return containersAtOpen_; }
 
  private:
   void run();
@@ -124,7 +131,9 @@ class RecorderImpl final : public Recorder {
   HealthState& health_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<SegmentWriter> segments_;
-  std::atomic<std::int64_t> cursor_;
+  mutable std::mutex cursorMu_;
+  EventCursor cursor_;  // guarded by cursorMu_
+  const std::vector<ContainerFacts> containersAtOpen_;
   std::thread writer_;
   bool stopped_ = false;  // main thread only
 
@@ -212,7 +221,8 @@ Result<void> RecorderImpl::writeOnce() {
       unsynced_.push_back(Committed{record.kind, record.source, record.timeNano});
     }
     unsyncedEnd_ = batchEnd_;
-    cursor_.store(store_->cursor());
+    std::lock_guard lock(cursorMu_);
+    cursor_ = store_->cursor();
   }
   auto synced = segments_->sync();
   if (!synced) return synced;
@@ -301,10 +311,12 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
   if (!segments) return segments.error();
   auto resynced = resyncSegments(**store, **segments);
   if (!resynced) return resynced.error();
+  auto containers = (*store)->loadContainers();
+  if (!containers) return containers.error();
   metrics.setEventsBuffered((*store)->eventCount());
   health.setBufferWritable(true);
   auto recorder = std::make_unique<RecorderImpl>(options, clock, metrics, health, std::move(*store),
-                                                 std::move(*segments));
+                                                 std::move(*segments), std::move(*containers));
   auto started = recorder->start();
   if (!started) return started.error();
   return std::unique_ptr<Recorder>(std::move(recorder));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "buffer/record.h"
 #include "common/clock.h"
@@ -51,9 +52,13 @@ class Recorder {
   // Drains the queue, commits, closes files and joins the writer. Idempotent. Main thread.
   virtual void stop() = 0;
 
-  // The durable event cursor: the largest engine timeNano of a committed stream/replay record,
-  // 0 when none. Any thread.
-  virtual std::int64_t cursor() const = 0;
+  // The durable event cursor: the committed stream/replay record with the largest engine
+  // timeNano (timeNano 0 when none). Any thread.
+  virtual EventCursor cursor() const = 0;
+
+  // The containers table as it was when open() returned: the ledger's last word on each
+  // container, for reconciliation. Any thread.
+  virtual const std::vector<ContainerFacts>& containersAtOpen() const = 0;
 };
 
 }  // namespace zastava

@@ -53,10 +53,10 @@ constexpr const char* kUpsertContainer =
     "ON CONFLICT(container_id) DO UPDATE SET "
     "name = COALESCE(excluded.name, name), image = COALESCE(excluded.image, image), "
     "image_id = COALESCE(excluded.image_id, image_id), state = COALESCE(excluded.state, state), "
-    "exit_code = COALESCE(excluded.exit_code, exit_code), pid = COALESCE(excluded.pid, pid), "
+    "exit_code = excluded.exit_code, pid = excluded.pid, "
     "restart_count = COALESCE(excluded.restart_count, restart_count), "
     "started_at = COALESCE(excluded.started_at, started_at), "
-    "finished_at = COALESCE(excluded.finished_at, finished_at), "
+    "finished_at = excluded.finished_at, "
     "updated_nano = excluded.updated_nano, last_event_id = excluded.last_event_id";
 
 constexpr const char* kSetMeta =
@@ -232,18 +232,57 @@ Result<void> SqliteStore::setMeta(const char* key, const std::string& value) {
   return okResult();
 }
 
-Result<std::int64_t> SqliteStore::loadCursor() {
+Result<EventCursor> SqliteStore::loadCursor() {
   auto text = getMeta("cursor_time_nano");
   if (!text) return text.error();
-  std::int64_t cursor = 0;
+  EventCursor cursor;
   const std::string& value = *text;
   if (!value.empty()) {
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor);
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor.timeNano);
     if (ec != std::errc() || end != value.data() + value.size()) {
       return Error{ErrorCode::kMalformed, "bad cursor_time_nano in " + path_.string()};
     }
   }
+  auto eventId = getMeta("cursor_event_id");
+  if (!eventId) return eventId.error();
+  cursor.eventId = *eventId;
   return cursor;
+}
+
+Result<std::vector<ContainerFacts>> SqliteStore::loadContainers() {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_,
+                              "SELECT container_id, name, image, image_id, state, exit_code, pid, "
+                              "restart_count, started_at, finished_at FROM containers",
+                              -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read containers from");
+  Statement query(raw);
+  auto text = [raw](int column) -> std::optional<std::string> {
+    const auto* value = reinterpret_cast<const char*>(sqlite3_column_text(raw, column));
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+  auto integer = [raw](int column) -> std::optional<std::int64_t> {
+    if (sqlite3_column_type(raw, column) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_int64(raw, column);
+  };
+  std::vector<ContainerFacts> containers;
+  while ((rc = query.step()) == SQLITE_ROW) {
+    ContainerFacts facts;
+    facts.id = text(0).value_or("");
+    facts.name = text(1).value_or("");
+    facts.image = text(2).value_or("");
+    facts.imageId = text(3).value_or("");
+    facts.state = text(4);
+    facts.exitCode = integer(5);
+    facts.pid = integer(6);
+    facts.restartCount = integer(7);
+    facts.startedAt = text(8);
+    facts.finishedAt = text(9);
+    containers.push_back(std::move(facts));
+  }
+  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read containers from");
+  return containers;
 }
 
 Result<void> SqliteStore::upsertContainer(const Record& record) {
@@ -274,7 +313,7 @@ Result<void> SqliteStore::upsertContainer(const Record& record) {
 
 Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
                                               std::vector<Record>& fresh, std::string& hash,
-                                              std::int64_t& cursor, std::int64_t& duplicates) {
+                                              EventCursor& cursor, std::int64_t& duplicates) {
   Statement& insert = *insertEvent_;
   for (const Record& input : batch) {
     Record record = input;
@@ -307,14 +346,18 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
     }
     const bool fromEngine =
         record.source == RecordSource::kStream || record.source == RecordSource::kReplay;
-    if (fromEngine && record.timeNano > cursor) cursor = record.timeNano;
+    if (fromEngine && record.timeNano > cursor.timeNano) {
+      cursor = {record.timeNano, record.eventId};
+    }
     hash = record.hash;
     fresh.push_back(std::move(record));
   }
   if (fresh.empty()) return okResult();
   auto savedHash = setMeta("last_hash", hash);
   if (!savedHash) return savedHash;
-  return setMeta("cursor_time_nano", std::to_string(cursor));
+  auto savedCursor = setMeta("cursor_time_nano", std::to_string(cursor.timeNano));
+  if (!savedCursor) return savedCursor;
+  return setMeta("cursor_event_id", cursor.eventId);
 }
 
 Result<std::vector<Record>> SqliteStore::commit(std::span<const Record> batch) {
@@ -322,7 +365,7 @@ Result<std::vector<Record>> SqliteStore::commit(std::span<const Record> batch) {
   if (batch.empty()) return fresh;
   fresh.reserve(batch.size());
   std::string hash = lastHash_;
-  std::int64_t cursor = cursor_;
+  EventCursor cursor = cursor_;
   std::int64_t duplicates = 0;
   auto began = exec("BEGIN IMMEDIATE");
   if (!began) return began.error();

@@ -47,8 +47,12 @@ class SqliteStore {
   // updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
   Result<std::int64_t> pruneOlderThan(UnixNanos cutoff);
 
-  // The stored cursor: largest timeNano of a committed stream/replay record, 0 when none.
-  Result<std::int64_t> loadCursor();
+  // The stored cursor: the committed stream/replay record with the largest timeNano.
+  Result<EventCursor> loadCursor();
+
+  // Every container in the containers table (destroyed ones included, state "removed"), as the
+  // records last left them. Errors: kIo.
+  Result<std::vector<ContainerFacts>> loadContainers();
 
   // Each stored record's NDJSON line, in commit order, with rowid > `afterRowid`.
   Result<std::vector<std::string>> recordLines(std::int64_t afterRowid = 0);
@@ -64,7 +68,7 @@ class SqliteStore {
   const std::string& lastHash() const { return lastHash_; }
   // Rows in the events table, kept in memory.
   std::int64_t eventCount() const { return eventCount_; }
-  std::int64_t cursor() const { return cursor_; }
+  const EventCursor& cursor() const { return cursor_; }
 
  private:
   class Statement;
@@ -72,7 +76,7 @@ class SqliteStore {
   Result<void> initialize();
   Result<void> exec(const char* sql);
   Result<void> commitInTransaction(std::span<const Record> batch, std::vector<Record>& fresh,
-                                   std::string& hash, std::int64_t& cursor,
+                                   std::string& hash, EventCursor& cursor,
                                    std::int64_t& duplicates);
   Result<void> upsertContainer(const Record& record);
   Result<void> setMeta(const char* key, const std::string& value);
@@ -86,7 +90,7 @@ class SqliteStore {
   std::unique_ptr<Statement> upsertContainer_;
   std::unique_ptr<Statement> setMeta_;
   std::string lastHash_{kGenesisHash};
-  std::int64_t cursor_ = 0;
+  EventCursor cursor_;
   std::int64_t eventCount_ = 0;
 };
 

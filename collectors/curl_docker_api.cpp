@@ -82,7 +82,10 @@ class CurlDockerApi final : public DockerApi {
     CurlHandle handle;
     if (!handle) return Error{ErrorCode::kInternal, "curl_easy_init failed"};
     Transfer transfer;
-    transfer.stream = StreamSink{&onOpen, &onEvent, &stop};
+    transfer.stream = StreamSink{&onOpen, &onEvent, &stop, query.silenceCheck, [this]() {
+                                   auto pinged = ping();
+                                   return pinged.ok() ? okResult() : Result<void>(pinged.error());
+                                 }};
     const auto done = perform(endpoint_, handle.get(), path, transfer);
     if (stop.load()) {
       return Error{ErrorCode::kCancelled, "event stream stopped on request"};

@@ -100,6 +100,7 @@ size_t onBody(char* data, size_t size, size_t count, void* user) {
   auto& t = *static_cast<Transfer*>(user);
   const size_t bytes = size * count;
   if (t.stream && t.stream->stop->load()) return 0;
+  t.lastByteAt = std::chrono::steady_clock::now();
   if (!streamingOk(t)) {
     const std::size_t limit = t.stream ? kMaxErrorBodyBytes : kMaxBodyBytes;
     if (t.body.size() + bytes > limit) {
@@ -120,9 +121,24 @@ size_t onBody(char* data, size_t size, size_t count, void* user) {
   return bytes;
 }
 
+// Called by libcurl about once a second while the stream is idle.
 int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto& t = *static_cast<Transfer*>(user);
-  return t.stream && t.stream->stop->load() ? 1 : 0;
+  auto& t = *static_cast<Transfer*>(user);
+  if (!t.stream) return 0;
+  if (t.stream->stop->load()) return 1;
+  const auto silence = t.stream->silenceCheck;
+  if (silence.count() == 0 || !t.opened) return 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - t.lastByteAt < silence) return 0;
+  auto alive = t.stream->engineAlive();
+  if (alive.ok()) {
+    t.lastByteAt = now;
+    return 0;
+  }
+  t.silenceError =
+      Error{alive.error().code, "no event for " + std::to_string(silence.count()) +
+                                    " s and the engine does not answer: " + alive.error().message};
+  return 1;
 }
 
 std::string baseUrl(const Endpoint& endpoint) {
@@ -218,6 +234,7 @@ Result<void> perform(const Endpoint& endpoint, CURL* handle, std::string_view pa
     return Error{ErrorCode::kCancelled, "GET " + std::string(path) + " stopped on request"};
   }
   if (transfer.callbackError) return *transfer.callbackError;
+  if (transfer.silenceError) return *transfer.silenceError;
   if (transfer.bodyTooLarge) {
     return Error{ErrorCode::kProtocol, "GET " + std::string(path) + " to " + endpoint.uri +
                                            " answered with more data than the agent accepts"};

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -21,6 +22,10 @@ struct StreamSink {
   const std::function<void()>* onOpen = nullptr;
   const EventHandler* onEvent = nullptr;
   const std::atomic<bool>* stop = nullptr;
+  // After `silenceCheck` without a byte, engineAlive() is asked (0: never); when it fails the
+  // stream is given up with that error.
+  std::chrono::seconds silenceCheck{0};
+  std::function<Result<void>()> engineAlive;
 };
 
 // The state of one GET, filled in by perform()'s callbacks.
@@ -35,6 +40,8 @@ struct Transfer {
   bool bodyTooLarge = false;
   std::optional<Error> callbackError;  // a user callback threw
   std::string partialLine;
+  std::chrono::steady_clock::time_point lastByteAt = std::chrono::steady_clock::now();
+  std::optional<Error> silenceError;  // the stream went silent and the engine did not answer
 };
 
 // Owns a CURL easy handle.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +20,10 @@ namespace zastava {
 // Where to resume the event stream. `sinceNano` 0 means "from now".
 struct EventQuery {
   std::int64_t sinceNano = 0;
+  // After this long without a byte on the stream, /_ping the engine (on another connection)
+  // and give the stream up if the ping fails: a half-open connection through a proxy would
+  // otherwise wait forever. 0 turns the check off.
+  std::chrono::seconds silenceCheck{0};
 };
 
 // Called once per event, on the stream thread, in engine order. Must return quickly (the engine

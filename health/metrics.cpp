@@ -7,6 +7,9 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
+#include <chrono>
+
 #include "common/result.h"
 
 namespace zastava {
@@ -82,6 +85,17 @@ struct Metrics::Impl {
       gauge(registry, "zastava_agent_last_event_timestamp_seconds",
             "Engine time of the newest durable engine event, seconds since the epoch")
           .Add({});
+  prometheus::Counter& gaps =
+      counter(registry, "zastava_agent_gaps_total",
+              "Spans in which engine events may be missing from the ledger (agent.gap records)")
+          .Add({});
+  prometheus::Family<prometheus::Counter>& reconciled =
+      counter(registry, "zastava_agent_reconciled_transitions_total",
+              "Container transitions the engine did not deliver, written by reconciliation");
+  prometheus::Family<prometheus::Gauge>& cursorLag =
+      gauge(registry, "zastava_agent_cursor_lag_seconds",
+            "Seconds between now and the engine time of the last durable engine event");
+  std::atomic<double> lastEventSeconds{0};
   prometheus::Gauge& containers =
       gauge(registry, "zastava_agent_containers", "Containers the agent currently tracks").Add({});
   prometheus::Family<prometheus::Gauge>& buildInfo =
@@ -137,12 +151,22 @@ void Metrics::setQueueDepth(std::size_t depth) {
 void Metrics::observeCommitDuration(double seconds) { impl_->commitDuration.Observe(seconds); }
 void Metrics::setLastEventTimestamp(double unixSeconds) {
   impl_->lastEventTimestamp.Set(unixSeconds);
+  impl_->lastEventSeconds = unixSeconds;
+}
+void Metrics::countGap() { impl_->gaps.Increment(); }
+void Metrics::countReconciled(std::string_view action) {
+  impl_->reconciled.Add({{"action", std::string(action)}}).Increment();
 }
 void Metrics::setContainersTracked(std::int64_t count) {
   impl_->containers.Set(static_cast<double>(count));
 }
 
 std::string Metrics::exposition() const {
+  if (double last = impl_->lastEventSeconds; last > 0) {
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    impl_->cursorLag.Add({}).Set(now - last);
+  }
   return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
 }
 

@@ -54,6 +54,12 @@ class Metrics {
   void observeCommitDuration(double seconds);
   // zastava_agent_last_event_timestamp_seconds (gauge): engine time of the last durable event.
   void setLastEventTimestamp(double unixSeconds);
+  // zastava_agent_gaps_total: spans in which engine events may be missing (agent.gap records).
+  void countGap();
+  // zastava_agent_reconciled_transitions_total{action}: transitions written by reconciliation.
+  void countReconciled(std::string_view action);
+  // zastava_agent_cursor_lag_seconds (gauge, computed at scrape): now minus the engine time of
+  // the last durable engine event; absent until there is one.
   // zastava_agent_containers (gauge): containers currently tracked.
   void setContainersTracked(std::int64_t count);
   // zastava_agent_build_info{version,git_commit} 1 is set by the constructor.

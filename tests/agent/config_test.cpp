@@ -51,6 +51,8 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__LogLevel", "--log-level", "debug"},
     {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "64"},
     {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "1"},
+    {"ZASTAVA_AGENT__EventStream__SilenceCheckSeconds", "--event-stream-silence-check-seconds",
+     "5"},
 };
 
 void checkAllSet(const Config& c) {
@@ -64,6 +66,7 @@ void checkAllSet(const Config& c) {
   CHECK(c.logLevel == LogLevel::kDebug);
   CHECK(c.inventoryConcurrency == 64);
   CHECK(c.reconnectMaxBackoffSeconds == 1);
+  CHECK(c.silenceCheckSeconds == 5);
 }
 
 TEST_CASE("every key can be set from the environment") {

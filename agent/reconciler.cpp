@@ -1,0 +1,140 @@
+#include "agent/reconciler.h"
+
+#include <optional>
+#include <set>
+#include <string>
+
+namespace zastava {
+
+namespace {
+
+bool wasUp(const ContainerFacts& facts) {
+  return facts.state == "running" || facts.state == "paused" || facts.state == "restarting";
+}
+
+// Reconciles one container against its inspect; `ledger` is nullptr when the ledger never saw
+// it.
+class ContainerReconciler {
+ public:
+  ContainerReconciler(Tracker& tracker, const ContainerInspect& engine,
+                      const ReconcileContext& context, std::vector<Record>& out)
+      : tracker_(tracker), engine_(engine), context_(context), out_(out) {}
+
+  void unknownContainer() {
+    ContainerFacts facts = factsFromInspect(engine_);
+    facts.state = "created";
+    facts.pid.reset();
+    facts.exitCode.reset();
+    facts.finishedAt.reset();
+    if (auto created = parseRfc3339Nanos(engine_.created); beforeStream(created)) {
+      emit(facts, "create", *created, engine_.created);
+    }
+    current_ = facts;
+    reconcileRun(/*knownStart=*/std::nullopt, /*up=*/false);
+  }
+
+  void knownContainer(const ContainerFacts& ledger) {
+    current_ = ledger;
+    current_->image = engine_.image;
+    current_->imageId = engine_.imageId;
+    current_->labels = engine_.labels;
+    if (engine_.name != ledger.name && !context_.queued(engine_.id, "rename")) {
+      current_->name = engine_.name;
+      emit(*current_, "rename", context_.now, engine_.name);
+    }
+    std::optional<UnixNanos> knownStart;
+    if (ledger.startedAt) knownStart = parseRfc3339Nanos(*ledger.startedAt);
+    reconcileRun(knownStart, wasUp(ledger));
+  }
+
+ private:
+  bool beforeStream(std::optional<UnixNanos> t) const {
+    return t.has_value() && *t < context_.streamOpenedAt;
+  }
+
+  void emit(const ContainerFacts& facts, std::string_view action, UnixNanos time,
+            std::string_view discriminator) {
+    out_.push_back(tracker_.reconciled(facts, action, time, discriminator));
+  }
+
+  // Starts, deaths and pauses between the ledger's last start (`knownStart`) and now.
+  void reconcileRun(std::optional<UnixNanos> knownStart, bool up) {
+    const ContainerState& state = engine_.state;
+    const auto started = parseRfc3339Nanos(state.startedAt);
+    const auto finished = parseRfc3339Nanos(state.finishedAt);
+    ContainerFacts& facts = *current_;
+
+    if (beforeStream(started) && (!knownStart || *started > *knownStart)) {
+      if (up) {  // it stopped in between; the engine no longer says with which exit code
+        facts.state = "exited";
+        facts.exitCode.reset();
+        facts.pid.reset();
+        emit(facts, "die", *started, "before " + state.startedAt);
+      }
+      const bool restarted = engine_.restartCount > facts.restartCount.value_or(0);
+      facts.state = "running";
+      facts.startedAt = state.startedAt;
+      facts.finishedAt.reset();
+      facts.exitCode.reset();
+      facts.restartCount = engine_.restartCount;
+      facts.pid = state.running ? std::optional(state.pid) : std::nullopt;
+      emit(facts, restarted ? "restart" : "start", *started, state.startedAt);
+      up = true;
+    }
+    if (!state.running && up && beforeStream(finished) && (!started || *finished >= *started) &&
+        !context_.queued(engine_.id, "die")) {
+      facts.state = "exited";
+      facts.exitCode = state.exitCode;
+      facts.oomKilled = state.oomKilled;
+      facts.finishedAt = state.finishedAt;
+      facts.pid.reset();
+      emit(facts, "die", *finished, state.finishedAt);
+    }
+    const std::string when = std::to_string(context_.now);
+    if (state.paused && facts.state == "running" && !context_.queued(engine_.id, "pause")) {
+      facts.state = "paused";
+      emit(facts, "pause", context_.now, when);
+    } else if (state.running && !state.paused && facts.state == "paused" &&
+               !context_.queued(engine_.id, "unpause")) {
+      facts.state = "running";
+      emit(facts, "unpause", context_.now, when);
+    }
+  }
+
+  Tracker& tracker_;
+  const ContainerInspect& engine_;
+  const ReconcileContext& context_;
+  std::vector<Record>& out_;
+  std::optional<ContainerFacts> current_;
+};
+
+}  // namespace
+
+std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspect>& engine,
+                              const ReconcileContext& context) {
+  std::vector<Record> out;
+  std::set<std::string, std::less<>> listed;
+  for (const ContainerInspect& inspect : engine) {
+    listed.insert(inspect.id);
+    if (context.firstObservation) {
+      out.push_back(tracker.snapshot(inspect));
+      continue;
+    }
+    ContainerReconciler reconciler(tracker, inspect, context, out);
+    if (const ContainerFacts* known = tracker.find(inspect.id)) {
+      reconciler.knownContainer(ContainerFacts(*known));
+    } else {
+      reconciler.unknownContainer();
+    }
+  }
+  for (const std::string& id : tracker.knownIds()) {
+    if (listed.contains(id) || context.queued(id, "destroy")) continue;
+    ContainerFacts facts = *tracker.find(id);
+    facts.state = "removed";
+    facts.pid.reset();
+    out.push_back(tracker.reconciled(facts, "destroy", context.now, ""));
+  }
+  return out;
+}
+
+}  // namespace zastava

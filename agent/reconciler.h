@@ -1,0 +1,32 @@
+// Reconciliation: after every (re)connect, compare what the engine says now (list + inspect)
+// with the ledger (the Tracker, restored from the containers table) and write, as
+// source "reconcile" records, the transitions that must have happened while the agent could not
+// see them. A transition the open stream will deliver itself (it happened after the stream
+// opened, or its event is already queued) is left to the stream, so nothing is written twice.
+#pragma once
+
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "agent/tracker.h"
+#include "buffer/record.h"
+#include "collectors/engine_types.h"
+
+namespace zastava {
+
+struct ReconcileContext {
+  UnixNanos streamOpenedAt = 0;   // transitions from then on come through the stream
+  UnixNanos now = 0;              // the time given to transitions the engine does not date
+  bool firstObservation = false;  // a new ledger: write snapshots instead of transitions
+  // True when the stream has already queued `action` for container `id`.
+  std::function<bool(std::string_view id, std::string_view action)> queued;
+};
+
+// The records to write, in the order the transitions happened per container; `tracker` is
+// updated to the engine's view. `engine` is every container the engine listed, inspected.
+// Enricher thread (it owns the tracker).
+std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspect>& engine,
+                              const ReconcileContext& context);
+
+}  // namespace zastava
