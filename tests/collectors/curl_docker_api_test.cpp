@@ -1,11 +1,11 @@
 // CurlDockerApi against a local HTTP server that answers with bytes captured from the real engine
 // and records every request it receives: the proof that the client only sends the five GETs.
 
+#include <doctest/doctest.h>
+#include <httplib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <doctest/doctest.h>
-#include <httplib.h>
 
 #include <chrono>
 #include <set>
@@ -42,6 +42,7 @@ class FakeEngine {
   std::string listBody = readFixture("containers-list.json");
   std::string listContentType = "application/json";
   bool holdStreamOpen = false;
+  std::atomic<int> pingStatus{200};
 
   void start() {
     // Before routing, so a request is recorded even when no route answers it, and before the
@@ -52,6 +53,7 @@ class FakeEngine {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     server_.Get("/_ping", [this](const httplib::Request&, httplib::Response& res) {
+      res.status = pingStatus.load();
       if (!pingApiVersionHeader.empty()) res.set_header(pingApiVersionHeader, engineApiVersion);
       res.set_content("OK", "text/plain; charset=utf-8");
     });
@@ -278,6 +280,52 @@ TEST_CASE("stop ends a quiet stream with kCancelled") {
   CHECK(ended.error().code == ErrorCode::kCancelled);
   CHECK(opened == 1);
   CHECK(events == 2);
+}
+
+TEST_CASE("a silent stream whose engine stops answering pings is given up") {
+  FakeEngine engine;
+  engine.holdStreamOpen = true;
+  engine.start();
+  const auto api = makeCurlDockerApi(engine.endpoint());
+  std::atomic<bool> stop{false};
+  EventQuery query;
+  query.silenceCheck = std::chrono::seconds(1);
+  int events = 0;
+  const auto ended = api->streamEvents(
+      query, [] {},
+      [&](Result<EngineEvent>) {
+        if (++events == 2) engine.pingStatus = 503;  // the engine is gone, the socket is not
+      },
+      stop);
+  REQUIRE_FALSE(ended.ok());
+  CHECK(ended.error().code == ErrorCode::kProtocol);
+  CHECK(ended.error().message.find("no event for 1 s and the engine does not answer") !=
+        std::string::npos);
+}
+
+TEST_CASE("a silent stream whose engine answers pings stays open") {
+  FakeEngine engine;
+  engine.holdStreamOpen = true;
+  engine.start();
+  const auto api = makeCurlDockerApi(engine.endpoint());
+  std::atomic<bool> stop{false};
+  EventQuery query;
+  query.silenceCheck = std::chrono::seconds(1);
+  auto countPings = [&] {
+    int pings = 0;
+    for (const auto& s : engine.seen()) pings += s.path == "/_ping" ? 1 : 0;
+    return pings;
+  };
+  std::thread stopper([&] {
+    // Stop only once the stream has survived at least two silence checks.
+    while (countPings() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stop = true;
+  });
+  const auto ended = api->streamEvents(
+      query, [] {}, [](Result<EngineEvent>) {}, stop);
+  stopper.join();
+  REQUIRE_FALSE(ended.ok());
+  CHECK(ended.error().code == ErrorCode::kCancelled);
 }
 
 TEST_CASE("concurrent inspects from several threads") {

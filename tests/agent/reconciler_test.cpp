@@ -1,0 +1,196 @@
+// Reconciliation on inspects captured from a real engine (tests/fixtures/engine).
+#include "agent/reconciler.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "collectors/decoders.h"
+#include "tests/fixture_files.h"
+
+namespace zastava {
+namespace {
+
+using testing::readFixture;
+
+// After both fixture containers were created, started and (one) exited.
+const UnixNanos kStreamOpened = *parseRfc3339Nanos("2026-11-22T14:40:00Z");
+const UnixNanos kNow = kStreamOpened + 2'000'000'000;
+
+ContainerInspect fixture(const char* name) {
+  auto inspect = decodeContainerInspect(readFixture(name));
+  REQUIRE(inspect.ok());
+  return *inspect;
+}
+
+struct Scenario {
+  FakeClock clock{kNow};
+  Tracker tracker{clock};
+  ReconcileContext context;
+  std::vector<std::pair<std::string, std::string>> queuedEvents;
+
+  Scenario() {
+    context.streamOpenedAt = kStreamOpened;
+    context.now = kNow;
+    context.queued = [this](std::string_view id, std::string_view action) {
+      for (const auto& [queuedId, queuedAction] : queuedEvents) {
+        if (queuedId == id && queuedAction == action) return true;
+      }
+      return false;
+    };
+  }
+
+  std::vector<Record> run(const std::vector<ContainerInspect>& engine) {
+    return reconcile(tracker, engine, context);
+  }
+
+  // The ledger saw `inspect` start and nothing after.
+  void ledgerSawStart(const ContainerInspect& inspect) {
+    ContainerFacts facts = factsFromInspect(inspect);
+    facts.state = "running";
+    facts.exitCode.reset();
+    facts.finishedAt.reset();
+    tracker.restore({facts});
+  }
+};
+
+std::vector<std::string> kinds(const std::vector<Record>& records) {
+  std::vector<std::string> out;
+  for (const auto& record : records) out.push_back(record.kind);
+  return out;
+}
+
+TEST_CASE("a new ledger gets one snapshot per container and no transitions") {
+  Scenario s;
+  s.context.firstObservation = true;
+  auto records = s.run({fixture("inspect-running.json"), fixture("inspect-exited.json")});
+  CHECK(kinds(records) == std::vector<std::string>{"container.snapshot", "container.snapshot"});
+  CHECK(records[0].source == RecordSource::kSnapshot);
+}
+
+TEST_CASE("a death the engine did not deliver is written with its exit code and time") {
+  Scenario s;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  s.ledgerSawStart(exited);
+  auto records = s.run({exited});
+  REQUIRE(kinds(records) == std::vector<std::string>{"container.die"});
+  const Record& die = records[0];
+  CHECK(die.source == RecordSource::kReconcile);
+  CHECK(die.action == "die");
+  CHECK(die.timeNano == 0);
+  CHECK(die.time == *parseRfc3339Nanos("2026-11-22T14:37:48.889193231Z"));
+  CHECK(die.container.state == "exited");
+  CHECK(die.container.exitCode == 3);
+  CHECK(die.container.finishedAt == "2026-11-22T14:37:48.889193231Z");
+  CHECK(s.tracker.find(exited.id)->state == "exited");
+}
+
+TEST_CASE("reconciling twice writes nothing the second time") {
+  Scenario s;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  s.ledgerSawStart(exited);
+  CHECK(s.run({exited}).size() == 1);
+  CHECK(s.run({exited}).empty());
+}
+
+TEST_CASE("the same transition found again gets the same eventId") {
+  Scenario first;
+  Scenario second;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  first.ledgerSawStart(exited);
+  second.ledgerSawStart(exited);
+  second.context.now += 5'000'000'000;
+  CHECK(first.run({exited})[0].eventId == second.run({exited})[0].eventId);
+}
+
+TEST_CASE("a container the ledger never saw is created, started and died in order") {
+  Scenario s;
+  s.ledgerSawStart(fixture("inspect-running.json"));  // the ledger is not new
+  auto records = s.run({fixture("inspect-running.json"), fixture("inspect-exited.json")});
+  CHECK(kinds(records) ==
+        std::vector<std::string>{"container.create", "container.start", "container.die"});
+  CHECK(records[0].container.state == "created");
+  CHECK(records[1].container.state == "running");
+  CHECK(records[2].container.exitCode == 3);
+  CHECK(records[0].time < records[1].time);
+}
+
+TEST_CASE("transitions after the stream opened are left to the stream") {
+  Scenario s;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  s.ledgerSawStart(exited);
+  s.context.streamOpenedAt = *parseRfc3339Nanos("2026-11-22T14:37:48.800000000Z");
+  CHECK(s.run({exited}).empty());
+}
+
+TEST_CASE("a known container the engine no longer lists was destroyed, unless queued") {
+  Scenario s;
+  const ContainerInspect running = fixture("inspect-running.json");
+  s.ledgerSawStart(running);
+  s.queuedEvents = {{running.id, "destroy"}};
+  CHECK(s.run({}).empty());
+
+  s.queuedEvents.clear();
+  auto records = s.run({});
+  REQUIRE(kinds(records) == std::vector<std::string>{"container.destroy"});
+  CHECK(records[0].container.state == "removed");
+  CHECK(records[0].time == kNow);
+  CHECK(s.tracker.trackedCount() == 0);
+}
+
+TEST_CASE("a rename and a pause the engine did not deliver") {
+  Scenario s;
+  ContainerInspect running = fixture("inspect-running.json");
+  s.ledgerSawStart(running);
+  running.name = "renamed";
+  running.state.paused = true;
+  auto records = s.run({running});
+  CHECK(kinds(records) == std::vector<std::string>{"container.rename", "container.pause"});
+  CHECK(records[0].container.name == "renamed");
+  CHECK(records[1].container.state == "paused");
+}
+
+TEST_CASE("a restart by policy: the missed death, then the restart") {
+  Scenario s;
+  ContainerInspect running = fixture("inspect-running.json");
+  s.ledgerSawStart(running);
+  running.state.startedAt = "2026-11-22T14:39:00.5Z";
+  running.restartCount = 2;
+  auto records = s.run({running});
+  REQUIRE(kinds(records) == std::vector<std::string>{"container.die", "container.restart"});
+  CHECK_FALSE(records[0].container.exitCode.has_value());  // the engine no longer says
+  CHECK(records[1].container.restartCount == 2);
+  CHECK(records[1].time == *parseRfc3339Nanos("2026-11-22T14:39:00.5Z"));
+}
+
+TEST_CASE("engine times parse to nanoseconds; anything else is refused") {
+  CHECK(parseRfc3339Nanos("1970-01-01T00:00:01Z") == 1'000'000'000);
+  CHECK(parseRfc3339Nanos("2026-11-22T14:37:48.889193231Z") == 1'795'358'268'889'193'231);
+  CHECK(parseRfc3339Nanos("2026-11-22T14:37:48.5Z") == 1'795'358'268'500'000'000);
+  CHECK(formatRfc3339Nanos(*parseRfc3339Nanos("2026-11-22T14:37:48.889193231Z")) ==
+        "2026-11-22T14:37:48.889193231Z");
+  CHECK_FALSE(parseRfc3339Nanos("0001-01-01T00:00:00Z"));
+  CHECK_FALSE(parseRfc3339Nanos("2026-11-22T14:37:48+01:00"));
+  CHECK_FALSE(parseRfc3339Nanos("2026-11-22T14:37:48.Z"));
+  CHECK_FALSE(parseRfc3339Nanos("2026-11-22T14:37:48.1234567890Z"));
+  CHECK_FALSE(parseRfc3339Nanos(""));
+}
+
+TEST_CASE("a gap record names its span and reason, and has no container") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock);
+  Record gap = tracker.gap(kStreamOpened - 10, kStreamOpened, "engine restarted");
+  CHECK(gap.kind == "agent.gap");
+  CHECK(gap.source == RecordSource::kReconcile);
+  CHECK(gap.time == kStreamOpened);
+  const std::string json = recordJson(gap);
+  CHECK(json.find("\"container\"") == std::string::npos);
+  CHECK(json.find(R"("gap":{"from":"2026-11-22T14:39:59.999999990Z","to":"2026-11-22T14:40:00.)"
+                  R"(000000000Z","fromTimeNano":1795358399999999990,"toTimeNano":)"
+                  R"(1795358400000000000,"reason":"engine restarted"})") != std::string::npos);
+  CHECK(tracker.gap(1, 2, "x").eventId == tracker.gap(1, 2, "y").eventId);
+}
+
+}  // namespace
+}  // namespace zastava
