@@ -115,6 +115,10 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
     impl_->dropped.Add({{"reason", reason}});
   }
   for (const char* reason : {"size", "age"}) impl_->segmentsDeleted.Add({{"reason", reason}});
+  for (const char* action : {"create", "start", "restart", "die", "pause", "unpause", "rename",
+                             "destroy"}) {
+    impl_->reconciled.Add({{"action", action}});
+  }
 }
 
 Metrics::~Metrics() = default;
