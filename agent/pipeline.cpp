@@ -220,12 +220,18 @@ void Pipeline::afterStreamOpened(const StreamOpened& opened) {
     wake_.wait_until(lock, opened.replayDeadline, [this] { return stop_.load(); });
   }
   if (stop_) return;
+  if (nextIsStreamOpened()) return;  // that stream died before its replay: the next one checks
   checkContinuity(opened);
   recordReplay(opened);
   reconcileDue_ = opened;
   nextReconcileAt_ = {};
   reconcileAttempts_ = 0;
   tryReconcile();
+}
+
+bool Pipeline::nextIsStreamOpened() {
+  std::lock_guard lock(mu_);
+  return !queue_.empty() && std::holds_alternative<StreamOpened>(queue_.front());
 }
 
 void Pipeline::checkContinuity(const StreamOpened& opened) {

@@ -81,6 +81,7 @@ class Pipeline {
   // Enricher thread.
   void runEnricher();
   void afterStreamOpened(const StreamOpened& opened);
+  bool nextIsStreamOpened();
   void checkContinuity(const StreamOpened& opened);
   void recordReplay(const StreamOpened& opened);
   void tryReconcile();
