@@ -235,7 +235,9 @@ bool Pipeline::nextIsStreamOpened() {
 }
 
 void Pipeline::checkContinuity(const StreamOpened& opened) {
-  if (opened.since.timeNano == 0) return;  // nothing recorded yet: nothing to lose
+  // No engine event recorded yet: nothing anchors a proof either way. The stream resumed from
+  // when it last opened and reconciliation covers the rest (docs/records.md).
+  if (opened.since.eventId.empty()) return;
   std::optional<std::pair<std::string, std::int64_t>> first;
   {
     std::lock_guard lock(mu_);
@@ -294,6 +296,7 @@ void Pipeline::tryReconcile() {
   auto records = reconcile(tracker_, *engine, context);
   std::size_t transitions = 0;
   for (Record& record : records) {
+    record.streamOpenedAt = reconcileDue_->openedAt;
     if (record.source == RecordSource::kReconcile) {
       metrics_.countReconciled(record.action);
       ++transitions;

@@ -54,6 +54,9 @@ struct Record {
   ContainerFacts container;   // left out of the JSON when container.id is empty (agent.* records)
   std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
   std::optional<GapFacts> gap;                    // agent.gap only
+  // Not part of the JSON. On snapshot and reconcile records: when the event stream they were
+  // reconciled against opened. A ledger with no engine event yet resumes from there.
+  UnixNanos streamOpenedAt = 0;
   // Filled by the Recorder when the record is committed: the hash chain.
   std::string prevHash;
   std::string hash;

@@ -348,6 +348,8 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
         record.source == RecordSource::kStream || record.source == RecordSource::kReplay;
     if (fromEngine && record.timeNano > cursor.timeNano) {
       cursor = {record.timeNano, record.eventId};
+    } else if (!fromEngine && cursor.eventId.empty() && record.streamOpenedAt > cursor.timeNano) {
+      cursor = {record.streamOpenedAt, ""};  // no engine event anchors the cursor yet
     }
     hash = record.hash;
     fresh.push_back(std::move(record));

@@ -47,7 +47,8 @@ class SqliteStore {
   // updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
   Result<std::int64_t> pruneOlderThan(UnixNanos cutoff);
 
-  // The stored cursor: the committed stream/replay record with the largest timeNano.
+  // The stored cursor: the committed stream/replay record with the largest timeNano; until
+  // there is one, the latest streamOpenedAt of a snapshot/reconcile record, with no eventId.
   Result<EventCursor> loadCursor();
 
   // Every container in the containers table (destroyed ones included, state "removed"), as the

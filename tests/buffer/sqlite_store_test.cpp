@@ -196,3 +196,46 @@ TEST_CASE("pruning deletes old events and old removed containers only") {
 
 }  // namespace
 }  // namespace zastava
+
+namespace zastava {
+namespace {
+
+Record snapshotOpenedAt(const std::string& containerId, UnixNanos observedAt, UnixNanos opened) {
+  Record record = engineRecord(containerId, "snapshot", observedAt);
+  record.eventId = eventIdForSnapshot(containerId, observedAt);
+  record.kind = "container.snapshot";
+  record.source = RecordSource::kSnapshot;
+  record.timeNano = 0;
+  record.action.clear();
+  record.attributes.clear();
+  record.streamOpenedAt = opened;
+  return record;
+}
+
+TEST_CASE("until an engine event anchors it, the cursor is when the stream last opened") {
+  Fixture f;
+  auto store = f.open();
+  REQUIRE(store->commit(std::vector<Record>{snapshotOpenedAt("c1", kStart + 5, kStart)}).ok());
+  CHECK(store->cursor().timeNano == kStart);
+  CHECK(store->cursor().eventId.empty());
+  CHECK(f.query("SELECT value FROM meta WHERE key = 'cursor_time_nano'") == std::to_string(kStart));
+
+  Record start = engineRecord("c1", "start", kStart + 10);
+  REQUIRE(store->commit(std::vector<Record>{start}).ok());
+  CHECK(store->cursor().timeNano == kStart + 10);
+  CHECK(store->cursor().eventId == start.eventId);
+
+  // A later reconciliation does not move an anchored cursor: the replay must still show it.
+  REQUIRE(
+      store->commit(std::vector<Record>{snapshotOpenedAt("c2", kStart + 50, kStart + 40)}).ok());
+  CHECK(store->cursor().eventId == start.eventId);
+  store.reset();
+  auto reopened = f.open();
+  auto loaded = reopened->loadCursor();
+  REQUIRE(loaded.ok());
+  CHECK(loaded->timeNano == kStart + 10);
+  CHECK(loaded->eventId == start.eventId);
+}
+
+}  // namespace
+}  // namespace zastava
