@@ -112,7 +112,9 @@ def main(test_module_globals):
         sys.exit(1)
     test_module_globals["ARGS"] = args
     unittest.TestCase.maxDiff = None  # show every problem in a failed list comparison
-    unittest.main(argv=argv, verbosity=2)
+    prog = unittest.main(argv=argv, verbosity=2, exit=False)
+    print_fault_summary()
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
 
 
 def tail(path, max_chars=4000):
@@ -480,8 +482,11 @@ def haproxy_errors_dir():
 class Haproxy:
     """haproxy in front of a docker socket; permissions are environment variables (1/0)."""
 
-    def __init__(self, work_dir, socket_path, allow=None, listen_port=None):
+    def __init__(self, work_dir, socket_path, allow=None, listen_port=None, stream_timeout=None):
+        """stream_timeout (e.g. "2s"): `timeout client` and `timeout server` everywhere, the
+        events backend included, so haproxy cuts a stream silent that long."""
         self.dir = work_dir
+        self.stream_timeout = stream_timeout
         self.socket_path = socket_path
         self.port = listen_port or free_port()
         self.allow = dict(allow if allow is not None else
@@ -509,8 +514,8 @@ class Haproxy:
             "    timeout http-request 10s",
             "    timeout queue 1m",
             "    timeout connect 10s",
-            "    timeout client 10m",
-            "    timeout server 10m",
+            f"    timeout client {self.stream_timeout or '10m'}",
+            f"    timeout server {self.stream_timeout or '10m'}",
             "    timeout http-keep-alive 10s",
             "    timeout check 10s",
             "    maxconn 3000",
@@ -525,7 +530,7 @@ class Haproxy:
             "",
             "backend docker-events",
             f"    server dockersocket {self.socket_path}",
-            "    timeout server 0",
+            f"    timeout server {self.stream_timeout or '0'}",
             "",
             "frontend dockerfrontend",
             f"    bind 127.0.0.1:{self.port}",
@@ -740,6 +745,7 @@ class Workspace:
         self.dir = make_workdir()
         self._cleanups = []
         self._agents = []
+        self._closed = False
         log(f"workspace {self.dir}")
 
     def on_cleanup(self, fn):
@@ -751,8 +757,8 @@ class Workspace:
         d.start()
         return d
 
-    def haproxy(self, socket_path, allow=None):
-        h = Haproxy(os.path.join(self.dir, "proxy"), socket_path, allow)
+    def haproxy(self, socket_path, allow=None, **kw):
+        h = Haproxy(os.path.join(self.dir, "proxy"), socket_path, allow, **kw)
         self.on_cleanup(h.stop)
         return h.start()
 
@@ -763,7 +769,26 @@ class Workspace:
         self._agents.append(a)
         return a
 
+    def respawn(self, old, **kw):
+        """A new Agent on old's data directory and port (its log gets a .N suffix), not started.
+        kw overrides constructor arguments (extra_args, env, ...)."""
+        n = sum(1 for a in self._agents if a.data_dir == old.data_dir) + 1
+        base = old.log_path.split(".stderr")[0] + ".stderr"
+        args = dict(port=old.port, extra_args=old.extra_args, env=old.env,
+                    log_dir=os.path.dirname(base),
+                    reconnect_max_backoff=old.reconnect_max_backoff)
+        args.update(kw)
+        a = Agent(old.binary, old.endpoint, old.data_dir, **args)
+        a.log_path = f"{base}.{n}"
+        a.stdout_path = f"{a.stdout_path}.{n}"
+        self.on_cleanup(a.kill9)
+        self._agents.append(a)
+        return a
+
     def close(self):
+        if self._closed:
+            return
+        self._closed = True
         for a in self._agents:  # shown by ctest --output-on-failure
             print(f"--- tail of {a.log_path} ---\n{tail(a.log_path, 3000)}", flush=True)
         for fn in reversed(self._cleanups):
@@ -775,6 +800,29 @@ class Workspace:
             shutil.rmtree(self.dir, ignore_errors=True)
         else:
             log(f"kept {self.dir}")
+
+
+class WorkspaceTest(unittest.TestCase):
+    """A test class with one Workspace (cls.ws) for all its tests. Subclasses put their set-up
+    in the classmethod set_up(cls); if it raises, the workspace is closed (and the error
+    reported) before unittest gives up on the class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ws = Workspace()
+        try:
+            cls.set_up()
+        except BaseException:
+            cls.ws.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ws.close()
+
+    @classmethod
+    def set_up(cls):
+        pass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -834,3 +882,209 @@ def exactly_once_problems(engine_events, records, where):
         if rec.get("source") not in ("stream", "replay"):
             problems.append(f"{where}: {desc}: source {rec.get('source')!r}")
     return problems
+
+
+# ----------------------------------------------------------------------------------------------
+# Fault tests: the agent's ledger against the engine's truth, and a summary table
+
+def engine_containers(d):
+    """{id: inspect JSON} of every container the engine has (all states); {} for d=None."""
+    if d is None:
+        return {}
+    out = {}
+    for cid in d.docker("ps", "-aq", "--no-trunc").split():
+        status, info = d.api("GET", f"/containers/{cid}/json")
+        if status == 200:
+            out[cid] = info
+    return out
+
+
+def wait_engine_settled(d, timeout=60):
+    """Waits until no container is restarting or being removed (states the ledger never has)."""
+    if d is None:
+        return
+    wait_until(lambda: all(c["State"]["Status"] not in ("restarting", "removing")
+                           for c in engine_containers(d).values()),
+               timeout, "engine containers to settle (none restarting/removing)")
+
+
+def table_problems(d, data_dir, destroyed_ids=(), unknowable_ids=()):
+    """(a): the containers table against the engine. Every container the engine has: a row
+    with the same name, state and (for exited ones) exit code. Every id in destroyed_ids: state
+    removed (no row allowed only for unknowable_ids: containers whose whole life fell where the
+    engine could report nothing). Every row not removed: the engine must still have it."""
+    engine = engine_containers(d)
+    try:
+        rows = {r["container_id"]: r for r in read_containers_table(data_dir)}
+    except sqlite3.Error as exc:
+        return [f"containers table unreadable: {exc}"]
+    problems = []
+    for cid, info in sorted(engine.items()):
+        st = info["State"]
+        name = info["Name"].lstrip("/")
+        row = rows.get(cid)
+        if row is None:
+            problems.append(f"table: engine has {name} ({cid[:12]}) {st['Status']}, no row")
+            continue
+        got = (row["name"], row["state"])
+        if got != (name, st["Status"]):
+            problems.append(f"table: {name} ({cid[:12]}) is {got}, engine says "
+                            f"{(name, st['Status'])}")
+        elif st["Status"] == "exited" and row["exit_code"] != st["ExitCode"]:
+            problems.append(f"table: {name} ({cid[:12]}) exit_code {row['exit_code']!r}, "
+                            f"engine says {st['ExitCode']}")
+    for cid in destroyed_ids:
+        if cid in engine:
+            continue
+        row = rows.get(cid)
+        if row is None:
+            if cid not in unknowable_ids:
+                problems.append(f"table: destroyed container {cid[:12]} has no row")
+        elif row["state"] != "removed":
+            problems.append(f"table: destroyed container {row['name']} ({cid[:12]}) has state "
+                            f"{row['state']!r}, not 'removed'")
+    for cid, row in sorted(rows.items()):
+        if cid not in engine and row["state"] != "removed" and cid not in destroyed_ids:
+            problems.append(f"table: {row['name']} ({cid[:12]}) is {row['state']!r}; the engine "
+                            f"no longer has it")
+    return problems
+
+
+def wait_table_agrees(d, agent, destroyed_ids=(), unknowable_ids=(), timeout=30):
+    """Polls (a) until it holds; returns the remaining problems (empty = agrees)."""
+    problems = []
+
+    def ok():
+        nonlocal problems
+        problems = table_problems(d, agent.data_dir, destroyed_ids, unknowable_ids)
+        return not problems
+    try:
+        wait_until(ok, timeout, "containers table to agree with the engine", interval=0.5)
+    except AssertionError:
+        pass
+    return problems
+
+
+_GAP_KEYS = ["from", "to", "fromTimeNano", "toTimeNano", "reason"]
+
+
+def gap_records(records):
+    return [r for r in records if r.get("kind") == "agent.gap"]
+
+
+def gap_problems(records):
+    """Shape of every agent.gap record (issue "zero-loss ledger")."""
+    problems = []
+    for r in gap_records(records):
+        g = r.get("gap")
+        if r.get("source") != "reconcile":
+            problems.append(f"agent.gap {r.get('eventId')}: source {r.get('source')!r}")
+        if "container" in r:
+            problems.append(f"agent.gap {r.get('eventId')}: has a container key")
+        if not isinstance(g, dict) or list(g) != _GAP_KEYS:
+            problems.append(f"agent.gap {r.get('eventId')}: gap {g!r}, want keys {_GAP_KEYS}")
+            continue
+        try:
+            if rfc3339_to_nanos(g["from"]) != g["fromTimeNano"] or \
+                    rfc3339_to_nanos(g["to"]) != g["toTimeNano"]:
+                problems.append(f"agent.gap {r['eventId']}: from/to != fromTimeNano/toTimeNano")
+        except (ValueError, TypeError) as exc:
+            problems.append(f"agent.gap {r['eventId']}: {exc}")
+            continue
+        if g["fromTimeNano"] > g["toTimeNano"]:
+            problems.append(f"agent.gap {r['eventId']}: from after to: {g}")
+        if not g["reason"]:
+            problems.append(f"agent.gap {r['eventId']}: empty reason")
+    return problems
+
+
+def ledger_file_problems(data_dir, engine_events, source_dir):
+    """(b) + (c) on the files of a stopped agent. Returns (problems, stats): stats has
+    expected / recorded / duplicates / missing as in the fault summary table."""
+    problems = []
+    lines = read_ndjson(data_dir)
+    records = [json.loads(x) for x in lines]
+    rows = read_sqlite(data_dir)
+    # (b) every engine event exactly once, with the engine's fields
+    problems += exactly_once_problems(engine_events, records, "ndjson")
+    have = {}
+    for r in records:
+        have[r.get("eventId")] = have.get(r.get("eventId"), 0) + 1
+    expected = {expected_event_id(e) for e in engine_events}
+    recorded = sum(1 for i in expected if have.get(i))
+    dupes = sorted(i for i, n in have.items() if n > 1)
+    # (c) no id twice, NDJSON == SQLite, chain, schema
+    if dupes:
+        problems.append(f"ndjson: {len(dupes)} eventIds more than once: {dupes[:5]}")
+    sql_ids = [r[0] for r in rows]
+    if len(sql_ids) != len(set(sql_ids)):
+        problems.append("sqlite: an event_id more than once")
+    if lines != [r[5] for r in rows]:
+        problems.append(f"NDJSON ({len(lines)} lines) != SQLite record column ({len(rows)} rows)"
+                        + first_difference(lines, [r[5] for r in rows]))
+    problems += verify_chain(lines)
+    schema, path = load_schema(source_dir)
+    if schema is None:
+        problems.append(f"{path} missing")
+    else:
+        problems += schema_errors(schema, records)
+    problems += gap_problems(records)
+    # A container is created once and destroyed once: never a second record of either.
+    seen = {}
+    for r in records:
+        if r.get("kind") in ("container.create", "container.destroy"):
+            key = (r["kind"], (r.get("container") or {}).get("id"))
+            seen.setdefault(key, []).append(r.get("source"))
+    for (kind, cid), sources in sorted(seen.items()):
+        if len(sources) > 1:
+            problems.append(f"{kind} of {str(cid)[:12]} written {len(sources)} times "
+                            f"(sources {sources})")
+    stats = {"expected": len(expected), "recorded": recorded, "duplicates": len(dupes),
+             "missing": len(expected) - recorded}
+    return problems, stats, records
+
+
+def first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"; first difference at {i}: {x[:120]!r} vs {y[:120]!r}"
+    return f"; one is a prefix of the other ({len(a)} vs {len(b)})"
+
+
+FAULT_ROWS = []
+_COLUMNS = ["fault", "times repeated", "events expected", "events recorded", "duplicates",
+            "missing"]
+
+
+def fault_row(fault, repeats, stats, note=""):
+    row = [fault, str(repeats), str(stats["expected"]), str(stats["recorded"]),
+           str(stats["duplicates"]), str(stats["missing"]), note]
+    FAULT_ROWS.append(row)
+    log("FAULT ROW | " + " | ".join(row))
+
+
+def print_fault_summary():
+    if not FAULT_ROWS:
+        return
+    widths = [max(len(c), *(len(r[i]) for r in FAULT_ROWS)) for i, c in enumerate(_COLUMNS)]
+    fmt = lambda cells: " | ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    print("\n==== FAULT SUMMARY ====")
+    print(fmt(_COLUMNS))
+    print("-+-".join("-" * w for w in widths))
+    for r in FAULT_ROWS:
+        print(fmt(r[:6]) + (f"   ({r[6]})" if r[6] else ""))
+    print("=======================", flush=True)
+
+
+def wait_metric(agent, name, pred, timeout=30, labels=None):
+    """Polls /metrics until pred(value) holds (value None when absent); returns the value."""
+    box = {}
+
+    def check():
+        box["v"] = agent.metric_value(name, labels)
+        return pred(box["v"])
+    try:
+        wait_until(check, timeout, f"{name}{labels or ''}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last value {box.get('v')!r}") from None
+    return box["v"]

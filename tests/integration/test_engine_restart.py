@@ -8,14 +8,17 @@ a new container's events recorded exactly once, no duplicate ids, chain intact.
 AgentRestart: the agent is killed with SIGKILL, containers change while it is down, it starts
 again on the same data directory -> it resumes from its cursor: the missed events are recorded
 exactly once (the engine still has them in memory), nothing recorded before is repeated, and the
-hash chain continues across the restart."""
+hash chain continues across the restart.
+
+EngineForgot: the agent is stopped, containers change, dockerd restarts (its event memory is
+gone), the agent starts again -> one agent.gap record, the lost transitions written as
+source "reconcile" records (destroy; die with exit code), the containers table agrees."""
 
 import json
 import os
 import re
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -31,11 +34,7 @@ def run_container(d, name):
     return cid, t0, time.time() + 0.5
 
 
-class EngineRestart(unittest.TestCase):
-    def setUp(self):
-        self.ws = h.Workspace()
-        self.addCleanup(self.ws.close)
-
+class EngineRestart(h.WorkspaceTest):
     def test_engine_down_and_back(self):
         d = self.ws.dockerd()
         d.make_busybox_image()
@@ -89,11 +88,7 @@ class EngineRestart(unittest.TestCase):
         self.assertEqual(h.verify_chain(lines), [])
 
 
-class AgentRestart(unittest.TestCase):
-    def setUp(self):
-        self.ws = h.Workspace()
-        self.addCleanup(self.ws.close)
-
+class AgentRestart(h.WorkspaceTest):
     def test_resume_from_cursor_after_kill9(self):
         d = self.ws.dockerd()
         d.make_busybox_image()
@@ -111,9 +106,7 @@ class AgentRestart(unittest.TestCase):
         missed = d.events(t2 - 0.05, t3)
         self.assertTrue(missed)
 
-        agent2 = self.ws.agent(ARGS.agent, d.endpoint, name="a", port=agent.port,
-                               reconnect_max_backoff=1)
-        agent2.log_path = agent.log_path + ".2"
+        agent2 = self.ws.respawn(agent)
         agent2.start()
         agent2.wait_ready()
         missing = h.wait_recorded(agent2, [h.expected_event_id(e) for e in missed])
@@ -134,11 +127,14 @@ class AgentRestart(unittest.TestCase):
         self.assertGreaterEqual(len(h.segment_paths(agent2.data_dir)), 2,
                                 "each start begins a new segment (docs/records.md)")
 
-    @unittest.skip("reconciliation after the engine lost events is issue 3, not built yet")
+
+class EngineForgot(h.WorkspaceTest):
     def test_reconcile_after_engine_forgot(self):
         """agent stopped; containers change; dockerd restarted (its event memory is gone);
-        agent started again: it cannot replay, so list+inspect must bring its ledger in line
-        with the engine and write the lost transitions as source "reconcile" records"""
+        agent started again: it cannot replay, so it writes one agent.gap record, and
+        list+inspect bring its ledger in line with the engine, the lost transitions written
+        as source "reconcile" records (destroy of the removed one, die with exit code 0 and
+        finishedAt of the stopped one)"""
         d = self.ws.dockerd()
         d.make_busybox_image()
         agent = self.ws.agent(ARGS.agent, d.endpoint, reconnect_max_backoff=1)
@@ -151,6 +147,7 @@ class AgentRestart(unittest.TestCase):
         self.assertEqual(h.wait_recorded(agent, [h.expected_event_id(e) for e in started]), set())
         code, _ = agent.stop()
         self.assertEqual(code, 0)
+        n_before = len(h.read_ndjson(agent.data_dir))
 
         d.docker("rm", "-f", "gone")
         d.docker("stop", "stays")  # exit 0 (the trap)
@@ -158,39 +155,41 @@ class AgentRestart(unittest.TestCase):
         lost = d.events(t0 - 0.05, time.time() + 0.5)
         self.assertEqual(lost, [], "the restarted engine should have forgotten its events")
 
-        agent2 = self.ws.agent(ARGS.agent, d.endpoint, name="a", port=agent.port,
-                               reconnect_max_backoff=1)
-        agent2.log_path = agent.log_path + ".2"
+        agent2 = self.ws.respawn(agent)
         agent2.start()
         agent2.wait_ready()
-
-        def ledger_problems():
-            rows = {r["container_id"]: r for r in h.read_containers_table(agent2.data_dir)}
-            problems = []
-            g, st = rows.get(gone), rows.get(stays)
-            if g is not None and g["state"] != "removed":
-                problems.append(f"ledger: removed container 'gone' has state {g['state']!r}")
-            if st is None or (st["state"], st["exit_code"]) != ("exited", 0):
-                problems.append(f"ledger: stopped container 'stays' is {st and st['state']!r} "
-                                f"exit {st and st['exit_code']!r}, engine says exited 0")
-            return problems
-        try:
-            h.wait_until(lambda: not ledger_problems(), 20,
-                         "containers table to agree with the engine")
-        except AssertionError as exc:
-            h.log(str(exc))
-        problems = ledger_problems()
-        records = [json.loads(x) for x in h.read_ndjson(agent2.data_dir)]
-        for cid, name in ((gone, "gone"), (stays, "stays")):
-            mine = [(r["source"], r["kind"], r["container"].get("state")) for r in records
-                    if r["container"]["id"] == cid]
-            h.log(f"records for {name}: {mine}")
-            if not any(src == "reconcile" for src, _, _ in mine):
-                problems.append(f"no source=reconcile record for {name!r}")
-        self.assertEqual(problems, [])
-        self.assertEqual(h.verify_chain(h.read_ndjson(agent2.data_dir)), [])
+        problems = h.wait_table_agrees(d, agent2, destroyed_ids=[gone])
         code, _ = agent2.stop()
         self.assertEqual(code, 0)
+        file_problems, _, records = h.ledger_file_problems(agent2.data_dir, started,
+                                                           ARGS.source_dir)
+        problems += file_problems
+        new = records[n_before:]
+        for r in new:
+            h.log(f"after restart: {r['kind']} {r['source']} "
+                  f"{(r.get('container') or {}).get('name')} {r.get('gap') or ''}")
+        rec = [r for r in new if r["source"] == "reconcile"
+               and (r.get("container") or {}).get("id") == gone]
+        if [r["kind"] for r in rec] != ["container.destroy"]:
+            problems.append(f"'gone': reconcile records {[r['kind'] for r in rec]}, want "
+                            f"['container.destroy']")
+        rec = [r for r in new if r["source"] == "reconcile"
+               and (r.get("container") or {}).get("id") == stays]
+        dies = [r for r in rec if r["kind"] == "container.die"]
+        finished = d.docker("inspect", "-f", "{{.State.FinishedAt}}", stays)
+        if len(dies) != 1:
+            problems.append(f"'stays': reconcile records {[r['kind'] for r in rec]}, want one "
+                            f"container.die")
+        else:
+            c = dies[0]["container"]
+            if (c.get("exitCode"), c.get("finishedAt"), c.get("oomKilled")) != (0, finished,
+                                                                                False):
+                problems.append(f"'stays': die {c}, engine says exit 0, finishedAt {finished},"
+                                f" oomKilled false")
+        gaps = h.gap_records(new)
+        if len(gaps) != 1:
+            problems.append(f"{len(gaps)} agent.gap records after the engine restart, want 1")
+        self.assertEqual(problems, [])
 
 
 if __name__ == "__main__":

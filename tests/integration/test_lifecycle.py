@@ -8,7 +8,6 @@ import os
 import stat
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -16,22 +15,9 @@ import harness as h  # noqa: E402
 ARGS = None
 
 
-class Lifecycle(unittest.TestCase):
+class Lifecycle(h.WorkspaceTest):
     @classmethod
-    def setUpClass(cls):
-        cls.ws = h.Workspace()
-        try:
-            cls._scenario()
-        except BaseException:
-            cls.ws.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ws.close()
-
-    @classmethod
-    def _scenario(cls):
+    def set_up(cls):
         d = cls.d = cls.ws.dockerd()
         d.make_busybox_image()
         # Exists before the agent starts: must show up as a snapshot.

@@ -21,27 +21,18 @@ METRIC_NAMES = [
 ]
 
 
-class Metrics(unittest.TestCase):
+class Metrics(h.WorkspaceTest):
     @classmethod
-    def setUpClass(cls):
-        cls.ws = h.Workspace()
-        try:
-            cls.d = cls.ws.dockerd()
-            cls.d.make_busybox_image()
-            cls.d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
-            cls.agent = cls.ws.agent(ARGS.agent, cls.d.endpoint)
-            cls.agent.start()
-            cls.agent.wait_ready()
-            h.wait_until(lambda: h.read_sqlite(cls.agent.data_dir, "SELECT 1 FROM events"), 20,
-                         "the snapshot record in SQLite")
-            cls.text = cls.agent.metrics()
-        except BaseException:
-            cls.ws.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ws.close()
+    def set_up(cls):
+        cls.d = cls.ws.dockerd()
+        cls.d.make_busybox_image()
+        cls.d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
+        cls.agent = cls.ws.agent(ARGS.agent, cls.d.endpoint)
+        cls.agent.start()
+        cls.agent.wait_ready()
+        h.wait_until(lambda: h.read_sqlite(cls.agent.data_dir, "SELECT 1 FROM events"), 20,
+                     "the snapshot record in SQLite")
+        cls.text = cls.agent.metrics()
 
     def test_promtool_check_metrics(self):
         """`promtool check metrics` on /metrics: exit 0, no complaints"""
@@ -73,12 +64,10 @@ class Metrics(unittest.TestCase):
             self.assertEqual(self.agent.http_get(path)[0], 200, path)
 
 
-class NoEngine(unittest.TestCase):
+class NoEngine(h.WorkspaceTest):
     def test_unreachable_endpoint(self):
         """unix:///nonexistent.sock: keeps running, /readyz 503 naming it, /livez 200"""
-        ws = h.Workspace()
-        self.addCleanup(ws.close)
-        agent = ws.agent(ARGS.agent, "unix:///nonexistent.sock")
+        agent = self.ws.agent(ARGS.agent, "unix:///nonexistent.sock")
         agent.start()
         agent.wait_http()
         status, body = agent.wait_readyz(503, timeout=10)

@@ -12,7 +12,6 @@ import os
 import re
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -23,21 +22,12 @@ AGENT_ALLOWED = re.compile(
     r"(\?.*)?$")
 
 
-class Proxy(unittest.TestCase):
+class Proxy(h.WorkspaceTest):
     @classmethod
-    def setUpClass(cls):
-        cls.ws = h.Workspace()
-        try:
-            cls.d = cls.ws.dockerd()
-            cls.d.make_busybox_image()
-            cls.pre_id = cls.d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
-        except BaseException:
-            cls.ws.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ws.close()
+    def set_up(cls):
+        cls.d = cls.ws.dockerd()
+        cls.d.make_busybox_image()
+        cls.pre_id = cls.d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
 
     def assert_haproxy_403(self, proxy, method, path):
         status, headers, body = proxy.request(method, path, body={} if method == "POST" else None)
