@@ -998,6 +998,18 @@ def gap_problems(records):
     return problems
 
 
+def stop_and_check_ledger(test, agent, expected, missing, source_dir):
+    """Stops `agent` (it must exit 0) and checks its files against the engine's `expected`
+    events; `missing` are the expected eventIds that never reached SQLite.
+    Returns (problems, stats, records) as ledger_file_problems does."""
+    code, _ = agent.stop()
+    test.assertEqual(code, 0, tail(agent.log_path))
+    problems, stats, records = ledger_file_problems(agent.data_dir, expected, source_dir)
+    if missing:
+        problems.append(f"{len(missing)} engine events never reached SQLite")
+    return problems, stats, records
+
+
 def ledger_file_problems(data_dir, engine_events, source_dir):
     """(b) + (c) on the files of a stopped agent. Returns (problems, stats): stats has
     expected / recorded / duplicates / missing as in the fault summary table."""

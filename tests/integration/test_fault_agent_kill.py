@@ -78,13 +78,9 @@ class AgentKill(h.WorkspaceTest):
         self.assertLess(len(expected), 256, "the test must stay inside the engine's memory")
         missing = h.wait_recorded(agent, [h.expected_event_id(e) for e in expected], timeout=30)
         problems += h.wait_table_agrees(d, agent, destroyed_ids=destroyed)
-        code, _ = agent.stop()
-        self.assertEqual(code, 0, h.tail(agent.log_path))
-        file_problems, stats, records = h.ledger_file_problems(agent.data_dir, expected,
-                                                               ARGS.source_dir)
+        file_problems, stats, records = h.stop_and_check_ledger(self, agent, expected, missing,
+                                                                ARGS.source_dir)
         problems += file_problems
-        if missing:
-            problems.append(f"{len(missing)} engine events never reached SQLite")
         gaps = h.gap_records(records)
         if gaps:
             problems.append(f"{len(gaps)} agent.gap records although the engine kept every "

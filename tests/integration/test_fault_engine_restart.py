@@ -82,13 +82,9 @@ class EngineRestarts(h.WorkspaceTest):
         problems = h.wait_table_agrees(d, agent, destroyed_ids=destroyed)
         reconnects = agent.metric_value("zastava_agent_stream_reconnects_total") or 0
         gaps_metric = agent.metric_value("zastava_agent_gaps_total")
-        code, _ = agent.stop()
-        self.assertEqual(code, 0, h.tail(agent.log_path))
-        file_problems, stats, records = h.ledger_file_problems(agent.data_dir, expected,
-                                                               ARGS.source_dir)
+        file_problems, stats, records = h.stop_and_check_ledger(self, agent, expected, missing,
+                                                                ARGS.source_dir)
         problems += file_problems
-        if missing:
-            problems.append(f"{len(missing)} engine events never reached SQLite")
         reconciled = [f"{r['kind']}({r['container']['name']})" for r in records
                       if r["source"] == "reconcile" and "container" in r]
         h.log(f"reconcile records: {reconciled}")

@@ -48,13 +48,9 @@ class ProxyTimeout(h.WorkspaceTest):
         missing = h.wait_recorded(agent, [h.expected_event_id(e) for e in expected], timeout=30)
         problems = h.wait_table_agrees(d, agent, destroyed_ids=destroyed)
         metrics = agent.metrics()
-        code, _ = agent.stop()
-        self.assertEqual(code, 0, h.tail(agent.log_path))
-        file_problems, stats, records = h.ledger_file_problems(agent.data_dir, expected,
-                                                               ARGS.source_dir)
+        file_problems, stats, records = h.stop_and_check_ledger(self, agent, expected, missing,
+                                                                ARGS.source_dir)
         problems += file_problems
-        if missing:
-            problems.append(f"{len(missing)} engine events never reached SQLite")
         reconnects = h.metric_value(metrics, "zastava_agent_stream_reconnects_total") or 0
         dups = h.metric_value(metrics, "zastava_agent_duplicates_suppressed_total") or 0
         if reconnects < 3:
