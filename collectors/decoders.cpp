@@ -210,6 +210,106 @@ Result<std::vector<ContainerSummary>> decodeContainerList(std::string_view json)
   return out;
 }
 
+// A bind mount of the Docker API socket hands the container full control of the host.
+bool isDockerSocket(std::string_view path) {
+  return path.ends_with("/docker.sock") || path.ends_with("/docker.sock/") ||
+         path.ends_with("/containerd.sock") || path.ends_with("/podman.sock");
+}
+
+std::vector<MountFacts> mountsFrom(std::optional<element> value) {
+  std::vector<MountFacts> mounts;
+  simdjson::dom::array items;
+  if (!value || value->get(items) != simdjson::SUCCESS) return mounts;
+  for (element item : items) {
+    if (!isObject(item)) continue;
+    MountFacts mount;
+    mount.type = stringOr(item, "Type");
+    mount.source = stringOr(item, "Source");
+    mount.destination = stringOr(item, "Destination");
+    mount.mode = stringOr(item, "Mode");
+    mount.propagation = stringOr(item, "Propagation");
+    mount.readWrite = boolOr(item, "RW");
+    mount.dockerSocket = isDockerSocket(mount.source) || isDockerSocket(mount.destination);
+    mounts.push_back(std::move(mount));
+  }
+  return mounts;
+}
+
+// HostConfig.PortBindings: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}.
+std::vector<std::string> portsFrom(std::optional<element> value) {
+  std::vector<std::string> ports;
+  simdjson::dom::object bindings;
+  if (!value || value->get(bindings) != simdjson::SUCCESS) return ports;
+  for (auto [containerPort, hostList] : bindings) {
+    simdjson::dom::array hosts;
+    if (hostList.get(hosts) != simdjson::SUCCESS) continue;
+    for (element host : hosts) {
+      if (!isObject(host)) continue;
+      std::string ip = stringOr(host, "HostIp");
+      ports.push_back(std::string(containerPort) + " -> " + (ip.empty() ? "0.0.0.0" : ip) + ":" +
+                      stringOr(host, "HostPort"));
+    }
+  }
+  return ports;
+}
+
+std::vector<std::string> devicesFrom(std::optional<element> value) {
+  std::vector<std::string> devices;
+  simdjson::dom::array items;
+  if (!value || value->get(items) != simdjson::SUCCESS) return devices;
+  for (element item : items) {
+    if (!isObject(item)) continue;
+    devices.push_back(stringOr(item, "PathOnHost") + ":" + stringOr(item, "PathInContainer") + ":" +
+                      stringOr(item, "CgroupPermissions"));
+  }
+  return devices;
+}
+
+SecurityPosture postureFrom(element doc) {
+  SecurityPosture posture;
+  posture.appArmorProfile = stringOr(doc, "AppArmorProfile");
+  posture.mounts = mountsFrom(field(doc, "Mounts"));
+  if (const auto host = field(doc, "HostConfig"); host && isObject(*host)) {
+    posture.privileged = boolOr(*host, "Privileged");
+    posture.capAdd = stringList(field(*host, "CapAdd"));
+    posture.capDrop = stringList(field(*host, "CapDrop"));
+    posture.securityOpt = stringList(field(*host, "SecurityOpt"));
+    for (const auto& option : posture.securityOpt) {
+      if (option == "no-new-privileges" || option == "no-new-privileges:true") {
+        posture.noNewPrivileges = true;
+      }
+    }
+    posture.readOnlyRootfs = boolOr(*host, "ReadonlyRootfs");
+    posture.pidMode = stringOr(*host, "PidMode");
+    posture.networkMode = stringOr(*host, "NetworkMode");
+    posture.ipcMode = stringOr(*host, "IpcMode");
+    posture.usernsMode = stringOr(*host, "UsernsMode");
+    posture.devices = devicesFrom(field(*host, "Devices"));
+    posture.ports = portsFrom(field(*host, "PortBindings"));
+    posture.memoryBytes = intOr(*host, "Memory");
+    posture.nanoCpus = intOr(*host, "NanoCpus");
+    posture.pidsLimit = intOr(*host, "PidsLimit");
+    if (const auto restart = field(*host, "RestartPolicy"); restart && isObject(*restart)) {
+      posture.restartPolicy = stringOr(*restart, "Name");
+      if (const auto retries = intOr(*restart, "MaximumRetryCount"); retries > 0) {
+        posture.restartPolicy += ":" + std::to_string(retries);
+      }
+    }
+  }
+  if (const auto config = field(doc, "Config"); config && isObject(*config)) {
+    posture.user = stringOr(*config, "User");
+    if (const auto health = field(*config, "Healthcheck"); health && isObject(*health)) {
+      posture.healthcheck = stringList(field(*health, "Test"));
+    }
+  }
+  if (const auto state = field(doc, "State"); state && isObject(*state)) {
+    if (const auto health = field(*state, "Health"); health && isObject(*health)) {
+      posture.healthStatus = stringOr(*health, "Status");
+    }
+  }
+  return posture;
+}
+
 Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
   simdjson::dom::parser parser;
   auto root = parseDocument(parser, json, "container inspect");
@@ -231,7 +331,13 @@ Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
   if (const auto config = field(doc, "Config"); config && isObject(*config)) {
     inspect.image = stringOr(*config, "Image");
     inspect.labels = stringMap(field(*config, "Labels"));
+    inspect.env = stringList(field(*config, "Env"));
   }
+  if (const auto descriptor = field(doc, "ImageManifestDescriptor");
+      descriptor && isObject(*descriptor)) {
+    inspect.manifestDigest = stringOr(*descriptor, "digest");
+  }
+  inspect.posture = postureFrom(doc);
   return inspect;
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/security_posture.h"
+
 namespace zastava {
 
 // One object from GET /events. Both shapes are accepted: pre-1.52 engines also send
@@ -63,6 +65,9 @@ struct ContainerInspect {
   ContainerState state;
   std::int64_t restartCount = 0;
   std::map<std::string, std::string> labels;  // Config.Labels
+  std::vector<std::string> env;               // Config.Env, "NAME=value" as sent: secrets!
+  std::string manifestDigest;  // ImageManifestDescriptor.digest (API 1.48+), else empty
+  SecurityPosture posture;
 };
 
 // GET /version.

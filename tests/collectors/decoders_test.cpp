@@ -254,3 +254,55 @@ TEST_CASE("version") {
 
 }  // namespace
 }  // namespace zastava
+
+namespace zastava {
+namespace {
+
+TEST_CASE("inspect of a risky container: privileges, socket mount, limits, env as sent") {
+  const auto inspect = decodeContainerInspect(testing::readFixture("inspect-posture.json"));
+  REQUIRE(inspect.ok());
+  const SecurityPosture& p = inspect->posture;
+  CHECK(p.privileged);
+  CHECK(p.user == "1000:1000");
+  CHECK(p.capAdd == std::vector<std::string>{"CAP_NET_ADMIN"});
+  CHECK(p.capDrop == std::vector<std::string>{"CAP_MKNOD"});
+  CHECK(p.noNewPrivileges);
+  CHECK(p.readOnlyRootfs);
+  CHECK(p.ipcMode == "private");
+  CHECK(p.restartPolicy == "on-failure:3");
+  CHECK(p.memoryBytes == 64 * 1024 * 1024);
+  CHECK(p.nanoCpus == 500'000'000);
+  CHECK(p.pidsLimit == 100);
+  CHECK(p.healthcheck == std::vector<std::string>{"CMD-SHELL", "true"});
+  CHECK(p.healthStatus == "healthy");
+  REQUIRE(p.mounts.size() == 2);
+  CHECK(p.mounts[0].destination == "/var/run/docker.sock");
+  CHECK(p.mounts[0].dockerSocket);
+  CHECK_FALSE(p.mounts[0].readWrite);
+  CHECK(p.mounts[0].propagation == "rprivate");
+  CHECK(p.mounts[1].destination == "/host-etc");
+  CHECK_FALSE(p.mounts[1].dockerSocket);
+  CHECK(inspect->env.size() == 5);
+  CHECK(inspect->env[0] == "DB_PASSWORD=hunter2");
+  CHECK(inspect->manifestDigest.empty());  // API 1.41 has no ImageManifestDescriptor
+  CHECK(inspect->labels.at("org.opencontainers.image.source") == "https://example.com/app");
+}
+
+TEST_CASE("inspect of a default container: nothing flagged") {
+  const auto inspect = decodeContainerInspect(testing::readFixture("inspect-plain.json"));
+  REQUIRE(inspect.ok());
+  const SecurityPosture& p = inspect->posture;
+  CHECK_FALSE(p.privileged);
+  CHECK(p.user.empty());
+  CHECK(p.capAdd.empty());
+  CHECK_FALSE(p.noNewPrivileges);
+  CHECK_FALSE(p.readOnlyRootfs);
+  CHECK(p.mounts.empty());
+  CHECK(p.healthcheck.empty());
+  CHECK(p.restartPolicy == "no");
+  CHECK(inspect->env == std::vector<std::string>{
+                           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
+}
+
+}  // namespace
+}  // namespace zastava

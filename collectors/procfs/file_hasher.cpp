@@ -1,0 +1,135 @@
+#include "collectors/procfs/file_hasher.h"
+
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "collectors/procfs/proc_io.h"
+
+namespace zastava {
+namespace {
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+std::string toHex(const unsigned char* bytes, unsigned length) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2U);
+  for (unsigned i = 0; i < length; ++i) {
+    hex.push_back(kDigits[bytes[i] >> 4]);
+    hex.push_back(kDigits[bytes[i] & 0x0f]);
+  }
+  return hex;
+}
+
+// Streams the file through SHA-256 with a fixed buffer. Sets bytesRead.
+Result<std::string> sha256OfFd(int fd, std::uint64_t& bytesRead) {
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return Error{ErrorCode::kInternal, "EVP_DigestInit_ex failed"};
+  }
+  std::vector<unsigned char> buffer(FileHashCache::kBufferBytes);
+  bytesRead = 0;
+  while (true) {
+    const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(bytesRead));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errnoError(errno);
+    }
+    if (n == 0) break;
+    if (EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n)) != 1) {
+      return Error{ErrorCode::kInternal, "EVP_DigestUpdate failed"};
+    }
+    bytesRead += static_cast<std::uint64_t>(n);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) {
+    return Error{ErrorCode::kInternal, "EVP_DigestFinal_ex failed"};
+  }
+  return toHex(digest, length);
+}
+
+}  // namespace
+
+std::size_t FileHashCache::KeyHash::operator()(const Key& k) const {
+  std::size_t h = std::hash<std::uint64_t>{}(k.device);
+  for (const std::uint64_t v : {k.inode, k.size, static_cast<std::uint64_t>(k.mtimeNanos)}) {
+    h ^= std::hash<std::uint64_t>{}(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  }
+  return h;
+}
+
+FileHashCache::FileHashCache(std::size_t maxEntries)
+    : maxEntries_(maxEntries == 0 ? 1 : maxEntries) {}
+
+Result<FileHash> FileHashCache::hashFd(int fd, std::uint64_t byteBudget) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errnoError(errno);
+  if (!S_ISREG(st.st_mode)) return Error{ErrorCode::kInvalidArgument, "not a regular file"};
+  const Key key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                static_cast<std::uint64_t>(st.st_size),
+                static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  FileHash out;
+  out.size = key.size;
+  out.device = key.device;
+  out.inode = key.inode;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = index_.find(key);
+    if (it != index_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      ++stats_.hits;
+      out.sha256 = it->second->second;
+      out.cached = true;
+      return out;
+    }
+    ++stats_.misses;
+  }
+  if (key.size > byteBudget) {
+    out.overBudget = true;
+    return out;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto digest = sha256OfFd(fd, out.bytesRead);
+  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count();
+  std::lock_guard lock(mu_);
+  stats_.bytesHashed += out.bytesRead;
+  stats_.hashNanos += static_cast<std::uint64_t>(nanos);
+  if (!digest.ok()) return digest.error();
+  ++stats_.filesHashed;
+  out.sha256 = std::move(digest.value());
+  if (out.bytesRead != key.size || index_.count(key) != 0) return out;
+  lru_.emplace_front(key, out.sha256);
+  index_.emplace(key, lru_.begin());
+  while (lru_.size() > maxEntries_) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+    ++stats_.evictions;
+  }
+  return out;
+}
+
+Result<FileHash> FileHashCache::hashPath(const std::string& path, std::uint64_t byteBudget) {
+  auto fd = openReadOnly(path);
+  if (!fd.ok()) return fd.error();
+  return hashFd(fd->get(), byteBudget);
+}
+
+FileHashStats FileHashCache::stats() const {
+  std::lock_guard lock(mu_);
+  FileHashStats copy = stats_;
+  copy.entries = lru_.size();
+  return copy;
+}
+
+}  // namespace zastava

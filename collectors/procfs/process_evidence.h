@@ -1,0 +1,82 @@
+// Process and loaded-library evidence of a container, read from a procfs root ("/proc", or a
+// fixture tree with the same layout in tests). The procfs root is the one seam: everything is
+// read through it, so a pid means a pid in that procfs's pid namespace (what the engine reports
+// as State.Pid when the agent shares the host's pid namespace). Nothing here fails a whole tree
+// for one unreadable field: each field that could not be read is named with the reason.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "collectors/procfs/evidence_types.h"
+#include "collectors/procfs/file_hasher.h"
+#include "common/result.h"
+
+namespace zastava {
+
+struct TreeOptions {
+  std::size_t maxProcesses = 256;                     // init included
+  std::uint64_t maxExeBytes = 512ULL * 1024 * 1024;   // bytes hashed for executables per call
+  // When set, the init's cgroup path must name this container (a pid reused by another
+  // process, or a pid from another namespace, would otherwise give evidence of a stranger).
+  std::string expectedContainerId;
+};
+
+struct LibraryLimits {
+  std::size_t maxLibraries = 512;                  // distinct executable file mappings listed
+  std::uint64_t maxBytes = 512ULL * 1024 * 1024;   // bytes read and hashed per call
+};
+
+// Reads /proc for one container at a time. Stateless apart from the borrowed hash cache, so one
+// reader may be shared by the worker threads of a pool: any thread may call any member.
+class ProcfsReader {
+ public:
+  static constexpr std::size_t kMaxMapsBytes = 16 * 1024 * 1024;
+  static constexpr std::size_t kMaxStatusBytes = 64 * 1024;
+  static constexpr std::size_t kMaxCmdlineBytes = 256 * 1024;
+
+  // `cache` must outlive the reader.
+  ProcfsReader(std::string procRoot, FileHashCache& cache);
+  ProcfsReader(const ProcfsReader&) = delete;
+  ProcfsReader& operator=(const ProcfsReader&) = delete;
+
+  // The init process and all its descendants, init first, then breadth-first with siblings by
+  // pid. Descendants are found through <pid>/task/*/children (cost grows with the tree, not the
+  // host); when the init has no such file (kernel without CONFIG_PROC_CHILDREN, or a fixture
+  // tree) by one scan of <root>/*/stat (discovery says which). Executables are hashed through
+  // <pid>/exe with the cache. Errors: kNotFound "process exited: pid N" when the init is gone
+  // (or its pid now belongs to a newer process); kInvalidArgument when expectedContainerId is
+  // set and the init's readable cgroup path names another container or none. Descendants that
+  // exit during the walk are counted in exitedDuringScan, never an error.
+  Result<ProcessTree> processTree(int initPid, const TreeOptions& options = {}) const;
+
+  // One process's evidence; hashBudget is decreased by the bytes hashed for its executable.
+  // Errors: kNotFound "process exited: pid N" when it is gone before or while being read.
+  Result<ProcessInfo> process(int pid, std::uint64_t& hashBudget) const;
+
+  // The distinct file-backed executable mappings of the process (its executable included), each
+  // hashed. A file is opened through <pid>/root/<path> (so the path resolves in the process's
+  // mount namespace) and accepted when its (device, inode) equals the mapping's; a deleted
+  // file, a path now naming another file, or an overlay path whose device differs, is opened
+  // through <pid>/map_files/<start>-<end> instead (needs CAP_SYS_ADMIN or
+  // CAP_CHECKPOINT_RESTORE); if that is refused too, the <pid>/root file is hashed with
+  // identityVerified=false, or whyNot says what failed. Beyond maxLibraries or maxBytes the rest
+  // are counted in skippedCount with truncated=true. Errors: kNotFound "process exited: pid N";
+  // kForbidden when maps cannot be read; kMalformed when maps does not parse.
+  Result<LibraryEvidence> loadedLibraries(int pid, const LibraryLimits& limits = {}) const;
+
+ private:
+  std::string pidPath(int pid, const std::string& leaf) const;
+  // Children of pid through task/*/children; kNotFound when the files are not there.
+  Result<std::vector<int>> childrenFromTasks(int pid) const;
+  // pid -> children for every process, from one scan of <root>/*/stat.
+  Result<std::vector<std::pair<int, int>>> scanParents() const;
+  void readIdentity(int pid, ProcessInfo& info) const;
+
+  const std::string root_;
+  FileHashCache& cache_;
+};
+
+}  // namespace zastava
