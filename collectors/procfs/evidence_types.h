@@ -16,13 +16,13 @@ namespace zastava {
 struct MapsEntry {
   std::uint64_t start = 0;
   std::uint64_t end = 0;
-  std::string perms;   // "r-xp"
+  std::string perms;  // "r-xp"
   std::uint64_t offset = 0;
   std::string device;  // "fe:00" exactly as the kernel wrote it
   unsigned major = 0;
   unsigned minor = 0;
   std::uint64_t inode = 0;
-  std::string path;     // empty for anonymous mappings; "[heap]" etc. for special ones
+  std::string path;      // empty for anonymous mappings; "[heap]" etc. for special ones
   bool deleted = false;  // the kernel appended " (deleted)"; path is without that suffix
 };
 
@@ -76,9 +76,9 @@ struct NamespaceIds {
 };
 
 struct ProcessInfo {
-  int pid = 0;        // in the procfs root's pid namespace
+  int pid = 0;  // in the procfs root's pid namespace
   int ppid = 0;
-  int nsPid = 0;      // in the process's own (innermost) pid namespace; 0 when unknown
+  int nsPid = 0;  // in the process's own (innermost) pid namespace; 0 when unknown
   std::uint32_t uid = 0;
   std::uint32_t euid = 0;
   std::uint32_t gid = 0;
@@ -87,7 +87,8 @@ struct ProcessInfo {
   std::vector<std::string> cmdline;
   std::string exePath;  // readlink of exe, without " (deleted)"
   bool exeDeleted = false;
-  std::string exeSha256;  // lowercase hex; empty when not hashed (reason in unreadable["exeSha256"])
+  std::string
+      exeSha256;  // lowercase hex; empty when not hashed (reason in unreadable["exeSha256"])
   NamespaceIds namespaces;
   std::optional<std::uint64_t> capEff;
   std::vector<std::string> capEffNames;
@@ -117,17 +118,17 @@ struct LoadedLibrary {
   std::uint64_t size = 0;
   std::string sha256;  // lowercase hex; empty when not hashed, then whyNot says why
   std::string whyNot;
-  std::string openedVia;  // "root" (<pid>/root/<path>) or "map_files"
+  std::string openedVia;          // "root" (<pid>/root/<path>) or "map_files"
   bool identityVerified = false;  // the opened file's (device, inode) equals the mapping's
-  bool cached = false;    // the hash came from the cache, no bytes read
+  bool cached = false;            // the hash came from the cache, no bytes read
 };
 
 struct LibraryEvidence {
   int pid = 0;
   std::vector<LoadedLibrary> libraries;  // first-mapped order
-  bool truncated = false;                  // a cap on count or bytes was hit
-  std::size_t skippedCount = 0;            // libraries not hashed (or not listed) because of caps
-  std::uint64_t bytesHashed = 0;           // read and hashed by this call (cache hits are free)
+  bool truncated = false;                // a cap on count or bytes was hit
+  std::size_t skippedCount = 0;          // libraries not hashed (or not listed) because of caps
+  std::uint64_t bytesHashed = 0;         // read and hashed by this call (cache hits are free)
 };
 
 }  // namespace zastava

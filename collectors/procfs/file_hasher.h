@@ -81,9 +81,9 @@ class FileHashCache {
 
   const std::size_t maxEntries_;
   mutable std::mutex mu_;
-  Lru lru_;                                                   // guarded by mu_
-  std::unordered_map<Key, Lru::iterator, KeyHash> index_;     // guarded by mu_
-  FileHashStats stats_;                                       // guarded by mu_
+  Lru lru_;                                                // guarded by mu_
+  std::unordered_map<Key, Lru::iterator, KeyHash> index_;  // guarded by mu_
+  FileHashStats stats_;                                    // guarded by mu_
 };
 
 }  // namespace zastava

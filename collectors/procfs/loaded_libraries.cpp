@@ -21,8 +21,8 @@ std::string mapFilesName(const LibraryRef& ref) {
 
 bool sameFile(const UniqueFd& fd, const LibraryRef& ref) {
   struct stat st {};
-  return ::fstat(fd.get(), &st) == 0 && st.st_ino == ref.inode &&
-         major(st.st_dev) == ref.major && minor(st.st_dev) == ref.minor;
+  return ::fstat(fd.get(), &st) == 0 && st.st_ino == ref.inode && major(st.st_dev) == ref.major &&
+         minor(st.st_dev) == ref.minor;
 }
 
 }  // namespace
@@ -33,8 +33,8 @@ Result<LibraryEvidence> ProcfsReader::loadedLibraries(int pid, const LibraryLimi
     if (text.error().code == ErrorCode::kNotFound) {
       return Error{ErrorCode::kNotFound, "process exited: pid " + std::to_string(pid)};
     }
-    return Error{text.error().code, "maps of pid " + std::to_string(pid) + ": " +
-                                        text.error().message};
+    return Error{text.error().code,
+                 "maps of pid " + std::to_string(pid) + ": " + text.error().message};
   }
   const auto entries = parseMaps(*text);
   if (!entries.ok()) return entries.error();

@@ -23,7 +23,7 @@ std::string errnoReason(int err) {
 }
 
 Error errnoError(int err) {
-  const ErrorCode code = (err == EACCES || err == EPERM)  ? ErrorCode::kForbidden
+  const ErrorCode code = (err == EACCES || err == EPERM)   ? ErrorCode::kForbidden
                          : (err == ENOENT || err == ESRCH) ? ErrorCode::kNotFound
                                                            : ErrorCode::kIo;
   return Error{code, errnoReason(err)};

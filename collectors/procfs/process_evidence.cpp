@@ -21,8 +21,8 @@ namespace {
 constexpr std::size_t kMaxStatBytes = 4096;
 constexpr std::size_t kMaxCgroupBytes = 64 * 1024;
 constexpr std::size_t kMaxChildrenBytes = 1024 * 1024;
-constexpr std::array<std::string_view, 7> kNamespaces = {"pid",  "mnt",  "net",   "ipc",
-                                                          "uts", "user", "cgroup"};
+constexpr std::array<std::string_view, 7> kNamespaces = {"pid", "mnt",  "net",   "ipc",
+                                                         "uts", "user", "cgroup"};
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 
 Error exited(int pid) {
@@ -149,7 +149,8 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
   }
 
   const auto cgroupText = readProcFile(pidPath(pid, "cgroup"), kMaxCgroupBytes);
-  auto cgroup = cgroupText.ok() ? parseCgroupPath(*cgroupText) : Result<std::string>(cgroupText.error());
+  auto cgroup =
+      cgroupText.ok() ? parseCgroupPath(*cgroupText) : Result<std::string>(cgroupText.error());
   if (cgroup.ok()) {
     info.cgroupPath = *cgroup;
     info.containerId = containerIdFromCgroupPath(info.cgroupPath);
@@ -210,10 +211,10 @@ Result<ProcessTree> ProcfsReader::processTree(int initPid, const TreeOptions& op
   if (!init.ok()) return init.error();
   if (!options.expectedContainerId.empty() && init->unreadable.count("cgroup") == 0 &&
       init->containerId != options.expectedContainerId) {
-    return Error{ErrorCode::kInvalidArgument,
-                 "pid " + std::to_string(initPid) + " is not in container " +
-                     options.expectedContainerId.substr(0, 12) + " (cgroup '" +
-                     init->cgroupPath + "')"};
+    return Error{ErrorCode::kInvalidArgument, "pid " + std::to_string(initPid) +
+                                                  " is not in container " +
+                                                  options.expectedContainerId.substr(0, 12) +
+                                                  " (cgroup '" + init->cgroupPath + "')"};
   }
   ProcessTree tree;
   tree.initPid = initPid;

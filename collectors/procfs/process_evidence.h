@@ -17,16 +17,16 @@
 namespace zastava {
 
 struct TreeOptions {
-  std::size_t maxProcesses = 256;                     // init included
-  std::uint64_t maxExeBytes = 512ULL * 1024 * 1024;   // bytes hashed for executables per call
+  std::size_t maxProcesses = 256;                    // init included
+  std::uint64_t maxExeBytes = 512ULL * 1024 * 1024;  // bytes hashed for executables per call
   // When set, the init's cgroup path must name this container (a pid reused by another
   // process, or a pid from another namespace, would otherwise give evidence of a stranger).
   std::string expectedContainerId;
 };
 
 struct LibraryLimits {
-  std::size_t maxLibraries = 512;                  // distinct executable file mappings listed
-  std::uint64_t maxBytes = 512ULL * 1024 * 1024;   // bytes read and hashed per call
+  std::size_t maxLibraries = 512;                 // distinct executable file mappings listed
+  std::uint64_t maxBytes = 512ULL * 1024 * 1024;  // bytes read and hashed per call
 };
 
 // Reads /proc for one container at a time. Stateless apart from the borrowed hash cache, so one

@@ -1,0 +1,317 @@
+#include "collectors/procfs/process_evidence.h"
+
+#include <doctest/doctest.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "collectors/procfs/proc_parsers.h"
+#include "tests/procfs/procfs_test_support.h"
+
+namespace zastava {
+namespace {
+
+using testing::Child;
+using testing::readFile;
+using testing::sha256OfFile;
+
+std::string realPath(const std::string& path) {
+  char buffer[PATH_MAX];
+  return ::realpath(path.c_str(), buffer) != nullptr ? std::string(buffer) : path;
+}
+
+// The inode of a namespace link such as /proc/self/ns/pid, read without the code under test.
+std::uint64_t namespaceInode(const std::string& link) {
+  char buffer[256];
+  const ssize_t n = ::readlink(link.c_str(), buffer, sizeof buffer - 1);
+  if (n <= 0) return 0;
+  const std::string text(buffer, static_cast<std::size_t>(n));
+  const auto open = text.find('[');
+  return open == std::string::npos ? 0 : std::stoull(text.substr(open + 1));
+}
+
+std::set<std::string> libraryPaths(const LibraryEvidence& evidence) {
+  std::set<std::string> paths;
+  for (const auto& lib : evidence.libraries) paths.insert(lib.path);
+  return paths;
+}
+
+TEST_CASE("processTree of a real child: identity, exe hash, namespaces, cgroup") {
+  Child child({"/bin/sleep", "60"});
+  REQUIRE(child.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(child.pid());
+  REQUIRE(tree.ok());
+  CHECK(tree->discovery == "children");
+  CHECK_FALSE(tree->truncated);
+  REQUIRE(tree->processes.size() == 1);
+  const auto& p = tree->processes.front();
+  CHECK(p.unreadable.empty());
+  CHECK(p.pid == child.pid());
+  CHECK(p.ppid == ::getpid());
+  CHECK(p.nsPid == child.pid());
+  CHECK(p.comm == "sleep");
+  CHECK(p.cmdline == std::vector<std::string>{"/bin/sleep", "60"});
+  CHECK(p.exePath == realPath("/bin/sleep"));
+  CHECK_FALSE(p.exeDeleted);
+  CHECK(p.exeSha256 == sha256OfFile("/bin/sleep"));
+  CHECK(p.uid == ::getuid());
+  CHECK(p.gid == ::getgid());
+  CHECK(p.seccompMode == "disabled");
+  CHECK(p.capEff.has_value());
+  CHECK(p.namespaces.pid == namespaceInode("/proc/self/ns/pid"));
+  CHECK(p.namespaces.mnt == namespaceInode("/proc/self/ns/mnt"));
+  CHECK(p.namespaces.net == namespaceInode("/proc/self/ns/net"));
+  CHECK(p.namespaces.user == namespaceInode("/proc/self/ns/user"));
+  CHECK(p.namespaces.cgroup == namespaceInode("/proc/self/ns/cgroup"));
+  CHECK(p.cgroupPath == parseCgroupPath(readFile("/proc/self/cgroup")).value());
+  // A second tree hashes nothing: the executable comes from the cache.
+  const auto before = cache.stats();
+  REQUIRE(reader.processTree(child.pid()).ok());
+  CHECK(cache.stats().hits == before.hits + 1);
+  CHECK(cache.stats().bytesHashed == before.bytesHashed);
+}
+
+TEST_CASE("processTree finds descendants breadth-first and honours maxProcesses") {
+  Child child({"/bin/sh", "-c", "/bin/sleep 60 & /bin/sleep 61 & wait"});
+  const std::string childrenFile =
+      "/proc/" + std::to_string(child.pid()) + "/task/" + std::to_string(child.pid()) + "/children";
+  // Both children listed and both done with exec (a forked child is briefly still "sh").
+  for (int i = 0; i < 500; ++i) {
+    std::istringstream children(readFile(childrenFile));
+    int sleeping = 0;
+    for (int kid; children >> kid;) {
+      sleeping +=
+          readFile("/proc/" + std::to_string(kid) + "/stat").find("(sleep) S") != std::string::npos;
+    }
+    if (sleeping == 2) break;
+    ::usleep(10000);
+  }
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(child.pid());
+  REQUIRE(tree.ok());
+  REQUIRE(tree->processes.size() == 3);
+  CHECK(tree->processes[0].pid == child.pid());
+  for (std::size_t i = 1; i < 3; ++i) {
+    CHECK(tree->processes[i].ppid == child.pid());
+    CHECK(tree->processes[i].exeSha256 == sha256OfFile("/bin/sleep"));
+  }
+  CHECK(tree->processes[1].pid < tree->processes[2].pid);
+  CHECK(tree->processes[0].exeSha256 == sha256OfFile(realPath("/bin/sh")));
+
+  const auto capped = reader.processTree(child.pid(), testing::atMostProcesses(2));
+  REQUIRE(capped.ok());
+  CHECK(capped->processes.size() == 2);
+  CHECK(capped->truncated);
+  CHECK(capped->omittedCount == 1);
+}
+
+TEST_CASE("loadedLibraries equals the executable mappings the test reads, hashed once") {
+  Child child({"/bin/sleep", "60"});
+  REQUIRE(child.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto libs = reader.loadedLibraries(child.pid());
+  REQUIRE(libs.ok());
+  const auto expected =
+      testing::executablePathsOf(readFile("/proc/" + std::to_string(child.pid()) + "/maps"));
+  CHECK(expected.size() >= 3);  // sleep, libc, ld.so
+  CHECK(libraryPaths(*libs) == expected);
+  CHECK(libs->libraries.size() == expected.size());
+  CHECK_FALSE(libs->truncated);
+  std::uint64_t total = 0;
+  for (const auto& lib : libs->libraries) {
+    CAPTURE(lib.path);
+    CHECK(lib.whyNot.empty());
+    CHECK(lib.openedVia == "root");
+    CHECK(lib.identityVerified);
+    CHECK(lib.sha256 == sha256OfFile(lib.path));
+    total += lib.size;
+  }
+  CHECK(libs->bytesHashed == total);
+
+  const auto again = reader.loadedLibraries(child.pid());
+  REQUIRE(again.ok());
+  CHECK(again->bytesHashed == 0);
+  for (const auto& lib : again->libraries) CHECK(lib.cached);
+  CHECK(cache.stats().hits == expected.size());
+  CHECK(cache.stats().filesHashed == expected.size());
+}
+
+TEST_CASE("loadedLibraries caps on count and bytes, and counts what it skipped") {
+  Child child({"/bin/sleep", "60"});
+  REQUIRE(child.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto all = reader.loadedLibraries(child.pid());
+  REQUIRE(all.ok());
+  const auto n = all->libraries.size();
+
+  const auto byCount = reader.loadedLibraries(child.pid(), testing::atMostLibraries(1));
+  REQUIRE(byCount.ok());
+  CHECK(byCount->libraries.size() == 1);
+  CHECK(byCount->truncated);
+  CHECK(byCount->skippedCount == n - 1);
+
+  FileHashCache cold;
+  ProcfsReader coldReader("/proc", cold);
+  const auto byBytes = coldReader.loadedLibraries(child.pid(), testing::atMostBytes(1));
+  REQUIRE(byBytes.ok());
+  CHECK(byBytes->truncated);
+  CHECK(byBytes->skippedCount == n);
+  CHECK(byBytes->bytesHashed == 0);
+  for (const auto& lib : byBytes->libraries) CHECK(lib.whyNot == "byte cap reached");
+}
+
+TEST_CASE("a process that exited is kNotFound 'process exited', not an error of the reader") {
+  Child child({"/bin/true"});
+  const int pid = child.reap();  // the pid is gone from /proc
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(pid);
+  REQUIRE_FALSE(tree.ok());
+  CHECK(tree.error().code == ErrorCode::kNotFound);
+  CHECK(tree.error().message.rfind("process exited", 0) == 0);
+  const auto libs = reader.loadedLibraries(pid);
+  REQUIRE_FALSE(libs.ok());
+  CHECK(libs.error().code == ErrorCode::kNotFound);
+  CHECK(libs.error().message.rfind("process exited", 0) == 0);
+}
+
+TEST_CASE("a zombie is listed with what could not be read") {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  for (int i = 0; i < 500 && readFile("/proc/" + std::to_string(pid) + "/stat").find(") Z") ==
+                                 std::string::npos;
+       ++i) {
+    ::usleep(10000);
+  }
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(pid);
+  ::waitpid(pid, nullptr, 0);
+  REQUIRE(tree.ok());
+  const auto& p = tree->processes.front();
+  CHECK(p.unreadable.count("exe") == 1);
+  CHECK(p.exeSha256.empty());
+  CHECK(p.cmdline.empty());
+  CHECK(p.ppid == ::getpid());
+}
+
+TEST_CASE("a deleted executable is hashed through exe and map_files") {
+  char pattern[] = "/tmp/pf-deleted-XXXXXX";
+  const int fd = ::mkstemp(pattern);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string copy = pattern;
+  int status = 0;
+  testing::runCommand("cp /bin/sleep " + copy + " && chmod 755 " + copy, status);
+  REQUIRE(status == 0);
+  Child child({copy, "60"});
+  REQUIRE(child.waitUntilSleeping());
+  ::unlink(copy.c_str());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(child.pid());
+  REQUIRE(tree.ok());
+  const auto& p = tree->processes.front();
+  CHECK(p.exeDeleted);
+  CHECK(p.exePath == copy);
+  CHECK(p.exeSha256 == sha256OfFile("/bin/sleep"));
+  const auto libs = reader.loadedLibraries(child.pid());
+  REQUIRE(libs.ok());
+  REQUIRE_FALSE(libs->libraries.empty());
+  const auto& exe = libs->libraries.front();
+  CHECK(exe.path == copy);
+  CHECK(exe.deleted);
+  CHECK(exe.openedVia == "map_files");
+  CHECK(exe.identityVerified);
+  CHECK(exe.sha256 == sha256OfFile("/bin/sleep"));
+}
+
+TEST_CASE("without permission, each unreadable field is named with the reason") {
+  REQUIRE(::getuid() == 0);  // the test drops to nobody in a child to see a root process
+  Child target({"/bin/sleep", "60"});
+  REQUIRE(target.waitUntilSleeping());
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t reader = ::fork();
+  if (reader == 0) {
+    ::close(fds[0]);
+    std::string out;
+    if (::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0) {
+      FileHashCache cache;
+      ProcfsReader procfs("/proc", cache);
+      const auto tree = procfs.processTree(target.pid());
+      if (tree.ok()) {
+        for (const auto& [field, why] : tree->processes.front().unreadable) {
+          out += field + "=" + why + ";";
+        }
+        out += "comm=" + tree->processes.front().comm + ";";
+      } else {
+        out = "tree error: " + tree.error().message;
+      }
+      const auto libs = procfs.loadedLibraries(target.pid());
+      out += libs.ok() ? "libs=ok" : "libs=" + std::string(errorCodeName(libs.error().code));
+    } else {
+      out = "could not drop privileges";
+    }
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fds[0], buffer, sizeof buffer)) > 0;) {
+    got.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  ::waitpid(reader, nullptr, 0);
+  CHECK(got ==
+        "exe=permission denied;ns/cgroup=permission denied;ns/ipc=permission denied;"
+        "ns/mnt=permission denied;ns/net=permission denied;ns/pid=permission denied;"
+        "ns/user=permission denied;ns/uts=permission denied;comm=sleep;libs=forbidden");
+}
+
+TEST_CASE("a captured procfs tree: descendants by scanning stat, missing files recorded") {
+  const std::string id = testing::readProcfsFixture("container-id.txt").substr(0, 64);
+  FileHashCache cache;
+  ProcfsReader reader(testing::procfsFixtureDir() + "/tree", cache);
+  const auto tree = reader.processTree(15462, testing::expectingContainer(id));
+  REQUIRE(tree.ok());
+  CHECK(tree->discovery == "scan");
+  REQUIRE(tree->processes.size() == 3);  // 15505 is a host process, not a descendant
+  CHECK(tree->processes[0].pid == 15462);
+  CHECK(tree->processes[1].pid == 15474);
+  CHECK(tree->processes[2].pid == 15475);
+  const auto& init = tree->processes[0];
+  CHECK(init.cmdline == std::vector<std::string>{"sh", "-c", "sleep 300 & sleep 301 & wait"});
+  CHECK(init.nsPid == 1);
+  CHECK(init.seccompMode == "filter");
+  CHECK(init.containerId == id);
+  CHECK(init.cgroupPath == "/docker/" + id);
+  CHECK(init.unreadable.at("exe") == "not found");
+  CHECK(init.unreadable.at("ns/pid") == "not found");
+  CHECK(init.unreadable.count("status") == 0);
+  CHECK(tree->processes[1].comm == "sleep");
+  CHECK(tree->processes[1].cmdline == std::vector<std::string>{"sleep", "300"});
+
+  const auto other = reader.processTree(15462, testing::expectingContainer(std::string(64, 'a')));
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.error().code == ErrorCode::kInvalidArgument);
+  const auto gone = reader.processTree(99999);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace zastava

@@ -1,0 +1,172 @@
+// Helpers for the procfs tests: fixtures, an independent SHA-256, child processes, the docker CLI.
+#pragma once
+
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectors/procfs/process_evidence.h"
+
+namespace zastava::testing {
+
+inline std::string procfsFixtureDir() { return std::string(ZASTAVA_FIXTURES_DIR) + "/procfs"; }
+
+// The whole file; empty when it cannot be read (tests then fail on the content).
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+inline std::string readProcfsFixture(const std::string& name) {
+  return readFile(procfsFixtureDir() + "/" + name);
+}
+
+// SHA-256 of the whole file read into memory with one-shot EVP_Digest (not the code under test).
+inline std::string sha256OfFile(const std::string& path) {
+  const std::string bytes = readFile(path);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned length = 0;
+  if (bytes.empty() ||
+      EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    return "unreadable:" + path;
+  }
+  std::string hex;
+  char two[3];
+  for (unsigned i = 0; i < length; ++i) {
+    std::snprintf(two, sizeof two, "%02x", digest[i]);
+    hex += two;
+  }
+  return hex;
+}
+
+// The paths of executable, file-backed mappings in a maps text, read the simple way.
+inline std::set<std::string> executablePathsOf(const std::string& maps) {
+  std::set<std::string> paths;
+  std::istringstream in(maps);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string range, perms, offset, dev, inode;
+    fields >> range >> perms >> offset >> dev >> inode;
+    std::string path;
+    std::getline(fields >> std::ws, path);
+    if (perms.size() == 4 && perms[2] == 'x' && inode != "0" && !path.empty() && path[0] == '/') {
+      paths.insert(path);
+    }
+  }
+  return paths;
+}
+
+// Waits (bounded, 5 s) until the process sleeps: it has exec'd and finished loading. False when
+// it never did.
+inline bool waitUntilSleeping(int pid) {
+  for (int i = 0; i < 500; ++i) {
+    const auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = stat.rfind(')');
+    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'S') {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// A child process running argv in its own process group; the group is killed and the child
+// reaped on destruction.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::setpgid(0, 0);  // its own group, so stop() also ends what it started
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() { stop(); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  int pid() const { return pid_; }
+  // Kills and reaps the child; afterwards its pid is gone from /proc.
+  void stop() {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGKILL);
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  // Waits for the child to exit and reaps it (its pid then names nothing); returns that pid.
+  int reap() {
+    const int pid = pid_;
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return pid;
+  }
+  // Waits (bounded) until the child sleeps, i.e. exec and dynamic loading are done.
+  bool waitUntilSleeping() const { return testing::waitUntilSleeping(pid_); }
+
+ private:
+  int pid_ = -1;
+};
+
+// Runs a shell command; returns its stdout without trailing newlines, and its exit status.
+inline std::string runCommand(const std::string& command, int& status) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    status = -1;
+    return out;
+  }
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+  const int raw = ::pclose(pipe);
+  status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// "docker -H <engine> " with the test engine: ZASTAVA_TEST_DOCKER_HOST, else the local one.
+inline std::string dockerCli() {
+  const char* host = std::getenv("ZASTAVA_TEST_DOCKER_HOST");
+  return std::string("docker -H ") +
+         (host != nullptr && *host != '\0' ? host : "unix:///tmp/zdock/docker.sock") + " ";
+}
+
+// TreeOptions and LibraryLimits with one field set.
+inline TreeOptions expectingContainer(const std::string& id) {
+  TreeOptions options;
+  options.expectedContainerId = id;
+  return options;
+}
+inline TreeOptions atMostProcesses(std::size_t n) {
+  TreeOptions options;
+  options.maxProcesses = n;
+  return options;
+}
+inline LibraryLimits atMostLibraries(std::size_t n) {
+  LibraryLimits limits;
+  limits.maxLibraries = n;
+  return limits;
+}
+inline LibraryLimits atMostBytes(std::uint64_t n) {
+  LibraryLimits limits;
+  limits.maxBytes = n;
+  return limits;
+}
+
+}  // namespace zastava::testing
