@@ -90,7 +90,8 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
   pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
-  Pipeline pipeline(*api, **recorder, health, metrics, clock, pipelineOptions);
+  const Redactor redactor;
+  Pipeline pipeline(*api, **recorder, health, metrics, clock, redactor, pipelineOptions);
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",
                ZASTAVA_VERSION, endpoint.uri, config.dataDirectory.string(), config.healthAddress,

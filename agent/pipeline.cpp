@@ -25,14 +25,14 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 Pipeline::Pipeline(DockerApi& api, Recorder& recorder, HealthState& health, Metrics& metrics,
-                   const Clock& clock, PipelineOptions options)
+                   const Clock& clock, const Redactor& redactor, PipelineOptions options)
     : api_(api),
       recorder_(recorder),
       health_(health),
       metrics_(metrics),
       clock_(clock),
       options_(options),
-      tracker_(clock) {}
+      tracker_(clock, redactor) {}
 
 Pipeline::~Pipeline() { stop(); }
 

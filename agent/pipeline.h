@@ -44,7 +44,7 @@ struct PipelineOptions {
 class Pipeline {
  public:
   Pipeline(DockerApi& api, Recorder& recorder, HealthState& health, Metrics& metrics,
-           const Clock& clock, PipelineOptions options);
+           const Clock& clock, const Redactor& redactor, PipelineOptions options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

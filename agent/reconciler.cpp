@@ -21,7 +21,7 @@ class ContainerReconciler {
       : tracker_(tracker), engine_(engine), context_(context), out_(out) {}
 
   void unknownContainer() {
-    ContainerFacts facts = factsFromInspect(engine_);
+    ContainerFacts facts = tracker_.factsOf(engine_);
     facts.state = "created";
     facts.pid.reset();
     facts.exitCode.reset();

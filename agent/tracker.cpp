@@ -24,13 +24,18 @@ std::optional<std::int64_t> parseInt(const std::map<std::string, std::string>& a
   return value;
 }
 
-// Copies what only an inspect knows into `facts`.
-void applyInspect(const ContainerInspect& inspect, ContainerFacts& facts) {
+// Copies what only an inspect knows into `facts`, secrets redacted.
+void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
+                  ContainerFacts& facts) {
   facts.id = inspect.id;
   facts.name = inspect.name;
   facts.image = inspect.image;
   facts.imageId = inspect.imageId;
-  facts.labels = inspect.labels;
+  facts.labels = redactor.labels(inspect.labels);
+  facts.env = redactor.environment(inspect.env);
+  facts.security = inspect.posture;
+  facts.imageDigest =
+      inspect.manifestDigest.empty() ? std::nullopt : std::optional(inspect.manifestDigest);
   facts.restartCount = inspect.restartCount;
   facts.oomKilled = inspect.state.oomKilled;
   facts.startedAt = engineTime(inspect.state.startedAt);
@@ -106,9 +111,9 @@ Record Tracker::gap(UnixNanos from, UnixNanos to, std::string reason) {
   return record;
 }
 
-ContainerFacts factsFromInspect(const ContainerInspect& inspect) {
+ContainerFacts Tracker::factsOf(const ContainerInspect& inspect) const {
   ContainerFacts facts;
-  applyInspect(inspect, facts);
+  applyInspect(inspect, redactor_, facts);
   facts.state = inspect.state.status;
   facts.exitCode = inspect.state.running ? std::nullopt : std::optional(inspect.state.exitCode);
   return facts;
@@ -116,7 +121,7 @@ ContainerFacts factsFromInspect(const ContainerInspect& inspect) {
 
 Record Tracker::snapshot(const ContainerInspect& inspect) {
   ContainerFacts& facts = remember(inspect.id);
-  facts = factsFromInspect(inspect);
+  facts = factsOf(inspect);
 
   Record record;
   record.observedAt = clock_.now();
@@ -131,7 +136,7 @@ Record Tracker::snapshot(const ContainerInspect& inspect) {
 Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
                           const std::optional<ContainerInspect>& inspect) {
   ContainerFacts& facts = remember(event.actorId);
-  if (inspect) applyInspect(*inspect, facts);
+  if (inspect) applyInspect(*inspect, redactor_, facts);
   if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
     facts.name = name->second;
   }
@@ -154,7 +159,12 @@ Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
   record.action = event.action;
   record.actionDetail = event.actionDetail;
   record.container = facts;
-  record.attributes = event.attributes;
+  if (!inspect) {  // posture and env belong to records enriched by an inspect, not every event
+    record.container.security.reset();
+    record.container.env.clear();
+    record.container.imageDigest.reset();
+  }
+  record.attributes = redactor_.labels(event.attributes);
   if (event.action == "destroy") containers_.erase(event.actorId);
   return record;
 }

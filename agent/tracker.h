@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/redaction.h"
 #include "buffer/record.h"
 #include "collectors/engine_types.h"
 #include "common/clock.h"
@@ -18,9 +19,12 @@ namespace zastava {
 
 class Tracker {
  public:
-  explicit Tracker(const Clock& clock) : clock_(clock) {}
+  Tracker(const Clock& clock, const Redactor& redactor) : clock_(clock), redactor_(redactor) {}
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
+
+  // Everything an inspect says about a container, as record facts, secrets redacted.
+  ContainerFacts factsOf(const ContainerInspect& inspect) const;
 
   // True for the actions whose record is enriched from a fresh inspect (create, start, die).
   static bool wantsInspect(std::string_view action);
@@ -59,11 +63,9 @@ class Tracker {
   ContainerFacts& remember(const std::string& id);
 
   const Clock& clock_;
+  const Redactor& redactor_;
   std::map<std::string, ContainerFacts, std::less<>> containers_;
 };
-
-// Everything an inspect says about a container, as record facts.
-ContainerFacts factsFromInspect(const ContainerInspect& inspect);
 
 // The container state an action leaves behind, or std::nullopt when it does not change it
 // (kill, exec_*, health_status, ...).

@@ -15,6 +15,43 @@ using OrderedJson = nlohmann::ordered_json;
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 constexpr std::size_t kEventIdHexChars = 32;
 
+OrderedJson securityJson(const SecurityPosture& p) {
+  OrderedJson mounts = OrderedJson::array();
+  for (const MountFacts& m : p.mounts) {
+    mounts.push_back(OrderedJson{{"type", m.type},
+                                 {"source", m.source},
+                                 {"destination", m.destination},
+                                 {"mode", m.mode},
+                                 {"propagation", m.propagation},
+                                 {"readWrite", m.readWrite},
+                                 {"dockerSocket", m.dockerSocket}});
+  }
+  OrderedJson out = OrderedJson::object();
+  out["risks"] = securityRisks(p);
+  out["privileged"] = p.privileged;
+  out["user"] = p.user;
+  out["capAdd"] = p.capAdd;
+  out["capDrop"] = p.capDrop;
+  out["securityOpt"] = p.securityOpt;
+  out["appArmorProfile"] = p.appArmorProfile;
+  out["noNewPrivileges"] = p.noNewPrivileges;
+  out["readOnlyRootfs"] = p.readOnlyRootfs;
+  out["pidMode"] = p.pidMode;
+  out["networkMode"] = p.networkMode;
+  out["ipcMode"] = p.ipcMode;
+  out["usernsMode"] = p.usernsMode;
+  out["devices"] = p.devices;
+  out["mounts"] = std::move(mounts);
+  out["ports"] = p.ports;
+  out["memoryBytes"] = p.memoryBytes;
+  out["nanoCpus"] = p.nanoCpus;
+  out["pidsLimit"] = p.pidsLimit;
+  out["restartPolicy"] = p.restartPolicy;
+  out["healthcheck"] = p.healthcheck;
+  out["healthStatus"] = p.healthStatus;
+  return out;
+}
+
 OrderedJson containerJson(const ContainerFacts& facts) {
   OrderedJson out = OrderedJson::object();
   out["id"] = facts.id;
@@ -29,6 +66,11 @@ OrderedJson containerJson(const ContainerFacts& facts) {
   if (facts.startedAt) out["startedAt"] = *facts.startedAt;
   if (facts.finishedAt) out["finishedAt"] = *facts.finishedAt;
   if (!facts.labels.empty()) out["labels"] = facts.labels;
+  if (facts.security) {
+    out["imageDigest"] = facts.imageDigest ? OrderedJson(*facts.imageDigest) : OrderedJson();
+    if (!facts.env.empty()) out["env"] = facts.env;
+    out["security"] = securityJson(*facts.security);
+  }
   return out;
 }
 

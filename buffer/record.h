@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/security_posture.h"
 
 namespace zastava {
 
@@ -33,6 +34,12 @@ struct ContainerFacts {
   std::optional<std::string> startedAt;  // RFC 3339 as the engine sent it
   std::optional<std::string> finishedAt;
   std::map<std::string, std::string> labels;
+  // From inspect only (snapshot, create/start/die and reconcile records):
+  std::map<std::string, std::string> env;  // name -> value, values redacted by policy
+  std::optional<SecurityPosture> security;
+  // The image manifest digest; std::nullopt (JSON null) when the engine does not report one
+  // (API < 1.48) — written explicitly whenever `security` is, so its absence is visible.
+  std::optional<std::string> imageDigest;
 };
 
 // A span of time in which engine events may have been lost (agent.gap records).

@@ -21,9 +21,9 @@ struct EngineEvent {
   std::string rawAction;     // Action exactly as the engine sent it
   std::string actorId;       // Actor.ID (full container id for container events)
   std::map<std::string, std::string> attributes;  // Actor.Attributes
-  std::string scope;         // "local" | "swarm"
-  std::int64_t time = 0;     // seconds
-  std::int64_t timeNano = 0; // nanoseconds since the epoch; the engine's own ordering key
+  std::string scope;                              // "local" | "swarm"
+  std::int64_t time = 0;                          // seconds
+  std::int64_t timeNano = 0;  // nanoseconds since the epoch; the engine's own ordering key
 };
 
 // One element of GET /containers/json?all=1.
@@ -33,9 +33,9 @@ struct ContainerSummary {
   std::string image;               // reference as started
   std::string imageId;
   std::string command;
-  std::int64_t created = 0;        // seconds
-  std::string state;               // "running", "exited", ...
-  std::string status;              // human text ("Up 3 seconds")
+  std::int64_t created = 0;  // seconds
+  std::string state;         // "running", "exited", ...
+  std::string status;        // human text ("Up 3 seconds")
   std::map<std::string, std::string> labels;
 };
 
@@ -49,17 +49,17 @@ struct ContainerState {
   std::int64_t pid = 0;
   std::int64_t exitCode = 0;
   std::string error;
-  std::string startedAt;   // RFC 3339 as sent; "0001-01-01T00:00:00Z" when never started
+  std::string startedAt;  // RFC 3339 as sent; "0001-01-01T00:00:00Z" when never started
   std::string finishedAt;
 };
 
 // GET /containers/{id}/json, the fields the agent records.
 struct ContainerInspect {
   std::string id;
-  std::string name;      // without the leading "/"
-  std::string created;   // RFC 3339 as sent
-  std::string image;     // Config.Image: the reference as started
-  std::string imageId;   // Image: "sha256:..."
+  std::string name;     // without the leading "/"
+  std::string created;  // RFC 3339 as sent
+  std::string image;    // Config.Image: the reference as started
+  std::string imageId;  // Image: "sha256:..."
   std::string path;
   std::vector<std::string> args;
   ContainerState state;
@@ -72,8 +72,8 @@ struct ContainerInspect {
 
 // GET /version.
 struct VersionInfo {
-  std::string version;        // engine version, "20.10.24+dfsg1"
-  std::string apiVersion;     // highest API the engine speaks, "1.41"
+  std::string version;     // engine version, "20.10.24+dfsg1"
+  std::string apiVersion;  // highest API the engine speaks, "1.41"
   std::string minApiVersion;
   std::string os;
   std::string arch;

@@ -14,6 +14,8 @@ namespace {
 
 using testing::readFixture;
 
+const Redactor kRedactor;
+
 // After both fixture containers were created, started and (one) exited.
 const UnixNanos kStreamOpened = *parseRfc3339Nanos("2026-11-22T14:40:00Z");
 const UnixNanos kNow = kStreamOpened + 2'000'000'000;
@@ -26,7 +28,7 @@ ContainerInspect fixture(const char* name) {
 
 struct Scenario {
   FakeClock clock{kNow};
-  Tracker tracker{clock};
+  Tracker tracker{clock, kRedactor};
   ReconcileContext context;
   std::vector<std::pair<std::string, std::string>> queuedEvents;
 
@@ -47,7 +49,7 @@ struct Scenario {
 
   // The ledger saw `inspect` start and nothing after.
   void ledgerSawStart(const ContainerInspect& inspect) {
-    ContainerFacts facts = factsFromInspect(inspect);
+    ContainerFacts facts = tracker.factsOf(inspect);
     facts.state = "running";
     facts.exitCode.reset();
     facts.finishedAt.reset();
@@ -179,7 +181,7 @@ TEST_CASE("engine times parse to nanoseconds; anything else is refused") {
 
 TEST_CASE("a gap record names its span and reason, and has no container") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   Record gap = tracker.gap(kStreamOpened - 10, kStreamOpened, "engine restarted");
   CHECK(gap.kind == "agent.gap");
   CHECK(gap.source == RecordSource::kReconcile);

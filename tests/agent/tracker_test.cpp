@@ -15,6 +15,7 @@ namespace {
 using testing::fixtureLines;
 using testing::readFixture;
 
+const Redactor kRedactor;
 constexpr UnixNanos kNow = 1'795'358'100'000'000'000;
 
 std::vector<Record> recordLifecycle(Tracker& tracker) {
@@ -29,21 +30,21 @@ std::vector<Record> recordLifecycle(Tracker& tracker) {
 
 TEST_CASE("every captured event becomes one record with a distinct, repeatable id") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
   REQUIRE(records.size() == 42);
   std::set<std::string> ids;
   for (const auto& record : records) ids.insert(record.eventId);
   CHECK(ids.size() == records.size());
 
-  Tracker again(clock);
+  Tracker again(clock, kRedactor);
   auto replayed = recordLifecycle(again);
   for (std::size_t i = 0; i < records.size(); ++i) CHECK(replayed[i].eventId == records[i].eventId);
 }
 
 TEST_CASE("records carry kind, action, engine time and the state the event left") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
 
   const Record& create = records[0];
@@ -88,7 +89,7 @@ TEST_CASE("records carry kind, action, engine time and the state the event left"
 
 TEST_CASE("an exec's exit code is not the container's") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
   CHECK(records[6].kind == "container.exec_die");
   CHECK(records[6].attributes.at("exitCode") == "0");
@@ -97,14 +98,14 @@ TEST_CASE("an exec's exit code is not the container's") {
 
 TEST_CASE("destroyed containers are forgotten") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
   CHECK(tracker.trackedCount() == 0);
 }
 
 TEST_CASE("inspect enriches an event with what only inspect knows") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   auto inspect = decodeContainerInspect(readFixture("inspect-running.json"));
   REQUIRE(inspect.ok());
   EngineEvent start;
@@ -134,7 +135,7 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
 
 TEST_CASE("snapshots describe the inspected state, one id per observation") {
   FakeClock clock(kNow);
-  Tracker tracker(clock);
+  Tracker tracker(clock, kRedactor);
   auto running = decodeContainerInspect(readFixture("inspect-running.json"));
   auto exited = decodeContainerInspect(readFixture("inspect-exited.json"));
   REQUIRE(running.ok());

@@ -1,0 +1,46 @@
+// Secret-safe evidence. Which environment variables a container has is evidence; their values
+// are often credentials. By default only the values of a few well-known, harmless variables are
+// kept; every other value becomes "<redacted>", and a name matching a secret pattern
+// (*PASSWORD*, *TOKEN*, ...) is always redacted, even when allowed. Label values (and the engine
+// event attributes, which repeat the labels) are redacted when their key matches a pattern.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zastava {
+
+inline constexpr std::string_view kRedacted = "<redacted>";
+
+struct RedactionPolicy {
+  // Variables whose values are kept (exact names, case-sensitive as the kernel is).
+  std::vector<std::string> keepValues = {"PATH",   "HOSTNAME", "HOME",   "LANG",
+                                         "LC_ALL", "TZ",       "TERM",   "USER",
+                                         "PWD",    "SHLVL",    "GOPATH", "JAVA_HOME"};
+  // Glob patterns (case-insensitive) of names and label keys whose values are always redacted.
+  std::vector<std::string> alwaysRedact = {
+      "*PASSWORD*", "*PASSWD*",  "*PASSPHRASE*", "*SECRET*",
+      "*TOKEN*",    "*KEY*",     "*CREDENTIAL*", "*PRIVATE*",
+      "AUTH*",      "*_AUTH",    "*_AUTH_*",     "*CERT*",
+      "*COOKIE*",   "*SESSION*", "*DSN*",        "*CONNECTION_STRING*"};
+};
+
+class Redactor {
+ public:
+  explicit Redactor(RedactionPolicy policy = {}) : policy_(std::move(policy)) {}
+
+  // "NAME=value" entries as the engine sends them -> NAME -> value or "<redacted>". An entry
+  // without "=" is a name with no value. Any thread.
+  std::map<std::string, std::string> environment(const std::vector<std::string>& env) const;
+  // Labels or event attributes with the values of secret-looking keys redacted. Any thread.
+  std::map<std::string, std::string> labels(const std::map<std::string, std::string>& labels) const;
+  // True when `name` matches one of the always-redact patterns. Any thread.
+  bool looksSecret(std::string_view name) const;
+
+ private:
+  RedactionPolicy policy_;
+};
+
+}  // namespace zastava

@@ -1,0 +1,89 @@
+// Secret-safe evidence: env values and secret-looking labels never leave the agent.
+#include "agent/redaction.h"
+
+#include <doctest/doctest.h>
+
+#include "agent/tracker.h"
+#include "collectors/decoders.h"
+#include "tests/fixture_files.h"
+
+namespace zastava {
+namespace {
+
+TEST_CASE("env values are redacted unless allow-listed; secret names always") {
+  RedactionPolicy policy;
+  policy.keepValues.push_back("DB_PASSWORD");  // allowed, yet it looks secret
+  Redactor redactor(policy);
+  auto env = redactor.environment({"PATH=/usr/bin:/bin", "HOME=/root", "GREETING=hello",
+                                   "DB_PASSWORD=hunter2", "api_token=abc", "EMPTY=", "NOVALUE",
+                                   "EQUALS=a=b"});
+  CHECK(env.at("PATH") == "/usr/bin:/bin");
+  CHECK(env.at("HOME") == "/root");
+  CHECK(env.at("GREETING") == "<redacted>");
+  CHECK(env.at("DB_PASSWORD") == "<redacted>");
+  CHECK(env.at("api_token") == "<redacted>");
+  CHECK(env.at("EMPTY") == "<redacted>");
+  CHECK(env.at("NOVALUE").empty());
+  CHECK(env.at("EQUALS") == "<redacted>");
+}
+
+TEST_CASE("secret patterns are case-insensitive globs; ordinary names pass") {
+  Redactor redactor;
+  for (const char* name : {"AWS_SECRET_ACCESS_KEY", "github_token", "SSH_PRIVATE_KEY", "PGPASSWORD",
+                           "AUTH_HEADER", "BASIC_AUTH", "tls.cert", "aws_secret_key"}) {
+    CAPTURE(name);
+    CHECK(redactor.looksSecret(name));
+  }
+  for (const char* name : {"PATH", "app", "org.opencontainers.image.authors",
+                           "org.opencontainers.image.source", "com.docker.compose.project"}) {
+    CAPTURE(name);
+    CHECK_FALSE(redactor.looksSecret(name));
+  }
+  auto labels = redactor.labels({{"app", "demo"}, {"aws_secret_key", "shh"}});
+  CHECK(labels.at("app") == "demo");
+  CHECK(labels.at("aws_secret_key") == "<redacted>");
+}
+
+TEST_CASE("records of a risky container carry its posture and none of its secrets") {
+  auto inspect = decodeContainerInspect(testing::readFixture("inspect-posture.json"));
+  REQUIRE(inspect.ok());
+  FakeClock clock(1'795'358'100'000'000'000);
+  Redactor redactor;
+  Tracker tracker(clock, redactor);
+  Record snapshot = tracker.snapshot(*inspect);
+
+  REQUIRE(snapshot.container.security.has_value());
+  const auto risks = securityRisks(*snapshot.container.security);
+  CHECK(risks ==
+        std::vector<std::string>{"privileged", "docker-socket-mounted", "cap-add:CAP_NET_ADMIN"});
+  const std::string line = recordJson(snapshot);
+  for (const char* secret : {"hunter2", "abc123", "hello", "shh"}) {
+    CAPTURE(secret);
+    CHECK(line.find(secret) == std::string::npos);
+  }
+  CHECK(line.find(R"("DB_PASSWORD":"<redacted>")") != std::string::npos);
+  CHECK(line.find(R"("PATH":"/usr/bin:/bin")") != std::string::npos);
+  CHECK(line.find(R"("imageDigest":null)") != std::string::npos);
+  CHECK(line.find(R"("risks":["privileged","docker-socket-mounted","cap-add:CAP_NET_ADMIN"])") !=
+        std::string::npos);
+
+  // A later event without inspect names the container but does not repeat its posture.
+  EngineEvent pause;
+  pause.type = "container";
+  pause.action = pause.rawAction = "pause";
+  pause.actorId = inspect->id;
+  pause.attributes = {{"name", "lead-posture"}, {"aws_secret_key", "shh"}};
+  pause.timeNano = 1'795'358'100'000'000'001;
+  Record paused = tracker.fromEvent(pause, RecordSource::kStream, std::nullopt);
+  CHECK_FALSE(paused.container.security.has_value());
+  CHECK(paused.attributes.at("aws_secret_key") == "<redacted>");
+}
+
+TEST_CASE("a default container runs as root and nothing else is flagged") {
+  auto inspect = decodeContainerInspect(testing::readFixture("inspect-plain.json"));
+  REQUIRE(inspect.ok());
+  CHECK(securityRisks(inspect->posture) == std::vector<std::string>{"runs-as-root"});
+}
+
+}  // namespace
+}  // namespace zastava
