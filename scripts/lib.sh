@@ -7,7 +7,7 @@ BUILD_PACKAGES=(cmake make g++ pkg-config git
   libspdlog-dev libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev doctest-dev)
 # What the tests and the demo run against: a real engine, a real proxy, real checkers.
 # (promtool ships in Debian's prometheus package.)
-TEST_PACKAGES=(docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl
+TEST_PACKAGES=(docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl
   sqlite3)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 

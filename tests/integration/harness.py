@@ -175,8 +175,9 @@ def docker_cli():
 class PrivateDockerd:
     """dockerd started as DESIGN.md says, in base_dir (keep it short)."""
 
-    def __init__(self, base_dir):
+    def __init__(self, base_dir, extra_args=()):
         self.dir = base_dir
+        self.extra_args = list(extra_args)  # e.g. a TLS tcp:// listener besides the socket
         self.sock = os.path.join(base_dir, "docker.sock")
         self.endpoint = "unix://" + self.sock
         self.log_path = os.path.join(base_dir, "dockerd.log")
@@ -187,7 +188,7 @@ class PrivateDockerd:
         d = self.dir
         return ["dockerd", "--host", "unix://" + self.sock, "--data-root", d + "/root",
                 "--exec-root", d + "/exec", "--pidfile", d + "/docker.pid",
-                "--iptables=false", "--bridge=none", "--storage-driver=vfs"]
+                "--iptables=false", "--bridge=none", "--storage-driver=vfs", *self.extra_args]
 
     def start(self, timeout=60):
         os.makedirs(self.dir, exist_ok=True)
@@ -751,8 +752,8 @@ class Workspace:
     def on_cleanup(self, fn):
         self._cleanups.append(fn)
 
-    def dockerd(self, name="d"):
-        d = PrivateDockerd(os.path.join(self.dir, name))
+    def dockerd(self, name="d", extra_args=()):
+        d = PrivateDockerd(os.path.join(self.dir, name), extra_args)
         self.on_cleanup(d.stop)
         d.start()
         return d
