@@ -22,10 +22,11 @@ extern char** environ;
 namespace zastava {
 namespace {
 
-enum class ValueKind { kEndpoint, kAbsolutePath, kInteger, kIpAddress, kLogLevel };
+enum class ValueKind { kEndpoint, kAbsolutePath, kInteger, kIpAddress, kLogLevel, kNameList };
 
-using Field = std::variant<std::string Config::*, std::filesystem::path Config::*,
-                           std::int64_t Config::*, int Config::*, LogLevel Config::*>;
+using Field =
+    std::variant<std::string Config::*, std::filesystem::path Config::*, std::int64_t Config::*,
+                 int Config::*, LogLevel Config::*, std::vector<std::string> Config::*>;
 
 // One configuration key. This table drives env parsing, flags, --help, describeConfig and
 // configKeys(); defaults come from Config's initialisers.
@@ -52,7 +53,7 @@ constexpr std::string_view kTotalKey = "EventBuffer:MaxTotalSizeMb";
 constexpr std::string_view kFileKey = "EventBuffer:MaxFileSizeMb";
 constexpr std::string_view kLogLevelKey = "LogLevel";
 
-const std::array<KeySpec, 11> kKeys = {{
+const std::array<KeySpec, 13> kKeys = {{
     {"DockerEndpoint", "--docker-endpoint", "URI",
      "Docker Engine API endpoint; unset: DOCKER_HOST, else the local socket", ValueKind::kEndpoint,
      &Config::dockerEndpoint},
@@ -83,6 +84,12 @@ const std::array<KeySpec, 11> kKeys = {{
     {"EventStream:SilenceCheckSeconds", "--event-stream-silence-check-seconds", "N",
      "after this long without an event, ping the engine and reopen the stream if it is gone",
      ValueKind::kInteger, &Config::silenceCheckSeconds, 1, 86400},
+    {"Evidence:EnvKeepValues", "--evidence-env-keep-values", "NAMES",
+     "environment variables whose values are recorded; every other value is \"<redacted>\"",
+     ValueKind::kNameList, &Config::envKeepValues},
+    {"Evidence:RedactPatterns", "--evidence-redact-patterns", "GLOBS",
+     "case-insensitive globs of variable names and label keys whose values are always redacted",
+     ValueKind::kNameList, &Config::redactPatterns},
 }};
 
 Error invalid(std::string message) {
@@ -111,6 +118,9 @@ std::string acceptedValues(const KeySpec& spec) {
   if (spec.kind == ValueKind::kAbsolutePath) return "an absolute path";
   if (spec.kind == ValueKind::kIpAddress) return "a literal IPv4 or IPv6 address";
   if (spec.kind == ValueKind::kLogLevel) return "a log level (" + std::string(kLogLevelNames) + ")";
+  if (spec.kind == ValueKind::kNameList) {
+    return "a comma-separated list of names or globs (letters, digits, _ . - * ?)";
+  }
   return "a whole number between " + std::to_string(spec.min) + " and " + std::to_string(spec.max);
 }
 
@@ -123,6 +133,28 @@ Result<std::int64_t> parseInteger(std::string_view text, std::int64_t min, std::
     return invalid("out of range");
   }
   return value;
+}
+
+// "A, B_*,c" -> {"A", "B_*", "c"}; an error for an empty item or a character outside names
+// and globs.
+Result<std::vector<std::string>> parseNameList(std::string_view text) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    const bool valid = !item.empty() && std::all_of(item.begin(), item.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-' ||
+             c == '*' || c == '?';
+    });
+    if (!valid) return invalid("bad item");
+    names.emplace_back(item);
+    start = comma + 1;
+  }
+  return names;
 }
 
 bool isIpAddress(const std::string& text) {
@@ -176,6 +208,10 @@ Result<void> applyValue(const KeySpec& spec, const std::string& value, std::stri
     Result<std::int64_t> number = parseInteger(value, spec.min, spec.max);
     valid = number.ok();
     stored = valid && store(spec, *number, config);
+  } else if (spec.kind == ValueKind::kNameList) {
+    Result<std::vector<std::string>> names = parseNameList(value);
+    valid = names.ok();
+    stored = valid && store(spec, *names, config);
   } else {
     Result<LogLevel> level = parseLogLevel(value);
     valid = level.ok();
@@ -200,6 +236,10 @@ std::string showValue(const KeySpec& spec, const Config& config) {
           return value.string();
         } else if constexpr (std::is_same_v<T, LogLevel>) {
           return std::string(logLevelName(value));
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          std::string joined;
+          for (const auto& name : value) joined += (joined.empty() ? "" : ",") + name;
+          return joined;
         } else {
           return std::to_string(value);
         }

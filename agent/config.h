@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/redaction.h"
 #include "buffer/recorder.h"
 #include "common/result.h"
 
@@ -32,6 +33,9 @@ struct Config {
   int inventoryConcurrency = 8;           // Inventory:Concurrency, 1..64: parallel inspects
   int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600
   int silenceCheckSeconds = 60;           // EventStream:SilenceCheckSeconds, 1..86400
+  // Evidence:EnvKeepValues and Evidence:RedactPatterns, comma-separated lists.
+  std::vector<std::string> envKeepValues = RedactionPolicy{}.keepValues;
+  std::vector<std::string> redactPatterns = RedactionPolicy{}.alwaysRedact;
 };
 
 // What main should do after parsing.

@@ -90,7 +90,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
   pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
-  const Redactor redactor;
+  const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   Pipeline pipeline(*api, **recorder, health, metrics, clock, redactor, pipelineOptions);
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",

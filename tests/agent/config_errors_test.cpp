@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 
 #include "agent/config.h"
 #include "tests/agent/config_test_util.h"
@@ -136,6 +137,24 @@ TEST_CASE("unknown flags and positional arguments are errors") {
   CHECK(flagError({"run", "now"}) ==
         "command line: unexpected argument(s): 'run' 'now' (see --help)");
   CHECK(contains(flagError({"--health-port"}), "--health-port"));
+}
+
+}  // namespace
+}  // namespace zastava
+
+namespace zastava {
+namespace {
+
+TEST_CASE("a name list with an empty item or a stray character is refused, naming the key") {
+  for (const char* bad : {"PATH,,HOME", "PATH, ", "PATH;HOME", "A=B"}) {
+    CAPTURE(bad);
+    auto parsed = parseCommandLine(1, std::array<const char*, 1>{"zastava-agent"}.data(),
+                                   Environment{{"ZASTAVA_AGENT__Evidence__EnvKeepValues", bad}});
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().message.find("ZASTAVA_AGENT__Evidence__EnvKeepValues") !=
+          std::string::npos);
+    CHECK(parsed.error().message.find("comma-separated list") != std::string::npos);
+  }
 }
 
 }  // namespace

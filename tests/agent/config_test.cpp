@@ -53,6 +53,8 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "1"},
     {"ZASTAVA_AGENT__EventStream__SilenceCheckSeconds", "--event-stream-silence-check-seconds",
      "5"},
+    {"ZASTAVA_AGENT__Evidence__EnvKeepValues", "--evidence-env-keep-values", "PATH, LANG"},
+    {"ZASTAVA_AGENT__Evidence__RedactPatterns", "--evidence-redact-patterns", "*PASS*,tls.?ey"},
 };
 
 void checkAllSet(const Config& c) {
@@ -67,6 +69,8 @@ void checkAllSet(const Config& c) {
   CHECK(c.inventoryConcurrency == 64);
   CHECK(c.reconnectMaxBackoffSeconds == 1);
   CHECK(c.silenceCheckSeconds == 5);
+  CHECK(c.envKeepValues == std::vector<std::string>{"PATH", "LANG"});
+  CHECK(c.redactPatterns == std::vector<std::string>{"*PASS*", "tls.?ey"});
 }
 
 TEST_CASE("every key can be set from the environment") {

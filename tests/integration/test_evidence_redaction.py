@@ -83,6 +83,26 @@ class EvidenceRedaction(h.WorkspaceTest):
             for secret in SECRETS:
                 self.assertNotIn(secret, text, f"{secret} leaked into {where}")
 
+    def test_policy_is_configurable(self):
+        """--evidence-env-keep-values keeps GREETING's value; a secret-looking name stays
+        redacted even when kept; --evidence-redact-patterns adds a pattern"""
+        agent = self.ws.agent(ARGS.agent, self.d.endpoint, name="b", extra_args=[
+            "--evidence-env-keep-values", "PATH,GREETING,DB_PASSWORD",
+            "--evidence-redact-patterns", "*PASSWORD*,app"])
+        agent.start()
+        agent.wait_ready()
+        agent.stop()
+        records = [json.loads(line) for line in h.read_ndjson(agent.data_dir)]
+        [snapshot] = [r for r in records if r["kind"] == "container.snapshot"
+                      and r["container"]["id"] == self.before]
+        env = snapshot["container"]["env"]
+        self.assertEqual(env["GREETING"], SECRETS[2])
+        self.assertEqual(env["DB_PASSWORD"], "<redacted>")
+        self.assertEqual(env["API_TOKEN"], "<redacted>")
+        self.assertEqual(snapshot["container"]["labels"]["app"], "<redacted>")
+        # The patterns replace the defaults: this key no longer looks secret.
+        self.assertEqual(snapshot["container"]["labels"]["aws_secret_key"], SECRETS[3])
+
 
 if __name__ == "__main__":
     h.main(globals())
