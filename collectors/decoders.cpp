@@ -102,6 +102,13 @@ std::vector<std::string> stringList(std::optional<element> value) {
 
 bool isObject(element value) { return value.type() == simdjson::dom::element_type::OBJECT; }
 
+// The member `key` of `parent` when it is a JSON object; std::nullopt otherwise.
+std::optional<element> objectField(element parent, std::string_view key) {
+  auto value = field(parent, key);
+  if (!value || !isObject(*value)) return std::nullopt;
+  return value;
+}
+
 ContainerSummary summaryFrom(element item) {
   ContainerSummary summary;
   summary.id = stringOr(item, "Id");
@@ -269,7 +276,7 @@ SecurityPosture postureFrom(element doc) {
   SecurityPosture posture;
   posture.appArmorProfile = stringOr(doc, "AppArmorProfile");
   posture.mounts = mountsFrom(field(doc, "Mounts"));
-  if (const auto host = field(doc, "HostConfig"); host && isObject(*host)) {
+  if (const auto host = objectField(doc, "HostConfig")) {
     posture.privileged = boolOr(*host, "Privileged");
     posture.capAdd = stringList(field(*host, "CapAdd"));
     posture.capDrop = stringList(field(*host, "CapDrop"));
@@ -289,21 +296,21 @@ SecurityPosture postureFrom(element doc) {
     posture.memoryBytes = intOr(*host, "Memory");
     posture.nanoCpus = intOr(*host, "NanoCpus");
     posture.pidsLimit = intOr(*host, "PidsLimit");
-    if (const auto restart = field(*host, "RestartPolicy"); restart && isObject(*restart)) {
+    if (const auto restart = objectField(*host, "RestartPolicy")) {
       posture.restartPolicy = stringOr(*restart, "Name");
       if (const auto retries = intOr(*restart, "MaximumRetryCount"); retries > 0) {
         posture.restartPolicy += ":" + std::to_string(retries);
       }
     }
   }
-  if (const auto config = field(doc, "Config"); config && isObject(*config)) {
+  if (const auto config = objectField(doc, "Config")) {
     posture.user = stringOr(*config, "User");
-    if (const auto health = field(*config, "Healthcheck"); health && isObject(*health)) {
+    if (const auto health = objectField(*config, "Healthcheck")) {
       posture.healthcheck = stringList(field(*health, "Test"));
     }
   }
-  if (const auto state = field(doc, "State"); state && isObject(*state)) {
-    if (const auto health = field(*state, "Health"); health && isObject(*health)) {
+  if (const auto state = objectField(doc, "State")) {
+    if (const auto health = objectField(*state, "Health")) {
       posture.healthStatus = stringOr(*health, "Status");
     }
   }
@@ -328,13 +335,12 @@ Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
   inspect.args = stringList(field(doc, "Args"));
   inspect.state = stateFrom(field(doc, "State"));
   inspect.restartCount = intOr(doc, "RestartCount");
-  if (const auto config = field(doc, "Config"); config && isObject(*config)) {
+  if (const auto config = objectField(doc, "Config")) {
     inspect.image = stringOr(*config, "Image");
     inspect.labels = stringMap(field(*config, "Labels"));
     inspect.env = stringList(field(*config, "Env"));
   }
-  if (const auto descriptor = field(doc, "ImageManifestDescriptor");
-      descriptor && isObject(*descriptor)) {
+  if (const auto descriptor = objectField(doc, "ImageManifestDescriptor")) {
     inspect.manifestDigest = stringOr(*descriptor, "digest");
   }
   inspect.posture = postureFrom(doc);
