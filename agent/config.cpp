@@ -163,13 +163,6 @@ bool isIpAddress(const std::string& text) {
          inet_pton(AF_INET6, text.c_str(), buffer) == 1;
 }
 
-bool hasEndpointScheme(std::string_view uri) {
-  constexpr std::array<std::string_view, 4> kSchemes = {"unix://", "tcp://", "http://", "https://"};
-  return std::any_of(kSchemes.begin(), kSchemes.end(), [&](std::string_view scheme) {
-    return uri.size() > scheme.size() && uri.substr(0, scheme.size()) == scheme;
-  });
-}
-
 // Stores `value` in the spec's field. Returns false when the field's type does not fit (a bug in
 // the table).
 template <typename T>
@@ -199,7 +192,7 @@ Result<void> applyValue(const KeySpec& spec, const std::string& value, std::stri
   bool valid = false;
   bool stored = false;
   if (spec.kind == ValueKind::kEndpoint || spec.kind == ValueKind::kIpAddress) {
-    valid = spec.kind == ValueKind::kEndpoint ? hasEndpointScheme(value) : isIpAddress(value);
+    valid = spec.kind == ValueKind::kEndpoint ? parseEndpoint(value).ok() : isIpAddress(value);
     stored = valid && store(spec, value, config);
   } else if (spec.kind == ValueKind::kAbsolutePath) {
     valid = std::filesystem::path(value).is_absolute();

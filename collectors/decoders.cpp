@@ -41,6 +41,17 @@ Result<element> parseDocument(simdjson::dom::parser& parser, std::string_view js
   return root;
 }
 
+bool isObject(element value) { return value.type() == simdjson::dom::element_type::OBJECT; }
+
+// parseDocument, and the document must be a JSON object.
+Result<element> parseObject(simdjson::dom::parser& parser, std::string_view json,
+                            std::string_view what) {
+  auto root = parseDocument(parser, json, what);
+  if (!root.ok()) return root.error();
+  if (!isObject(*root)) return malformed(std::string(what) + " is not a JSON object", json);
+  return root;
+}
+
 std::optional<element> field(element parent, std::string_view key) {
   element value;
   if (parent.at_key(key).get(value) != simdjson::SUCCESS || value.is_null()) return std::nullopt;
@@ -100,8 +111,6 @@ std::vector<std::string> stringList(std::optional<element> value) {
   return out;
 }
 
-bool isObject(element value) { return value.type() == simdjson::dom::element_type::OBJECT; }
-
 // The member `key` of `parent` when it is a JSON object; std::nullopt otherwise.
 std::optional<element> objectField(element parent, std::string_view key) {
   auto value = field(parent, key);
@@ -156,10 +165,9 @@ void splitAction(std::string_view raw, std::string& action, std::string& detail)
 
 Result<EngineEvent> decodeEvent(std::string_view json) {
   simdjson::dom::parser parser;
-  auto root = parseDocument(parser, json, "event");
+  auto root = parseObject(parser, json, "event");
   if (!root.ok()) return root.error();
   const element doc = *root;
-  if (!isObject(doc)) return malformed("event is not a JSON object", json);
 
   EngineEvent event;
   const auto status = stringField(doc, "status");
@@ -319,10 +327,9 @@ SecurityPosture postureFrom(element doc) {
 
 Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
   simdjson::dom::parser parser;
-  auto root = parseDocument(parser, json, "container inspect");
+  auto root = parseObject(parser, json, "container inspect");
   if (!root.ok()) return root.error();
   const element doc = *root;
-  if (!isObject(doc)) return malformed("container inspect is not a JSON object", json);
 
   ContainerInspect inspect;
   inspect.id = stringOr(doc, "Id");
@@ -349,10 +356,9 @@ Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
 
 Result<VersionInfo> decodeVersion(std::string_view json) {
   simdjson::dom::parser parser;
-  auto root = parseDocument(parser, json, "version");
+  auto root = parseObject(parser, json, "version");
   if (!root.ok()) return root.error();
   const element doc = *root;
-  if (!isObject(doc)) return malformed("version is not a JSON object", json);
   VersionInfo info;
   info.apiVersion = stringOr(doc, "ApiVersion");
   if (info.apiVersion.empty()) return malformed("version has no ApiVersion", json);
