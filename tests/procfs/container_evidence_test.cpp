@@ -1,5 +1,6 @@
-// Against the real engine (ZASTAVA_TEST_DOCKER_HOST, default unix:///tmp/zdock/docker.sock) with
-// the image zastava-test/busybox:1. Without docker these tests fail; they never skip.
+// Against a real engine with the image zastava-test/busybox:1: CTest runs this binary through
+// tests/integration/with_dockerd.py, which starts a private dockerd. Without one these tests
+// fail; they never skip.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -48,6 +49,12 @@ class Container {
   int pid_ = 0;
 };
 
+// Fails the test case unless with_dockerd.py provided an engine.
+void requireEngine() {
+  REQUIRE_MESSAGE(!dockerCli().empty(),
+                  "no test engine: run through ctest (tests/integration/with_dockerd.py)");
+}
+
 std::uint64_t ownNamespace(const std::string& name) {
   char buffer[256];
   const ssize_t n = ::readlink(("/proc/self/ns/" + name).c_str(), buffer, sizeof buffer - 1);
@@ -56,6 +63,7 @@ std::uint64_t ownNamespace(const std::string& name) {
 }
 
 TEST_CASE("a busybox container's tree: its cgroup, its exe hash, its own namespaces") {
+  requireEngine();
   Container c("pf-x", "zastava-test/busybox:1 sleep 60");
   REQUIRE_MESSAGE(c.startStatus() == 0, "docker run failed: is the engine up at " << dockerCli());
   REQUIRE(c.id().size() == 64);
@@ -97,6 +105,7 @@ TEST_CASE("a busybox container's tree: its cgroup, its exe hash, its own namespa
 }
 
 TEST_CASE("a container that exited before evidence is read gives 'process exited'") {
+  requireEngine();
   Container c("pf-gone", "zastava-test/busybox:1 sleep 60");
   REQUIRE(c.startStatus() == 0);
   REQUIRE(c.pid() > 0);
@@ -147,6 +156,7 @@ class DynamicImage {
 };
 
 TEST_CASE("a dynamically linked program in a container: exe hash and the exact library set") {
+  requireEngine();
   DynamicImage image;
   REQUIRE(image.ok());
   Container c("pf-dyn", std::string(DynamicImage::kName) + " /usr/bin/sleep 60");

@@ -140,11 +140,13 @@ inline std::string runCommand(const std::string& command, int& status) {
   return out;
 }
 
-// "docker -H <engine> " with the test engine: ZASTAVA_TEST_DOCKER_HOST, else the local one.
+// "<docker CLI> -H <engine> " for the engine tests/integration/with_dockerd.py started
+// (ZASTAVA_TEST_DOCKER_CLI, ZASTAVA_TEST_DOCKER_HOST); empty when not run through it.
 inline std::string dockerCli() {
+  const char* cli = std::getenv("ZASTAVA_TEST_DOCKER_CLI");
   const char* host = std::getenv("ZASTAVA_TEST_DOCKER_HOST");
-  return std::string("docker -H ") +
-         (host != nullptr && *host != '\0' ? host : "unix:///tmp/zdock/docker.sock") + " ";
+  if (cli == nullptr || *cli == '\0' || host == nullptr || *host == '\0') return "";
+  return std::string(cli) + " -H " + host + " ";
 }
 
 // TreeOptions and LibraryLimits with one field set.
