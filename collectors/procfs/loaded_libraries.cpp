@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <map>
+#include <tuple>
 
 #include "collectors/procfs/proc_io.h"
 #include "collectors/procfs/proc_parsers.h"
@@ -27,7 +29,7 @@ bool sameFile(const UniqueFd& fd, const LibraryRef& ref) {
 
 }  // namespace
 
-Result<LibraryEvidence> ProcfsReader::loadedLibraries(int pid, const LibraryLimits& limits) const {
+Result<std::vector<LibraryRef>> ProcfsReader::executableMappings(int pid) const {
   const auto text = readProcFile(pidPath(pid, "maps"), kMaxMapsBytes);
   if (!text.ok()) {
     if (text.error().code == ErrorCode::kNotFound) {
@@ -38,78 +40,104 @@ Result<LibraryEvidence> ProcfsReader::loadedLibraries(int pid, const LibraryLimi
   }
   const auto entries = parseMaps(*text);
   if (!entries.ok()) return entries.error();
-  auto refs = executableFileMappings(*entries);
+  return executableFileMappings(*entries);
+}
 
+Result<LibraryEvidence> ProcfsReader::loadedLibraries(const std::vector<int>& pids,
+                                                      const LibraryLimits& limits) const {
   LibraryEvidence out;
-  out.pid = pid;
-  if (refs.size() > limits.maxLibraries) {
-    out.truncated = true;
-    out.skippedCount += refs.size() - limits.maxLibraries;
-    refs.resize(limits.maxLibraries);
-  }
-  for (const auto& ref : refs) {
-    LoadedLibrary lib;
-    lib.path = ref.path;
-    lib.device = ref.device;
-    lib.inode = ref.inode;
-    lib.deleted = ref.deleted;
-
-    // Prefer the path inside the process's root; fall back to map_files when it is not the
-    // mapped file; as a last resort hash the path's file without a verified identity.
-    std::string why;
-    std::optional<UniqueFd> unverified;
-    std::optional<UniqueFd> chosen;
-    if (!ref.deleted) {
-      auto fd = openReadOnly(pidPath(pid, "root") + ref.path);
-      if (!fd.ok()) {
-        why = "root: " + fd.error().message;
-      } else if (sameFile(*fd, ref)) {
-        chosen.emplace(std::move(fd.value()));
-        lib.openedVia = "root";
-        lib.identityVerified = true;
-      } else {
-        why = "root: another file at the path";
-        unverified.emplace(std::move(fd.value()));
-      }
-    } else {
-      why = "deleted";
-    }
-    if (!chosen) {
-      auto fd = openReadOnly(pidPath(pid, "map_files/" + mapFilesName(ref)));
-      if (fd.ok()) {
-        lib.identityVerified = sameFile(*fd, ref);
-        chosen.emplace(std::move(fd.value()));
-        lib.openedVia = "map_files";
-      } else if (unverified) {
-        chosen = std::move(unverified);
-        lib.openedVia = "root";
-      } else {
-        why += "; map_files: " + fd.error().message;
-      }
-    }
-    if (!chosen) {
-      lib.whyNot = why;
-      out.libraries.push_back(std::move(lib));
+  // Distinct files in first-mapped order, each with the pid to open it through.
+  std::vector<std::pair<int, LibraryRef>> files;
+  std::map<std::tuple<unsigned, unsigned, std::uint64_t>, std::size_t> indexOf;
+  std::map<std::size_t, std::vector<int>> mappedBy;
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    auto refs = executableMappings(pids[i]);
+    if (!refs.ok()) {
+      if (i == 0) return refs.error();
+      out.unreadable[pids[i]] = refs.error().message;
       continue;
     }
-    const std::uint64_t budget = limits.maxBytes - std::min(limits.maxBytes, out.bytesHashed);
-    const auto hash = cache_.hashFd(chosen->get(), budget);
-    if (!hash.ok()) {
-      lib.whyNot = hash.error().message;
-    } else if (hash->overBudget) {
-      lib.size = hash->size;
-      lib.whyNot = "byte cap reached";
-      out.truncated = true;
-      ++out.skippedCount;
-    } else {
-      lib.size = hash->size;
-      lib.sha256 = hash->sha256;
-      lib.cached = hash->cached;
-      out.bytesHashed += hash->bytesRead;
+    for (auto& ref : *refs) {
+      const auto key = std::make_tuple(ref.major, ref.minor, ref.inode);
+      auto [it, added] = indexOf.try_emplace(key, files.size());
+      if (added) files.emplace_back(pids[i], std::move(ref));
+      mappedBy[it->second].push_back(pids[i]);
     }
+  }
+  if (files.size() > limits.maxLibraries) {
+    out.truncated = true;
+    out.skippedCount += files.size() - limits.maxLibraries;
+    files.resize(limits.maxLibraries);
+  }
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::uint64_t budget = limits.maxBytes - std::min(limits.maxBytes, out.bytesHashed);
+    LoadedLibrary lib = hashMapping(files[i].first, files[i].second, budget, out);
+    lib.mappedBy = std::move(mappedBy[i]);
     out.libraries.push_back(std::move(lib));
   }
   return out;
+}
+
+LoadedLibrary ProcfsReader::hashMapping(int pid, const LibraryRef& ref, std::uint64_t budget,
+                                        LibraryEvidence& out) const {
+  LoadedLibrary lib;
+  lib.path = ref.path;
+  lib.device = ref.device;
+  lib.inode = ref.inode;
+  lib.deleted = ref.deleted;
+
+  // Prefer the path inside the process's root; fall back to map_files when it is not the
+  // mapped file; as a last resort hash the path's file without a verified identity.
+  std::string why;
+  std::optional<UniqueFd> unverified;
+  std::optional<UniqueFd> chosen;
+  if (!ref.deleted) {
+    auto fd = openReadOnly(pidPath(pid, "root") + ref.path);
+    if (!fd.ok()) {
+      why = "root: " + fd.error().message;
+    } else if (sameFile(*fd, ref)) {
+      chosen.emplace(std::move(fd.value()));
+      lib.openedVia = "root";
+      lib.identityVerified = true;
+    } else {
+      why = "root: another file at the path";
+      unverified.emplace(std::move(fd.value()));
+    }
+  } else {
+    why = "deleted";
+  }
+  if (!chosen) {
+    auto fd = openReadOnly(pidPath(pid, "map_files/" + mapFilesName(ref)));
+    if (fd.ok()) {
+      lib.identityVerified = sameFile(*fd, ref);
+      chosen.emplace(std::move(fd.value()));
+      lib.openedVia = "map_files";
+    } else if (unverified) {
+      chosen = std::move(unverified);
+      lib.openedVia = "root";
+    } else {
+      why += "; map_files: " + fd.error().message;
+    }
+  }
+  if (!chosen) {
+    lib.whyNot = why;
+    return lib;
+  }
+  const auto hash = cache_.hashFd(chosen->get(), budget);
+  if (!hash.ok()) {
+    lib.whyNot = hash.error().message;
+  } else if (hash->overBudget) {
+    lib.size = hash->size;
+    lib.whyNot = "byte cap reached";
+    out.truncated = true;
+    ++out.skippedCount;
+  } else {
+    lib.size = hash->size;
+    lib.sha256 = hash->sha256;
+    lib.cached = hash->cached;
+    out.bytesHashed += hash->bytesRead;
+  }
+  return lib;
 }
 
 }  // namespace zastava

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "collectors/procfs/evidence_types.h"
+#include "common/evidence_types.h"
 #include "common/result.h"
 
 namespace zastava {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/procfs/evidence_types.h"
+#include "common/evidence_types.h"
 #include "collectors/procfs/file_hasher.h"
 #include "common/result.h"
 
@@ -56,16 +56,20 @@ class ProcfsReader {
   // Errors: kNotFound "process exited: pid N" when it is gone before or while being read.
   Result<ProcessInfo> process(int pid, std::uint64_t& hashBudget) const;
 
-  // The distinct file-backed executable mappings of the process (its executable included), each
-  // hashed. A file is opened through <pid>/root/<path> (so the path resolves in the process's
-  // mount namespace) and accepted when its (device, inode) equals the mapping's; a deleted
-  // file, a path now naming another file, or an overlay path whose device differs, is opened
-  // through <pid>/map_files/<start>-<end> instead (needs CAP_SYS_ADMIN or
+  // The distinct file-backed executable mappings of the processes `pids` (a container's tree,
+  // init first; executables included), distinct by (device, inode), each hashed once. A file
+  // is opened through <pid>/root/<path> of the first process mapping it (so the path resolves
+  // in the process's mount namespace) and accepted when its (device, inode) equals the
+  // mapping's; a deleted file, a path now naming another file, or an overlay path whose device
+  // differs, is opened through <pid>/map_files/<start>-<end> instead (needs CAP_SYS_ADMIN or
   // CAP_CHECKPOINT_RESTORE); if that is refused too, the <pid>/root file is hashed with
-  // identityVerified=false, or whyNot says what failed. Beyond maxLibraries or maxBytes the rest
-  // are counted in skippedCount with truncated=true. Errors: kNotFound "process exited: pid N";
-  // kForbidden when maps cannot be read; kMalformed when maps does not parse.
-  Result<LibraryEvidence> loadedLibraries(int pid, const LibraryLimits& limits = {}) const;
+  // identityVerified=false, or whyNot says what failed. Beyond maxLibraries or maxBytes (for
+  // all of `pids` together) the rest are counted in skippedCount with truncated=true. Errors,
+  // from the first pid only: kNotFound "process exited: pid N"; kForbidden when its maps cannot
+  // be read; kMalformed when they do not parse. A later pid that fails is named in
+  // `unreadable`.
+  Result<LibraryEvidence> loadedLibraries(const std::vector<int>& pids,
+                                          const LibraryLimits& limits = {}) const;
 
  private:
   std::string pidPath(int pid, const std::string& leaf) const;
@@ -74,6 +78,11 @@ class ProcfsReader {
   // pid -> children for every process, from one scan of <root>/*/stat.
   Result<std::vector<std::pair<int, int>>> scanParents() const;
   void readIdentity(int pid, ProcessInfo& info) const;
+  // The executable file mappings of one process. Errors as loadedLibraries for that pid.
+  Result<std::vector<LibraryRef>> executableMappings(int pid) const;
+  // Hashes one mapping of `pid` within what is left of the byte budget.
+  LoadedLibrary hashMapping(int pid, const LibraryRef& ref, std::uint64_t budget,
+                            LibraryEvidence& out) const;
 
   const std::string root_;
   FileHashCache& cache_;

@@ -94,7 +94,7 @@ TEST_CASE("a busybox container's tree: its cgroup, its exe hash, its own namespa
   CHECK(init.namespaces.uts != ownNamespace("uts"));
   CHECK(init.namespaces.pid != 0);
 
-  const auto libs = reader.loadedLibraries(c.pid());
+  const auto libs = reader.loadedLibraries({c.pid()});
   REQUIRE(libs.ok());
   REQUIRE(libs->libraries.size() == 1);  // busybox-static maps no library
   CHECK(libs->libraries[0].path == "/bin/busybox");
@@ -171,7 +171,7 @@ TEST_CASE("a dynamically linked program in a container: exe hash and the exact l
   CHECK(tree->processes.front().exePath == "/usr/bin/sleep");
   CHECK(tree->processes.front().exeSha256 == sha256OfFile("/usr/bin/sleep"));
 
-  const auto libs = reader.loadedLibraries(c.pid());
+  const auto libs = reader.loadedLibraries({c.pid()});
   REQUIRE(libs.ok());
   const auto expected = testing::executablePathsOf(testing::readFile(procDir + "/maps"));
   std::set<std::string> got;

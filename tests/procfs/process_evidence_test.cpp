@@ -120,7 +120,7 @@ TEST_CASE("loadedLibraries equals the executable mappings the test reads, hashed
   REQUIRE(child.waitUntilSleeping());
   FileHashCache cache;
   ProcfsReader reader("/proc", cache);
-  const auto libs = reader.loadedLibraries(child.pid());
+  const auto libs = reader.loadedLibraries({child.pid()});
   REQUIRE(libs.ok());
   const auto expected =
       testing::executablePathsOf(readFile("/proc/" + std::to_string(child.pid()) + "/maps"));
@@ -139,7 +139,7 @@ TEST_CASE("loadedLibraries equals the executable mappings the test reads, hashed
   }
   CHECK(libs->bytesHashed == total);
 
-  const auto again = reader.loadedLibraries(child.pid());
+  const auto again = reader.loadedLibraries({child.pid()});
   REQUIRE(again.ok());
   CHECK(again->bytesHashed == 0);
   for (const auto& lib : again->libraries) CHECK(lib.cached);
@@ -152,11 +152,11 @@ TEST_CASE("loadedLibraries caps on count and bytes, and counts what it skipped")
   REQUIRE(child.waitUntilSleeping());
   FileHashCache cache;
   ProcfsReader reader("/proc", cache);
-  const auto all = reader.loadedLibraries(child.pid());
+  const auto all = reader.loadedLibraries({child.pid()});
   REQUIRE(all.ok());
   const auto n = all->libraries.size();
 
-  const auto byCount = reader.loadedLibraries(child.pid(), testing::atMostLibraries(1));
+  const auto byCount = reader.loadedLibraries({child.pid()}, testing::atMostLibraries(1));
   REQUIRE(byCount.ok());
   CHECK(byCount->libraries.size() == 1);
   CHECK(byCount->truncated);
@@ -164,12 +164,40 @@ TEST_CASE("loadedLibraries caps on count and bytes, and counts what it skipped")
 
   FileHashCache cold;
   ProcfsReader coldReader("/proc", cold);
-  const auto byBytes = coldReader.loadedLibraries(child.pid(), testing::atMostBytes(1));
+  const auto byBytes = coldReader.loadedLibraries({child.pid()}, testing::atMostBytes(1));
   REQUIRE(byBytes.ok());
   CHECK(byBytes->truncated);
   CHECK(byBytes->skippedCount == n);
   CHECK(byBytes->bytesHashed == 0);
   for (const auto& lib : byBytes->libraries) CHECK(lib.whyNot == "byte cap reached");
+}
+
+TEST_CASE("loadedLibraries over several processes: each file once, with the pids mapping it") {
+  Child first({"/bin/sleep", "60"});
+  Child second({"/bin/sleep", "61"});
+  Child gone({"/bin/true"});
+  const int gonePid = gone.reap();
+  REQUIRE(first.waitUntilSleeping());
+  REQUIRE(second.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto libs = reader.loadedLibraries({first.pid(), gonePid, second.pid()});
+  REQUIRE(libs.ok());
+  const auto expected =
+      testing::executablePathsOf(readFile("/proc/" + std::to_string(first.pid()) + "/maps"));
+  CHECK(libraryPaths(*libs) == expected);
+  CHECK(libs->libraries.size() == expected.size());  // the same files, listed once
+  for (const auto& lib : libs->libraries) {
+    CAPTURE(lib.path);
+    CHECK(lib.mappedBy == std::vector<int>{first.pid(), second.pid()});
+    CHECK(lib.sha256 == sha256OfFile(lib.path));
+  }
+  REQUIRE(libs->unreadable.size() == 1);
+  CHECK(libs->unreadable.at(gonePid).rfind("process exited", 0) == 0);
+
+  const auto firstGone = reader.loadedLibraries({gonePid, first.pid()});
+  REQUIRE_FALSE(firstGone.ok());
+  CHECK(firstGone.error().code == ErrorCode::kNotFound);
 }
 
 TEST_CASE("a process that exited is kNotFound 'process exited', not an error of the reader") {
@@ -181,7 +209,7 @@ TEST_CASE("a process that exited is kNotFound 'process exited', not an error of 
   REQUIRE_FALSE(tree.ok());
   CHECK(tree.error().code == ErrorCode::kNotFound);
   CHECK(tree.error().message.rfind("process exited", 0) == 0);
-  const auto libs = reader.loadedLibraries(pid);
+  const auto libs = reader.loadedLibraries({pid});
   REQUIRE_FALSE(libs.ok());
   CHECK(libs.error().code == ErrorCode::kNotFound);
   CHECK(libs.error().message.rfind("process exited", 0) == 0);
@@ -227,7 +255,7 @@ TEST_CASE("a deleted executable is hashed through exe and map_files") {
   CHECK(p.exeDeleted);
   CHECK(p.exePath == copy);
   CHECK(p.exeSha256 == sha256OfFile("/bin/sleep"));
-  const auto libs = reader.loadedLibraries(child.pid());
+  const auto libs = reader.loadedLibraries({child.pid()});
   REQUIRE(libs.ok());
   REQUIRE_FALSE(libs->libraries.empty());
   const auto& exe = libs->libraries.front();
@@ -260,7 +288,7 @@ TEST_CASE("without permission, each unreadable field is named with the reason") 
       } else {
         out = "tree error: " + tree.error().message;
       }
-      const auto libs = procfs.loadedLibraries(target.pid());
+      const auto libs = procfs.loadedLibraries({target.pid()});
       out += libs.ok() ? "libs=ok" : "libs=" + std::string(errorCodeName(libs.error().code));
     } else {
       out = "could not drop privileges";

@@ -1,6 +1,7 @@
 // Plain, owning structs for the evidence read from /proc: one mapping line, one parsed status,
 // one process of a container's tree, one loaded library. No behaviour beyond defaults; every
-// string is owned, so values may be moved across threads freely.
+// string is owned, so values may be moved across threads freely. Here rather than in
+// collectors/procfs because buffer/ writes them into records.
 #pragma once
 
 #include <cstddef>
@@ -121,14 +122,16 @@ struct LoadedLibrary {
   std::string openedVia;          // "root" (<pid>/root/<path>) or "map_files"
   bool identityVerified = false;  // the opened file's (device, inode) equals the mapping's
   bool cached = false;            // the hash came from the cache, no bytes read
+  std::vector<int> mappedBy;      // the processes (of those read) that map it, in read order
 };
 
 struct LibraryEvidence {
-  int pid = 0;
-  std::vector<LoadedLibrary> libraries;  // first-mapped order
+  std::vector<LoadedLibrary> libraries;  // distinct by (device, inode), first-mapped order
   bool truncated = false;                // a cap on count or bytes was hit
   std::size_t skippedCount = 0;          // libraries not hashed (or not listed) because of caps
   std::uint64_t bytesHashed = 0;         // read and hashed by this call (cache hits are free)
+  // Processes after the first whose maps could not be read: pid -> why ("process exited", ...).
+  std::map<int, std::string> unreadable;
 };
 
 }  // namespace zastava
