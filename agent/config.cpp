@@ -53,7 +53,7 @@ constexpr std::string_view kTotalKey = "EventBuffer:MaxTotalSizeMb";
 constexpr std::string_view kFileKey = "EventBuffer:MaxFileSizeMb";
 constexpr std::string_view kLogLevelKey = "LogLevel";
 
-const std::array<KeySpec, 13> kKeys = {{
+const std::array<KeySpec, 19> kKeys = {{
     {"DockerEndpoint", "--docker-endpoint", "URI",
      "Docker Engine API endpoint; unset: DOCKER_HOST, else the local socket", ValueKind::kEndpoint,
      &Config::dockerEndpoint},
@@ -90,6 +90,25 @@ const std::array<KeySpec, 13> kKeys = {{
     {"Evidence:RedactPatterns", "--evidence-redact-patterns", "GLOBS",
      "case-insensitive globs of variable names and label keys whose values are always redacted",
      ValueKind::kNameList, &Config::redactPatterns},
+    {"Evidence:ProcRoot", "--evidence-proc-root", "DIR",
+     "the procfs whose pids are the engine's State.Pid (the host's /proc)",
+     ValueKind::kAbsolutePath, &Config::evidenceProcRoot},
+    {"Evidence:Workers", "--evidence-workers", "N",
+     "threads reading process and library evidence; 0 turns evidence off", ValueKind::kInteger,
+     &Config::evidenceWorkers, 0, 16},
+    {"Evidence:MaxProcesses", "--evidence-max-processes", "N",
+     "processes of one container read per scan; the rest are counted", ValueKind::kInteger,
+     &Config::evidenceMaxProcesses, 1, 100000},
+    {"Evidence:MaxLibraries", "--evidence-max-libraries", "N",
+     "distinct loaded files of one container listed per scan; the rest are counted",
+     ValueKind::kInteger, &Config::evidenceMaxLibraries, 1, 100000},
+    {"Evidence:MaxHashMb", "--evidence-max-hash-mb", "N",
+     "MiB read per scan to hash a container's executables, and as much for its libraries",
+     ValueKind::kInteger, &Config::evidenceMaxHashMb, 1, 65536},
+    {"Evidence:RescanSeconds", "--evidence-rescan-seconds", "N",
+     "a container is scanned again this long after its first scan (libraries loaded later); "
+     "0: never",
+     ValueKind::kInteger, &Config::evidenceRescanSeconds, 0, 86400},
 }};
 
 Error invalid(std::string message) {
@@ -461,6 +480,19 @@ BufferLimits bufferLimits(const Config& config) {
   limits.maxTotalBytes = static_cast<std::uint64_t>(config.maxTotalSizeMb) * kMiB;
   limits.retentionNanos = config.retentionHours * kNanosPerHour;
   return limits;
+}
+
+EvidenceOptions evidenceOptions(const Config& config) {
+  constexpr std::uint64_t kMiB = 1024 * 1024;
+  EvidenceOptions options;
+  options.procRoot = config.evidenceProcRoot.string();
+  options.workers = config.evidenceWorkers;
+  options.tree.maxProcesses = static_cast<std::size_t>(config.evidenceMaxProcesses);
+  options.tree.maxExeBytes = static_cast<std::uint64_t>(config.evidenceMaxHashMb) * kMiB;
+  options.libraries.maxLibraries = static_cast<std::size_t>(config.evidenceMaxLibraries);
+  options.libraries.maxBytes = static_cast<std::uint64_t>(config.evidenceMaxHashMb) * kMiB;
+  options.rescanDelay = std::chrono::seconds(config.evidenceRescanSeconds);
+  return options;
 }
 
 }  // namespace zastava

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/evidence_collector.h"
 #include "agent/redaction.h"
 #include "buffer/recorder.h"
 #include "common/result.h"
@@ -36,6 +37,12 @@ struct Config {
   // Evidence:EnvKeepValues and Evidence:RedactPatterns, comma-separated lists.
   std::vector<std::string> envKeepValues = RedactionPolicy{}.keepValues;
   std::vector<std::string> redactPatterns = RedactionPolicy{}.alwaysRedact;
+  std::filesystem::path evidenceProcRoot = "/proc";  // Evidence:ProcRoot
+  int evidenceWorkers = 2;                           // Evidence:Workers, 0..16
+  int evidenceMaxProcesses = 256;                    // Evidence:MaxProcesses, 1..100000
+  int evidenceMaxLibraries = 512;                    // Evidence:MaxLibraries, 1..100000
+  int evidenceMaxHashMb = 512;                       // Evidence:MaxHashMb, 1..65536
+  int evidenceRescanSeconds = 30;                    // Evidence:RescanSeconds, 0..86400
 };
 
 // What main should do after parsing.
@@ -92,5 +99,8 @@ Result<LogLevel> parseLogLevel(std::string_view text);
 
 // The buffer limits in bytes (1 MB = 1 MiB) and nanoseconds. Any thread.
 BufferLimits bufferLimits(const Config& config);
+
+// The evidence settings (Evidence:*) in the collector's units. Any thread.
+EvidenceOptions evidenceOptions(const Config& config);
 
 }  // namespace zastava

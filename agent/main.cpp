@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "agent/config.h"
+#include "agent/evidence_collector.h"
 #include "agent/logging.h"
 #include "agent/pipeline.h"
 #include "buffer/recorder.h"
@@ -91,17 +92,21 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
   pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
-  Pipeline pipeline(*api, **recorder, health, metrics, clock, redactor, pipelineOptions);
+  EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
+  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,
+                    pipelineOptions);
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",
                ZASTAVA_VERSION, endpoint.uri, config.dataDirectory.string(), config.healthAddress,
                server.port());
+  evidence.start();
   pipeline.start();
   int signal = waitForShutdown(health);
 
   spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
   pipeline.stop();
+  evidence.stop();
   (*recorder)->stop();
   server.stop();
   spdlog::info("stopped cleanly");

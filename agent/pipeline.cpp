@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "agent/evidence_collector.h"
 #include "agent/reconciler.h"
 #include "buffer/recorder.h"
 #include "health/health_state.h"
@@ -24,10 +25,12 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-Pipeline::Pipeline(DockerApi& api, Recorder& recorder, HealthState& health, Metrics& metrics,
-                   const Clock& clock, const Redactor& redactor, PipelineOptions options)
+Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
+                   HealthState& health, Metrics& metrics, const Clock& clock,
+                   const Redactor& redactor, PipelineOptions options)
     : api_(api),
       recorder_(recorder),
+      evidence_(evidence),
       health_(health),
       metrics_(metrics),
       clock_(clock),
@@ -304,6 +307,7 @@ void Pipeline::tryReconcile() {
     recorder_.submit(std::move(record));
   }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
+  requestEvidenceOfRunning(*engine);
   spdlog::info("reconciled {} containers with the engine in {:.3f} s: {} {}", engine->size(),
                secondsSince(started), firstObservation_ ? records.size() : transitions,
                firstObservation_ ? "snapshots" : "transitions the engine did not deliver");
@@ -362,11 +366,13 @@ bool Pipeline::isQueued(std::string_view id, std::string_view action) {
 void Pipeline::recordEvent(const QueuedEvent& queued) {
   const EngineEvent& event = queued.event;
   std::optional<ContainerInspect> inspect;
+  bool inspectFailed = false;
   if (!stop_ && Tracker::wantsInspect(event.action)) {
     auto result = api_.inspectContainer(event.actorId);
     if (result.ok()) {
-      inspect = std::move(result).value();
+      inspect = std::move(result).value();  // nullopt: the container is gone already
     } else {
+      inspectFailed = true;
       metrics_.countEngineError(errorCodeName(result.error().code));
       spdlog::debug("recording {} of {} without inspect details: {}", event.action, event.actorId,
                     result.error().message);
@@ -374,6 +380,35 @@ void Pipeline::recordEvent(const QueuedEvent& queued) {
   }
   recorder_.submit(tracker_.fromEvent(event, queued.source, inspect));
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
+  if (event.action == "start" && !inspectFailed && !stop_) {
+    // Not running (or gone) by now: the evidence record will say it exited first. When the
+    // inspect failed, the reconciliation after the engine is back asks instead.
+    const bool running = inspect && inspect->state.running;
+    requestEvidence(event.actorId, running ? inspect->state.pid : 0, EvidenceScan::kStart);
+  } else if (event.action == "die" || event.action == "destroy") {
+    evidencedPid_.erase(event.actorId);
+  }
+}
+
+void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan) {
+  const auto known = evidencedPid_.find(id);
+  if (pid != 0 && known != evidencedPid_.end() && known->second == pid) return;
+  const ContainerFacts* facts = tracker_.find(id);
+  if (facts == nullptr) return;
+  EvidenceRequest request = evidenceRequest(*facts, scan);
+  request.container.pid = pid;
+  if (pid != 0) evidencedPid_[id] = pid;
+  evidence_.request(std::move(request));
+}
+
+void Pipeline::requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine) {
+  std::unordered_map<std::string, std::int64_t> running;
+  for (const ContainerInspect& inspect : engine) {
+    if (!inspect.state.running || inspect.state.pid == 0) continue;
+    requestEvidence(inspect.id, inspect.state.pid, EvidenceScan::kReconcile);
+    running[inspect.id] = inspect.state.pid;
+  }
+  evidencedPid_ = std::move(running);  // forget containers that stopped unseen
 }
 
 }  // namespace zastava

@@ -7,6 +7,8 @@
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
 //                   reconciles the ledger with list + inspect. Other events become records,
 //                   inspected on create/start/die.
+// Each container start, and each running container whose current process reconciliation finds
+// without evidence, is handed to the EvidenceCollector, which never makes the enricher wait.
 // The stream is opened before the containers are listed, so nothing falls between them.
 #pragma once
 
@@ -18,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 #include "agent/tracker.h"
@@ -26,6 +29,7 @@
 
 namespace zastava {
 
+class EvidenceCollector;
 class HealthState;
 class Metrics;
 class Recorder;
@@ -43,8 +47,9 @@ struct PipelineOptions {
 
 class Pipeline {
  public:
-  Pipeline(DockerApi& api, Recorder& recorder, HealthState& health, Metrics& metrics,
-           const Clock& clock, const Redactor& redactor, PipelineOptions options);
+  Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, HealthState& health,
+           Metrics& metrics, const Clock& clock, const Redactor& redactor,
+           PipelineOptions options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -88,6 +93,9 @@ class Pipeline {
   Result<std::vector<ContainerInspect>> inspectAll();
   bool isQueued(std::string_view id, std::string_view action);
   void recordEvent(const QueuedEvent& queued);
+  // Asks for evidence of a container whose init process `pid` has none yet.
+  void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan);
+  void requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine);
 
   // Waits `duration` or until stop(); returns false when stopping. Any pipeline thread.
   bool sleepUnlessStopped(std::chrono::milliseconds duration);
@@ -95,6 +103,7 @@ class Pipeline {
 
   DockerApi& api_;
   Recorder& recorder_;
+  EvidenceCollector& evidence_;
   HealthState& health_;
   Metrics& metrics_;
   const Clock& clock_;
@@ -121,6 +130,8 @@ class Pipeline {
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};
   int reconcileAttempts_ = 0;
+  // Running containers -> the init pid evidence was asked for; forgotten when they die.
+  std::unordered_map<std::string, std::int64_t> evidencedPid_;
 
   std::thread streamThread_;
   std::thread enrichThread_;

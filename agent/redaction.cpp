@@ -41,4 +41,49 @@ std::map<std::string, std::string> Redactor::labels(
   return out;
 }
 
+namespace {
+
+std::string_view withoutDashes(std::string_view arg) {
+  while (!arg.empty() && arg.front() == '-') arg.remove_prefix(1);
+  return arg;
+}
+
+// "scheme://user:password@host..." -> "scheme://user:<redacted>@host..."; else unchanged.
+std::string withoutUrlPassword(std::string arg) {
+  const auto scheme = arg.find("://");
+  if (scheme == std::string::npos) return arg;
+  const auto authority = scheme + 3;
+  const auto at = arg.find('@', authority);
+  if (at == std::string::npos || arg.find('/', authority) < at) return arg;
+  const auto colon = arg.find(':', authority);
+  if (colon == std::string::npos || colon > at) return arg;
+  return arg.replace(colon + 1, at - colon - 1, kRedacted);
+}
+
+}  // namespace
+
+std::vector<std::string> Redactor::commandLine(const std::vector<std::string>& args) const {
+  std::vector<std::string> out;
+  out.reserve(args.size());
+  bool redactNext = false;
+  for (const std::string& arg : args) {
+    if (redactNext && !arg.starts_with("-")) {
+      out.emplace_back(kRedacted);
+      redactNext = false;
+      continue;
+    }
+    redactNext = false;
+    const auto equals = arg.find('=');
+    const std::string_view name =
+        withoutDashes(std::string_view(arg).substr(0, std::min(equals, arg.size())));
+    if (equals != std::string::npos && looksSecret(name)) {
+      out.push_back(arg.substr(0, equals + 1) + std::string(kRedacted));
+    } else {
+      redactNext = equals == std::string::npos && arg.starts_with("-") && looksSecret(name);
+      out.push_back(withoutUrlPassword(arg));
+    }
+  }
+  return out;
+}
+
 }  // namespace zastava

@@ -2,7 +2,8 @@
 // are often credentials. By default only the values of a few well-known, harmless variables are
 // kept; every other value becomes "<redacted>", and a name matching a secret pattern
 // (*PASSWORD*, *TOKEN*, ...) is always redacted, even when allowed. Label values (and the engine
-// event attributes, which repeat the labels) are redacted when their key matches a pattern.
+// event attributes, which repeat the labels) are redacted when their key matches a pattern, and so
+// are secret-looking values in process command lines.
 #pragma once
 
 #include <map>
@@ -36,6 +37,10 @@ class Redactor {
   std::map<std::string, std::string> environment(const std::vector<std::string>& env) const;
   // Labels or event attributes with the values of secret-looking keys redacted. Any thread.
   std::map<std::string, std::string> labels(const std::map<std::string, std::string>& labels) const;
+  // A process's arguments with secret-looking values redacted: the value of "NAME=value" and
+  // "--name=value" when NAME looks secret, the argument after "--name" / "-name" when the name
+  // looks secret, and the password of "scheme://user:password@host". Any thread.
+  std::vector<std::string> commandLine(const std::vector<std::string>& args) const;
   // True when `name` matches one of the always-redact patterns. Any thread.
   bool looksSecret(std::string_view name) const;
 

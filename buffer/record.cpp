@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "buffer/evidence_json.h"
+
 namespace zastava {
 namespace {
 
@@ -94,6 +96,7 @@ OrderedJson canonicalObject(const Record& record) {
                              {"toTimeNano", record.gap->to},
                              {"reason", record.gap->reason}};
   }
+  if (record.evidence) out["evidence"] = evidenceJson(*record.evidence);
   out["prevHash"] = record.prevHash;
   return out;
 }
@@ -130,6 +133,32 @@ std::string_view recordSourceName(RecordSource source) {
   return "stream";
 }
 
+std::string_view evidenceScanName(EvidenceScan scan) {
+  switch (scan) {
+    case EvidenceScan::kStart:
+      return "start";
+    case EvidenceScan::kReconcile:
+      return "reconcile";
+    case EvidenceScan::kRescan:
+      return "rescan";
+  }
+  return "start";
+}
+
+std::string_view evidenceStatusName(EvidenceStatus status) {
+  switch (status) {
+    case EvidenceStatus::kComplete:
+      return "complete";
+    case EvidenceStatus::kPartial:
+      return "partial";
+    case EvidenceStatus::kExited:
+      return "exited";
+    case EvidenceStatus::kUnavailable:
+      return "unavailable";
+  }
+  return "unavailable";
+}
+
 std::string eventIdForEngineEvent(std::string_view type, std::string_view rawAction,
                                   std::string_view actorId, std::int64_t timeNano) {
   std::string input = "engine\n";
@@ -154,6 +183,14 @@ std::string eventIdForReconcile(std::string_view containerId, std::string_view a
 std::string eventIdForGap(UnixNanos from, UnixNanos to) {
   std::string input = "gap\n";
   input.append(std::to_string(from)).append("\n").append(std::to_string(to));
+  return sha256Prefix(input, kEventIdHexChars);
+}
+
+std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
+                               UnixNanos observedAt) {
+  std::string input = "evidence\n";
+  input.append(containerId).append("\n").append(evidenceScanName(scan)).append("\n");
+  input.append(std::to_string(observedAt));
   return sha256Prefix(input, kEventIdHexChars);
 }
 

@@ -10,12 +10,14 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/evidence_types.h"
 #include "common/security_posture.h"
 
 namespace zastava {
 
 inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;  // 2: container.evidence
+inline constexpr std::string_view kEvidenceKind = "container.evidence";
 
 enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };
 std::string_view recordSourceName(RecordSource source);
@@ -49,6 +51,30 @@ struct GapFacts {
   std::string reason;
 };
 
+// What started a container.evidence scan: the container's start event, a reconciliation that
+// found it running without evidence of its current process, or the re-scan after start that
+// catches libraries loaded later (dlopen).
+enum class EvidenceScan { kStart, kReconcile, kRescan };
+std::string_view evidenceScanName(EvidenceScan scan);
+
+// complete: everything was read. partial: the tree was read but something in it was not (a
+// field, a library, a cap was hit; `reason` says what). exited: the container's init process
+// was gone before it could be read. unavailable: /proc could not be read for it at all (another
+// PID namespace, no permission; `reason` says why).
+enum class EvidenceStatus { kComplete, kPartial, kExited, kUnavailable };
+std::string_view evidenceStatusName(EvidenceStatus status);
+
+// container.evidence records: what /proc showed of a running container.
+struct EvidenceFacts {
+  EvidenceScan scan = EvidenceScan::kStart;
+  std::string procRoot;      // the procfs root read
+  std::int64_t initPid = 0;  // the engine's State.Pid; 0 when the container was not running
+  EvidenceStatus status = EvidenceStatus::kComplete;
+  std::string reason;  // empty when complete
+  std::optional<ProcessTree> processTree;
+  std::optional<LibraryEvidence> loadedLibraries;
+};
+
 struct Record {
   std::string eventId;  // deterministic; see eventIdForEngineEvent / eventIdForSnapshot
   std::string kind;     // "container.<action>", "container.snapshot"
@@ -61,6 +87,7 @@ struct Record {
   ContainerFacts container;   // left out of the JSON when container.id is empty (agent.* records)
   std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
   std::optional<GapFacts> gap;                    // agent.gap only
+  std::optional<EvidenceFacts> evidence;          // container.evidence only
   // Not part of the JSON. On snapshot and reconcile records: when the event stream they were
   // reconciled against opened. A ledger with no engine event yet resumes from there.
   UnixNanos streamOpenedAt = 0;
@@ -90,6 +117,9 @@ std::string eventIdForReconcile(std::string_view containerId, std::string_view a
                                 std::string_view discriminator);
 // The id of a gap record: one per span.
 std::string eventIdForGap(UnixNanos from, UnixNanos to);
+// The id of a container.evidence record: one per container, scan and observation time.
+std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
+                               UnixNanos observedAt);
 
 // "2026-11-22T14:33:46.456774704Z" (always 9 fractional digits, UTC).
 std::string formatRfc3339Nanos(UnixNanos t);

@@ -340,7 +340,8 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
       ++duplicates;
       continue;
     }
-    if (!record.container.id.empty()) {
+    // Evidence says what ran, not what the container's state is: the ledger ignores it.
+    if (!record.container.id.empty() && !record.evidence) {
       auto updated = upsertContainer(record);
       if (!updated) return updated;
     }

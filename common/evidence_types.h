@@ -9,9 +9,14 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zastava {
+
+// Why a file was not hashed when a byte cap stopped it (ProcessInfo::unreadable["exeSha256"],
+// LoadedLibrary::whyNot).
+inline constexpr std::string_view kByteCapReached = "byte cap reached";
 
 // One line of /proc/<pid>/maps.
 struct MapsEntry {
@@ -127,7 +132,8 @@ struct LoadedLibrary {
 
 struct LibraryEvidence {
   std::vector<LoadedLibrary> libraries;  // distinct by (device, inode), first-mapped order
-  bool truncated = false;                // a cap on count or bytes was hit
+  bool countCapHit = false;              // more files than maxLibraries: the rest not listed
+  bool byteCapHit = false;               // maxBytes reached: the rest listed, not hashed
   std::size_t skippedCount = 0;          // libraries not hashed (or not listed) because of caps
   std::uint64_t bytesHashed = 0;         // read and hashed by this call (cache hits are free)
   // Processes after the first whose maps could not be read: pid -> why ("process exited", ...).

@@ -30,6 +30,10 @@ prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& registry,
 const prometheus::Histogram::BucketBoundaries kCommitBuckets = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 
+// A scan takes from ~1 ms (cached hashes) to seconds (hundreds of MB of libraries, cold).
+const prometheus::Histogram::BucketBoundaries kEvidenceBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
 }  // namespace
 
 struct Metrics::Impl {
@@ -98,6 +102,34 @@ struct Metrics::Impl {
   std::atomic<double> lastEventSeconds{0};
   prometheus::Gauge& containers =
       gauge(registry, "zastava_agent_containers", "Containers the agent currently tracks").Add({});
+  prometheus::Family<prometheus::Counter>& evidenceScans =
+      counter(registry, "zastava_agent_evidence_scans_total",
+              "Process and library evidence scans of containers, by scan and status");
+  prometheus::Histogram& evidenceScanDuration =
+      prometheus::BuildHistogram()
+          .Name("zastava_agent_evidence_scan_duration_seconds")
+          .Help("Duration of one container evidence scan, hashing included")
+          .Register(registry)
+          .Add({}, kEvidenceBuckets);
+  prometheus::Counter& evidenceHashedBytes =
+      counter(registry, "zastava_agent_evidence_hashed_bytes_total",
+              "Bytes read to hash container executables and libraries")
+          .Add({});
+  prometheus::Counter& evidenceCacheHits =
+      counter(registry, "zastava_agent_evidence_hash_cache_hits_total",
+              "File hashes taken from the host-wide cache, no bytes read")
+          .Add({});
+  prometheus::Counter& evidenceCacheMisses =
+      counter(registry, "zastava_agent_evidence_hash_cache_misses_total",
+              "File hashes not in the cache")
+          .Add({});
+  prometheus::Family<prometheus::Counter>& evidenceCapsHit =
+      counter(registry, "zastava_agent_evidence_caps_hit_total",
+              "Evidence scans stopped short by a cap, by cap");
+  prometheus::Gauge& evidenceQueueDepth =
+      gauge(registry, "zastava_agent_evidence_queue_depth",
+            "Evidence scans waiting for a worker, re-scans included")
+          .Add({});
   prometheus::Family<prometheus::Gauge>& buildInfo =
       gauge(registry, "zastava_agent_build_info", "Always 1; labels say which build runs");
 };
@@ -111,13 +143,21 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
     impl_->engineErrors.Add({{"kind", std::string(errorCodeName(code))}});
   }
   impl_->engineErrors.Add({{"kind", "decode"}});
-  for (const char* reason : {"queue_full", "event_queue_full", "stopped"}) {
+  for (const char* reason : {"queue_full", "event_queue_full", "evidence_queue_full", "stopped"}) {
     impl_->dropped.Add({{"reason", reason}});
   }
   for (const char* reason : {"size", "age"}) impl_->segmentsDeleted.Add({{"reason", reason}});
   for (const char* action : {"create", "start", "restart", "die", "pause", "unpause", "rename",
                              "destroy"}) {
     impl_->reconciled.Add({{"action", action}});
+  }
+  for (const char* scan : {"start", "reconcile", "rescan"}) {
+    for (const char* status : {"complete", "partial", "exited", "unavailable"}) {
+      impl_->evidenceScans.Add({{"scan", scan}, {"status", status}});
+    }
+  }
+  for (const char* cap : {"processes", "libraries", "bytes"}) {
+    impl_->evidenceCapsHit.Add({{"cap", cap}});
   }
 }
 
@@ -163,6 +203,25 @@ void Metrics::countReconciled(std::string_view action) {
 }
 void Metrics::setContainersTracked(std::int64_t count) {
   impl_->containers.Set(static_cast<double>(count));
+}
+
+void Metrics::countEvidenceScan(std::string_view scan, std::string_view status) {
+  impl_->evidenceScans.Add({{"scan", std::string(scan)}, {"status", std::string(status)}})
+      .Increment();
+}
+void Metrics::observeEvidenceScanDuration(double seconds) {
+  impl_->evidenceScanDuration.Observe(seconds);
+}
+void Metrics::addEvidenceHashing(std::uint64_t bytes, std::uint64_t hits, std::uint64_t misses) {
+  impl_->evidenceHashedBytes.Increment(static_cast<double>(bytes));
+  impl_->evidenceCacheHits.Increment(static_cast<double>(hits));
+  impl_->evidenceCacheMisses.Increment(static_cast<double>(misses));
+}
+void Metrics::countEvidenceCapHit(std::string_view cap) {
+  impl_->evidenceCapsHit.Add({{"cap", std::string(cap)}}).Increment();
+}
+void Metrics::setEvidenceQueueDepth(std::size_t depth) {
+  impl_->evidenceQueueDepth.Set(static_cast<double>(depth));
 }
 
 std::string Metrics::exposition() const {

@@ -62,6 +62,20 @@ class Metrics {
   // the last durable engine event; absent until there is one.
   // zastava_agent_containers (gauge): containers currently tracked.
   void setContainersTracked(std::int64_t count);
+  // zastava_agent_evidence_scans_total{scan,status}: container.evidence scans done; scan is
+  // start|reconcile|rescan, status complete|partial|exited|unavailable.
+  void countEvidenceScan(std::string_view scan, std::string_view status);
+  // zastava_agent_evidence_scan_duration_seconds (histogram): one scan, hashing included.
+  void observeEvidenceScanDuration(double seconds);
+  // zastava_agent_evidence_hashed_bytes_total, zastava_agent_evidence_hash_cache_hits_total and
+  // zastava_agent_evidence_hash_cache_misses_total: bytes read to hash executables and
+  // libraries, and lookups of the host-wide hash cache.
+  void addEvidenceHashing(std::uint64_t bytes, std::uint64_t hits, std::uint64_t misses);
+  // zastava_agent_evidence_caps_hit_total{cap}: scans stopped short by a cap; cap is
+  // processes|libraries|bytes.
+  void countEvidenceCapHit(std::string_view cap);
+  // zastava_agent_evidence_queue_depth (gauge): scans waiting for a worker, re-scans included.
+  void setEvidenceQueueDepth(std::size_t depth);
   // zastava_agent_build_info{version,git_commit} 1 is set by the constructor.
 
   // The Prometheus text exposition (format 0.0.4) of everything above. Any thread.

@@ -65,7 +65,7 @@ Result<LibraryEvidence> ProcfsReader::loadedLibraries(const std::vector<int>& pi
     }
   }
   if (files.size() > limits.maxLibraries) {
-    out.truncated = true;
+    out.countCapHit = true;
     out.skippedCount += files.size() - limits.maxLibraries;
     files.resize(limits.maxLibraries);
   }
@@ -128,8 +128,8 @@ LoadedLibrary ProcfsReader::hashMapping(int pid, const LibraryRef& ref, std::uin
     lib.whyNot = hash.error().message;
   } else if (hash->overBudget) {
     lib.size = hash->size;
-    lib.whyNot = "byte cap reached";
-    out.truncated = true;
+    lib.whyNot = kByteCapReached;
+    out.byteCapHit = true;
     ++out.skippedCount;
   } else {
     lib.size = hash->size;

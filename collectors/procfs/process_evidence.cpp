@@ -128,7 +128,7 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
     if (!hash.ok()) {
       info.unreadable["exeSha256"] = reasonOf(hash.error());
     } else if (hash->overBudget) {
-      info.unreadable["exeSha256"] = "byte cap reached";
+      info.unreadable["exeSha256"] = kByteCapReached;
     } else {
       info.exeSha256 = hash->sha256;
       hashBudget -= std::min(hashBudget, hash->bytesRead);

@@ -44,6 +44,24 @@ TEST_CASE("secret patterns are case-insensitive globs; ordinary names pass") {
   CHECK(labels.at("aws_secret_key") == "<redacted>");
 }
 
+TEST_CASE("command lines: secret-looking flag values and URL passwords are redacted") {
+  Redactor redactor;
+  using Args = std::vector<std::string>;
+  CHECK(redactor.commandLine({"mysqld", "--password=hunter2", "--port=3306"}) ==
+        Args{"mysqld", "--password=<redacted>", "--port=3306"});
+  CHECK(redactor.commandLine({"app", "--api-key", "abc123", "--verbose", "serve"}) ==
+        Args{"app", "--api-key", "<redacted>", "--verbose", "serve"});
+  CHECK(redactor.commandLine({"app", "-token", "-v"}) == Args{"app", "-token", "-v"});
+  CHECK(redactor.commandLine({"env", "DB_PASSWORD=x", "PATH=/bin"}) ==
+        Args{"env", "DB_PASSWORD=<redacted>", "PATH=/bin"});
+  CHECK(redactor.commandLine({"psql", "postgres://app:s3cret@db:5432/app"}) ==
+        Args{"psql", "postgres://app:<redacted>@db:5432/app"});
+  CHECK(redactor.commandLine({"curl", "https://example.com/a@b", "http://host:8080/x"}) ==
+        Args{"curl", "https://example.com/a@b", "http://host:8080/x"});
+  CHECK(redactor.commandLine({"sleep", "60"}) == Args{"sleep", "60"});
+  CHECK(redactor.commandLine({}).empty());
+}
+
 TEST_CASE("records of a risky container carry its posture and none of its secrets") {
   auto inspect = decodeContainerInspect(testing::readFixture("inspect-posture.json"));
   REQUIRE(inspect.ok());

@@ -127,7 +127,8 @@ TEST_CASE("loadedLibraries equals the executable mappings the test reads, hashed
   CHECK(expected.size() >= 3);  // sleep, libc, ld.so
   CHECK(libraryPaths(*libs) == expected);
   CHECK(libs->libraries.size() == expected.size());
-  CHECK_FALSE(libs->truncated);
+  CHECK_FALSE(libs->countCapHit);
+  CHECK_FALSE(libs->byteCapHit);
   std::uint64_t total = 0;
   for (const auto& lib : libs->libraries) {
     CAPTURE(lib.path);
@@ -159,14 +160,16 @@ TEST_CASE("loadedLibraries caps on count and bytes, and counts what it skipped")
   const auto byCount = reader.loadedLibraries({child.pid()}, testing::atMostLibraries(1));
   REQUIRE(byCount.ok());
   CHECK(byCount->libraries.size() == 1);
-  CHECK(byCount->truncated);
+  CHECK(byCount->countCapHit);
+  CHECK_FALSE(byCount->byteCapHit);
   CHECK(byCount->skippedCount == n - 1);
 
   FileHashCache cold;
   ProcfsReader coldReader("/proc", cold);
   const auto byBytes = coldReader.loadedLibraries({child.pid()}, testing::atMostBytes(1));
   REQUIRE(byBytes.ok());
-  CHECK(byBytes->truncated);
+  CHECK(byBytes->byteCapHit);
+  CHECK_FALSE(byBytes->countCapHit);
   CHECK(byBytes->skippedCount == n);
   CHECK(byBytes->bytesHashed == 0);
   for (const auto& lib : byBytes->libraries) CHECK(lib.whyNot == "byte cap reached");

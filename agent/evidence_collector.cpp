@@ -1,0 +1,276 @@
+#include "agent/evidence_collector.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "buffer/recorder.h"
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+constexpr std::size_t kProblemsShown = 5;
+
+// "a; b; c; and 2 more"
+std::string joinProblems(const std::vector<std::string>& problems) {
+  std::string out;
+  for (std::size_t i = 0; i < problems.size() && i < kProblemsShown; ++i) {
+    if (!out.empty()) out += "; ";
+    out += problems[i];
+  }
+  if (problems.size() > kProblemsShown) {
+    out += "; and " + std::to_string(problems.size() - kProblemsShown) + " more";
+  }
+  return out;
+}
+
+bool isProcessExit(const std::string& why) { return why.starts_with("process exited"); }
+
+// What in a read tree and its libraries could not be read, or was cut by a cap.
+std::vector<std::string> problemsOf(const ProcessTree& tree,
+                                    const Result<LibraryEvidence>& libraries) {
+  std::vector<std::string> problems;
+  if (tree.truncated) {
+    problems.push_back("process cap reached: " + std::to_string(tree.omittedCount) +
+                       " processes not read");
+  }
+  for (const ProcessInfo& p : tree.processes) {
+    for (const auto& [field, why] : p.unreadable) {
+      problems.push_back("pid " + std::to_string(p.pid) + " " + field + ": " + why);
+    }
+  }
+  if (!libraries.ok()) {
+    problems.push_back("loaded libraries: " + libraries.error().message);
+    return problems;
+  }
+  if (libraries->countCapHit || libraries->byteCapHit) {
+    problems.push_back(std::string(libraries->countCapHit ? "library" : "byte") +
+                       " cap reached: " + std::to_string(libraries->skippedCount) +
+                       " libraries not listed or not hashed");
+  }
+  for (const LoadedLibrary& lib : libraries->libraries) {
+    if (!lib.whyNot.empty() && lib.whyNot != kByteCapReached) {
+      problems.push_back(lib.path + ": " + lib.whyNot);
+    }
+  }
+  for (const auto& [pid, why] : libraries->unreadable) {
+    if (!isProcessExit(why)) problems.push_back("maps of pid " + std::to_string(pid) + ": " + why);
+  }
+  return problems;
+}
+
+}  // namespace
+
+EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest& request,
+                              const EvidenceOptions& options, const Redactor& redactor) {
+  EvidenceFacts facts;
+  facts.scan = request.scan;
+  facts.procRoot = options.procRoot;
+  facts.initPid = request.container.pid.value_or(0);
+  if (facts.initPid <= 0) {
+    facts.initPid = 0;
+    facts.status = EvidenceStatus::kExited;
+    facts.reason = "the container was no longer running when its evidence was to be collected";
+    return facts;
+  }
+  TreeOptions treeOptions = options.tree;
+  treeOptions.expectedContainerId = request.container.id;
+  auto tree = reader.processTree(static_cast<int>(facts.initPid), treeOptions);
+  if (!tree.ok()) {
+    if (tree.error().code == ErrorCode::kNotFound) {
+      facts.status = EvidenceStatus::kExited;
+      facts.reason = "the container's init process (pid " + std::to_string(facts.initPid) +
+                     ") exited before its evidence was collected";
+    } else {
+      facts.status = EvidenceStatus::kUnavailable;
+      facts.reason = tree.error().message;
+      if (tree.error().code == ErrorCode::kInvalidArgument) {
+        facts.reason +=
+            ": the agent sees another PID namespace than the engine (run it in the host's PID "
+            "namespace, or set Evidence:ProcRoot to the host's /proc)";
+      }
+    }
+    return facts;
+  }
+  std::vector<int> pids;
+  for (ProcessInfo& p : tree->processes) {
+    p.cmdline = redactor.commandLine(p.cmdline);
+    pids.push_back(p.pid);
+  }
+  auto libraries = reader.loadedLibraries(pids, options.libraries);
+  const auto problems = problemsOf(*tree, libraries);
+  facts.status = problems.empty() ? EvidenceStatus::kComplete : EvidenceStatus::kPartial;
+  facts.reason = joinProblems(problems);
+  facts.processTree = std::move(tree.value());
+  if (libraries.ok()) facts.loadedLibraries = std::move(libraries.value());
+  return facts;
+}
+
+EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan) {
+  EvidenceRequest request;
+  request.container.id = facts.id;
+  request.container.name = facts.name;
+  request.container.image = facts.image;
+  request.container.imageId = facts.imageId;
+  request.container.pid = facts.pid;
+  request.container.startedAt = facts.startedAt;
+  request.scan = scan;
+  return request;
+}
+
+Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence,
+                      UnixNanos observedAt) {
+  Record record;
+  record.eventId = eventIdForEvidence(request.container.id, request.scan, observedAt);
+  record.kind = std::string(kEvidenceKind);
+  record.source = RecordSource::kSnapshot;
+  record.time = observedAt;
+  record.observedAt = observedAt;
+  record.container = request.container;
+  record.evidence = std::move(evidence);
+  return record;
+}
+
+EvidenceCollector::EvidenceCollector(Recorder& recorder, Metrics& metrics, const Clock& clock,
+                                     const Redactor& redactor, EvidenceOptions options)
+    : recorder_(recorder),
+      metrics_(metrics),
+      clock_(clock),
+      redactor_(redactor),
+      options_(std::move(options)),
+      reader_(options_.procRoot, cache_) {}
+
+EvidenceCollector::~EvidenceCollector() { stop(); }
+
+void EvidenceCollector::start() {
+  for (int i = 0; i < options_.workers; ++i) {
+    workers_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "zastava-evidence");
+      runWorker();
+    });
+  }
+}
+
+void EvidenceCollector::stop() {
+  std::size_t abandoned = 0;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    abandoned = pending_.size();
+    pending_.clear();
+  }
+  wake_.notify_all();
+  for (auto& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+  if (abandoned > 0) spdlog::info("{} evidence scans were still queued at shutdown", abandoned);
+}
+
+bool EvidenceCollector::request(EvidenceRequest request) {
+  if (options_.workers == 0) return false;
+  return schedule(std::chrono::steady_clock::now(), std::move(request));
+}
+
+bool EvidenceCollector::schedule(Due due, EvidenceRequest request) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    if (pending_.size() >= options_.queueCapacity) {
+      metrics_.countDropped("evidence_queue_full");
+      if (!queueFullWarned_) {
+        spdlog::warn(
+            "evidence queue full ({} scans): dropping evidence scans until it drains (counted "
+            "in zastava_agent_events_dropped_total{{reason=\"evidence_queue_full\"}})",
+            pending_.size());
+        queueFullWarned_ = true;
+      }
+      return false;
+    }
+    queueFullWarned_ = false;
+    pending_.emplace(due, std::move(request));
+    metrics_.setEvidenceQueueDepth(pending_.size());
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void EvidenceCollector::runWorker() {
+  while (true) {
+    EvidenceRequest next;
+    {
+      std::unique_lock lock(mu_);
+      while (!stopping_) {
+        if (pending_.empty()) {
+          wake_.wait(lock);
+        } else if (pending_.begin()->first > std::chrono::steady_clock::now()) {
+          wake_.wait_until(lock, pending_.begin()->first);
+        } else {
+          break;
+        }
+      }
+      if (stopping_) return;
+      next = std::move(pending_.begin()->second);
+      pending_.erase(pending_.begin());
+      metrics_.setEvidenceQueueDepth(pending_.size());
+    }
+    scan(next);
+  }
+}
+
+void EvidenceCollector::scan(const EvidenceRequest& request) {
+  const auto started = std::chrono::steady_clock::now();
+  EvidenceFacts evidence = collectEvidence(reader_, request, options_, redactor_);
+  metrics_.observeEvidenceScanDuration(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_.countEvidenceScan(evidenceScanName(request.scan), evidenceStatusName(evidence.status));
+  reportHashing();
+  countCaps(evidence);
+  const EvidenceStatus status = evidence.status;
+  spdlog::debug("evidence of {} ({}): {}{}{}", request.container.name, evidenceScanName(request.scan),
+                evidenceStatusName(status), evidence.reason.empty() ? "" : ": ", evidence.reason);
+  if (status == EvidenceStatus::kUnavailable) {
+    std::lock_guard lock(mu_);
+    if (!unavailableWarned_) {
+      spdlog::warn("cannot read process evidence of container {} under {}: {}",
+                   request.container.name, options_.procRoot, evidence.reason);
+      unavailableWarned_ = true;
+    }
+  }
+  // A re-scan of a container that has stopped since has nothing to add.
+  if (request.scan == EvidenceScan::kRescan && status == EvidenceStatus::kExited) return;
+  recorder_.submit(evidenceRecord(request, std::move(evidence), clock_.now()));
+  const bool scanned = status == EvidenceStatus::kComplete || status == EvidenceStatus::kPartial;
+  if (scanned && request.scan != EvidenceScan::kRescan && options_.rescanDelay.count() > 0) {
+    EvidenceRequest rescan = request;
+    rescan.scan = EvidenceScan::kRescan;
+    schedule(std::chrono::steady_clock::now() + options_.rescanDelay, std::move(rescan));
+  }
+}
+
+void EvidenceCollector::reportHashing() {
+  std::lock_guard lock(statsMu_);
+  const FileHashStats now = cache_.stats();
+  metrics_.addEvidenceHashing(now.bytesHashed - reported_.bytesHashed, now.hits - reported_.hits,
+                              now.misses - reported_.misses);
+  reported_ = now;
+}
+
+void EvidenceCollector::countCaps(const EvidenceFacts& evidence) {
+  if (evidence.processTree && evidence.processTree->truncated) {
+    metrics_.countEvidenceCapHit("processes");
+  }
+  const auto& libraries = evidence.loadedLibraries;
+  if (libraries && libraries->countCapHit) metrics_.countEvidenceCapHit("libraries");
+  bool byteCap = libraries && libraries->byteCapHit;
+  if (evidence.processTree) {
+    for (const ProcessInfo& p : evidence.processTree->processes) {
+      const auto it = p.unreadable.find("exeSha256");
+      byteCap = byteCap || (it != p.unreadable.end() && it->second == kByteCapReached);
+    }
+  }
+  if (byteCap) metrics_.countEvidenceCapHit("bytes");
+}
+
+}  // namespace zastava

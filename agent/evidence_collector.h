@@ -1,0 +1,109 @@
+// Process and loaded-library evidence of running containers, off the event path. The enricher
+// asks for a scan when a container starts (and when reconciliation finds one running whose
+// process has no evidence yet) and goes on at once: a small pool of "zastava-evidence" threads
+// reads /proc under the configured root, hashes executables and libraries through a host-wide
+// cache, and submits one container.evidence record per scan to the Recorder. Each first scan
+// schedules one re-scan after a delay, which catches libraries loaded after start (dlopen).
+// The queue is bounded: a request that does not fit is dropped and counted, never waited for,
+// so lifecycle records are never delayed by evidence.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/redaction.h"
+#include "buffer/record.h"
+#include "collectors/procfs/file_hasher.h"
+#include "collectors/procfs/process_evidence.h"
+#include "common/clock.h"
+
+namespace zastava {
+
+class Metrics;
+class Recorder;
+
+struct EvidenceOptions {
+  std::string procRoot = "/proc";
+  int workers = 2;  // 0: no evidence is collected
+  std::size_t queueCapacity = 1024;
+  TreeOptions tree;  // maxProcesses and maxExeBytes; expectedContainerId is set per scan
+  LibraryLimits libraries;
+  std::chrono::seconds rescanDelay{30};  // 0: no re-scan
+};
+
+// One scan to do: which container, its init pid as the engine reported it (0 when it was not
+// running), and why.
+struct EvidenceRequest {
+  ContainerFacts container;  // identity only: id, name, image, image ID, pid, start time
+  EvidenceScan scan = EvidenceScan::kStart;
+};
+
+// The request for a scan of the container `facts` describe, keeping only its identity: evidence
+// says what ran, the lifecycle records say what state the container is in. Any thread.
+EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan);
+
+// Reads one container's evidence from procfs: its process tree (init first; command lines
+// redacted) and the libraries the whole tree maps. Never fails: what could not be read is in
+// the result's status and reason. Any thread.
+EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest& request,
+                              const EvidenceOptions& options, const Redactor& redactor);
+
+// The container.evidence record of a scan observed at `observedAt`. Any thread.
+Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence,
+                      UnixNanos observedAt);
+
+class EvidenceCollector {
+ public:
+  EvidenceCollector(Recorder& recorder, Metrics& metrics, const Clock& clock,
+                    const Redactor& redactor, EvidenceOptions options);
+  ~EvidenceCollector();
+  EvidenceCollector(const EvidenceCollector&) = delete;
+  EvidenceCollector& operator=(const EvidenceCollector&) = delete;
+
+  // Starts the workers (none when options.workers is 0). Main thread, once.
+  void start();
+  // Stops and joins the workers after the scans in progress; scans still queued are not done
+  // (logged). Idempotent. Main thread.
+  void stop();
+
+  // Queues a scan. Never blocks. Returns false when evidence is off, after stop(), or when the
+  // queue is full: the scan is dropped and counted in
+  // zastava_agent_events_dropped_total{reason="evidence_queue_full"}. Any thread.
+  bool request(EvidenceRequest request);
+
+ private:
+  using Due = std::chrono::steady_clock::time_point;
+  bool schedule(Due due, EvidenceRequest request);
+  void runWorker();
+  void scan(const EvidenceRequest& request);
+  void reportHashing();
+  void countCaps(const EvidenceFacts& evidence);
+
+  Recorder& recorder_;
+  Metrics& metrics_;
+  const Clock& clock_;
+  const Redactor& redactor_;
+  const EvidenceOptions options_;
+  FileHashCache cache_;
+  ProcfsReader reader_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::multimap<Due, EvidenceRequest> pending_;  // guarded by mu_
+  bool stopping_ = false;                        // guarded by mu_
+  bool queueFullWarned_ = false;                 // guarded by mu_
+  bool unavailableWarned_ = false;               // guarded by mu_
+
+  std::mutex statsMu_;
+  FileHashStats reported_;  // guarded by statsMu_: the cache counters already in metrics
+
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace zastava
