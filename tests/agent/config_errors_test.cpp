@@ -40,6 +40,18 @@ TEST_CASE("bad numbers name the key and the accepted range") {
   CHECK(contains(flagError({"--health-port=-5"}), "--health-port: '-5' is not"));
 }
 
+TEST_CASE("evidence keys where 0 means off still check their range and paths") {
+  const std::string workers = "ZASTAVA_AGENT__Evidence__Workers";
+  CHECK(envError(workers, "17") ==
+        workers + ": '17' is not a whole number between 0 and 16");
+  CHECK(contains(envError(workers, "-1"), workers + ": '-1'"));
+  const std::string rescan = "ZASTAVA_AGENT__Evidence__RescanSeconds";
+  CHECK(envError(rescan, "86401") ==
+        rescan + ": '86401' is not a whole number between 0 and 86400");
+  CHECK(parseArgs({"--evidence-workers", "0", "--evidence-rescan-seconds", "0"}).ok());
+  CHECK(contains(flagError({"--evidence-proc-root", "proc"}), "--evidence-proc-root: 'proc'"));
+}
+
 TEST_CASE("every integer key checks its range") {
   struct Range {
     const char* env;
@@ -52,6 +64,9 @@ TEST_CASE("every integer key checks its range") {
       {"ZASTAVA_AGENT__EventBuffer__RetentionHours", "--event-buffer-retention-hours", "87601"},
       {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "65"},
       {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "3601"},
+      {"ZASTAVA_AGENT__Evidence__MaxProcesses", "--evidence-max-processes", "100001"},
+      {"ZASTAVA_AGENT__Evidence__MaxLibraries", "--evidence-max-libraries", "100001"},
+      {"ZASTAVA_AGENT__Evidence__MaxHashMb", "--evidence-max-hash-mb", "65537"},
   };
   for (const Range& r : ranges) {
     CAPTURE(r.env);

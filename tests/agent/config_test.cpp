@@ -55,6 +55,12 @@ const KeyCase kEveryKey[] = {
      "5"},
     {"ZASTAVA_AGENT__Evidence__EnvKeepValues", "--evidence-env-keep-values", "PATH, LANG"},
     {"ZASTAVA_AGENT__Evidence__RedactPatterns", "--evidence-redact-patterns", "*PASS*,tls.?ey"},
+    {"ZASTAVA_AGENT__Evidence__ProcRoot", "--evidence-proc-root", "/host/proc"},
+    {"ZASTAVA_AGENT__Evidence__Workers", "--evidence-workers", "0"},
+    {"ZASTAVA_AGENT__Evidence__MaxProcesses", "--evidence-max-processes", "10"},
+    {"ZASTAVA_AGENT__Evidence__MaxLibraries", "--evidence-max-libraries", "20"},
+    {"ZASTAVA_AGENT__Evidence__MaxHashMb", "--evidence-max-hash-mb", "3"},
+    {"ZASTAVA_AGENT__Evidence__RescanSeconds", "--evidence-rescan-seconds", "0"},
 };
 
 void checkAllSet(const Config& c) {
@@ -71,6 +77,30 @@ void checkAllSet(const Config& c) {
   CHECK(c.silenceCheckSeconds == 5);
   CHECK(c.envKeepValues == std::vector<std::string>{"PATH", "LANG"});
   CHECK(c.redactPatterns == std::vector<std::string>{"*PASS*", "tls.?ey"});
+  CHECK(c.evidenceProcRoot == "/host/proc");
+  CHECK(c.evidenceWorkers == 0);
+  CHECK(c.evidenceMaxProcesses == 10);
+  CHECK(c.evidenceMaxLibraries == 20);
+  CHECK(c.evidenceMaxHashMb == 3);
+  CHECK(c.evidenceRescanSeconds == 0);
+}
+
+TEST_CASE("evidenceOptions: the Evidence:* keys in the collector's units") {
+  Config config;
+  config.evidenceProcRoot = "/host/proc";
+  config.evidenceWorkers = 3;
+  config.evidenceMaxProcesses = 10;
+  config.evidenceMaxLibraries = 20;
+  config.evidenceMaxHashMb = 3;
+  config.evidenceRescanSeconds = 45;
+  const EvidenceOptions options = evidenceOptions(config);
+  CHECK(options.procRoot == "/host/proc");
+  CHECK(options.workers == 3);
+  CHECK(options.tree.maxProcesses == 10);
+  CHECK(options.tree.maxExeBytes == 3 * 1024 * 1024);
+  CHECK(options.libraries.maxLibraries == 20);
+  CHECK(options.libraries.maxBytes == 3 * 1024 * 1024);
+  CHECK(options.rescanDelay == std::chrono::seconds(45));
 }
 
 TEST_CASE("every key can be set from the environment") {

@@ -1,0 +1,195 @@
+// Evidence of containers: collectEvidence on a captured procfs tree and on live processes, and
+// the EvidenceCollector's pool end to end through a real Recorder.
+#include "agent/evidence_collector.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "buffer/recorder.h"
+#include "health/health_state.h"
+#include "health/metrics.h"
+#include "tests/buffer/buffer_test_util.h"
+#include "tests/procfs/procfs_test_support.h"
+
+namespace zastava {
+namespace {
+
+constexpr int kFixtureInitPid = 15462;  // tests/fixtures/procfs/README.md
+const Redactor kRedactor;
+
+std::string fixtureContainerId() {
+  return testing::readProcfsFixture("container-id.txt").substr(0, 64);
+}
+
+EvidenceRequest requestFor(const std::string& id, std::int64_t pid) {
+  ContainerFacts facts;
+  facts.id = id;
+  facts.name = "web";
+  facts.image = "zastava-test/busybox:1";
+  facts.pid = pid;
+  facts.env = {{"SECRET", "<redacted>"}};  // not identity: left out of the request
+  return evidenceRequest(facts, EvidenceScan::kStart);
+}
+
+TEST_CASE("evidenceRequest keeps the container's identity only") {
+  const EvidenceRequest request = requestFor("abc", 42);
+  CHECK(request.container.id == "abc");
+  CHECK(request.container.pid == 42);
+  CHECK(request.container.env.empty());
+  CHECK_FALSE(request.container.security);
+  CHECK(request.scan == EvidenceScan::kStart);
+}
+
+TEST_CASE("a captured container tree: read, with what the fixture lacks named") {
+  FileHashCache cache;
+  EvidenceOptions options;
+  options.procRoot = testing::procfsFixtureDir() + "/tree";
+  ProcfsReader reader(options.procRoot, cache);
+  const auto facts =
+      collectEvidence(reader, requestFor(fixtureContainerId(), kFixtureInitPid), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kPartial);
+  CHECK(facts.initPid == kFixtureInitPid);
+  CHECK(facts.procRoot == options.procRoot);
+  REQUIRE(facts.processTree);
+  REQUIRE(facts.processTree->processes.size() == 3);
+  CHECK(facts.processTree->discovery == "scan");
+  CHECK(facts.reason.find("pid 15462 exe:") != std::string::npos);
+  CHECK(facts.reason.find("and ") != std::string::npos);  // more problems than are shown
+  CHECK_FALSE(facts.loadedLibraries);  // the fixture has no maps
+}
+
+TEST_CASE("a pid of another container is unavailable, with the likely cause") {
+  FileHashCache cache;
+  EvidenceOptions options;
+  options.procRoot = testing::procfsFixtureDir() + "/tree";
+  ProcfsReader reader(options.procRoot, cache);
+  const auto facts =
+      collectEvidence(reader, requestFor(std::string(64, 'a'), kFixtureInitPid), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kUnavailable);
+  CHECK(facts.reason.find("is not in container aaaaaaaaaaaa") != std::string::npos);
+  CHECK(facts.reason.find("PID namespace") != std::string::npos);
+  CHECK_FALSE(facts.processTree);
+}
+
+TEST_CASE("a container not running, or whose init is gone, exited before its evidence") {
+  FileHashCache cache;
+  EvidenceOptions options;
+  ProcfsReader reader("/proc", cache);
+  const auto notRunning = collectEvidence(reader, requestFor("abc", 0), options, kRedactor);
+  CHECK(notRunning.status == EvidenceStatus::kExited);
+  CHECK(notRunning.initPid == 0);
+  CHECK(notRunning.reason.find("no longer running") != std::string::npos);
+
+  testing::Child gone({"/bin/true"});
+  const int pid = gone.reap();
+  const auto exited = collectEvidence(reader, requestFor("", pid), options, kRedactor);
+  CHECK(exited.status == EvidenceStatus::kExited);
+  CHECK(exited.reason ==
+        "the container's init process (pid " + std::to_string(pid) +
+            ") exited before its evidence was collected");
+}
+
+TEST_CASE("a live process: complete, libraries hashed, secrets in its command line redacted") {
+  testing::Child child(
+      {"/bin/sh", "-c", "exec /bin/sleep 60", "sh", "--password=hunter2", "--token", "abc"});
+  REQUIRE(testing::waitUntilSleeping(child.pid()));
+  FileHashCache cache;
+  EvidenceOptions options;
+  ProcfsReader reader("/proc", cache);
+  // No container id: a host process has none for the cgroup check to compare.
+  const auto facts = collectEvidence(reader, requestFor("", child.pid()), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kComplete);
+  CHECK(facts.reason.empty());
+  REQUIRE(facts.processTree);
+  const ProcessInfo& init = facts.processTree->processes.front();
+  CHECK(init.exePath == "/usr/bin/sleep");
+  CHECK(init.cmdline == std::vector<std::string>{"/bin/sleep", "60"});
+  REQUIRE(facts.loadedLibraries);
+  CHECK(facts.loadedLibraries->libraries.size() >= 3);
+
+  testing::Child shell({"/bin/sh", "-c", "sleep 60; true", "sh", "--password=hunter2"});
+  REQUIRE(testing::waitUntilSleeping(shell.pid()));
+  const auto withArgs = collectEvidence(reader, requestFor("", shell.pid()), options, kRedactor);
+  REQUIRE(withArgs.processTree);
+  const auto& cmdline = withArgs.processTree->processes.front().cmdline;
+  CHECK(cmdline == std::vector<std::string>{"/bin/sh", "-c", "sleep 60; true", "sh",
+                                            "--password=<redacted>"});
+}
+
+TEST_CASE("caps on processes, libraries and bytes make a scan partial and say so") {
+  testing::Child shell({"/bin/sh", "-c", "sleep 60; true"});
+  REQUIRE(testing::waitUntilSleeping(shell.pid()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the child sleep start
+  FileHashCache cache;
+  EvidenceOptions options;
+  options.tree.maxProcesses = 1;
+  options.libraries.maxLibraries = 1;
+  ProcfsReader reader("/proc", cache);
+  const auto facts = collectEvidence(reader, requestFor("", shell.pid()), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kPartial);
+  CHECK(facts.reason.find("process cap reached: 1 processes not read") != std::string::npos);
+  CHECK(facts.reason.find("library cap reached") != std::string::npos);
+  REQUIRE(facts.loadedLibraries);
+  CHECK(facts.loadedLibraries->countCapHit);
+}
+
+// Waits (bounded) until `series` reaches `value` in the exposition.
+bool waitForMetric(const Metrics& metrics, const std::string& series, double value) {
+  for (int i = 0; i < 500; ++i) {
+    if (testing::metricValue(metrics, series) >= value) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops and counts") {
+  testing::TempDir dir;
+  FakeClock clock(testing::kStart);
+  Metrics metrics(testing::testBuild());
+  HealthState health(metrics);
+  RecorderOptions recorderOptions;
+  recorderOptions.dataDirectory = dir.path();
+  auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
+  REQUIRE(recorder.ok());
+  testing::Child child({"/bin/sleep", "60"});
+  REQUIRE(testing::waitUntilSleeping(child.pid()));
+  const Redactor redactor;
+
+  EvidenceOptions options;
+  options.workers = 1;
+  options.rescanDelay = std::chrono::seconds(1);
+  EvidenceCollector collector(**recorder, metrics, clock, redactor, options);
+  collector.start();
+  CHECK(collector.request(requestFor("", child.pid())));
+  CHECK(waitForMetric(metrics,
+                      "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}", 1));
+  collector.stop();
+  CHECK_FALSE(collector.request(requestFor("", child.pid())));  // stopped
+  (*recorder)->stop();
+  const auto lines = testing::allSegmentLines(dir.path() / "runtime-events");
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].find(R"("kind":"container.evidence","source":"snapshot")") != std::string::npos);
+  CHECK(lines[0].find(R"("scan":"start","status":"complete")") != std::string::npos);
+  CHECK(lines[1].find(R"("scan":"rescan","status":"complete")") != std::string::npos);
+  CHECK(testing::metricValue(metrics, "zastava_agent_evidence_hashed_bytes_total") > 0);
+  CHECK(testing::metricValue(metrics, "zastava_agent_evidence_hash_cache_hits_total") > 0);
+  CHECK(testing::metricValue(metrics, "zastava_agent_evidence_scan_duration_seconds_count") == 2);
+
+  options.queueCapacity = 1;
+  EvidenceCollector idle(**recorder, metrics, clock, redactor, options);  // never started
+  CHECK(idle.request(requestFor("", child.pid())));
+  CHECK_FALSE(idle.request(requestFor("", child.pid())));
+  CHECK(testing::metricValue(metrics,
+                             "zastava_agent_events_dropped_total{reason=\"evidence_queue_full\"}") ==
+        1);
+  CHECK(testing::metricValue(metrics, "zastava_agent_evidence_queue_depth") == 1);
+
+  options.workers = 0;
+  EvidenceCollector off(**recorder, metrics, clock, redactor, options);
+  CHECK_FALSE(off.request(requestFor("", child.pid())));
+}
+
+}  // namespace
+}  // namespace zastava
