@@ -1,17 +1,12 @@
 #include "agent/config.h"
 
-#include <arpa/inet.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <charconv>
 #include <exception>
-#include <type_traits>
-#include <variant>
 
-#include "collectors/endpoint.h"
+#include "agent/config_table.h"
 
 #ifndef ZASTAVA_VERSION
 #define ZASTAVA_VERSION "0.0.0-dev"
@@ -22,94 +17,14 @@ extern char** environ;
 namespace zastava {
 namespace {
 
-enum class ValueKind { kEndpoint, kAbsolutePath, kInteger, kIpAddress, kLogLevel, kNameList };
-
-using Field =
-    std::variant<std::string Config::*, std::filesystem::path Config::*, std::int64_t Config::*,
-                 int Config::*, LogLevel Config::*, std::vector<std::string> Config::*>;
-
-// One configuration key. This table drives env parsing, flags, --help, describeConfig and
-// configKeys(); defaults come from Config's initialisers.
-struct KeySpec {
-  std::string_view key;
-  std::string_view flag;
-  std::string_view valueName;
-  std::string_view meaning;
-  ValueKind kind;
-  Field field;
-  std::int64_t min = 0;
-  std::int64_t max = 0;
-};
-
 // Indexed by LogLevel.
 constexpr std::array<std::string_view, 6> kLevelNames = {"trace",   "debug", "info",
                                                          "warning", "error", "critical"};
 constexpr std::array<std::string_view, 6> kSerilogLevelNames = {"Verbose", "Debug", "Information",
                                                                 "Warning", "Error", "Fatal"};
-constexpr std::string_view kLogLevelNames =
-    "trace|debug|info|warning|error|critical or Verbose|Debug|Information|Warning|Error|Fatal";
-constexpr std::string_view kDockerHostNote = "(from DOCKER_HOST or default ";
 constexpr std::string_view kTotalKey = "EventBuffer:MaxTotalSizeMb";
 constexpr std::string_view kFileKey = "EventBuffer:MaxFileSizeMb";
 constexpr std::string_view kLogLevelKey = "LogLevel";
-
-const std::array<KeySpec, 19> kKeys = {{
-    {"DockerEndpoint", "--docker-endpoint", "URI",
-     "Docker Engine API endpoint; unset: DOCKER_HOST, else the local socket", ValueKind::kEndpoint,
-     &Config::dockerEndpoint},
-    {"DataDirectory", "--data-directory", "DIR",
-     "where runtime-events/*.ndjson and the SQLite database live", ValueKind::kAbsolutePath,
-     &Config::dataDirectory},
-    {"EventBuffer:MaxFileSizeMb", "--event-buffer-max-file-size-mb", "N",
-     "size at which an NDJSON segment is rotated, in MiB", ValueKind::kInteger,
-     &Config::maxFileSizeMb, 1, 4096},
-    {"EventBuffer:MaxTotalSizeMb", "--event-buffer-max-total-size-mb", "N",
-     "cap on all segments together, in MiB; oldest deleted first", ValueKind::kInteger,
-     &Config::maxTotalSizeMb, 1, 1048576},
-    {"EventBuffer:RetentionHours", "--event-buffer-retention-hours", "N",
-     "segments older than this are deleted", ValueKind::kInteger, &Config::retentionHours, 1,
-     87600},
-    {"HealthCheck:Address", "--health-address", "ADDR",
-     "address the health/metrics HTTP server binds", ValueKind::kIpAddress, &Config::healthAddress},
-    {"HealthCheck:Port", "--health-port", "N", "port of /healthz /readyz /livez /metrics",
-     ValueKind::kInteger, &Config::healthPort, 1, 65535},
-    {"LogLevel", "--log-level", "LEVEL", "least severe level written to stderr",
-     ValueKind::kLogLevel, &Config::logLevel},
-    {"Inventory:Concurrency", "--inventory-concurrency", "N",
-     "container inspects in flight during a reconcile", ValueKind::kInteger,
-     &Config::inventoryConcurrency, 1, 64},
-    {"Reconnect:MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "N",
-     "longest wait between engine reconnect attempts", ValueKind::kInteger,
-     &Config::reconnectMaxBackoffSeconds, 1, 3600},
-    {"EventStream:SilenceCheckSeconds", "--event-stream-silence-check-seconds", "N",
-     "after this long without an event, ping the engine and reopen the stream if it is gone",
-     ValueKind::kInteger, &Config::silenceCheckSeconds, 1, 86400},
-    {"Evidence:EnvKeepValues", "--evidence-env-keep-values", "NAMES",
-     "environment variables whose values are recorded; every other value is \"<redacted>\"",
-     ValueKind::kNameList, &Config::envKeepValues},
-    {"Evidence:RedactPatterns", "--evidence-redact-patterns", "GLOBS",
-     "case-insensitive globs of variable names and label keys whose values are always redacted",
-     ValueKind::kNameList, &Config::redactPatterns},
-    {"Evidence:ProcRoot", "--evidence-proc-root", "DIR",
-     "the procfs whose pids are the engine's State.Pid (the host's /proc)",
-     ValueKind::kAbsolutePath, &Config::evidenceProcRoot},
-    {"Evidence:Workers", "--evidence-workers", "N",
-     "threads reading process and library evidence; 0 turns evidence off", ValueKind::kInteger,
-     &Config::evidenceWorkers, 0, 16},
-    {"Evidence:MaxProcesses", "--evidence-max-processes", "N",
-     "processes of one container read per scan; the rest are counted", ValueKind::kInteger,
-     &Config::evidenceMaxProcesses, 1, 100000},
-    {"Evidence:MaxLibraries", "--evidence-max-libraries", "N",
-     "distinct loaded files of one container listed per scan; the rest are counted",
-     ValueKind::kInteger, &Config::evidenceMaxLibraries, 1, 100000},
-    {"Evidence:MaxHashMb", "--evidence-max-hash-mb", "N",
-     "MiB read per scan to hash a container's executables, and as much for its libraries",
-     ValueKind::kInteger, &Config::evidenceMaxHashMb, 1, 65536},
-    {"Evidence:RescanSeconds", "--evidence-rescan-seconds", "N",
-     "a container is scanned again this long after its first scan (libraries loaded later); "
-     "0: never",
-     ValueKind::kInteger, &Config::evidenceRescanSeconds, 0, 86400},
-}};
 
 Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidArgument, std::move(message)};
@@ -130,141 +45,6 @@ std::string envNameOf(std::string_view key) {
   std::string name(kEnvPrefix);
   for (char c : key) name += c == ':' ? std::string("__") : std::string(1, c);
   return name;
-}
-
-std::string acceptedValues(const KeySpec& spec) {
-  if (spec.kind == ValueKind::kEndpoint) return "a unix://, tcp://, http:// or https:// URI";
-  if (spec.kind == ValueKind::kAbsolutePath) return "an absolute path";
-  if (spec.kind == ValueKind::kIpAddress) return "a literal IPv4 or IPv6 address";
-  if (spec.kind == ValueKind::kLogLevel) return "a log level (" + std::string(kLogLevelNames) + ")";
-  if (spec.kind == ValueKind::kNameList) {
-    return "a comma-separated list of names or globs (letters, digits, _ . - * ?)";
-  }
-  return "a whole number between " + std::to_string(spec.min) + " and " + std::to_string(spec.max);
-}
-
-Result<std::int64_t> parseInteger(std::string_view text, std::int64_t min, std::int64_t max) {
-  std::int64_t value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || text.front() == '-' || ec != std::errc() || ptr != end || value < min ||
-      value > max) {
-    return invalid("out of range");
-  }
-  return value;
-}
-
-// "A, B_*,c" -> {"A", "B_*", "c"}; an error for an empty item or a character outside names
-// and globs.
-Result<std::vector<std::string>> parseNameList(std::string_view text) {
-  std::vector<std::string> names;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t comma = text.find(',', start);
-    if (comma == std::string_view::npos) comma = text.size();
-    std::string_view item = text.substr(start, comma - start);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    const bool valid = !item.empty() && std::all_of(item.begin(), item.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-' ||
-             c == '*' || c == '?';
-    });
-    if (!valid) return invalid("bad item");
-    names.emplace_back(item);
-    start = comma + 1;
-  }
-  return names;
-}
-
-bool isIpAddress(const std::string& text) {
-  unsigned char buffer[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
-         inet_pton(AF_INET6, text.c_str(), buffer) == 1;
-}
-
-// Stores `value` in the spec's field. Returns false when the field's type does not fit (a bug in
-// the table).
-template <typename T>
-bool store(const KeySpec& spec, T value, Config& config) {
-  return std::visit(
-      [&](auto member) {
-        using M = std::decay_t<decltype(config.*member)>;
-        if constexpr (std::is_same_v<M, T>) {
-          config.*member = std::move(value);
-          return true;
-        } else if constexpr (std::is_integral_v<M> && std::is_integral_v<T>) {
-          config.*member = static_cast<M>(value);
-          return true;
-        } else {
-          return false;
-        }
-      },
-      spec.field);
-}
-
-// Checks `value` against the spec and stores it. `source` (an env or flag name) starts the
-// error message.
-Result<void> applyValue(const KeySpec& spec, const std::string& value, std::string_view source,
-                        Config& config) {
-  std::string prefix = std::string(source) + ": ";
-  if (value.empty()) return invalid(prefix + "is empty; expected " + acceptedValues(spec));
-  bool valid = false;
-  bool stored = false;
-  if (spec.kind == ValueKind::kEndpoint || spec.kind == ValueKind::kIpAddress) {
-    valid = spec.kind == ValueKind::kEndpoint ? parseEndpoint(value).ok() : isIpAddress(value);
-    stored = valid && store(spec, value, config);
-  } else if (spec.kind == ValueKind::kAbsolutePath) {
-    valid = std::filesystem::path(value).is_absolute();
-    stored = valid && store(spec, std::filesystem::path(value), config);
-  } else if (spec.kind == ValueKind::kInteger) {
-    Result<std::int64_t> number = parseInteger(value, spec.min, spec.max);
-    valid = number.ok();
-    stored = valid && store(spec, *number, config);
-  } else if (spec.kind == ValueKind::kNameList) {
-    Result<std::vector<std::string>> names = parseNameList(value);
-    valid = names.ok();
-    stored = valid && store(spec, *names, config);
-  } else {
-    Result<LogLevel> level = parseLogLevel(value);
-    valid = level.ok();
-    stored = valid && store(spec, *level, config);
-  }
-  if (!valid) return invalid(prefix + "'" + value + "' is not " + acceptedValues(spec));
-  if (!stored) return Error{ErrorCode::kInternal, std::string(spec.key) + ": table field mismatch"};
-  return okResult();
-}
-
-std::string showValue(const KeySpec& spec, const Config& config) {
-  return std::visit(
-      [&](auto member) -> std::string {
-        const auto& value = config.*member;
-        using T = std::decay_t<decltype(value)>;
-        if constexpr (std::is_same_v<T, std::string>) {
-          if (spec.kind == ValueKind::kEndpoint && value.empty()) {
-            return std::string(kDockerHostNote) + std::string(kDefaultDockerEndpoint) + ")";
-          }
-          return value;
-        } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
-          return value.string();
-        } else if constexpr (std::is_same_v<T, LogLevel>) {
-          return std::string(logLevelName(value));
-        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-          std::string joined;
-          for (const auto& name : value) joined += (joined.empty() ? "" : ",") + name;
-          return joined;
-        } else {
-          return std::to_string(value);
-        }
-      },
-      spec.field);
-}
-
-// The default as --help and the docs table show it.
-std::string defaultText(const KeySpec& spec) {
-  if (spec.kind == ValueKind::kEndpoint) {
-    return "DOCKER_HOST, else " + std::string(kDefaultDockerEndpoint);
-  }
-  return showValue(spec, Config{});
 }
 
 std::string describe(const Config& config, const ConfigOrigins* origins) {
