@@ -228,8 +228,9 @@ void EvidenceCollector::scan(const EvidenceRequest& request) {
   reportHashing();
   countCaps(evidence);
   const EvidenceStatus status = evidence.status;
-  spdlog::debug("evidence of {} ({}): {}{}{}", request.container.name, evidenceScanName(request.scan),
-                evidenceStatusName(status), evidence.reason.empty() ? "" : ": ", evidence.reason);
+  spdlog::debug("evidence of {} ({}): {}{}{}", request.container.name,
+                evidenceScanName(request.scan), evidenceStatusName(status),
+                evidence.reason.empty() ? "" : ": ", evidence.reason);
   if (status == EvidenceStatus::kUnavailable) {
     std::lock_guard lock(mu_);
     if (!unavailableWarned_) {

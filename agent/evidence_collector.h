@@ -55,8 +55,7 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
                               const EvidenceOptions& options, const Redactor& redactor);
 
 // The container.evidence record of a scan observed at `observedAt`. Any thread.
-Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence,
-                      UnixNanos observedAt);
+Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence, UnixNanos observedAt);
 
 class EvidenceCollector {
  public:

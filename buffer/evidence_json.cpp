@@ -37,13 +37,11 @@ OrderedJson processJson(const ProcessInfo& p) {
   out["exe"] = textOrNull(p.exePath);
   out["exeDeleted"] = p.exeDeleted;
   out["exeSha256"] = textOrNull(p.exeSha256);
-  out["namespaces"] = OrderedJson{{"pid", inodeOrNull(p.namespaces.pid)},
-                                  {"mnt", inodeOrNull(p.namespaces.mnt)},
-                                  {"net", inodeOrNull(p.namespaces.net)},
-                                  {"ipc", inodeOrNull(p.namespaces.ipc)},
-                                  {"uts", inodeOrNull(p.namespaces.uts)},
-                                  {"user", inodeOrNull(p.namespaces.user)},
-                                  {"cgroup", inodeOrNull(p.namespaces.cgroup)}};
+  out["namespaces"] = OrderedJson{
+      {"pid", inodeOrNull(p.namespaces.pid)},      {"mnt", inodeOrNull(p.namespaces.mnt)},
+      {"net", inodeOrNull(p.namespaces.net)},      {"ipc", inodeOrNull(p.namespaces.ipc)},
+      {"uts", inodeOrNull(p.namespaces.uts)},      {"user", inodeOrNull(p.namespaces.user)},
+      {"cgroup", inodeOrNull(p.namespaces.cgroup)}};
   out["capEff"] = capabilityMask(p.capEff);
   out["capabilities"] = p.capEffNames;
   out["seccomp"] = textOrNull(p.seccompMode);

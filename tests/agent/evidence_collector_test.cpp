@@ -47,8 +47,8 @@ TEST_CASE("a captured container tree: read, with what the fixture lacks named") 
   EvidenceOptions options;
   options.procRoot = testing::procfsFixtureDir() + "/tree";
   ProcfsReader reader(options.procRoot, cache);
-  const auto facts =
-      collectEvidence(reader, requestFor(fixtureContainerId(), kFixtureInitPid), options, kRedactor);
+  const auto facts = collectEvidence(reader, requestFor(fixtureContainerId(), kFixtureInitPid),
+                                     options, kRedactor);
   CHECK(facts.status == EvidenceStatus::kPartial);
   CHECK(facts.initPid == kFixtureInitPid);
   CHECK(facts.procRoot == options.procRoot);
@@ -57,7 +57,7 @@ TEST_CASE("a captured container tree: read, with what the fixture lacks named") 
   CHECK(facts.processTree->discovery == "scan");
   CHECK(facts.reason.find("pid 15462 exe:") != std::string::npos);
   CHECK(facts.reason.find("and ") != std::string::npos);  // more problems than are shown
-  CHECK_FALSE(facts.loadedLibraries);  // the fixture has no maps
+  CHECK_FALSE(facts.loadedLibraries);                     // the fixture has no maps
 }
 
 TEST_CASE("a pid of another container is unavailable, with the likely cause") {
@@ -65,8 +65,8 @@ TEST_CASE("a pid of another container is unavailable, with the likely cause") {
   EvidenceOptions options;
   options.procRoot = testing::procfsFixtureDir() + "/tree";
   ProcfsReader reader(options.procRoot, cache);
-  const auto facts =
-      collectEvidence(reader, requestFor(std::string(64, 'a'), kFixtureInitPid), options, kRedactor);
+  const auto facts = collectEvidence(reader, requestFor(std::string(64, 'a'), kFixtureInitPid),
+                                     options, kRedactor);
   CHECK(facts.status == EvidenceStatus::kUnavailable);
   CHECK(facts.reason.find("is not in container aaaaaaaaaaaa") != std::string::npos);
   CHECK(facts.reason.find("PID namespace") != std::string::npos);
@@ -86,9 +86,8 @@ TEST_CASE("a container not running, or whose init is gone, exited before its evi
   const int pid = gone.reap();
   const auto exited = collectEvidence(reader, requestFor("", pid), options, kRedactor);
   CHECK(exited.status == EvidenceStatus::kExited);
-  CHECK(exited.reason ==
-        "the container's init process (pid " + std::to_string(pid) +
-            ") exited before its evidence was collected");
+  CHECK(exited.reason == "the container's init process (pid " + std::to_string(pid) +
+                             ") exited before its evidence was collected");
 }
 
 TEST_CASE("a live process: complete, libraries hashed, secrets in its command line redacted") {
@@ -114,8 +113,8 @@ TEST_CASE("a live process: complete, libraries hashed, secrets in its command li
   const auto withArgs = collectEvidence(reader, requestFor("", shell.pid()), options, kRedactor);
   REQUIRE(withArgs.processTree);
   const auto& cmdline = withArgs.processTree->processes.front().cmdline;
-  CHECK(cmdline == std::vector<std::string>{"/bin/sh", "-c", "sleep 60; true", "sh",
-                                            "--password=<redacted>"});
+  CHECK(cmdline ==
+        std::vector<std::string>{"/bin/sh", "-c", "sleep 60; true", "sh", "--password=<redacted>"});
 }
 
 TEST_CASE("caps on processes, libraries and bytes make a scan partial and say so") {
@@ -163,8 +162,8 @@ TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops
   EvidenceCollector collector(**recorder, metrics, clock, redactor, options);
   collector.start();
   CHECK(collector.request(requestFor("", child.pid())));
-  CHECK(waitForMetric(metrics,
-                      "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}", 1));
+  CHECK(waitForMetric(
+      metrics, "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}", 1));
   collector.stop();
   CHECK_FALSE(collector.request(requestFor("", child.pid())));  // stopped
   (*recorder)->stop();
@@ -181,9 +180,8 @@ TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops
   EvidenceCollector idle(**recorder, metrics, clock, redactor, options);  // never started
   CHECK(idle.request(requestFor("", child.pid())));
   CHECK_FALSE(idle.request(requestFor("", child.pid())));
-  CHECK(testing::metricValue(metrics,
-                             "zastava_agent_events_dropped_total{reason=\"evidence_queue_full\"}") ==
-        1);
+  CHECK(testing::metricValue(
+            metrics, "zastava_agent_events_dropped_total{reason=\"evidence_queue_full\"}") == 1);
   CHECK(testing::metricValue(metrics, "zastava_agent_evidence_queue_depth") == 1);
 
   options.workers = 0;
