@@ -25,6 +25,7 @@ def main(sample_binary: str, schema_path: str) -> int:
             print(f"expected several segments, got {len(segments)}")
             return 1
         previous, count = "0" * 64, 0
+        evidence_statuses = set()
         for segment in segments:
             for line in segment.read_bytes().decode("utf-8").splitlines():
                 record = json.loads(line)
@@ -40,9 +41,14 @@ def main(sample_binary: str, schema_path: str) -> int:
                 if record["prevHash"] != previous:
                     print(f"{segment.name}: chain broken\n{line}")
                     return 1
+                if record["kind"] == "container.evidence":
+                    evidence_statuses.add(record["evidence"]["status"])
                 previous, count = match.group(1), count + 1
-        if count != 20:
-            print(f"expected 20 records, got {count}")
+        if count != 24:
+            print(f"expected 24 records, got {count}")
+            return 1
+        if evidence_statuses != {"complete", "partial", "exited", "unavailable"}:
+            print(f"expected evidence of every status, got {sorted(evidence_statuses)}")
             return 1
     print(f"{count} records in {len(segments)} segments: schema valid, chain verified")
     return 0

@@ -7,6 +7,162 @@
 #include "health/health_state.h"
 #include "health/metrics.h"
 
+namespace {
+
+using namespace zastava;
+
+// A container.evidence record as EvidenceCollector writes it.
+Record evidenceSample(const std::string& containerId, UnixNanos observedAt, EvidenceFacts facts) {
+  Record record;
+  record.eventId = eventIdForEvidence(containerId, facts.scan, observedAt);
+  record.kind = std::string(kEvidenceKind);
+  record.source = RecordSource::kSnapshot;
+  record.time = observedAt;
+  record.observedAt = observedAt;
+  record.container.id = containerId;
+  record.container.name = "web";
+  record.container.image = "zastava-test/busybox:1";
+  record.container.imageId = "sha256:" + std::string(64, 'b');
+  record.container.pid = facts.initPid;
+  record.container.startedAt = "2026-11-22T14:00:00.123456789Z";
+  record.evidence = std::move(facts);
+  return record;
+}
+
+ProcessInfo sampleProcess(int pid, int ppid, int nsPid, std::vector<std::string> cmdline) {
+  ProcessInfo p;
+  p.pid = pid;
+  p.ppid = ppid;
+  p.nsPid = nsPid;
+  p.uid = p.euid = p.gid = p.egid = 0;
+  p.comm = "sh";
+  p.cmdline = std::move(cmdline);
+  p.exePath = "/bin/busybox";
+  p.exeSha256 = std::string(64, 'e');
+  p.namespaces = {4026532180, 4026532177, 4026532183, 4026532178, 4026532179, 4026531837,
+                  4026532181};
+  p.capEff = 0x00000000a80425fbULL;
+  p.capEffNames = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
+                   "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+                   "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD",
+                   "CAP_AUDIT_WRITE", "CAP_SETFCAP"};
+  p.seccompMode = "filter";
+  p.noNewPrivs = false;
+  p.cgroupPath = "/system.slice/docker-" + std::string(64, 'a') + ".scope";
+  p.containerId = std::string(64, 'a');
+  return p;
+}
+
+LoadedLibrary sampleLibrary(std::string path, std::uint64_t inode, std::vector<int> mappedBy) {
+  LoadedLibrary lib;
+  lib.path = std::move(path);
+  lib.device = "00:2f";
+  lib.inode = inode;
+  lib.size = 1126440;
+  lib.sha256 = std::string(64, 'c');
+  lib.openedVia = "root";
+  lib.identityVerified = true;
+  lib.mappedBy = std::move(mappedBy);
+  return lib;
+}
+
+// complete, partial (two processes, caps hit, unreadable fields), exited and unavailable.
+std::vector<Record> evidenceSamples(UnixNanos at) {
+  const std::string id(64, 'a');
+  std::vector<Record> out;
+
+  EvidenceFacts complete;
+  complete.scan = EvidenceScan::kStart;
+  complete.procRoot = "/proc";
+  complete.initPid = 4242;
+  complete.status = EvidenceStatus::kComplete;
+  ProcessTree tree;
+  tree.initPid = 4242;
+  tree.discovery = "children";
+  tree.processes.push_back(sampleProcess(4242, 4200, 1, {"sh", "-c", "sleep 300"}));
+  tree.processes.push_back(sampleProcess(4250, 4242, 7, {"sleep", "300"}));
+  tree.processes[1].comm = "sleep";
+  complete.processTree = tree;
+  LibraryEvidence libraries;
+  libraries.libraries.push_back(sampleLibrary("/bin/busybox", 131, {4242, 4250}));
+  libraries.libraries.back().cached = true;
+  libraries.bytesHashed = 0;
+  complete.loadedLibraries = libraries;
+  out.push_back(evidenceSample(id, at, complete));
+
+  EvidenceFacts partial;
+  partial.scan = EvidenceScan::kRescan;
+  partial.procRoot = "/host/proc";
+  partial.initPid = 4242;
+  partial.status = EvidenceStatus::kPartial;
+  partial.reason = "pid 4250 exeSha256: byte cap reached; pid 4250 ns/user: permission denied";
+  ProcessTree partialTree = tree;
+  partialTree.discovery = "scan";
+  partialTree.truncated = true;
+  partialTree.omittedCount = 3;
+  partialTree.exitedDuringScan = 1;
+  ProcessInfo& child = partialTree.processes[1];
+  child.cmdline = {"app", "--password", "<redacted>", "DB_TOKEN=<redacted>",
+                   "postgres://user:<redacted>@db/app"};
+  child.exeDeleted = true;
+  child.exeSha256.clear();
+  child.unreadable = {{"exeSha256", "byte cap reached"}, {"ns/user", "permission denied"}};
+  child.namespaces.user = 0;
+  child.capEff.reset();
+  child.capEffNames.clear();
+  child.seccompMode.clear();
+  child.noNewPrivs.reset();
+  child.nsPid = 0;
+  partial.processTree = partialTree;
+  LibraryEvidence partialLibraries;
+  partialLibraries.libraries.push_back(sampleLibrary("/bin/busybox", 131, {4242, 4250}));
+  partialLibraries.libraries.back().cached = true;
+  partialLibraries.libraries.push_back(sampleLibrary("/lib/ld-musl-x86_64.so.1", 4711, {4242}));
+  partialLibraries.libraries.back().openedVia = "map_files";
+  partialLibraries.libraries.back().deleted = true;
+  partialLibraries.libraries.back().sha256 = std::string(64, 'd');
+  partialLibraries.libraries.push_back(sampleLibrary("/usr/lib/libbig.so", 4712, {4242, 4250}));
+  partialLibraries.libraries.back().sha256.clear();
+  partialLibraries.libraries.back().size = 734003200;
+  partialLibraries.libraries.back().whyNot = std::string(kByteCapReached);
+  partialLibraries.libraries.push_back(sampleLibrary("/opt/gone.so", 4713, {4242}));
+  partialLibraries.libraries.back().sha256.clear();
+  partialLibraries.libraries.back().size = 0;
+  partialLibraries.libraries.back().openedVia.clear();
+  partialLibraries.libraries.back().identityVerified = false;
+  partialLibraries.libraries.back().whyNot =
+      "root: permission denied; map_files: operation not permitted";
+  partialLibraries.byteCapHit = true;
+  partialLibraries.skippedCount = 1;
+  partialLibraries.bytesHashed = 98304;
+  partialLibraries.unreadable = {{4251, "process exited: pid 4251"},
+                                 {4260, "maps of pid 4260: permission denied"}};
+  partial.loadedLibraries = partialLibraries;
+  out.push_back(evidenceSample(id, at + 30 * testing::kSecond, partial));
+
+  EvidenceFacts exited;
+  exited.scan = EvidenceScan::kStart;
+  exited.procRoot = "/proc";
+  exited.initPid = 0;
+  exited.status = EvidenceStatus::kExited;
+  exited.reason = "the container was no longer running when its evidence was to be collected";
+  out.push_back(evidenceSample(std::string(64, '1'), at + 1, exited));
+
+  EvidenceFacts unavailable;
+  unavailable.scan = EvidenceScan::kReconcile;
+  unavailable.procRoot = "/proc";
+  unavailable.initPid = 4242;
+  unavailable.status = EvidenceStatus::kUnavailable;
+  unavailable.reason =
+      "pid 4242 is not in container aaaaaaaaaaaa (cgroup '/'): the agent sees another PID "
+      "namespace than the engine (run it in the host's PID namespace, or set Evidence:ProcRoot "
+      "to the host's /proc)";
+  out.push_back(evidenceSample(id, at + 2, unavailable));
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace zastava;
   if (argc != 2) {
@@ -51,6 +207,9 @@ int main(int argc, char** argv) {
       record.attributes.clear();
       record.eventId = eventIdForSnapshot(record.container.id, record.observedAt);
     }
+    (*recorder)->submit(record);
+  }
+  for (const Record& record : evidenceSamples(testing::kStart + 100 * testing::kSecond)) {
     (*recorder)->submit(record);
   }
   (*recorder)->stop();
