@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "buffer/recorder.h"
+#include "collectors/procfs/proc_io.h"
 #include "health/metrics.h"
 
 namespace zastava {
@@ -27,6 +28,45 @@ std::string joinProblems(const std::vector<std::string>& problems) {
 }
 
 bool isProcessExit(const std::string& why) { return why.starts_with("process exited"); }
+
+// False only when the procfs at `procRoot` belongs to another PID namespace than the host's:
+// its pid 1 is then not in the initial PID namespace, whose inode the kernel fixes
+// (PROC_PID_INIT_INO). True when that cannot be read: no evidence against it.
+bool showsHostPids(const std::string& procRoot) {
+  const auto link = readLinkText(procRoot + "/1/ns/pid");
+  return !link.ok() || *link == "pid:[4026531836]";
+}
+
+constexpr std::string_view kNamespaceHint =
+    ": the agent sees another PID namespace than the engine (run it in the host's PID namespace, "
+    "or set Evidence:ProcRoot to the host's /proc)";
+
+// Why the init process could not be read: it exited (its pid is gone or now names another
+// process), or the pids the engine reports are not those of this procfs.
+void explainUnreadInit(const Error& error, const EvidenceOptions& options, EvidenceFacts& facts) {
+  const std::string pid = std::to_string(facts.initPid);
+  const bool hostPids = showsHostPids(options.procRoot);
+  if (error.code == ErrorCode::kNotFound && hostPids) {
+    facts.status = EvidenceStatus::kExited;
+    facts.reason =
+        "the container's init process (pid " + pid + ") exited before its evidence was collected";
+  } else if (error.code == ErrorCode::kNotFound) {
+    facts.status = EvidenceStatus::kUnavailable;
+    facts.reason = "pid " + pid + " is not in " + options.procRoot + std::string(kNamespaceHint);
+  } else if (error.code == ErrorCode::kInvalidArgument && hostPids) {
+    facts.status = EvidenceStatus::kExited;
+    facts.reason = "the container's init process (pid " + pid +
+                   ") exited before its evidence was collected; the pid now names another "
+                   "process (" +
+                   error.message + ")";
+  } else if (error.code == ErrorCode::kInvalidArgument) {
+    facts.status = EvidenceStatus::kUnavailable;
+    facts.reason = error.message + std::string(kNamespaceHint);
+  } else {
+    facts.status = EvidenceStatus::kUnavailable;
+    facts.reason = error.message;
+  }
+}
 
 // What in a read tree and its libraries could not be read, or was cut by a cap.
 std::vector<std::string> problemsOf(const ProcessTree& tree,
@@ -53,6 +93,9 @@ std::vector<std::string> problemsOf(const ProcessTree& tree,
   for (const LoadedLibrary& lib : libraries->libraries) {
     if (!lib.whyNot.empty() && lib.whyNot != kByteCapReached) {
       problems.push_back(lib.path + ": " + lib.whyNot);
+    } else if (!lib.sha256.empty() && !lib.identityVerified) {
+      problems.push_back(lib.path +
+                         ": hashed the file at the path, not proven to be the mapped one");
     }
   }
   for (const auto& [pid, why] : libraries->unreadable) {
@@ -79,19 +122,7 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
   treeOptions.expectedContainerId = request.container.id;
   auto tree = reader.processTree(static_cast<int>(facts.initPid), treeOptions);
   if (!tree.ok()) {
-    if (tree.error().code == ErrorCode::kNotFound) {
-      facts.status = EvidenceStatus::kExited;
-      facts.reason = "the container's init process (pid " + std::to_string(facts.initPid) +
-                     ") exited before its evidence was collected";
-    } else {
-      facts.status = EvidenceStatus::kUnavailable;
-      facts.reason = tree.error().message;
-      if (tree.error().code == ErrorCode::kInvalidArgument) {
-        facts.reason +=
-            ": the agent sees another PID namespace than the engine (run it in the host's PID "
-            "namespace, or set Evidence:ProcRoot to the host's /proc)";
-      }
-    }
+    explainUnreadInit(tree.error(), options, facts);
     return facts;
   }
   std::vector<int> pids;

@@ -397,8 +397,9 @@ void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, Evidence
   if (facts == nullptr) return;
   EvidenceRequest request = evidenceRequest(*facts, scan);
   request.container.pid = pid;
-  if (pid != 0) evidencedPid_[id] = pid;
-  evidence_.request(std::move(request));
+  // Only a queued scan counts: one dropped (queue full) is asked for again at the next
+  // reconciliation.
+  if (evidence_.request(std::move(request)) && pid != 0) evidencedPid_[id] = pid;
 }
 
 void Pipeline::requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine) {
@@ -406,7 +407,8 @@ void Pipeline::requestEvidenceOfRunning(const std::vector<ContainerInspect>& eng
   for (const ContainerInspect& inspect : engine) {
     if (!inspect.state.running || inspect.state.pid == 0) continue;
     requestEvidence(inspect.id, inspect.state.pid, EvidenceScan::kReconcile);
-    running[inspect.id] = inspect.state.pid;
+    const auto known = evidencedPid_.find(inspect.id);
+    if (known != evidencedPid_.end()) running.insert(*known);
   }
   evidencedPid_ = std::move(running);  // forget containers that stopped unseen
 }

@@ -76,8 +76,12 @@ std::vector<std::string> Redactor::commandLine(const std::vector<std::string>& a
     const auto equals = arg.find('=');
     const std::string_view name =
         withoutDashes(std::string_view(arg).substr(0, std::min(equals, arg.size())));
+    const auto colon = arg.find(": ");
     if (equals != std::string::npos && looksSecret(name)) {
       out.push_back(arg.substr(0, equals + 1) + std::string(kRedacted));
+    } else if (colon != std::string::npos && arg.find(' ') == colon + 1 &&
+               looksSecret(std::string_view(arg).substr(0, colon))) {
+      out.push_back(arg.substr(0, colon + 2) + std::string(kRedacted));  // a header
     } else {
       redactNext = equals == std::string::npos && arg.starts_with("-") && looksSecret(name);
       out.push_back(withoutUrlPassword(arg));

@@ -39,7 +39,9 @@ class Redactor {
   std::map<std::string, std::string> labels(const std::map<std::string, std::string>& labels) const;
   // A process's arguments with secret-looking values redacted: the value of "NAME=value" and
   // "--name=value" when NAME looks secret, the argument after "--name" / "-name" when the name
-  // looks secret, and the password of "scheme://user:password@host". Any thread.
+  // looks secret, the value of a header "Name: value" whose name looks secret
+  // ("Authorization: Bearer ..."), and the password of "scheme://user:password@host". Any
+  // thread.
   std::vector<std::string> commandLine(const std::vector<std::string>& args) const;
   // True when `name` matches one of the always-redact patterns. Any thread.
   bool looksSecret(std::string_view name) const;

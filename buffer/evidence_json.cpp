@@ -23,16 +23,23 @@ OrderedJson capabilityMask(const std::optional<std::uint64_t>& mask) {
   return hex;
 }
 
+// An id read from status, or null when status could not be read (0 would read as root).
+OrderedJson idOrNull(std::uint32_t id, bool known) {
+  return known ? OrderedJson(id) : OrderedJson();
+}
+
 OrderedJson processJson(const ProcessInfo& p) {
+  const bool statusRead = p.unreadable.count("status") == 0;
+  const bool parentKnown = statusRead || p.unreadable.count("stat") == 0;
   OrderedJson out = OrderedJson::object();
   out["pid"] = p.pid;
-  out["ppid"] = p.ppid;
+  out["ppid"] = parentKnown ? OrderedJson(p.ppid) : OrderedJson();
   out["nsPid"] = p.nsPid == 0 ? OrderedJson() : OrderedJson(p.nsPid);
-  out["uid"] = p.uid;
-  out["euid"] = p.euid;
-  out["gid"] = p.gid;
-  out["egid"] = p.egid;
-  out["comm"] = p.comm;
+  out["uid"] = idOrNull(p.uid, statusRead);
+  out["euid"] = idOrNull(p.euid, statusRead);
+  out["gid"] = idOrNull(p.gid, statusRead);
+  out["egid"] = idOrNull(p.egid, statusRead);
+  out["comm"] = parentKnown ? OrderedJson(p.comm) : OrderedJson();
   out["cmdline"] = p.cmdline;
   out["exe"] = textOrNull(p.exePath);
   out["exeDeleted"] = p.exeDeleted;

@@ -103,7 +103,8 @@ struct ProcessInfo {
   std::string cgroupPath;
   std::string containerId;  // 64-hex id found in cgroupPath, or empty
   // Field name -> why it could not be read, e.g. {"exe": "permission denied"}. Field names:
-  // status, cmdline, exe, exeSha256, cgroup, ns/<name>.
+  // stat, status, cmdline, exe, exeSha256, cgroup, ns/<name>. Without status, the ids are
+  // unknown (not 0); without stat and status, ppid and comm too.
   std::map<std::string, std::string> unreadable;
 };
 

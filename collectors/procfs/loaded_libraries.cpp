@@ -61,7 +61,8 @@ Result<LibraryEvidence> ProcfsReader::loadedLibraries(const std::vector<int>& pi
       const auto key = std::make_tuple(ref.major, ref.minor, ref.inode);
       auto [it, added] = indexOf.try_emplace(key, files.size());
       if (added) files.emplace_back(pids[i], std::move(ref));
-      mappedBy[it->second].push_back(pids[i]);
+      auto& mappers = mappedBy[it->second];
+      if (mappers.empty() || mappers.back() != pids[i]) mappers.push_back(pids[i]);
     }
   }
   if (files.size() > limits.maxLibraries) {

@@ -60,17 +60,54 @@ TEST_CASE("a captured container tree: read, with what the fixture lacks named") 
   CHECK_FALSE(facts.loadedLibraries);                     // the fixture has no maps
 }
 
-TEST_CASE("a pid of another container is unavailable, with the likely cause") {
+TEST_CASE("a pid naming a process of another container: its init exited, the pid was reused") {
   FileHashCache cache;
   EvidenceOptions options;
   options.procRoot = testing::procfsFixtureDir() + "/tree";
   ProcfsReader reader(options.procRoot, cache);
   const auto facts = collectEvidence(reader, requestFor(std::string(64, 'a'), kFixtureInitPid),
                                      options, kRedactor);
-  CHECK(facts.status == EvidenceStatus::kUnavailable);
+  CHECK(facts.status == EvidenceStatus::kExited);
+  CHECK(facts.reason.find("the pid now names another process") != std::string::npos);
   CHECK(facts.reason.find("is not in container aaaaaaaaaaaa") != std::string::npos);
-  CHECK(facts.reason.find("PID namespace") != std::string::npos);
   CHECK_FALSE(facts.processTree);
+}
+
+// The captured tree, with a pid 1 whose PID namespace is not the host's (ns/pid is a symlink
+// whose text is what the kernel's magic link would say).
+class ForeignPidNamespaceTree {
+ public:
+  ForeignPidNamespaceTree() {
+    std::filesystem::copy(testing::procfsFixtureDir() + "/tree", dir_.path(),
+                          std::filesystem::copy_options::recursive);
+    std::filesystem::create_directories(dir_.path() / "1" / "ns");
+    std::filesystem::create_symlink("pid:[4026532999]", dir_.path() / "1" / "ns" / "pid");
+  }
+  std::string path() const { return dir_.path().string(); }
+
+ private:
+  testing::TempDir dir_;
+};
+
+TEST_CASE("a procfs of another PID namespace than the engine's: unavailable, with the cure") {
+  ForeignPidNamespaceTree tree;
+  FileHashCache cache;
+  EvidenceOptions options;
+  options.procRoot = tree.path();
+  ProcfsReader reader(options.procRoot, cache);
+  const auto stranger = collectEvidence(reader, requestFor(std::string(64, 'a'), kFixtureInitPid),
+                                        options, kRedactor);
+  CHECK(stranger.status == EvidenceStatus::kUnavailable);
+  CHECK(stranger.reason.find("another PID namespace than the engine") != std::string::npos);
+  const auto missing = collectEvidence(reader, requestFor("", 4242), options, kRedactor);
+  CHECK(missing.status == EvidenceStatus::kUnavailable);
+  CHECK(missing.reason ==
+        "pid 4242 is not in " + tree.path() +
+            ": the agent sees another PID namespace than the engine (run it in the host's PID "
+            "namespace, or set Evidence:ProcRoot to the host's /proc)");
+  const auto own = collectEvidence(reader, requestFor(fixtureContainerId(), kFixtureInitPid),
+                                   options, kRedactor);
+  CHECK(own.status == EvidenceStatus::kPartial);  // the container's own pid is still read
 }
 
 TEST_CASE("a container not running, or whose init is gone, exited before its evidence") {

@@ -58,6 +58,9 @@ TEST_CASE("command lines: secret-looking flag values and URL passwords are redac
         Args{"psql", "postgres://app:<redacted>@db:5432/app"});
   CHECK(redactor.commandLine({"curl", "https://example.com/a@b", "http://host:8080/x"}) ==
         Args{"curl", "https://example.com/a@b", "http://host:8080/x"});
+  CHECK(redactor.commandLine({"curl", "-H", "Authorization: Bearer abc", "-H", "Accept: a/b"}) ==
+        Args{"curl", "-H", "Authorization: <redacted>", "-H", "Accept: a/b"});
+  CHECK(redactor.commandLine({"sh", "-c", "echo token: x"}) == Args{"sh", "-c", "echo token: x"});
   CHECK(redactor.commandLine({"sleep", "60"}) == Args{"sleep", "60"});
   CHECK(redactor.commandLine({}).empty());
 }
