@@ -39,12 +39,13 @@ ProcessInfo sampleProcess(int pid, int ppid, int nsPid, std::vector<std::string>
   p.cmdline = std::move(cmdline);
   p.exePath = "/bin/busybox";
   p.exeSha256 = std::string(64, 'e');
-  p.namespaces = {4026532180, 4026532177, 4026532183, 4026532178, 4026532179, 4026531837,
-                  4026532181};
+  p.namespaces = {4026532180, 4026532177, 4026532183, 4026532178,
+                  4026532179, 4026531837, 4026532181};
   p.capEff = 0x00000000a80425fbULL;
-  p.capEffNames = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
-                   "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
-                   "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD",
+  p.capEffNames = {"CAP_CHOWN",       "CAP_DAC_OVERRIDE", "CAP_FOWNER",
+                   "CAP_FSETID",      "CAP_KILL",         "CAP_SETGID",
+                   "CAP_SETUID",      "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE",
+                   "CAP_NET_RAW",     "CAP_SYS_CHROOT",   "CAP_MKNOD",
                    "CAP_AUDIT_WRITE", "CAP_SETFCAP"};
   p.seccompMode = "filter";
   p.noNewPrivs = false;
@@ -131,7 +132,7 @@ std::vector<Record> evidenceSamples(UnixNanos at) {
   partialLibraries.libraries.back().openedVia.clear();
   partialLibraries.libraries.back().identityVerified = false;
   partialLibraries.libraries.back().whyNot =
-      "root: permission denied; map_files: operation not permitted";
+      "root: permission denied; map_files: permission denied";
   partialLibraries.byteCapHit = true;
   partialLibraries.skippedCount = 1;
   partialLibraries.bytesHashed = 98304;
