@@ -235,8 +235,9 @@ void EvidenceCollector::runWorker() {
       while (!stopping_) {
         if (pending_.empty()) {
           wake_.wait(lock);
-        } else if (pending_.begin()->first > std::chrono::steady_clock::now()) {
-          wake_.wait_until(lock, pending_.begin()->first);
+        } else if (const Due due = pending_.begin()->first;
+                   due > std::chrono::steady_clock::now()) {
+          wake_.wait_until(lock, due);  // a copy: the entry may be gone when the wait ends
         } else {
           break;
         }

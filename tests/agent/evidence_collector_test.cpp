@@ -226,5 +226,34 @@ TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops
   CHECK_FALSE(off.request(requestFor("", child.pid())));
 }
 
+TEST_CASE("stop() while a worker waits for a re-scan that is not due yet") {
+  // The re-scan is dropped from the queue while the worker sleeps until its due time: under
+  // AddressSanitizer this catches a wait on a time the queue no longer holds.
+  testing::TempDir dir;
+  FakeClock clock(testing::kStart);
+  Metrics metrics(testing::testBuild());
+  HealthState health(metrics);
+  RecorderOptions recorderOptions;
+  recorderOptions.dataDirectory = dir.path();
+  auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
+  REQUIRE(recorder.ok());
+  testing::Child child({"/bin/sleep", "60"});
+  REQUIRE(testing::waitUntilSleeping(child.pid()));
+  EvidenceOptions options;
+  options.workers = 2;
+  options.rescanDelay = std::chrono::hours(1);
+  EvidenceCollector collector(**recorder, metrics, clock, kRedactor, options);
+  collector.start();
+  REQUIRE(collector.request(requestFor("", child.pid())));
+  CHECK(waitForMetric(metrics, "zastava_agent_evidence_queue_depth", 1));  // the re-scan
+  CHECK(waitForMetric(metrics,
+                      "zastava_agent_evidence_scans_total{scan=\"start\",status=\"complete\"}", 1));
+  collector.stop();
+  (*recorder)->stop();
+  CHECK(testing::metricValue(
+            metrics, "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}") ==
+        0);
+}
+
 }  // namespace
 }  // namespace zastava
