@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "buffer/recorder.h"
@@ -180,30 +181,41 @@ bool waitForMetric(const Metrics& metrics, const std::string& series, double val
   return false;
 }
 
-TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops and counts") {
+// A real Recorder in a temporary directory and a sleeping child process to scan.
+struct CollectorFixture {
   testing::TempDir dir;
-  FakeClock clock(testing::kStart);
-  Metrics metrics(testing::testBuild());
-  HealthState health(metrics);
-  RecorderOptions recorderOptions;
-  recorderOptions.dataDirectory = dir.path();
-  auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
-  REQUIRE(recorder.ok());
-  testing::Child child({"/bin/sleep", "60"});
-  REQUIRE(testing::waitUntilSleeping(child.pid()));
+  FakeClock clock{testing::kStart};
+  Metrics metrics{testing::testBuild()};
+  HealthState health{metrics};
+  std::unique_ptr<Recorder> recorder;
+  testing::Child child{{"/bin/sleep", "60"}};
+
+  CollectorFixture() {
+    RecorderOptions options;
+    options.dataDirectory = dir.path();
+    auto opened = Recorder::open(options, clock, metrics, health);
+    REQUIRE(opened.ok());
+    recorder = std::move(opened).value();
+    REQUIRE(testing::waitUntilSleeping(child.pid()));
+  }
+};
+
+TEST_CASE_FIXTURE(
+    CollectorFixture,
+    "the collector: a start scan, its re-scan, metrics; a full queue drops and counts") {
   const Redactor redactor;
 
   EvidenceOptions options;
   options.workers = 1;
   options.rescanDelay = std::chrono::seconds(1);
-  EvidenceCollector collector(**recorder, metrics, clock, redactor, options);
+  EvidenceCollector collector(*recorder, metrics, clock, redactor, options);
   collector.start();
   CHECK(collector.request(requestFor("", child.pid())));
   CHECK(waitForMetric(
       metrics, "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}", 1));
   collector.stop();
   CHECK_FALSE(collector.request(requestFor("", child.pid())));  // stopped
-  (*recorder)->stop();
+  recorder->stop();
   const auto lines = testing::allSegmentLines(dir.path() / "runtime-events");
   REQUIRE(lines.size() == 2);
   CHECK(lines[0].find(R"("kind":"container.evidence","source":"snapshot")") != std::string::npos);
@@ -214,7 +226,7 @@ TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops
   CHECK(testing::metricValue(metrics, "zastava_agent_evidence_scan_duration_seconds_count") == 2);
 
   options.queueCapacity = 1;
-  EvidenceCollector idle(**recorder, metrics, clock, redactor, options);  // never started
+  EvidenceCollector idle(*recorder, metrics, clock, redactor, options);  // never started
   CHECK(idle.request(requestFor("", child.pid())));
   CHECK_FALSE(idle.request(requestFor("", child.pid())));
   CHECK(testing::metricValue(
@@ -222,34 +234,25 @@ TEST_CASE("the collector: a start scan, its re-scan, metrics; a full queue drops
   CHECK(testing::metricValue(metrics, "zastava_agent_evidence_queue_depth") == 1);
 
   options.workers = 0;
-  EvidenceCollector off(**recorder, metrics, clock, redactor, options);
+  EvidenceCollector off(*recorder, metrics, clock, redactor, options);
   CHECK_FALSE(off.request(requestFor("", child.pid())));
 }
 
-TEST_CASE("stop() while a worker waits for a re-scan that is not due yet") {
+TEST_CASE_FIXTURE(CollectorFixture,
+                  "stop() while a worker waits for a re-scan that is not due yet") {
   // The re-scan is dropped from the queue while the worker sleeps until its due time: under
   // AddressSanitizer this catches a wait on a time the queue no longer holds.
-  testing::TempDir dir;
-  FakeClock clock(testing::kStart);
-  Metrics metrics(testing::testBuild());
-  HealthState health(metrics);
-  RecorderOptions recorderOptions;
-  recorderOptions.dataDirectory = dir.path();
-  auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
-  REQUIRE(recorder.ok());
-  testing::Child child({"/bin/sleep", "60"});
-  REQUIRE(testing::waitUntilSleeping(child.pid()));
   EvidenceOptions options;
   options.workers = 2;
   options.rescanDelay = std::chrono::hours(1);
-  EvidenceCollector collector(**recorder, metrics, clock, kRedactor, options);
+  EvidenceCollector collector(*recorder, metrics, clock, kRedactor, options);
   collector.start();
   REQUIRE(collector.request(requestFor("", child.pid())));
   CHECK(waitForMetric(metrics, "zastava_agent_evidence_queue_depth", 1));  // the re-scan
   CHECK(waitForMetric(metrics,
                       "zastava_agent_evidence_scans_total{scan=\"start\",status=\"complete\"}", 1));
   collector.stop();
-  (*recorder)->stop();
+  recorder->stop();
   CHECK(testing::metricValue(
             metrics, "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}") ==
         0);
