@@ -46,10 +46,13 @@ Result<std::vector<LibraryRef>> ProcfsReader::executableMappings(int pid) const 
 Result<LibraryEvidence> ProcfsReader::loadedLibraries(const std::vector<int>& pids,
                                                       const LibraryLimits& limits) const {
   LibraryEvidence out;
-  // Distinct files in first-mapped order, each with the pid to open it through.
-  std::vector<std::pair<int, LibraryRef>> files;
+  // Distinct files in first-mapped order: opened through the first pid that maps them.
+  struct MappedFile {
+    LibraryRef ref;
+    std::vector<int> mappedBy;
+  };
+  std::vector<MappedFile> files;
   std::map<std::tuple<unsigned, unsigned, std::uint64_t>, std::size_t> indexOf;
-  std::map<std::size_t, std::vector<int>> mappedBy;
   for (std::size_t i = 0; i < pids.size(); ++i) {
     auto refs = executableMappings(pids[i]);
     if (!refs.ok()) {
@@ -60,8 +63,8 @@ Result<LibraryEvidence> ProcfsReader::loadedLibraries(const std::vector<int>& pi
     for (auto& ref : *refs) {
       const auto key = std::make_tuple(ref.major, ref.minor, ref.inode);
       auto [it, added] = indexOf.try_emplace(key, files.size());
-      if (added) files.emplace_back(pids[i], std::move(ref));
-      auto& mappers = mappedBy[it->second];
+      if (added) files.push_back({std::move(ref), {}});
+      auto& mappers = files[it->second].mappedBy;
       if (mappers.empty() || mappers.back() != pids[i]) mappers.push_back(pids[i]);
     }
   }
@@ -70,10 +73,10 @@ Result<LibraryEvidence> ProcfsReader::loadedLibraries(const std::vector<int>& pi
     out.skippedCount += files.size() - limits.maxLibraries;
     files.resize(limits.maxLibraries);
   }
-  for (std::size_t i = 0; i < files.size(); ++i) {
+  for (MappedFile& file : files) {
     const std::uint64_t budget = limits.maxBytes - std::min(limits.maxBytes, out.bytesHashed);
-    LoadedLibrary lib = hashMapping(files[i].first, files[i].second, budget, out);
-    lib.mappedBy = std::move(mappedBy[i]);
+    LoadedLibrary lib = hashMapping(file.mappedBy.front(), file.ref, budget, out);
+    lib.mappedBy = std::move(file.mappedBy);
     out.libraries.push_back(std::move(lib));
   }
   return out;
