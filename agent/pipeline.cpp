@@ -19,6 +19,14 @@ namespace {
 
 void nameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
+// Where a stream resumes after `last`, the last event seen: a little before it (see
+// PipelineOptions::resumeOverlap). Without an event, from when the last stream opened.
+UnixNanos resumePoint(const EventCursor& last, std::chrono::milliseconds overlap) {
+  if (last.eventId.empty()) return last.timeNano;
+  const auto overlapNanos = std::chrono::duration_cast<std::chrono::nanoseconds>(overlap).count();
+  return std::max<UnixNanos>(last.timeNano - overlapNanos, 1);
+}
+
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -35,13 +43,17 @@ Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& eviden
       metrics_(metrics),
       clock_(clock),
       options_(options),
-      tracker_(clock, redactor) {}
+      tracker_(clock, redactor),
+      recorded_(kRecentEngineEvents) {}
 
 Pipeline::~Pipeline() { stop(); }
 
 void Pipeline::start() {
   const auto& ledger = recorder_.containersAtOpen();
   tracker_.restore(ledger);
+  for (const std::string& eventId : recorder_.recentEngineEventsAtOpen()) {
+    recorded_.remember(eventId);
+  }
   lastSeen_ = recorder_.cursor();
   firstObservation_ = ledger.empty() && lastSeen_.timeNano == 0;
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
@@ -93,10 +105,10 @@ void Pipeline::runStream() {
 Error Pipeline::streamOnce() {
   auto version = api_.negotiate();
   if (!version.ok()) return version.error();
-  // Resume at the last event seen: inclusive, so the engine sends it again if it still has it.
+  // `since` is inclusive: the engine sends the last event seen again if it still has it.
   const EventCursor since = lastSeen_;
   EventQuery query;
-  query.sinceNano = since.timeNano;
+  query.sinceNano = resumePoint(since, options_.resumeOverlap);
   query.silenceCheck = options_.silenceCheck;
   auto result = api_.streamEvents(
       query, [this, since] { onStreamOpen(since); },
@@ -241,17 +253,20 @@ void Pipeline::checkContinuity(const StreamOpened& opened) {
   // No engine event recorded yet: nothing anchors a proof either way. The stream resumed from
   // when it last opened and reconciliation covers the rest (docs/records.md).
   if (opened.since.eventId.empty()) return;
-  std::optional<std::pair<std::string, std::int64_t>> first;
+  // The engine forgets its oldest events first: if it replays the cursor event, it still has
+  // every event published after it.
+  UnixNanos to = opened.openedAt;  // the first event after the cursor that the replay has
   {
     std::lock_guard lock(mu_);
-    if (!queue_.empty()) {
-      if (const auto* event = std::get_if<QueuedEvent>(&queue_.front())) {
-        first = {event->eventId, event->event.timeNano};
+    for (const QueueItem& item : queue_) {
+      const auto* event = std::get_if<QueuedEvent>(&item);
+      if (event == nullptr || event->event.timeNano >= opened.openedAt) break;
+      if (event->eventId == opened.since.eventId) return;  // the replay covers the outage
+      if (event->event.timeNano > opened.since.timeNano) {
+        to = std::min(to, event->event.timeNano);
       }
     }
   }
-  if (first && first->first == opened.since.eventId) return;  // the replay covers the outage
-  const UnixNanos to = first && first->second < opened.openedAt ? first->second : opened.openedAt;
   std::string reason =
       "the engine no longer had the events after the last one recorded (it restarted, or more "
       "than 256 events happened meanwhile); reconciliation fills in container states";
@@ -364,6 +379,10 @@ bool Pipeline::isQueued(std::string_view id, std::string_view action) {
 }
 
 void Pipeline::recordEvent(const QueuedEvent& queued) {
+  if (recorded_.contains(queued.eventId)) {  // replayed again after a reconnect or restart
+    metrics_.countDuplicate();
+    return;
+  }
   const EngineEvent& event = queued.event;
   std::optional<ContainerInspect> inspect;
   bool inspectFailed = false;
@@ -378,7 +397,10 @@ void Pipeline::recordEvent(const QueuedEvent& queued) {
                     result.error().message);
     }
   }
-  recorder_.submit(tracker_.fromEvent(event, queued.source, inspect));
+  // One dropped (queue full) is not remembered: a later replay may still bring it.
+  if (recorder_.submit(tracker_.fromEvent(event, queued.source, inspect))) {
+    recorded_.remember(queued.eventId);
+  }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   if (event.action == "start" && !inspectFailed && !stop_) {
     // Not running (or gone) by now: the evidence record will say it exited first. When the

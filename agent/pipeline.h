@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "agent/recent_events.h"
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
 #include "common/clock.h"
@@ -42,6 +43,10 @@ struct PipelineOptions {
   // How long the engine's replay of buffered events may take to arrive after the stream opens
   // (it writes them right after the headers).
   std::chrono::milliseconds replayWindow{1'000};
+  // How far before the last event seen the stream resumes. The engine stamps an event before it
+  // publishes it, so it can deliver one a little after a later-stamped one; and its replay stops
+  // at the first event older than `since`. Events replayed again are recognised and skipped.
+  std::chrono::milliseconds resumeOverlap{1'000};
   std::size_t eventQueueCapacity = 65536;
 };
 
@@ -126,6 +131,7 @@ class Pipeline {
 
   // Enricher thread only.
   Tracker tracker_;
+  RecentEvents recorded_;  // the engine events last handed to the Recorder
   bool firstObservation_ = false;  // the ledger was empty at start: snapshots, not transitions
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};

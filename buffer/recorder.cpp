@@ -44,7 +44,7 @@ class RecorderImpl final : public Recorder {
  public:
   RecorderImpl(const RecorderOptions& options, Clock& clock, Metrics& metrics, HealthState& health,
                std::unique_ptr<SqliteStore> store, std::unique_ptr<SegmentWriter> segments,
-               std::vector<ContainerFacts> containers)
+               std::vector<ContainerFacts> containers, std::vector<std::string> recentEngineEvents)
       : options_(options),
         clock_(clock),
         metrics_(metrics),
@@ -53,6 +53,7 @@ class RecorderImpl final : public Recorder {
         segments_(std::move(segments)),
         cursor_(store_->cursor()),
         containersAtOpen_(std::move(containers)),
+        recentEngineEventsAtOpen_(std::move(recentEngineEvents)),
         lastPrune_(clock.now() - kPruneIntervalNanos) {}
 
   ~RecorderImpl() override { stop(); }
@@ -116,6 +117,10 @@ class RecorderImpl final : public Recorder {
     return cursor_;
   }
 
+  const std::vector<std::string>& recentEngineEventsAtOpen() const override {
+    return recentEngineEventsAtOpen_;
+  }
+
   const std::vector<ContainerFacts>& containersAtOpen() const override { return containersAtOpen_; }
 
  private:
@@ -134,6 +139,7 @@ class RecorderImpl final : public Recorder {
   mutable std::mutex cursorMu_;
   EventCursor cursor_;  // guarded by cursorMu_
   const std::vector<ContainerFacts> containersAtOpen_;
+  const std::vector<std::string> recentEngineEventsAtOpen_;
   std::thread writer_;
   bool stopped_ = false;  // main thread only
 
@@ -313,10 +319,13 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
   if (!resynced) return resynced.error();
   auto containers = (*store)->loadContainers();
   if (!containers) return containers.error();
+  auto recentEngineEvents = (*store)->lastEngineEventIds(kRecentEngineEvents);
+  if (!recentEngineEvents) return recentEngineEvents.error();
   metrics.setEventsBuffered((*store)->eventCount());
   health.setBufferWritable(true);
   auto recorder = std::make_unique<RecorderImpl>(options, clock, metrics, health, std::move(*store),
-                                                 std::move(*segments), std::move(*containers));
+                                                 std::move(*segments), std::move(*containers),
+                                                 std::move(*recentEngineEvents));
   auto started = recorder->start();
   if (!started) return started.error();
   return std::unique_ptr<Recorder>(std::move(recorder));

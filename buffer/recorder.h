@@ -18,6 +18,10 @@ namespace zastava {
 class Metrics;
 class HealthState;
 
+// How many of the last engine events committed the Recorder reports at open: more than the
+// engine's memory (256 events), so every event it can replay that the ledger holds is among them.
+inline constexpr std::size_t kRecentEngineEvents = 1024;
+
 struct BufferLimits {
   std::uint64_t maxFileBytes = 10ull * 1024 * 1024;           // EventBuffer:MaxFileSizeMb
   std::uint64_t maxTotalBytes = 100ull * 1024 * 1024;         // EventBuffer:MaxTotalSizeMb
@@ -55,6 +59,10 @@ class Recorder {
   // The durable event cursor: the committed stream/replay record with the largest engine
   // timeNano (timeNano 0 when none). Any thread.
   virtual EventCursor cursor() const = 0;
+
+  // The eventIds of the last kRecentEngineEvents engine events committed, as of open(), oldest
+  // first: a replay of them after a restart is recognised before it is recorded. Any thread.
+  virtual const std::vector<std::string>& recentEngineEventsAtOpen() const = 0;
 
   // The containers table as it was when open() returned: the ledger's last word on each
   // container, for reconciliation. Any thread.

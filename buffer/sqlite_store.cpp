@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -247,6 +248,25 @@ Result<EventCursor> SqliteStore::loadCursor() {
   if (!eventId) return eventId.error();
   cursor.eventId = *eventId;
   return cursor;
+}
+
+Result<std::vector<std::string>> SqliteStore::lastEngineEventIds(std::size_t count) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_,
+                              "SELECT event_id FROM events WHERE source IN ('stream', 'replay') "
+                              "ORDER BY rowid DESC LIMIT ?1",
+                              -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
+  Statement query(raw);
+  query.bindInt(1, static_cast<std::int64_t>(count));
+  std::vector<std::string> ids;
+  while ((rc = query.step()) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
+    ids.emplace_back(text != nullptr ? text : "");
+  }
+  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read events from");
+  std::reverse(ids.begin(), ids.end());
+  return ids;
 }
 
 Result<std::vector<ContainerFacts>> SqliteStore::loadContainers() {

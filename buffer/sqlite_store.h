@@ -51,6 +51,10 @@ class SqliteStore {
   // there is one, the latest streamOpenedAt of a snapshot/reconcile record, with no eventId.
   Result<EventCursor> loadCursor();
 
+  // The eventIds of the last `count` engine events (stream/replay records) committed, oldest
+  // first. Errors: kIo.
+  Result<std::vector<std::string>> lastEngineEventIds(std::size_t count);
+
   // Every container in the containers table (destroyed ones included, state "removed"), as the
   // records last left them. Errors: kIo.
   Result<std::vector<ContainerFacts>> loadContainers();

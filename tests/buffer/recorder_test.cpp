@@ -138,6 +138,28 @@ TEST_CASE("the chain and cursor continue in new segments after a restart") {
   CHECK(ndjson == f.storedLines());
 }
 
+TEST_CASE("the last engine events committed are known at the next start, in commit order") {
+  Fixture f;
+  std::vector<std::string> engineIds;
+  {
+    auto recorder = f.open();
+    CHECK(recorder->recentEngineEventsAtOpen().empty());
+    const int count = static_cast<int>(kRecentEngineEvents) + 10;
+    for (int i = 0; i < count; ++i) {
+      // Commit order is not time order: the engine delivers some events late.
+      Record record = engineRecord("c" + std::to_string(i % 5), "start", kStart + (i ^ 1));
+      engineIds.push_back(record.eventId);
+      CHECK(recorder->submit(std::move(record)));
+      Record reconciled = engineRecord("c9", "die", kStart + count + i);
+      reconciled.source = RecordSource::kReconcile;
+      CHECK(recorder->submit(std::move(reconciled)));
+    }
+  }
+  auto recorder = f.open();
+  const std::vector<std::string> expected(engineIds.end() - kRecentEngineEvents, engineIds.end());
+  CHECK(recorder->recentEngineEventsAtOpen() == expected);
+}
+
 TEST_CASE("records only SQLite holds are appended to NDJSON at the next start") {
   Fixture f;
   {

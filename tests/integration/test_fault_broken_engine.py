@@ -1,17 +1,21 @@
 #!/usr/bin/python3
-"""Fault 6: a broken engine. The one test where a tiny server stands in for the engine, because
-a real one cannot produce these faults: a malformed JSON line in the event stream, and a stream
-closed in the middle of a line.
+"""Fault 6: a broken engine. The one place where a tiny server stands in for the engine, because
+a real one cannot produce these faults on demand: a malformed JSON line in the event stream, a
+stream closed in the middle of a line, and a stream cut right after an event that the engine
+stamped later than the one it delivers next.
 
 The server (http.server on a unix socket) answers /_ping (Api-Version: 1.41), /version, an
 empty /containers/json, 404 for every /containers/{id}/json, and /events with the lines of
-tests/fixtures/engine/events-lifecycle.ndjson (captured from a real engine):
-  connection 1: event 1, the malformed line {"Type":"container","Action":, event 2, then half
-                of event 3, and the connection is closed;
-  later ones:   like the engine, the events with timeNano >= since (inclusive), then silence.
-The agent must not crash, must resume with since=<event 2's time>, record every valid event
-exactly once, count the decode error (engine_errors_total{kind="decode"}), count the reconnect,
-and write no gap (the replay begins with its cursor event)."""
+tests/fixtures/engine/events-lifecycle.ndjson (captured from a real engine, in the order it
+delivered them):
+  connection 1: what the test says, then the connection is closed;
+  later ones:   the engine's own replay (moby daemon/events/events.go, loadBufferedEvents): its
+                remembered events walked back from the newest, stopping at the first one older
+                than since (inclusive), sent oldest first; then silence.
+The fixture itself holds the third fault: the engine stamps an event before it publishes it, so
+it delivered event 23 (create 8c25e9a5) after event 22 (die c9ebd07d) although event 23's
+timeNano is 2 us smaller. An agent that resumes at since=<event 22's time> asks for a replay
+that stops before event 23."""
 
 import http.server
 import json
@@ -31,8 +35,9 @@ MALFORMED = b'{"Type":"container","Action":'
 class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path, events, version_body):
+    def __init__(self, path, events, version_body, first_stream):
         self.events = events            # raw lines (bytes, no newline)
+        self.first_stream = first_stream  # writes connection 1's events through a Handler
         self.version_body = version_body
         self.requests = []              # (method, path)
         self.event_connections = 0
@@ -102,37 +107,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         if n == 1:
-            self.chunk(srv.events[0] + b"\n")
-            self.chunk(MALFORMED + b"\n")
-            self.chunk(srv.events[1] + b"\n")
-            half = srv.events[2][:len(srv.events[2]) // 2]
-            self.chunk(half)
+            srv.first_stream(self)
             self.close_connection = True
             self.wfile.flush()
-            self.connection.shutdown(2)  # mid-line, mid-transfer: no terminating chunk
+            self.connection.shutdown(2)  # no terminating chunk: the stream is cut
             return
         since = query.get("since", [None])[0]
-        since_ns = None
+        since_ns = 0
         if since:
             secs, _, frac = since.partition(".")
             since_ns = int(secs) * 1_000_000_000 + int((frac + "000000000")[:9])
-        for line in srv.events:
-            if since_ns is None or json.loads(line)["timeNano"] >= since_ns:
-                self.chunk(line + b"\n")
+        replay = []
+        for line in reversed(srv.events):
+            if json.loads(line)["timeNano"] < since_ns:
+                break
+            replay.append(line)
+        for line in reversed(replay):
+            self.chunk(line + b"\n")
         srv.closing.wait()  # a live stream with nothing more to say
         self.close_connection = True
 
 
+def since_param(time_nano):
+    return "since=" + urllib.parse.quote(f"{time_nano // 10**9}.{time_nano % 10**9:09d}")
+
+
+# How far before its last event the agent resumes (PipelineOptions::resumeOverlap).
+RESUME_OVERLAP_NS = 1_000_000_000
+
+
 class BrokenEngine(h.WorkspaceTest):
-    def test_malformed_line_and_stream_closed_mid_line(self):
+    def run_against(self, name, first_stream):
+        """Runs an agent against a FakeEngine whose connection 1 is `first_stream` until every
+        valid event is recorded; returns (problems, stats, records, engine, events)."""
         fixtures = os.path.join(ARGS.source_dir, "tests", "fixtures", "engine")
         with open(os.path.join(fixtures, "events-lifecycle.ndjson"), "rb") as f:
             lines = [x for x in f.read().split(b"\n") if x.strip()]
         with open(os.path.join(fixtures, "version.json"), "rb") as f:
             version = f.read().strip()
         events = [json.loads(x) for x in lines]
-        sock = os.path.join(self.ws.dir, "engine.sock")
-        srv = FakeEngine(sock, lines, version)
+        sock = os.path.join(self.ws.dir, name + ".sock")
+        srv = FakeEngine(sock, lines, version, first_stream)
         thread = threading.Thread(target=srv.serve_forever, daemon=True)
         thread.start()
 
@@ -142,15 +157,16 @@ class BrokenEngine(h.WorkspaceTest):
             srv.server_close()
         self.ws.on_cleanup(stop_server)
 
-        agent = self.ws.agent(ARGS.agent, "unix://" + sock, reconnect_max_backoff=1)
+        agent = self.ws.agent(ARGS.agent, "unix://" + sock, name=name, reconnect_max_backoff=1)
         agent.start()
         agent.wait_ready()
         missing = h.wait_recorded(agent, [h.expected_event_id(e) for e in events], timeout=30)
         self.assertTrue(agent.alive(), "the agent must survive a broken engine")
         destroyed = sorted({e["Actor"]["ID"] for e in events})
         problems = h.wait_table_agrees(None, agent, destroyed_ids=destroyed)
-        decode = agent.metric_value("zastava_agent_engine_errors_total", {"kind": "decode"})
-        reconnects = agent.metric_value("zastava_agent_stream_reconnects_total") or 0
+        self.decode_errors = agent.metric_value("zastava_agent_engine_errors_total",
+                                                {"kind": "decode"}) or 0
+        self.reconnects = agent.metric_value("zastava_agent_stream_reconnects_total") or 0
         code, _ = agent.stop()
         self.assertEqual(code, 0, h.tail(agent.log_path))
         srv.closing.set()
@@ -159,26 +175,67 @@ class BrokenEngine(h.WorkspaceTest):
         problems += file_problems
         if missing:
             problems.append(f"{len(missing)} valid events never reached SQLite")
-        if not (decode or 0) >= 1:
-            problems.append(f"engine_errors_total{{kind=decode}} {decode}, want >= 1")
-        if reconnects < 1:
-            problems.append(f"stream_reconnects_total {reconnects}, want >= 1")
-        event_paths = [p for m, p in srv.requests if "/events" in p]
-        h.log(f"agent's /events requests: {event_paths}")
-        want_since = "since=" + urllib.parse.quote(
-            f"{events[1]['timeNano'] // 10**9}.{events[1]['timeNano'] % 10**9:09d}")
-        if len(event_paths) < 2 or want_since not in event_paths[1]:
-            problems.append(f"the stream closed mid-line was not reopened with "
-                            f"{want_since} (the cursor): {event_paths[1:2]}")
-        gaps = h.gap_records(records)
-        if gaps:
-            problems.append(f"{len(gaps)} agent.gap records although the replay began with the "
-                            f"cursor event: {[g['gap'] for g in gaps]}")
+        if self.reconnects < 1:
+            problems.append(f"stream_reconnects_total {self.reconnects}, want >= 1")
         bad = [r for m, r in srv.requests if m != "GET"]
         if bad:
             problems.append(f"requests other than GET: {bad}")
-        h.fault_row("6 broken engine", int(reconnects), stats,
-                    f"decode errors {decode}, {len(gaps)} gaps")
+        event_paths = [p for m, p in srv.requests if "/events" in p]
+        h.log(f"agent's /events requests: {event_paths}")
+        return problems, stats, records, event_paths, events
+
+    def check_resumed(self, problems, event_paths, cursor_event):
+        want_since = since_param(cursor_event["timeNano"] - RESUME_OVERLAP_NS)
+        if len(event_paths) < 2 or want_since not in event_paths[1]:
+            problems.append(f"the cut stream was not reopened with {want_since} (its last event "
+                            f"less the resume overlap): {event_paths[1:2]}")
+
+    def test_malformed_line_and_stream_closed_mid_line(self):
+        """Connection 1: event 0, the malformed line {"Type":"container","Action":, event 1,
+        then half of event 2. The agent must not crash, must resume before event 1, record
+        every valid event exactly once, count the decode error and the reconnect, and write
+        no gap (the replay holds its cursor event)."""
+        def first_stream(handler):
+            events = handler.server.events
+            handler.chunk(events[0] + b"\n")
+            handler.chunk(MALFORMED + b"\n")
+            handler.chunk(events[1] + b"\n")
+            handler.chunk(events[2][:len(events[2]) // 2])
+
+        problems, stats, records, event_paths, events = self.run_against("malformed",
+                                                                         first_stream)
+        if not self.decode_errors >= 1:
+            problems.append(f"engine_errors_total{{kind=decode}} {self.decode_errors}, "
+                            f"want >= 1")
+        self.check_resumed(problems, event_paths, events[1])
+        gaps = h.gap_records(records)
+        if gaps:
+            problems.append(f"{len(gaps)} agent.gap records although the replay holds the "
+                            f"cursor event: {[g['gap'] for g in gaps]}")
+        h.fault_row("6 broken engine", int(self.reconnects), stats,
+                    f"decode errors {self.decode_errors}, {len(gaps)} gaps")
+        self.assertEqual(problems, [])
+
+    def test_stream_cut_after_a_later_stamped_event(self):
+        """Connection 1: events 0..22, then the stream is cut. Event 23 is stamped before
+        event 22, so resuming at since=<event 22's time> would make the engine's replay stop
+        before it: it would be lost. The agent must resume a little earlier, skip the events it
+        already recorded, record event 23 and the rest exactly once, and write no gap."""
+        def first_stream(handler):
+            for line in handler.server.events[:23]:
+                handler.chunk(line + b"\n")
+
+        problems, stats, records, event_paths, events = self.run_against("reordered",
+                                                                         first_stream)
+        self.assertLess(events[23]["timeNano"], events[22]["timeNano"],
+                        "the fixture no longer holds the engine's out-of-order delivery")
+        self.check_resumed(problems, event_paths, events[22])
+        gaps = h.gap_records(records)
+        if gaps:
+            problems.append(f"{len(gaps)} agent.gap records although the replay holds the "
+                            f"cursor event: {[g['gap'] for g in gaps]}")
+        h.fault_row("6 broken engine: reordered", int(self.reconnects), stats,
+                    f"{len(gaps)} gaps")
         self.assertEqual(problems, [])
 
 
