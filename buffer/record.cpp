@@ -76,7 +76,7 @@ OrderedJson containerJson(const ContainerFacts& facts) {
   return out;
 }
 
-OrderedJson canonicalObject(const Record& record) {
+OrderedJson canonicalObject(const Record& record, std::string_view prevHash) {
   OrderedJson out = OrderedJson::object();
   out["schema"] = OrderedJson{{"name", kSchemaName}, {"version", kSchemaVersion}};
   out["eventId"] = record.eventId;
@@ -97,7 +97,7 @@ OrderedJson canonicalObject(const Record& record) {
                              {"reason", record.gap->reason}};
   }
   if (record.evidence) out["evidence"] = evidenceJson(*record.evidence);
-  out["prevHash"] = record.prevHash;
+  out["prevHash"] = prevHash;
   return out;
 }
 
@@ -244,23 +244,23 @@ std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
   return static_cast<UnixNanos>(seconds) * kNanosPerSecond + nanos;
 }
 
-std::string canonicalJson(const Record& record) {
+std::string canonicalJson(const Record& record, std::string_view prevHash) {
   try {
-    return dumpCompact(canonicalObject(record));
+    return dumpCompact(canonicalObject(record, prevHash));
   } catch (const std::exception&) {
     return {};
   }
 }
 
-std::string recordJson(const Record& record) {
-  try {
-    OrderedJson object = canonicalObject(record);
-    std::string hash = record.hash.empty() ? sha256Hex(dumpCompact(object)) : record.hash;
-    object["hash"] = std::move(hash);
-    return dumpCompact(object);
-  } catch (const std::exception&) {
-    return {};
-  }
+ChainedLine chainedLine(const Record& record, std::string_view prevHash) {
+  ChainedLine chained;
+  std::string canonical = canonicalJson(record, prevHash);
+  if (canonical.empty()) return chained;
+  chained.hash = sha256Hex(canonical);
+  canonical.pop_back();  // the object's closing brace
+  canonical.append(R"(,"hash":")").append(chained.hash).append("\"}");
+  chained.line = std::move(canonical);
+  return chained;
 }
 
 std::string sha256Hex(std::string_view bytes) {

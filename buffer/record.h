@@ -91,9 +91,6 @@ struct Record {
   // Not part of the JSON. On snapshot and reconcile records: when the event stream they were
   // reconciled against opened. A ledger with no engine event yet resumes from there.
   UnixNanos streamOpenedAt = 0;
-  // Filled by the Recorder when the record is committed: the hash chain.
-  std::string prevHash;
-  std::string hash;
 };
 
 // Where the engine event stream stands: the newest engine event made durable. Resuming with
@@ -127,13 +124,19 @@ std::string formatRfc3339Nanos(UnixNanos t);
 // std::nullopt for anything else, and for Docker's "never" (0001-01-01T00:00:00Z). Any thread.
 std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text);
 
-// The canonical JSON of the record without the "hash" key (ends with "prevHash"): the bytes the
-// hash is computed over. Compact, keys in fixed order, no trailing newline.
-std::string canonicalJson(const Record& record);
-// canonicalJson with "hash" appended: the NDJSON line (no trailing newline). Uses record.hash,
-// or sha256Hex(canonicalJson(record)) when it is empty. Pure functions, any thread; invalid UTF-8
-// in any string becomes U+FFFD; they return "" only if the JSON library fails to allocate.
-std::string recordJson(const Record& record);
+// The canonical JSON of the record chained after `prevHash`, without the "hash" key (it ends
+// with "prevHash"): the bytes the hash is computed over. Compact, keys in fixed order, no
+// trailing newline; invalid UTF-8 in any string becomes U+FFFD. "" only if the JSON library
+// fails to allocate. Any thread.
+std::string canonicalJson(const Record& record, std::string_view prevHash);
+// The NDJSON line of `record` chained after `prevHash` (its canonical JSON with "hash"
+// appended, no trailing newline), and that hash: what the Recorder commits. Both empty only if
+// the JSON library fails to allocate. Any thread.
+struct ChainedLine {
+  std::string line;
+  std::string hash;
+};
+ChainedLine chainedLine(const Record& record, std::string_view prevHash);
 // Lowercase hex SHA-256.
 std::string sha256Hex(std::string_view bytes);
 // The first prevHash of a new chain.

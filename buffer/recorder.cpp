@@ -33,12 +33,6 @@ constexpr std::int64_t kPruneIntervalNanos = 60ll * 1'000'000'000;
 constexpr const char* kDatabaseName = "zastava-agent.db";
 constexpr const char* kSegmentDirName = "runtime-events";
 
-// What the metrics need of a record once it is durable in both places.
-struct Committed {
-  std::string kind;
-  RecordSource source;
-  std::int64_t timeNano;
-};
 
 class RecorderImpl final : public Recorder {
  public:
@@ -72,7 +66,10 @@ class RecorderImpl final : public Recorder {
     std::string_view dropReason;
     std::size_t depth = 0;
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
+      room_.wait(lock, [&] {
+        return stopping_ || failing_ || queue_.size() < options_.queueCapacity;
+      });
       if (stopping_) {
         dropReason = "stopped";
       } else if (queue_.size() >= options_.queueCapacity) {
@@ -107,6 +104,7 @@ class RecorderImpl final : public Recorder {
       stopDeadline_ = std::chrono::steady_clock::now() + kStopGrace;
     }
     wake_.notify_all();
+    room_.notify_all();
     if (writer_.joinable()) writer_.join();
     segments_.reset();
     store_.reset();
@@ -146,6 +144,7 @@ class RecorderImpl final : public Recorder {
   std::mutex mu_;
   std::condition_variable wake_;      // the writer waits for work
   std::condition_variable progress_;  // flush() waits for the writer
+  std::condition_variable room_;      // submit() waits for the writer to take a batch
   std::deque<Record> queue_;          // guarded by mu_
   std::uint64_t submitted_ = 0;       // guarded by mu_: records ever accepted
   std::uint64_t completed_ = 0;       // guarded by mu_: of those, durable (or duplicates)
@@ -158,7 +157,7 @@ class RecorderImpl final : public Recorder {
   std::vector<Record> batch_;        // taken from queue_, not yet committed to SQLite
   std::uint64_t taken_ = 0;          // records ever taken from queue_
   std::uint64_t batchEnd_ = 0;       // taken_ when batch_ was taken
-  std::vector<Committed> unsynced_;  // in SQLite, waiting for the NDJSON sync
+  std::vector<CommittedRecord> unsynced_;  // in SQLite, waiting for the NDJSON sync
   std::uint64_t unsyncedEnd_ = 0;
   std::string failure_;  // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
@@ -187,6 +186,7 @@ bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
     }
     taken_ += count;
     batchEnd_ = taken_;
+    room_.notify_all();
   }
   metrics_.setQueueDepth(queue_.size());
   return true;
@@ -222,9 +222,10 @@ Result<void> RecorderImpl::writeOnce() {
     auto fresh = store_->commit(batch_);
     if (!fresh) return fresh.error();
     batch_.clear();
-    for (const Record& record : *fresh) {
-      segments_->append(recordJson(record));
-      unsynced_.push_back(Committed{record.kind, record.source, record.timeNano});
+    for (CommittedRecord& committed : *fresh) {
+      segments_->append(committed.line);
+      committed.line = {};  // the segment writer holds it now
+      unsynced_.push_back(std::move(committed));
     }
     unsyncedEnd_ = batchEnd_;
     std::lock_guard lock(cursorMu_);
@@ -233,7 +234,7 @@ Result<void> RecorderImpl::writeOnce() {
   auto synced = segments_->sync();
   if (!synced) return synced;
   std::int64_t newest = 0;
-  for (const Committed& committed : unsynced_) {
+  for (const CommittedRecord& committed : unsynced_) {
     metrics_.countEvent(committed.kind, recordSourceName(committed.source));
     newest = std::max(newest, committed.timeNano);
   }
@@ -286,6 +287,7 @@ void RecorderImpl::reportOutcome(const Result<void>& result) {
       failing_ = true;
     }
     progress_.notify_all();
+    room_.notify_all();
   }
   health_.setBufferWritable(false, reason);
 }

@@ -1,5 +1,5 @@
-// The Recorder makes records durable. Producers submit() without blocking into a bounded queue;
-// one writer thread takes everything pending and group-commits it: SQLite first (the source of
+// The Recorder makes records durable. Producers submit() into a bounded queue (waiting for room
+// only while the writer is behind but healthy); one writer thread takes everything pending and group-commits it: SQLite first (the source of
 // truth: dedup by eventId, hash chain, cursor, containers table, all in one transaction), then
 // the NDJSON segment, then one fdatasync. A record is counted as buffered only after both.
 #pragma once
@@ -45,9 +45,11 @@ class Recorder {
                                                 Metrics& metrics, HealthState& health);
   virtual ~Recorder() = default;
 
-  // Queues a record. Never blocks. Returns false when the queue is full: the record is dropped
-  // and counted in zastava_agent_events_dropped_total{reason="queue_full"}; also false after
-  // stop() (reason="stopped"). Any thread.
+  // Queues a record. While the writer is healthy a full queue makes the caller wait until the
+  // writer takes its next batch: a producer faster than the disk slows down and loses nothing.
+  // While the buffer is failing (disk full) it never waits: a full queue drops the record,
+  // counted in zastava_agent_events_dropped_total{reason="queue_full"}. False when dropped, and
+  // after stop() (reason="stopped"). Any thread.
   virtual bool submit(Record record) = 0;
 
   // Blocks until everything submitted before the call is committed (or failed). Any thread.

@@ -332,27 +332,20 @@ Result<void> SqliteStore::upsertContainer(const Record& record) {
 }
 
 Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
-                                              std::vector<Record>& fresh, std::string& hash,
-                                              EventCursor& cursor, std::int64_t& duplicates) {
+                                              std::vector<CommittedRecord>& fresh,
+                                              std::string& hash, EventCursor& cursor,
+                                              std::int64_t& duplicates) {
   Statement& insert = *insertEvent_;
-  for (const Record& input : batch) {
-    Record record = input;
-    record.prevHash = hash;
-    record.hash.clear();
-    const std::string canonical = canonicalJson(record);
-    if (canonical.empty()) return Error{ErrorCode::kInternal, "cannot serialize a record"};
-    record.hash = sha256Hex(canonical);
-    const std::string line = recordJson(record);
-    if (record.hash.empty() || line.empty()) {
-      return Error{ErrorCode::kInternal, "cannot hash a record"};
-    }
+  for (const Record& record : batch) {
+    ChainedLine chained = chainedLine(record, hash);
+    if (chained.line.empty()) return Error{ErrorCode::kInternal, "cannot serialize a record"};
     insert.reset();
     insert.bindText(1, record.eventId);
     insert.bindText(2, record.kind);
     insert.bindTextOrNull(3, record.container.id);
     insert.bindInt(4, record.time);
     insert.bindText(5, recordSourceName(record.source));
-    insert.bindText(6, line);
+    insert.bindText(6, chained.line);
     const int rc = insert.step();
     insert.reset();
     if (rc != SQLITE_DONE) return sqliteError(rc, "cannot insert event into");
@@ -372,8 +365,9 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
     } else if (!fromEngine && cursor.eventId.empty() && record.streamOpenedAt > cursor.timeNano) {
       cursor = {record.streamOpenedAt, ""};  // no engine event anchors the cursor yet
     }
-    hash = record.hash;
-    fresh.push_back(std::move(record));
+    fresh.push_back(CommittedRecord{record.eventId, record.kind, record.source, record.timeNano,
+                                    hash, chained.hash, std::move(chained.line)});
+    hash = std::move(chained.hash);
   }
   if (fresh.empty()) return okResult();
   auto savedHash = setMeta("last_hash", hash);
@@ -383,8 +377,8 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
   return setMeta("cursor_event_id", cursor.eventId);
 }
 
-Result<std::vector<Record>> SqliteStore::commit(std::span<const Record> batch) {
-  std::vector<Record> fresh;
+Result<std::vector<CommittedRecord>> SqliteStore::commit(std::span<const Record> batch) {
+  std::vector<CommittedRecord> fresh;
   if (batch.empty()) return fresh;
   fresh.reserve(batch.size());
   std::string hash = lastHash_;

@@ -25,6 +25,18 @@ class Metrics;
 
 inline constexpr int kStoreSchemaVersion = 1;
 
+// A record as committed: where it sits in the hash chain, its NDJSON line, and what the
+// Recorder's metrics need.
+struct CommittedRecord {
+  std::string eventId;
+  std::string kind;
+  RecordSource source = RecordSource::kStream;
+  std::int64_t timeNano = 0;
+  std::string prevHash;
+  std::string hash;
+  std::string line;
+};
+
 class SqliteStore {
  public:
   // Opens or creates the database (mode 0600) and its schema; loads the last hash, cursor and
@@ -37,11 +49,12 @@ class SqliteStore {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   // Commits `batch` in one transaction, in order: a record whose eventId is already stored (or
-  // earlier in the batch) is skipped and counted as a duplicate; every other one gets prevHash
-  // and hash, is inserted, updates the containers table, and (stream/replay) advances the
-  // cursor. Returns the new records with their hashes, in commit order. Errors: kDiskFull for
-  // SQLITE_FULL, kIo otherwise; then nothing is written and lastHash() is unchanged.
-  Result<std::vector<Record>> commit(std::span<const Record> batch);
+  // earlier in the batch) is skipped and counted as a duplicate; every other one is chained
+  // after the last hash, inserted as its NDJSON line, updates the containers table, and
+  // (stream/replay) advances the cursor. Returns the new records, in commit order. Errors:
+  // kDiskFull for SQLITE_FULL, kIo otherwise; then nothing is written and lastHash() is
+  // unchanged.
+  Result<std::vector<CommittedRecord>> commit(std::span<const Record> batch);
 
   // Deletes events whose time_nano is before `cutoff`, and containers marked "removed" not
   // updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
@@ -80,7 +93,8 @@ class SqliteStore {
   SqliteStore(std::filesystem::path path, Metrics& metrics);
   Result<void> initialize();
   Result<void> exec(const char* sql);
-  Result<void> commitInTransaction(std::span<const Record> batch, std::vector<Record>& fresh,
+  Result<void> commitInTransaction(std::span<const Record> batch,
+                                   std::vector<CommittedRecord>& fresh,
                                    std::string& hash, EventCursor& cursor,
                                    std::int64_t& duplicates);
   Result<void> upsertContainer(const Record& record);

@@ -186,7 +186,7 @@ TEST_CASE("a gap record names its span and reason, and has no container") {
   CHECK(gap.kind == "agent.gap");
   CHECK(gap.source == RecordSource::kReconcile);
   CHECK(gap.time == kStreamOpened);
-  const std::string json = recordJson(gap);
+  const std::string json = chainedLine(gap, kGenesisHash).line;
   CHECK(json.find("\"container\"") == std::string::npos);
   CHECK(json.find(R"("gap":{"from":"2026-11-22T14:39:59.999999990Z","to":"2026-11-22T14:40:00.)"
                   R"(000000000Z","fromTimeNano":1795358399999999990,"toTimeNano":)"

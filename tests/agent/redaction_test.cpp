@@ -77,7 +77,7 @@ TEST_CASE("records of a risky container carry its posture and none of its secret
   const auto risks = securityRisks(*snapshot.container.security);
   CHECK(risks ==
         std::vector<std::string>{"privileged", "docker-socket-mounted", "cap-add:CAP_NET_ADMIN"});
-  const std::string line = recordJson(snapshot);
+  const std::string line = chainedLine(snapshot, kGenesisHash).line;
   for (const char* secret : {"hunter2", "abc123", "hello", "shh"}) {
     CAPTURE(secret);
     CHECK(line.find(secret) == std::string::npos);

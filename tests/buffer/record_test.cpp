@@ -30,7 +30,6 @@ Record sampleRecord() {
   record.container.startedAt = "2026-11-22T14:00:00.123456789Z";
   record.container.labels = {{"a\"q", "line1\nline2"}, {"uni", "\u017elu\u0165 \U0001F680"}};
   record.attributes = {{"bad", "\xff\xfe ok"}, {"ctl", std::string("t\tb\\\x01", 5)}};
-  record.prevHash = std::string(kGenesisHash);
   return record;
 }
 
@@ -50,18 +49,16 @@ const std::string kSampleCanonical =
     R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})";
 
 TEST_CASE("canonicalJson writes the fixed key order, omissions and escapes byte for byte") {
-  CHECK(canonicalJson(sampleRecord()) == kSampleCanonical);
+  CHECK(canonicalJson(sampleRecord(), kGenesisHash) == kSampleCanonical);
 }
 
-TEST_CASE("recordJson appends the hash of the canonical bytes") {
-  Record record = sampleRecord();
+TEST_CASE("chainedLine appends the hash of the canonical bytes") {
   const std::string expectedHash = sha256Hex(kSampleCanonical);
-  const std::string line = recordJson(record);
-  CHECK(line == kSampleCanonical.substr(0, kSampleCanonical.size() - 1) + R"(,"hash":")" +
-                    expectedHash + R"("})");
-  record.hash = expectedHash;
-  CHECK(recordJson(record) == line);
-  CHECK(line.find('\n') == std::string::npos);
+  const ChainedLine chained = chainedLine(sampleRecord(), kGenesisHash);
+  CHECK(chained.hash == expectedHash);
+  CHECK(chained.line == kSampleCanonical.substr(0, kSampleCanonical.size() - 1) +
+                            R"(,"hash":")" + expectedHash + R"("})");
+  CHECK(chained.line.find('\n') == std::string::npos);
 }
 
 TEST_CASE("a snapshot record leaves out everything unknown") {
@@ -74,8 +71,7 @@ TEST_CASE("a snapshot record leaves out everything unknown") {
   record.container.id = "abc";
   record.container.name = "";
   record.container.image = "img";
-  record.prevHash = std::string(kGenesisHash);
-  CHECK(canonicalJson(record) ==
+  CHECK(canonicalJson(record, kGenesisHash) ==
         R"({"schema":{"name":"zastava.runtime-event","version":2},)"
         R"("eventId":"2174671d490e1673cae0757c6f1f1d2b","kind":"container.snapshot",)"
         R"("source":"snapshot","time":"2026-11-22T14:34:47.800000000Z",)"
@@ -85,7 +81,7 @@ TEST_CASE("a snapshot record leaves out everything unknown") {
 }
 
 TEST_CASE("the line parses back as JSON with the same values") {
-  const auto parsed = nlohmann::json::parse(recordJson(sampleRecord()));
+  const auto parsed = nlohmann::json::parse(chainedLine(sampleRecord(), kGenesisHash).line);
   CHECK(parsed["container"]["labels"]["a\"q"] == "line1\nline2");
   CHECK(parsed["timeNano"].get<std::int64_t>() == 1795358087782735455);
   CHECK(parsed["attributes"]["bad"] == "\xef\xbf\xbd\xef\xbf\xbd ok");
@@ -118,11 +114,10 @@ TEST_CASE("a chain of records verifies, and any changed byte breaks it") {
   std::string prev(kGenesisHash);
   std::vector<std::string> lines;
   for (int i = 0; i < 3; ++i) {
-    Record record = testing::engineRecord("abc", "start", testing::kStart + i);
-    record.prevHash = prev;
-    record.hash = sha256Hex(canonicalJson(record));
-    prev = record.hash;
-    lines.push_back(recordJson(record));
+    ChainedLine chained =
+        chainedLine(testing::engineRecord("abc", "start", testing::kStart + i), prev);
+    prev = chained.hash;
+    lines.push_back(std::move(chained.line));
   }
   auto verify = [](const std::vector<std::string>& chain) {
     std::string expectedPrev(kGenesisHash);

@@ -66,7 +66,7 @@ TEST_CASE("commit chains hashes, skips and counts duplicates") {
   REQUIRE(first.ok());
   REQUIRE(first->size() == 2);
   CHECK((*first)[0].prevHash == kGenesisHash);
-  CHECK((*first)[0].hash == sha256Hex(canonicalJson((*first)[0])));
+  CHECK((*first)[0].hash == sha256Hex(canonicalJson(a, kGenesisHash)));
   CHECK((*first)[1].prevHash == (*first)[0].hash);
 
   auto second = store->commit(std::vector<Record>{b, c, c});
@@ -80,8 +80,9 @@ TEST_CASE("commit chains hashes, skips and counts duplicates") {
 
   auto lines = store->recordLines();
   REQUIRE(lines.ok());
-  CHECK(*lines == std::vector<std::string>{recordJson((*first)[0]), recordJson((*first)[1]),
-                                           recordJson((*second)[0])});
+  CHECK(*lines == std::vector<std::string>{(*first)[0].line, (*first)[1].line,
+                                           (*second)[0].line});
+  CHECK((*first)[1].line == chainedLine(b, (*first)[0].hash).line);
 }
 
 TEST_CASE("the chain, cursor and count continue after a reopen") {
