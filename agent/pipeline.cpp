@@ -73,6 +73,7 @@ void Pipeline::stop() {
     stop_ = true;
   }
   wake_.notify_all();
+  room_.notify_all();
   if (streamThread_.joinable()) streamThread_.join();
   if (enrichThread_.joinable()) enrichThread_.join();
 }
@@ -130,8 +131,10 @@ void Pipeline::onStreamOpen(const EventCursor& since) {
   everOpened_ = true;
   inIncident_ = false;
   failedAttempts_ = 0;
-  enqueue(StreamOpened{since, streamOpenedAt_,
-                       std::chrono::steady_clock::now() + options_.replayWindow});
+  // A stream opened without `since` (a brand-new ledger) gets no replay to wait for.
+  const auto replayWindow =
+      since.timeNano == 0 ? std::chrono::milliseconds(0) : options_.replayWindow;
+  enqueue(StreamOpened{since, streamOpenedAt_, std::chrono::steady_clock::now() + replayWindow});
 }
 
 void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
@@ -159,13 +162,17 @@ void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
 bool Pipeline::enqueue(QueueItem item) {
   const bool isEvent = std::holds_alternative<QueuedEvent>(item);
   {
-    std::lock_guard lock(mu_);
-    if (isEvent && queuedEvents_ >= options_.eventQueueCapacity) {
+    std::unique_lock lock(mu_);
+    auto full = [this] { return queuedEvents_ >= options_.eventQueueCapacity; };
+    if (isEvent && full() && !dropping_) {
+      room_.wait_for(lock, options_.queueFullWait, [&] { return stop_ || !full(); });
+    }
+    if (isEvent && full()) {
       metrics_.countDropped("event_queue_full");
-      if (!queueFullWarned_) {
+      if (!dropping_) {
         spdlog::error("event queue full ({} events): dropping engine events until it drains",
                       queuedEvents_);
-        queueFullWarned_ = true;
+        dropping_ = true;
       }
       return false;
     }
@@ -212,10 +219,7 @@ void Pipeline::runEnricher() {
       if (stop_ && queue_.empty()) return;
       reconcileNow = !stop_ && reconcileIsDue();
       if (!reconcileNow) {
-        next = std::move(queue_.front());
-        queue_.pop_front();
-        if (std::holds_alternative<QueuedEvent>(*next)) --queuedEvents_;
-        queueFullWarned_ = false;
+        next = popFront();
       }
     }
     if (reconcileNow) {
@@ -284,12 +288,21 @@ void Pipeline::recordReplay(const StreamOpened& opened) {
       if (queue_.empty()) return;
       auto* event = std::get_if<QueuedEvent>(&queue_.front());
       if (event == nullptr || event->event.timeNano >= opened.openedAt) return;
-      replayed = std::move(*event);
-      queue_.pop_front();
-      --queuedEvents_;
+      replayed = std::get<QueuedEvent>(popFront());
     }
     recordEvent(*replayed);
   }
+}
+
+Pipeline::QueueItem Pipeline::popFront() {
+  QueueItem item = std::move(queue_.front());
+  queue_.pop_front();
+  if (std::holds_alternative<QueuedEvent>(item)) {
+    --queuedEvents_;
+    dropping_ = false;
+    room_.notify_one();
+  }
+  return item;
 }
 
 void Pipeline::tryReconcile() {

@@ -1,7 +1,8 @@
 // The Pipeline moves engine facts into the Recorder on two named threads:
 //   zastava-stream: keeps the /events stream open (negotiate, stream, back off, resume with
-//                   since=<last event seen>) and only decodes and queues, so the engine never
-//                   waits on us (it drops events for a reader slower than 100 ms);
+//                   since=<last event seen>) and only decodes and queues. When the queue is
+//                   full it waits for room at most queueFullWait, well under the 100 ms after
+//                   which the engine drops events for a slow reader, then drops (counted);
 //   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
 //                   engine's replay arrive, checks that the replay begins with the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
@@ -48,6 +49,9 @@ struct PipelineOptions {
   // at the first event older than `since`. Events replayed again are recognised and skipped.
   std::chrono::milliseconds resumeOverlap{1'000};
   std::size_t eventQueueCapacity = 65536;
+  // How long the stream waits for room in a full queue before it drops an event; once it has
+  // dropped one it drops without waiting until the enricher takes an event.
+  std::chrono::milliseconds queueFullWait{50};
 };
 
 class Pipeline {
@@ -94,6 +98,8 @@ class Pipeline {
   bool nextIsStreamOpened();
   void checkContinuity(const StreamOpened& opened);
   void recordReplay(const StreamOpened& opened);
+  // Takes the queue's front item. Holds mu_.
+  QueueItem popFront();
   void tryReconcile();
   Result<std::vector<ContainerInspect>> inspectAll();
   bool isQueued(std::string_view id, std::string_view action);
@@ -117,9 +123,10 @@ class Pipeline {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;
+  std::condition_variable room_;  // the enricher took an event from a full queue
   std::deque<QueueItem> queue_;   // guarded by mu_
   std::size_t queuedEvents_ = 0;  // guarded by mu_: QueuedEvent items in queue_
-  bool queueFullWarned_ = false;  // guarded by mu_
+  bool dropping_ = false;         // guarded by mu_: the queue was full and an event dropped
 
   // Stream thread only.
   EventCursor lastSeen_;
