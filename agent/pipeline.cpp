@@ -131,10 +131,11 @@ void Pipeline::onStreamOpen(const EventCursor& since) {
   everOpened_ = true;
   inIncident_ = false;
   failedAttempts_ = 0;
-  // A stream opened without `since` (a brand-new ledger) gets no replay to wait for.
-  const auto replayWindow =
-      since.timeNano == 0 ? std::chrono::milliseconds(0) : options_.replayWindow;
-  enqueue(StreamOpened{since, streamOpenedAt_, std::chrono::steady_clock::now() + replayWindow});
+  // Even a stream opened without `since` (nothing to replay) is given the window: a stream that
+  // dies within it is not reconciled against, so its undelivered events, replayed by the next
+  // one, are not also written as reconciled transitions.
+  enqueue(StreamOpened{since, streamOpenedAt_,
+                       std::chrono::steady_clock::now() + options_.replayWindow});
 }
 
 void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {

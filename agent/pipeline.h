@@ -1,8 +1,7 @@
 // The Pipeline moves engine facts into the Recorder on two named threads:
 //   zastava-stream: keeps the /events stream open (negotiate, stream, back off, resume with
 //                   since=<last event seen>) and only decodes and queues. When the queue is
-//                   full it waits for room at most queueFullWait, well under the 100 ms after
-//                   which the engine drops events for a slow reader, then drops (counted);
+//                   full it waits for room at most queueFullWait, then drops (counted);
 //   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
 //                   engine's replay arrive, checks that the replay begins with the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
@@ -48,10 +47,13 @@ struct PipelineOptions {
   // publishes it, so it can deliver one a little after a later-stamped one; and its replay stops
   // at the first event older than `since`. Events replayed again are recognised and skipped.
   std::chrono::milliseconds resumeOverlap{1'000};
-  std::size_t eventQueueCapacity = 65536;
+  std::size_t eventQueueCapacity = 8192;
   // How long the stream waits for room in a full queue before it drops an event; once it has
-  // dropped one it drops without waiting until the enricher takes an event.
-  std::chrono::milliseconds queueFullWait{50};
+  // dropped one it drops without waiting until the enricher takes an event. Meanwhile the
+  // engine keeps what it publishes in its 1024-event buffer for this reader, and only drops
+  // when that is full for 100 ms: a real engine publishes far fewer than 1024 events a second,
+  // so waiting loses nothing there, where dropping here always loses.
+  std::chrono::milliseconds queueFullWait{1'000};
 };
 
 class Pipeline {

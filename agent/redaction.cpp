@@ -6,12 +6,30 @@
 
 namespace zastava {
 
-bool Redactor::looksSecret(std::string_view name) const {
-  const std::string subject(name);
+namespace {
+
+// Bounds the cache: names beyond it (a workload inventing label keys) are matched each time.
+constexpr std::size_t kMaxCachedNames = 4096;
+
+}  // namespace
+
+bool Redactor::matchesPattern(const std::string& name) const {
   return std::any_of(policy_.alwaysRedact.begin(), policy_.alwaysRedact.end(),
                      [&](const std::string& pattern) {
-                       return fnmatch(pattern.c_str(), subject.c_str(), FNM_CASEFOLD) == 0;
+                       return fnmatch(pattern.c_str(), name.c_str(), FNM_CASEFOLD) == 0;
                      });
+}
+
+bool Redactor::looksSecret(std::string_view name) const {
+  std::string subject(name);
+  {
+    std::lock_guard lock(cacheMu_);
+    if (auto cached = cache_.find(subject); cached != cache_.end()) return cached->second;
+  }
+  const bool secret = matchesPattern(subject);
+  std::lock_guard lock(cacheMu_);
+  if (cache_.size() < kMaxCachedNames) cache_.emplace(std::move(subject), secret);
+  return secret;
 }
 
 std::map<std::string, std::string> Redactor::environment(

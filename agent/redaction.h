@@ -7,8 +7,10 @@
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace zastava {
@@ -31,6 +33,8 @@ struct RedactionPolicy {
 class Redactor {
  public:
   explicit Redactor(RedactionPolicy policy = {}) : policy_(std::move(policy)) {}
+  Redactor(const Redactor&) = delete;
+  Redactor& operator=(const Redactor&) = delete;
 
   // "NAME=value" entries as the engine sends them -> NAME -> value or "<redacted>". An entry
   // without "=" is a name with no value. Any thread.
@@ -47,7 +51,12 @@ class Redactor {
   bool looksSecret(std::string_view name) const;
 
  private:
+  bool matchesPattern(const std::string& name) const;
+
   RedactionPolicy policy_;
+  // looksSecret's answers: label keys and variable names repeat on every event.
+  mutable std::mutex cacheMu_;
+  mutable std::unordered_map<std::string, bool> cache_;  // guarded by cacheMu_
 };
 
 }  // namespace zastava

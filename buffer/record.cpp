@@ -264,9 +264,12 @@ ChainedLine chainedLine(const Record& record, std::string_view prevHash) {
 }
 
 std::string sha256Hex(std::string_view bytes) {
+  // Fetched once: OpenSSL 3 looks EVP_sha256() up again on every digest otherwise.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+  if (sha256 == nullptr ||
+      EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, sha256, nullptr) != 1) {
     return {};
   }
   static constexpr char kHex[] = "0123456789abcdef";

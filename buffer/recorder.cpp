@@ -1,5 +1,6 @@
 #include "buffer/recorder.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -29,6 +30,8 @@ constexpr auto kFirstBackoff = 100ms;
 constexpr auto kMaxBackoff = 5000ms;
 constexpr auto kIdleWake = 1000ms;
 constexpr auto kStopGrace = 3000ms;
+// Records committed in a burst after which an idle writer hands freed memory back to the system.
+constexpr std::uint64_t kReleaseMemoryAfter = 16384;
 constexpr std::int64_t kPruneIntervalNanos = 60ll * 1'000'000'000;
 constexpr const char* kDatabaseName = "zastava-agent.db";
 constexpr const char* kSegmentDirName = "runtime-events";
@@ -126,6 +129,7 @@ class RecorderImpl final : public Recorder {
   bool waitForWork(std::chrono::milliseconds backoff);
   Result<void> writeOnce();
   Result<void> maintain();
+  void releaseMemoryAfterBurst(std::size_t committed);
   void reportOutcome(const Result<void>& result);
 
   const RecorderOptions options_;
@@ -161,6 +165,7 @@ class RecorderImpl final : public Recorder {
   std::uint64_t unsyncedEnd_ = 0;
   std::string failure_;  // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
+  std::uint64_t committedSinceRelease_ = 0;
 };
 
 // Returns false when the writer should exit. Takes the next batch from the queue.
@@ -192,13 +197,28 @@ bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
   return true;
 }
 
+// glibc keeps the pages a burst's queued records took (the queues hold up to tens of MiB);
+// once the writer has caught up, malloc_trim returns them, so RSS falls back after a burst.
+void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
+  committedSinceRelease_ += committed;
+  if (committedSinceRelease_ < kReleaseMemoryAfter) return;
+  {
+    std::lock_guard lock(mu_);
+    if (!queue_.empty()) return;
+  }
+  committedSinceRelease_ = 0;
+  malloc_trim(0);
+}
+
 void RecorderImpl::run() {
   pthread_setname_np(pthread_self(), "zastava-writer");
   auto backoff = std::chrono::milliseconds(kFirstBackoff);
   while (waitForWork(backoff)) {
+    const std::size_t batch = batch_.size();
     Result<void> result = writeOnce();
     if (result) result = maintain();
     reportOutcome(result);
+    if (result) releaseMemoryAfterBurst(batch);
     backoff =
         result ? std::chrono::milliseconds(kFirstBackoff) : std::min(backoff * 2, kMaxBackoff);
   }

@@ -31,8 +31,8 @@ struct BufferLimits {
 struct RecorderOptions {
   std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
   BufferLimits limits;
-  std::size_t queueCapacity = 65536;  // records waiting for the writer
-  std::size_t maxBatch = 4096;        // records per group commit
+  std::size_t queueCapacity = 8192;  // records waiting for the writer
+  std::size_t maxBatch = 1024;        // records per group commit
 };
 
 class Recorder {

@@ -28,12 +28,18 @@ Error malformed(std::string_view what, std::string_view json) {
                                           " bytes: " + quote(json) + ")"};
 }
 
-// Parses `json` into `parser`'s document. The input is copied into a padded buffer.
-Result<element> parseDocument(simdjson::dom::parser& parser, std::string_view json,
-                              std::string_view what) {
+// Each thread's parser, reused so its buffers are allocated once (the stream decodes every
+// event on one thread). A document lives until the thread's next parse.
+simdjson::dom::parser& threadParser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
+// Parses `json` into the thread's parser. The input is copied into a padded buffer.
+Result<element> parseDocument(std::string_view json, std::string_view what) {
   const simdjson::padded_string padded(json);
   element root;
-  const auto err = parser.parse(padded).get(root);
+  const auto err = threadParser().parse(padded).get(root);
   if (err != simdjson::SUCCESS) {
     return malformed(std::string(what) + " is not valid JSON: " + simdjson::error_message(err),
                      json);
@@ -44,9 +50,8 @@ Result<element> parseDocument(simdjson::dom::parser& parser, std::string_view js
 bool isObject(element value) { return value.type() == simdjson::dom::element_type::OBJECT; }
 
 // parseDocument, and the document must be a JSON object.
-Result<element> parseObject(simdjson::dom::parser& parser, std::string_view json,
-                            std::string_view what) {
-  auto root = parseDocument(parser, json, what);
+Result<element> parseObject(std::string_view json, std::string_view what) {
+  auto root = parseDocument(json, what);
   if (!root.ok()) return root.error();
   if (!isObject(*root)) return malformed(std::string(what) + " is not a JSON object", json);
   return root;
@@ -164,8 +169,7 @@ void splitAction(std::string_view raw, std::string& action, std::string& detail)
 }
 
 Result<EngineEvent> decodeEvent(std::string_view json) {
-  simdjson::dom::parser parser;
-  auto root = parseObject(parser, json, "event");
+  auto root = parseObject(json, "event");
   if (!root.ok()) return root.error();
   const element doc = *root;
 
@@ -200,8 +204,7 @@ Result<EngineEvent> decodeEvent(std::string_view json) {
 }
 
 Result<std::vector<ContainerSummary>> decodeContainerList(std::string_view json) {
-  simdjson::dom::parser parser;
-  auto root = parseDocument(parser, json, "container list");
+  auto root = parseDocument(json, "container list");
   if (!root.ok()) return root.error();
   simdjson::dom::array items;
   if (root->get_array().get(items) != simdjson::SUCCESS) {
@@ -326,8 +329,7 @@ SecurityPosture postureFrom(element doc) {
 }
 
 Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
-  simdjson::dom::parser parser;
-  auto root = parseObject(parser, json, "container inspect");
+  auto root = parseObject(json, "container inspect");
   if (!root.ok()) return root.error();
   const element doc = *root;
 
@@ -355,8 +357,7 @@ Result<ContainerInspect> decodeContainerInspect(std::string_view json) {
 }
 
 Result<VersionInfo> decodeVersion(std::string_view json) {
-  simdjson::dom::parser parser;
-  auto root = parseObject(parser, json, "version");
+  auto root = parseObject(json, "version");
   if (!root.ok()) return root.error();
   const element doc = *root;
   VersionInfo info;
@@ -371,11 +372,9 @@ Result<VersionInfo> decodeVersion(std::string_view json) {
 }
 
 std::string decodeErrorMessage(std::string_view body) {
-  simdjson::dom::parser parser;
-  const simdjson::padded_string padded(body);
-  element doc;
-  if (parser.parse(padded).get(doc) != simdjson::SUCCESS || !isObject(doc)) return std::string();
-  return stringOr(doc, "message");
+  auto doc = parseObject(body, "error body");
+  if (!doc.ok()) return std::string();
+  return stringOr(*doc, "message");
 }
 
 }  // namespace zastava
