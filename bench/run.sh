@@ -1,49 +1,77 @@
 #!/usr/bin/env bash
-# Benchmarks, one command: builds the agent and the fake engine in Release under build/bench,
-# then runs the ingest-throughput benchmark (issue 5, item 1) side by side with its peers and
-# prints medians and ratios.
+# Benchmarks, one command: builds the agent (and, for ingest, the fake engine) in Release under
+# build/bench, then runs the suites, each side by side with its peers, printing medians and
+# ratios:
+#   ingest  bench/ingest.py: ingest throughput against a fake engine (issue 5, item 1)
+#   engine  bench/engine.py: start-up inventory, event latency, memory, idle CPU and evidence
+#           cost against a private real dockerd (issue 5, the rest); needs root
 #
-#   bench/run.sh [--events N] [--repeat R] [--no-build] [--peers agent,cli,python,raw]
+#   bench/run.sh [--suite ingest|engine|all] [--repeat R] [--no-build]
+#                [--events N] [--peers agent,cli,python,raw]          (ingest)
+#                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence] (engine)
 #
-# Needs (installed from Debian when missing, as root): docker.io (the docker CLI),
-# python3-docker, curl, cmake and the agent's build dependencies (see scripts/test.sh).
+# Needs (installed from Debian when missing, as root): docker.io (dockerd and the docker CLI),
+# busybox-static, python3-docker, curl, cmake and the agent's build dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
+suite=all
 events=1000000
 repeat=3
 build=1
 peers=agent,cli,python,raw
+sizes=100,500,1000
+only=startup,latency,memory,idle,evidence
 while [ $# -gt 0 ]; do
   case "$1" in
+    --suite) suite="$2"; shift 2 ;;
     --events) events="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
     --peers) peers="$2"; shift 2 ;;
+    --sizes) sizes="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+case "$suite" in
+  ingest|engine|all) ;;
+  *) echo "bench/run.sh: --suite is ingest, engine or all, not $suite" >&2; exit 2 ;;
+esac
+run_ingest=0
+run_engine=0
+[ "$suite" = engine ] || run_ingest=1
+[ "$suite" = ingest ] || run_engine=1
 
-missing=()
-[ -x /usr/bin/docker ] || missing+=(docker.io)
-/usr/bin/python3 -c 'import docker' 2>/dev/null || missing+=(python3-docker)
-command -v curl >/dev/null || missing+=(curl)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# ensure_packages (scripts/lib.sh) installs only what is missing, and only as root.
+packages=(docker.io curl)
+[ "$run_ingest" = 0 ] || packages+=(python3-docker)
+[ "$run_engine" = 0 ] || packages+=(busybox-static)
+[ "$build" = 0 ] || packages+=("${BUILD_PACKAGES[@]}")
+ensure_packages "${packages[@]}"
 
 if [ "$build" = 1 ]; then
   cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DZASTAVA_TESTS=OFF >/dev/null
   cmake --build build/bench -j"$(nproc)" --target zastava-agent
-  cmake -S bench -B build/bench/tools -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build/bench/tools -j"$(nproc)"
+  if [ "$run_ingest" = 1 ]; then
+    cmake -S bench -B build/bench/tools -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build build/bench/tools -j"$(nproc)"
+  fi
 fi
 
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
-  "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo)," \
-  "kernel $(uname -r), Debian $(cat /etc/debian_version)"
-exec /usr/bin/python3 bench/ingest.py --events "$events" --repeat "$repeat" --peers "$peers" \
-  --agent build/bench/agent/zastava-agent --fake-engine build/bench/tools/fake_engine \
-  --fixtures tests/fixtures/engine
+if [ "$run_ingest" = 1 ]; then
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+  echo "machine: $(nproc) CPUs, $cpu," \
+    "$(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo)," \
+    "kernel $(uname -r), Debian $(cat /etc/debian_version)"
+  /usr/bin/python3 bench/ingest.py --events "$events" --repeat "$repeat" --peers "$peers" \
+    --agent build/bench/agent/zastava-agent --fake-engine build/bench/tools/fake_engine \
+    --fixtures tests/fixtures/engine
+fi
+if [ "$run_engine" = 1 ]; then
+  # engine.py prints its own machine line.
+  /usr/bin/python3 bench/engine.py --agent build/bench/agent/zastava-agent --repeat "$repeat" \
+    --sizes "$sizes" --only "$only"
+fi
