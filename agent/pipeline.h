@@ -1,9 +1,9 @@
 // The Pipeline moves engine facts into the Recorder on two named threads:
-//   zastava-stream: keeps the /events stream open (negotiate, stream, back off, resume with
-//                   since=<last event seen>) and only decodes and queues. When the queue is
+//   zastava-stream: keeps the /events stream open (negotiate, stream, back off, resume a little
+//                   before the last event seen) and only decodes and queues. When the queue is
 //                   full it waits for room at most queueFullWait, then drops (counted);
 //   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
-//                   engine's replay arrive, checks that the replay begins with the cursor event
+//                   engine's replay arrive, checks that the replay holds the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
 //                   reconciles the ledger with list + inspect. Other events become records,
 //                   inspected on create/start/die.

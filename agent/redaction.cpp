@@ -21,11 +21,11 @@ bool Redactor::matchesPattern(const std::string& name) const {
 }
 
 bool Redactor::looksSecret(std::string_view name) const {
-  std::string subject(name);
   {
     std::lock_guard lock(cacheMu_);
-    if (auto cached = cache_.find(subject); cached != cache_.end()) return cached->second;
+    if (auto cached = cache_.find(name); cached != cache_.end()) return cached->second;
   }
+  std::string subject(name);
   const bool secret = matchesPattern(subject);
   std::lock_guard lock(cacheMu_);
   if (cache_.size() < kMaxCachedNames) cache_.emplace(std::move(subject), secret);

@@ -6,6 +6,7 @@
 // are secret-looking values in process command lines.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -54,9 +55,17 @@ class Redactor {
   bool matchesPattern(const std::string& name) const;
 
   RedactionPolicy policy_;
+  // Looks names up as string_views, without a copy.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
   // looksSecret's answers: label keys and variable names repeat on every event.
   mutable std::mutex cacheMu_;
-  mutable std::unordered_map<std::string, bool> cache_;  // guarded by cacheMu_
+  mutable std::unordered_map<std::string, bool, NameHash, std::equal_to<>>
+      cache_;  // guarded by cacheMu_
 };
 
 }  // namespace zastava

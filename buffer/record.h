@@ -93,8 +93,8 @@ struct Record {
   UnixNanos streamOpenedAt = 0;
 };
 
-// Where the engine event stream stands: the newest engine event made durable. Resuming with
-// since=timeNano replays that very event first when the engine still has it, which proves
+// Where the engine event stream stands: the newest engine event made durable. A stream resumed
+// from a little before it replays that very event when the engine still has it, which proves
 // that nothing was lost in between.
 struct EventCursor {
   std::int64_t timeNano = 0;  // 0: no engine event recorded yet

@@ -36,7 +36,6 @@ constexpr std::int64_t kPruneIntervalNanos = 60ll * 1'000'000'000;
 constexpr const char* kDatabaseName = "zastava-agent.db";
 constexpr const char* kSegmentDirName = "runtime-events";
 
-
 class RecorderImpl final : public Recorder {
  public:
   RecorderImpl(const RecorderOptions& options, Clock& clock, Metrics& metrics, HealthState& health,

@@ -1,7 +1,7 @@
 // The Recorder makes records durable. Producers submit() into a bounded queue (waiting for room
-// only while the writer is behind but healthy); one writer thread takes everything pending and group-commits it: SQLite first (the source of
-// truth: dedup by eventId, hash chain, cursor, containers table, all in one transaction), then
-// the NDJSON segment, then one fdatasync. A record is counted as buffered only after both.
+// only while the writer is behind but healthy); one writer thread takes everything pending and
+// group-commits it: SQLite first (the source of truth: dedup by eventId, hash chain, cursor,
+// containers table, all in one transaction), then the NDJSON segment, then one fdatasync. A record is counted as buffered only after both.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +32,7 @@ struct RecorderOptions {
   std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
   BufferLimits limits;
   std::size_t queueCapacity = 8192;  // records waiting for the writer
-  std::size_t maxBatch = 1024;        // records per group commit
+  std::size_t maxBatch = 1024;       // records per group commit
 };
 
 class Recorder {

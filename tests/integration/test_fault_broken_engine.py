@@ -184,11 +184,18 @@ class BrokenEngine(h.WorkspaceTest):
         h.log(f"agent's /events requests: {event_paths}")
         return problems, stats, records, event_paths, events
 
-    def check_resumed(self, problems, event_paths, cursor_event):
+    def check_resumed(self, problems, event_paths, records, cursor_event):
+        """The cut stream was reopened a little before its last event, and the replay, which
+        holds that event, left no gap. Returns the number of gap records."""
         want_since = since_param(cursor_event["timeNano"] - RESUME_OVERLAP_NS)
         if len(event_paths) < 2 or want_since not in event_paths[1]:
             problems.append(f"the cut stream was not reopened with {want_since} (its last event "
                             f"less the resume overlap): {event_paths[1:2]}")
+        gaps = h.gap_records(records)
+        if gaps:
+            problems.append(f"{len(gaps)} agent.gap records although the replay holds the "
+                            f"cursor event: {[g['gap'] for g in gaps]}")
+        return len(gaps)
 
     def test_malformed_line_and_stream_closed_mid_line(self):
         """Connection 1: event 0, the malformed line {"Type":"container","Action":, event 1,
@@ -207,13 +214,9 @@ class BrokenEngine(h.WorkspaceTest):
         if not self.decode_errors >= 1:
             problems.append(f"engine_errors_total{{kind=decode}} {self.decode_errors}, "
                             f"want >= 1")
-        self.check_resumed(problems, event_paths, events[1])
-        gaps = h.gap_records(records)
-        if gaps:
-            problems.append(f"{len(gaps)} agent.gap records although the replay holds the "
-                            f"cursor event: {[g['gap'] for g in gaps]}")
+        gaps = self.check_resumed(problems, event_paths, records, events[1])
         h.fault_row("6 broken engine", int(self.reconnects), stats,
-                    f"decode errors {self.decode_errors}, {len(gaps)} gaps")
+                    f"decode errors {self.decode_errors}, {gaps} gaps")
         self.assertEqual(problems, [])
 
     def test_stream_cut_after_a_later_stamped_event(self):
@@ -229,13 +232,9 @@ class BrokenEngine(h.WorkspaceTest):
                                                                          first_stream)
         self.assertLess(events[23]["timeNano"], events[22]["timeNano"],
                         "the fixture no longer holds the engine's out-of-order delivery")
-        self.check_resumed(problems, event_paths, events[22])
-        gaps = h.gap_records(records)
-        if gaps:
-            problems.append(f"{len(gaps)} agent.gap records although the replay holds the "
-                            f"cursor event: {[g['gap'] for g in gaps]}")
+        gaps = self.check_resumed(problems, event_paths, records, events[22])
         h.fault_row("6 broken engine: reordered", int(self.reconnects), stats,
-                    f"{len(gaps)} gaps")
+                    f"{gaps} gaps")
         self.assertEqual(problems, [])
 
 
