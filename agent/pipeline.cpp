@@ -157,7 +157,7 @@ void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
   // On a resumed stream the engine first replays what it kept since `since`.
   RecordSource source = since != 0 && decoded.timeNano < streamOpenedAt_ ? RecordSource::kReplay
                                                                          : RecordSource::kStream;
-  enqueue(QueuedEvent{std::move(decoded), std::move(id), source});
+  enqueue(QueuedEvent{std::move(decoded), std::move(id), source, clock_.now()});
 }
 
 bool Pipeline::enqueue(QueueItem item) {
@@ -412,7 +412,7 @@ void Pipeline::recordEvent(const QueuedEvent& queued) {
     }
   }
   // One dropped (queue full) is not remembered: a later replay may still bring it.
-  if (recorder_.submit(tracker_.fromEvent(event, queued.source, inspect))) {
+  if (recorder_.submit(tracker_.fromEvent(event, queued.source, inspect, queued.receivedAt))) {
     recorded_.remember(queued.eventId);
   }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));

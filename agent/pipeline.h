@@ -6,7 +6,7 @@
 //                   engine's replay arrive, checks that the replay holds the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
 //                   reconciles the ledger with list + inspect. Other events become records,
-//                   inspected on create/start/die.
+//                   starts inspected (see Tracker::wantsInspect).
 // Each container start, and each running container whose current process reconciliation finds
 // without evidence, is handed to the EvidenceCollector, which never makes the enricher wait.
 // The stream is opened before the containers are listed, so nothing falls between them.
@@ -77,6 +77,7 @@ class Pipeline {
     EngineEvent event;
     std::string eventId;
     RecordSource source;
+    UnixNanos receivedAt = 0;
   };
   // The stream (re)opened, resuming after `since`.
   struct StreamOpened {

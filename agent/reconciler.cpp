@@ -35,9 +35,13 @@ class ContainerReconciler {
 
   void knownContainer(const ContainerFacts& ledger) {
     current_ = ledger;
-    current_->image = engine_.image;
-    current_->imageId = engine_.imageId;
-    current_->labels = engine_.labels;
+    ContainerFacts fresh = tracker_.factsOf(engine_);  // identity and posture, secrets redacted
+    current_->image = std::move(fresh.image);
+    current_->imageId = std::move(fresh.imageId);
+    current_->labels = std::move(fresh.labels);
+    current_->env = std::move(fresh.env);
+    current_->security = std::move(fresh.security);
+    current_->imageDigest = std::move(fresh.imageDigest);
     if (engine_.name != ledger.name && !context_.queued(engine_.id, "rename")) {
       current_->name = engine_.name;
       emit(*current_, "rename", context_.now, engine_.name);

@@ -43,10 +43,22 @@ void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
   facts.pid = inspect.state.running ? std::optional(inspect.state.pid) : std::nullopt;
 }
 
+// The tracker keeps what later records without an inspect repeat (name, image, labels, state);
+// the environment and posture go only into the records made from an inspect.
+void dropInspectOnly(ContainerFacts& facts) {
+  facts.env.clear();
+  facts.security.reset();
+  facts.imageDigest.reset();
+}
+
 }  // namespace
 
 bool Tracker::wantsInspect(std::string_view action) {
-  return action == "create" || action == "start" || action == "die";
+  // The engine answers an inspect only when it releases the container, and it holds it through
+  // a whole start after a create (`docker run`), and through the clean-up after a death. The
+  // start inspect is worth that short wait: image ID, pid and posture. A create is followed by
+  // its start; a death's event already says the exit code.
+  return action == "start";
 }
 
 std::optional<std::string> stateAfter(std::string_view action) {
@@ -66,7 +78,7 @@ ContainerFacts& Tracker::remember(const std::string& id) {
 
 void Tracker::restore(const std::vector<ContainerFacts>& ledger) {
   for (const ContainerFacts& facts : ledger) {
-    if (facts.state != "removed") containers_[facts.id] = facts;
+    if (facts.state != "removed") dropInspectOnly(containers_[facts.id] = facts);
   }
 }
 
@@ -95,7 +107,7 @@ Record Tracker::reconciled(const ContainerFacts& facts, std::string_view action,
   if (action == "destroy") {
     containers_.erase(facts.id);
   } else {
-    containers_[facts.id] = facts;
+    dropInspectOnly(containers_[facts.id] = facts);
   }
   return record;
 }
@@ -120,21 +132,19 @@ ContainerFacts Tracker::factsOf(const ContainerInspect& inspect) const {
 }
 
 Record Tracker::snapshot(const ContainerInspect& inspect) {
-  ContainerFacts& facts = remember(inspect.id);
-  facts = factsOf(inspect);
-
   Record record;
   record.observedAt = clock_.now();
   record.time = record.observedAt;
   record.eventId = eventIdForSnapshot(inspect.id, record.observedAt);
   record.kind = "container.snapshot";
   record.source = RecordSource::kSnapshot;
-  record.container = facts;
+  record.container = factsOf(inspect);
+  dropInspectOnly(remember(inspect.id) = record.container);
   return record;
 }
 
 Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
-                          const std::optional<ContainerInspect>& inspect) {
+                          const std::optional<ContainerInspect>& inspect, UnixNanos observedAt) {
   ContainerFacts& facts = remember(event.actorId);
   if (inspect) applyInspect(*inspect, redactor_, facts);
   if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
@@ -145,7 +155,11 @@ Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
   }
   if (auto state = stateAfter(event.action)) facts.state = *state;
   if (event.action == "start") facts.exitCode.reset();
-  if (event.action == "die") facts.exitCode = parseInt(event.attributes, "exitCode");
+  if (event.action == "die") {
+    facts.exitCode = parseInt(event.attributes, "exitCode");
+    facts.pid.reset();
+    facts.finishedAt.reset();  // the record's time says when; the engine's own time needs inspect
+  }
   if (event.action == "oom") facts.oomKilled = true;
 
   Record record;
@@ -155,17 +169,16 @@ Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
   record.source = source;
   record.time = event.timeNano;
   record.timeNano = event.timeNano;
-  record.observedAt = clock_.now();
+  record.observedAt = observedAt;
   record.action = event.action;
   record.actionDetail = event.actionDetail;
   record.container = facts;
-  if (!inspect) {  // posture and env belong to records enriched by an inspect, not every event
-    record.container.security.reset();
-    record.container.env.clear();
-    record.container.imageDigest.reset();
-  }
   record.attributes = redactor_.labels(event.attributes);
-  if (event.action == "destroy") containers_.erase(event.actorId);
+  if (event.action == "destroy") {
+    containers_.erase(event.actorId);
+  } else {
+    dropInspectOnly(facts);
+  }
   return record;
 }
 

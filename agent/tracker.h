@@ -26,7 +26,7 @@ class Tracker {
   // Everything an inspect says about a container, as record facts, secrets redacted.
   ContainerFacts factsOf(const ContainerInspect& inspect) const;
 
-  // True for the actions whose record is enriched from a fresh inspect (create, start, die).
+  // True for the actions whose record is enriched from a fresh inspect (start).
   static bool wantsInspect(std::string_view action);
 
   // The container.snapshot record for one inventory observation, observed now.
@@ -35,8 +35,9 @@ class Tracker {
   // The record for one engine event. `inspect` (when the action wants one and the container still
   // exists) supplies image ID, labels, pid, restart count and times; the state, exit code and
   // name come from the event itself, because the inspect may already describe a later moment.
+  // `observedAt` is when the event arrived from the engine.
   Record fromEvent(const EngineEvent& event, RecordSource source,
-                   const std::optional<ContainerInspect>& inspect);
+                   const std::optional<ContainerInspect>& inspect, UnixNanos observedAt);
 
   // Takes the ledger's last word on each container (the containers table) as the starting
   // state; destroyed ones ("removed") are left out.

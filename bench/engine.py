@@ -20,7 +20,7 @@ peer in the same run, several repetitions, printing medians and ratios:
             group commit's lines after the SQLite commit and before the segment's fdatasync, so
             its figure is short of durable by one fdatasync (the mean group commit duration is
             printed alongside). The agent's observedAt - timeNano too (observedAt is taken when
-            the record is built, after the enricher's inspect of the container).
+            the event arrives from the engine).
   memory    VmRSS/VmHWM (/proc/PID/status) of the agent tracking the largest N, at ready and 30 s
             later, against a `docker events` CLI process started just before it.
   idle      CPU (utime+stime of /proc/PID/stat) over --idle-seconds with --idle-n containers,
@@ -854,7 +854,7 @@ def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line
         print("|---|---:|---:|---:|---:|")
         sums = [summarize(r) for r in latency]
         rows = (("agent", "zastava-agent: line in NDJSON segment (before its fdatasync)"),
-                ("observed", "zastava-agent: its record's observedAt (set after the inspect)"),
+                ("observed", "zastava-agent: its record's observedAt (the event's arrival)"),
                 ("cli", "`docker events` CLI: line in its output file"))
         for key, name in rows:
             print(f"| {name} | {med([len(r[key]) for r in latency]):.0f} | " +

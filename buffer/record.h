@@ -36,7 +36,7 @@ struct ContainerFacts {
   std::optional<std::string> startedAt;  // RFC 3339 as the engine sent it
   std::optional<std::string> finishedAt;
   std::map<std::string, std::string> labels;
-  // From inspect only (snapshot, create/start/die and reconcile records):
+  // From inspect only (snapshot, start and reconcile records):
   std::map<std::string, std::string> env;  // name -> value, values redacted by policy
   std::optional<SecurityPosture> security;
   // The image manifest digest; std::nullopt (JSON null) when the engine does not report one

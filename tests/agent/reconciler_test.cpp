@@ -88,6 +88,24 @@ TEST_CASE("a death the engine did not deliver is written with its exit code and 
   CHECK(s.tracker.find(exited.id)->state == "exited");
 }
 
+TEST_CASE("a known container's transition carries its posture, secrets redacted") {
+  Scenario s;
+  const ContainerInspect posture = fixture("inspect-posture.json");
+  ContainerFacts known = s.tracker.factsOf(posture);
+  known.name = "lead-posture-before";
+  s.tracker.restore({known});
+  auto records = s.run({posture});
+  REQUIRE(kinds(records) == std::vector<std::string>{"container.rename"});
+  const ContainerFacts& renamed = records[0].container;
+  CHECK(renamed.name == "lead-posture");
+  CHECK(renamed.labels.at("aws_secret_key") == "<redacted>");
+  CHECK(renamed.env.at("DB_PASSWORD") == "<redacted>");
+  REQUIRE(renamed.security.has_value());
+  CHECK(renamed.security->privileged);
+  // The tracker keeps identity and state, not the posture: that lives in the records.
+  CHECK_FALSE(s.tracker.find(posture.id)->security.has_value());
+}
+
 TEST_CASE("reconciling twice writes nothing the second time") {
   Scenario s;
   const ContainerInspect exited = fixture("inspect-exited.json");

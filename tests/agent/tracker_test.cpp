@@ -23,7 +23,7 @@ std::vector<Record> recordLifecycle(Tracker& tracker) {
   for (const auto& line : fixtureLines("events-lifecycle.ndjson")) {
     auto event = decodeEvent(line);
     REQUIRE(event.ok());
-    records.push_back(tracker.fromEvent(*event, RecordSource::kStream, std::nullopt));
+    records.push_back(tracker.fromEvent(*event, RecordSource::kStream, std::nullopt, kNow));
   }
   return records;
 }
@@ -115,7 +115,7 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
   start.attributes = {{"name", "col-run"}, {"image", "zastava-test/busybox:1"}};
   start.timeNano = kNow - 5;
 
-  Record record = tracker.fromEvent(start, RecordSource::kReplay, *inspect);
+  Record record = tracker.fromEvent(start, RecordSource::kReplay, *inspect, kNow);
   CHECK(record.source == RecordSource::kReplay);
   CHECK(record.container.imageId ==
         "sha256:31db03b08020d054ab408407b5705a62c8c6a4bf614b0e2b7b2925679b1c74ee");
@@ -128,9 +128,20 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
   EngineEvent pause = start;
   pause.action = pause.rawAction = "pause";
   pause.timeNano = kNow - 4;
-  Record paused = tracker.fromEvent(pause, RecordSource::kStream, std::nullopt);
+  Record paused = tracker.fromEvent(pause, RecordSource::kStream, std::nullopt, kNow);
   CHECK(paused.container.imageId == record.container.imageId);  // remembered without inspect
   CHECK(paused.container.state == "paused");
+  CHECK_FALSE(paused.container.security.has_value());  // posture only where inspected
+
+  EngineEvent die = start;
+  die.action = die.rawAction = "die";
+  die.attributes["exitCode"] = "2";
+  die.timeNano = kNow - 3;
+  Record died = tracker.fromEvent(die, RecordSource::kStream, std::nullopt, kNow);
+  CHECK(died.container.imageId == record.container.imageId);
+  CHECK(died.container.exitCode == 2);
+  CHECK(died.container.state == "exited");
+  CHECK_FALSE(died.container.pid.has_value());
 }
 
 TEST_CASE("snapshots describe the inspected state, one id per observation") {
@@ -160,9 +171,9 @@ TEST_CASE("snapshots describe the inspected state, one id per observation") {
   CHECK(tracker.snapshot(*running).eventId != first.eventId);
 }
 
-TEST_CASE("only create, start and die are inspected") {
-  for (const char* action : {"create", "start", "die"}) CHECK(Tracker::wantsInspect(action));
-  for (const char* action : {"kill", "pause", "destroy", "exec_start", "rename"}) {
+TEST_CASE("only start is inspected") {
+  CHECK(Tracker::wantsInspect("start"));
+  for (const char* action : {"create", "die", "kill", "pause", "destroy", "exec_start", "rename"}) {
     CHECK_FALSE(Tracker::wantsInspect(action));
   }
 }

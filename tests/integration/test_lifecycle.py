@@ -152,10 +152,14 @@ class Lifecycle(h.WorkspaceTest):
         self.assertTrue(kill_dies)
         self.assertEqual(self.record_for(kill_dies[-1])["container"].get("exitCode"), 137)
 
-    def test_enrichment_on_create_start_die(self):
-        """create/start/die records carry name, image, imageId, state from inspect"""
-        expect_state = {"create": "created", "start": "running", "die": "exited"}
-        for action, state in expect_state.items():
+    def test_enrichment_on_start_die(self):
+        """create records carry the event's name, image and state; start/die records add
+        imageId and restartCount from inspect"""
+        create = self.record_for(self.events_of("fail", "create")[0])["container"]
+        self.assertEqual((create.get("name"), create.get("image"), create.get("state")),
+                         ("fail", h.TEST_IMAGE, "created"), create)
+        self.assertNotIn("security", create)
+        for action in ("start", "die"):
             ev = self.events_of("fail", action)[0]
             c = self.record_for(ev)["container"]
             self.assertEqual(c.get("name"), "fail", f"{action}: {c}")
