@@ -17,6 +17,7 @@
 #include "agent/redaction.h"
 #include "buffer/recorder.h"
 #include "common/result.h"
+#include "health/health_state.h"
 
 namespace zastava {
 
@@ -30,6 +31,7 @@ struct Config {
   std::int64_t retentionHours = 24;       // EventBuffer:RetentionHours, 1..87600
   std::string healthAddress = "0.0.0.0";  // HealthCheck:Address
   int healthPort = 8080;                  // HealthCheck:Port, 1..65535
+  int stallSeconds = kDefaultStallLimit.count();  // HealthCheck:StallSeconds, 1..86400
   LogLevel logLevel = LogLevel::kInfo;    // LogLevel, or Serilog__MinimumLevel__Default
   int inventoryConcurrency = 8;           // Inventory:Concurrency, 1..64: parallel inspects
   int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600

@@ -41,16 +41,31 @@ sigset_t shutdownSignals() {
   return set;
 }
 
+// Feeds systemd's watchdog (WatchdogSec=) only while no worker is stalled (HealthState::
+// liveness), so a hung writer or enricher gets the agent restarted; says so once per stall.
+void feedWatchdog(const HealthState& health, bool& stalled) {
+  Verdict alive = health.liveness();
+  if (alive.ok) {
+    sd_notify(0, "WATCHDOG=1");
+    if (stalled) spdlog::info("all workers are making progress again; watchdog fed again");
+  } else if (!stalled) {
+    spdlog::error("{}: no longer feeding the systemd watchdog, /livez answers 503", alive.reason);
+  }
+  stalled = !alive.ok;
+}
+
 // Blocks the main thread until SIGTERM/SIGINT, telling systemd READY=1 the first time the agent
-// is ready (stream open, first inventory done) and keeping STATUS= current.
+// is ready (stream open, first inventory done), keeping STATUS= current and feeding the watchdog.
 int waitForShutdown(const HealthState& health) {
   sigset_t signals = shutdownSignals();
   bool notifiedReady = false;
+  bool stalled = false;
   std::string lastStatus;
   while (true) {
     timespec tick{1, 0};
     int signal = sigtimedwait(&signals, nullptr, &tick);
     if (signal == SIGTERM || signal == SIGINT) return signal;
+    feedWatchdog(health, stalled);
     Verdict ready = health.readiness();
     std::string status = "STATUS=" + std::string(ready.ok ? "watching containers" : ready.reason);
     if (ready.ok && !notifiedReady) {
@@ -72,7 +87,7 @@ int run(const Config& config, const Endpoint& endpoint) {
 
   SystemClock clock;
   Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
-  HealthState health(metrics);
+  HealthState health(metrics, std::chrono::seconds(config.stallSeconds));
   HealthServer server(health, metrics);
   if (auto started = server.start(config.healthAddress, config.healthPort); !started.ok()) {
     spdlog::critical("{}", started.error().message);

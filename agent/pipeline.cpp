@@ -139,6 +139,12 @@ void Pipeline::onStreamOpen(const EventCursor& since) {
 }
 
 void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
+  health_.working(Worker::kStream);
+  queueEvent(event, since);
+  health_.waiting(Worker::kStream);
+}
+
+void Pipeline::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
   if (!event.ok()) {
     metrics_.countEngineError("decode");
     if (!decodeWarned_) {
@@ -205,6 +211,7 @@ void Pipeline::runEnricher() {
   while (true) {
     std::optional<QueueItem> next;
     bool reconcileNow = false;
+    health_.waiting(Worker::kEnricher);
     {
       std::unique_lock lock(mu_);
       auto reconcileIsDue = [this] {
@@ -223,6 +230,7 @@ void Pipeline::runEnricher() {
         next = popFront();
       }
     }
+    health_.working(Worker::kEnricher);
     if (reconcileNow) {
       tryReconcile();
     } else if (auto* event = std::get_if<QueuedEvent>(&*next)) {
@@ -354,17 +362,19 @@ Result<std::vector<ContainerInspect>> Pipeline::inspectAll() {
   const auto& containers = *listed;
   std::vector<std::optional<ContainerInspect>> inspected(containers.size());
   std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};  // all or nothing: no more requests after one failed
   std::mutex errorMu;
   std::optional<Error> firstError;
   auto work = [&] {
     nameThisThread("zastava-inspect");
-    for (std::size_t i = next++; i < containers.size() && !stop_; i = next++) {
+    for (std::size_t i = next++; i < containers.size() && !stop_ && !failed; i = next++) {
       auto result = api_.inspectContainer(containers[i].id);
       if (result.ok()) {
         inspected[i] = std::move(result).value();  // nullopt: removed since the list, skip it
         continue;
       }
       metrics_.countEngineError(errorCodeName(result.error().code));
+      failed = true;
       std::lock_guard lock(errorMu);
       if (!firstError) firstError = result.error();
     }

@@ -92,6 +92,7 @@ class Pipeline {
   Error streamOnce();
   void onStreamOpen(const EventCursor& since);
   void onStreamEvent(Result<EngineEvent>& event, std::int64_t since);
+  void queueEvent(Result<EngineEvent>& event, std::int64_t since);
   void onStreamFailed(const Error& error);
   bool enqueue(QueueItem item);
 

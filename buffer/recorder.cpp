@@ -213,6 +213,7 @@ void RecorderImpl::run() {
   pthread_setname_np(pthread_self(), "zastava-writer");
   auto backoff = std::chrono::milliseconds(kFirstBackoff);
   while (waitForWork(backoff)) {
+    health_.working(Worker::kWriter);
     const std::size_t batch = batch_.size();
     Result<void> result = writeOnce();
     if (result) result = maintain();
@@ -220,6 +221,7 @@ void RecorderImpl::run() {
     if (result) releaseMemoryAfterBurst(batch);
     backoff =
         result ? std::chrono::milliseconds(kFirstBackoff) : std::min(backoff * 2, kMaxBackoff);
+    health_.waiting(Worker::kWriter);
   }
   std::size_t lost = batch_.size();
   {

@@ -76,7 +76,9 @@ std::string segmentFileName(UnixNanos createdAt, std::uint64_t seq) {
 
 SegmentWriter::SegmentWriter(fs::path directory, const BufferLimits& limits, Clock& clock,
                              Metrics& metrics)
-    : directory_(std::move(directory)), limits_(limits), clock_(clock), metrics_(metrics) {}
+    : directory_(std::move(directory)), limits_(limits), clock_(clock), metrics_(metrics) {
+  metrics_.setBufferMaxBytes(limits_.maxTotalBytes);
+}
 
 SegmentWriter::~SegmentWriter() {
   if (activeFd_ >= 0) {

@@ -1,10 +1,31 @@
 #include "health/health_state.h"
 
+#include <algorithm>
+
 #include "health/metrics.h"
 
 namespace zastava {
 
-HealthState::HealthState(Metrics& metrics) : metrics_(metrics) {
+namespace {
+
+std::string_view workerName(Worker worker) {
+  switch (worker) {
+    case Worker::kStream:
+      return "event stream";
+    case Worker::kEnricher:
+      return "enricher";
+    case Worker::kWriter:
+      return "buffer writer";
+  }
+  return "worker";
+}
+
+std::int64_t steadyTicks() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
+
+}  // namespace
+
+HealthState::HealthState(Metrics& metrics, std::chrono::steady_clock::duration stallLimit)
+    : metrics_(metrics), stallLimit_(stallLimit) {
   metrics_.setDockerConnected(false);
   metrics_.setBufferWritable(true);
 }
@@ -29,14 +50,19 @@ void HealthState::setInventoryDone(bool done, const std::string& reason) {
   inventoryReason_ = reason;
 }
 
-void HealthState::setFailed(const std::string& subsystem, const std::string& reason) {
-  std::lock_guard lock(mu_);
-  failure_ = subsystem + " failed: " + reason;
+void HealthState::working(Worker worker) {
+  // At least 1: 0 means waiting.
+  workingSince_[static_cast<std::size_t>(worker)].store(std::max<std::int64_t>(steadyTicks(), 1),
+                                                        std::memory_order_relaxed);
+}
+
+void HealthState::waiting(Worker worker) {
+  workingSince_[static_cast<std::size_t>(worker)].store(0, std::memory_order_relaxed);
 }
 
 Verdict HealthState::readiness() const {
+  if (Verdict alive = liveness(); !alive.ok) return alive;
   std::lock_guard lock(mu_);
-  if (!failure_.empty()) return {false, failure_};
   if (!bufferWritable_) return {false, "event buffer not writable: " + bufferReason_};
   if (!engineReachable_) return {false, "docker engine unreachable: " + engineReason_};
   if (!inventoryDone_) return {false, inventoryReason_};
@@ -44,8 +70,16 @@ Verdict HealthState::readiness() const {
 }
 
 Verdict HealthState::liveness() const {
-  std::lock_guard lock(mu_);
-  if (!failure_.empty()) return {false, failure_};
+  const std::int64_t now = steadyTicks();
+  for (std::size_t i = 0; i < kWorkerCount; ++i) {
+    const std::int64_t since = workingSince_[i].load(std::memory_order_relaxed);
+    const std::chrono::steady_clock::duration busy{now - since};
+    if (since != 0 && busy > stallLimit_) {
+      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(busy).count();
+      return {false, std::string(workerName(static_cast<Worker>(i))) +
+                         " stalled: on one piece of work for " + std::to_string(seconds) + " s"};
+    }
+  }
   return {true, "ok"};
 }
 

@@ -3,12 +3,25 @@
 // gauges and the probes can never disagree. Any thread.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
 namespace zastava {
 
 class Metrics;
+
+// The threads that move events to disk. Each says when it takes a piece of work and when it
+// goes back to waiting for more, so a thread stuck on one piece (a hung fsync, a deadlock) shows.
+enum class Worker { kStream, kEnricher, kWriter };
+inline constexpr std::size_t kWorkerCount = 3;
+
+// Longer than any piece of work that waits on something bounded: an engine request (30 s), an
+// inventory (stops at the first failed request), a full queue (1 s).
+inline constexpr std::chrono::seconds kDefaultStallLimit{90};
 
 struct Verdict {
   bool ok = false;
@@ -17,7 +30,8 @@ struct Verdict {
 
 class HealthState {
  public:
-  explicit HealthState(Metrics& metrics);
+  explicit HealthState(Metrics& metrics,
+                       std::chrono::steady_clock::duration stallLimit = kDefaultStallLimit);
   HealthState(const HealthState&) = delete;
   HealthState& operator=(const HealthState&) = delete;
 
@@ -28,12 +42,14 @@ class HealthState {
   // The first inventory after start is done (true): records can now be trusted to be complete;
   // or it failed (false, with why) and is being retried.
   void setInventoryDone(bool done = true, const std::string& reason = {});
-  // A critical subsystem stopped for good (writer thread died, ...): liveness fails.
-  void setFailed(const std::string& subsystem, const std::string& reason);
+  // `worker` took a piece of work / went back to waiting for work. Lock-free.
+  void working(Worker worker);
+  void waiting(Worker worker);
 
   // 200 when events can be processed: inventory done, engine reachable, buffer writable.
   Verdict readiness() const;
-  // 200 unless a critical subsystem has failed.
+  // 200 unless a worker has been on one piece of work for longer than the stall limit. systemd's
+  // watchdog is fed only while this is ok.
   Verdict liveness() const;
 
  private:
@@ -45,7 +61,9 @@ class HealthState {
   std::string bufferReason_;                                      // guarded by mu_
   bool inventoryDone_ = false;                                    // guarded by mu_
   std::string inventoryReason_ = "starting: first container inventory not done yet";  // mu_
-  std::string failure_;  // guarded by mu_; empty while alive
+  const std::chrono::steady_clock::duration stallLimit_;
+  // Per worker: when it took its current piece of work (steady clock ticks); 0 while waiting.
+  std::array<std::atomic<std::int64_t>, kWorkerCount> workingSince_{};
 };
 
 }  // namespace zastava

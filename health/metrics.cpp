@@ -76,6 +76,10 @@ struct Metrics::Impl {
               "NDJSON segments deleted by the size cap or the retention, by reason");
   prometheus::Gauge& bufferBytes =
       gauge(registry, "zastava_agent_buffer_bytes", "Bytes of NDJSON segments on disk").Add({});
+  prometheus::Gauge& bufferMaxBytes =
+      gauge(registry, "zastava_agent_buffer_max_bytes",
+            "Cap on the bytes of NDJSON segments; the oldest are deleted beyond it")
+          .Add({});
   prometheus::Gauge& queueDepth =
       gauge(registry, "zastava_agent_buffer_queue_depth", "Records waiting for the writer thread")
           .Add({});
@@ -188,6 +192,9 @@ void Metrics::countSegmentDeleted(std::string_view reason) {
 }
 void Metrics::setBufferBytes(std::uint64_t bytes) {
   impl_->bufferBytes.Set(static_cast<double>(bytes));
+}
+void Metrics::setBufferMaxBytes(std::uint64_t bytes) {
+  impl_->bufferMaxBytes.Set(static_cast<double>(bytes));
 }
 void Metrics::setQueueDepth(std::size_t depth) {
   impl_->queueDepth.Set(static_cast<double>(depth));

@@ -48,6 +48,8 @@ class Metrics {
   void countSegmentDeleted(std::string_view reason);
   // zastava_agent_buffer_bytes (gauge): NDJSON bytes on disk.
   void setBufferBytes(std::uint64_t bytes);
+  // zastava_agent_buffer_max_bytes (gauge): the cap on them (EventBuffer:MaxTotalSizeMb).
+  void setBufferMaxBytes(std::uint64_t bytes);
   // zastava_agent_buffer_queue_depth (gauge): records waiting for the writer.
   void setQueueDepth(std::size_t depth);
   // zastava_agent_buffer_commit_duration_seconds (histogram): one group commit, fsync included.

@@ -48,6 +48,7 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__EventBuffer__RetentionHours", "--event-buffer-retention-hours", "168"},
     {"ZASTAVA_AGENT__HealthCheck__Address", "--health-address", "::1"},
     {"ZASTAVA_AGENT__HealthCheck__Port", "--health-port", "9100"},
+    {"ZASTAVA_AGENT__HealthCheck__StallSeconds", "--health-stall-seconds", "30"},
     {"ZASTAVA_AGENT__LogLevel", "--log-level", "debug"},
     {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "64"},
     {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "1"},
@@ -66,6 +67,7 @@ const KeyCase kEveryKey[] = {
 void checkAllSet(const Config& c) {
   CHECK(c.dockerEndpoint == "tcp://127.0.0.1:2375");
   CHECK(c.dataDirectory == "/srv/zastava");
+  CHECK(c.stallSeconds == 30);
   CHECK(c.maxFileSizeMb == 50);
   CHECK(c.maxTotalSizeMb == 2048);
   CHECK(c.retentionHours == 168);

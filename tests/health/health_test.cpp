@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "health/health_state.h"
 #include "health/http_server.h"
@@ -50,10 +51,26 @@ TEST_CASE("readiness names what is wrong, most fundamental first") {
   health.setBufferWritable(false, "disk full: /data");
   CHECK(health.readiness().reason == "event buffer not writable: disk full: /data");
   CHECK(health.liveness().ok);
+}
 
-  health.setFailed("writer", "thread stopped");
+TEST_CASE("a worker on one piece of work past the stall limit fails liveness, then readiness") {
+  Metrics metrics({"1.2.3", "abc"});
+  HealthState health(metrics, std::chrono::milliseconds(20));
+  health.setEngineReachable(true);
+  health.setInventoryDone();
+  health.working(Worker::kWriter);
+  health.working(Worker::kEnricher);
+  health.waiting(Worker::kEnricher);  // waiting for work is never a stall
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
   CHECK_FALSE(health.liveness().ok);
-  CHECK(health.liveness().reason == "writer failed: thread stopped");
+  CHECK(contains(health.liveness().reason, "buffer writer stalled: on one piece of work for"));
+  CHECK(health.readiness().reason == health.liveness().reason);
+
+  health.waiting(Worker::kWriter);  // it finished after all
+  CHECK(health.liveness().ok);
+  CHECK(health.readiness().ok);
+  health.working(Worker::kStream);  // a fresh piece of work is not a stall
+  CHECK(health.liveness().ok);
 }
 
 TEST_CASE("health facts drive the matching gauges") {
@@ -115,8 +132,6 @@ TEST_CASE("the server answers probes with status and reason") {
   CHECK(scrape->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   CHECK(contains(scrape->body, "zastava_agent_docker_connected 1"));
   CHECK(client.Get("/nope")->status == 404);
-  health.setFailed("writer", "thread stopped");
-  CHECK(client.Get("/livez")->status == 503);
   server.stop();
 }
 
