@@ -1,0 +1,71 @@
+# What `cmake --install` puts where, and how `cpack -G DEB` packs it (issue 6).
+# Paths are for the package's /usr prefix; /etc is absolute (GNUInstallDirs would give
+# <prefix>/etc). The binary's own rule is in agent/CMakeLists.txt (DESTINATION bin).
+include(GNUInstallDirs)
+
+set(_deploy ${PROJECT_SOURCE_DIR}/deploy)
+set(_docdir ${CMAKE_INSTALL_DATADIR}/doc/${PROJECT_NAME})
+set(_datadir ${CMAKE_INSTALL_DATADIR}/${PROJECT_NAME})
+
+install(FILES ${_deploy}/systemd/zastava-agent.service DESTINATION lib/systemd/system)
+install(FILES ${_deploy}/systemd/zastava-agent.sysusers DESTINATION lib/sysusers.d
+        RENAME zastava-agent.conf)
+install(FILES ${_deploy}/systemd/zastava-agent.tmpfiles DESTINATION lib/tmpfiles.d
+        RENAME zastava-agent.conf)
+# Conffiles (deploy/debian/conffiles). agent.env is 0644 in the archive and holds only comments;
+# postinst makes it 0640 root:zastava-agent inside the 0750 /etc/zastava-agent.
+install(FILES ${_deploy}/systemd/agent.env DESTINATION /etc/zastava-agent)
+install(FILES ${_deploy}/apparmor/usr.bin.zastava-agent DESTINATION /etc/apparmor.d)
+# SELinux policy sources only: a .pp is built on the host against its policy (operations.md).
+install(FILES ${_deploy}/selinux/zastava_agent.te ${_deploy}/selinux/zastava_agent.fc
+              ${_deploy}/selinux/zastava_agent.if
+        DESTINATION ${_datadir}/selinux)
+install(FILES ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.yml
+              ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.test.yml
+              ${PROJECT_SOURCE_DIR}/dashboards/zastava-observability.json
+        DESTINATION ${_datadir}/dashboards)
+
+# Documentation keeps the repository's layout, so README.md's links to docs/ still work.
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${_deploy}/debian/copyright DESTINATION ${_docdir})
+file(GLOB _docs ${PROJECT_SOURCE_DIR}/docs/*.md)
+install(FILES ${_docs} ${PROJECT_SOURCE_DIR}/docs/record-schema.json DESTINATION ${_docdir}/docs)
+# A native package's changelog is changelog.gz, compressed without a timestamp (gzip -n).
+configure_file(${_deploy}/debian/changelog changelog COPYONLY)  # re-run on change
+execute_process(COMMAND gzip -9nf ${CMAKE_CURRENT_BINARY_DIR}/changelog COMMAND_ERROR_IS_FATAL ANY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/changelog.gz DESTINATION ${_docdir})
+
+set(ZASTAVA_DEB_MAINTAINER
+    "Seed a0cd78e1 maintainers <maintainers@users.noreply.h-seed-a0cd78e1.example>"
+    CACHE STRING "Maintainer field of the .deb (also the deploy/debian/changelog trailer)")
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME ${PROJECT_NAME})
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_PACKAGE_CONTACT ${ZASTAVA_DEB_MAINTAINER})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "read-only Docker runtime observation agent")
+# The long description; CPack puts the summary above it and " ." for the empty line.
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "\
+zastava-agent watches the Docker Engine through its API socket, using only
+read-only GET requests, and records every container lifecycle transition,
+with image identity, security posture and process evidence from /proc, as a
+hash-chained record in rotating NDJSON files and a SQLite buffer. It resumes
+after restarts without losing or repeating events, and serves /healthz,
+/readyz, /livez and Prometheus /metrics.
+
+The package ships a hardened systemd unit (not enabled: choose an engine
+access mode first, see /usr/share/doc/zastava-agent/docs/operations.md), an
+AppArmor profile, SELinux policy sources, Prometheus alert rules and a
+Grafana dashboard.")
+set(CPACK_DEBIAN_PACKAGE_SECTION admin)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# adduser: postinst's fallback when systemd-sysusers is missing.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS adduser)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS docker.io)
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "apparmor, selinux-policy-dev")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${_deploy}/debian/conffiles ${_deploy}/debian/postinst
+                                       ${_deploy}/debian/prerm ${_deploy}/debian/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+include(CPack)
