@@ -1,13 +1,17 @@
 #include "collectors/curl_transfer.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 
 #include "collectors/api_paths.h"
@@ -150,24 +154,68 @@ std::string baseUrl(const Endpoint& endpoint) {
 
 // Why a unix socket refused a connection, in words that point at the fix (curl would only say
 // "Failed to connect to localhost port 80").
+std::string userName(uid_t uid) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::array<char, 4096> buffer{};
+  if (getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return "uid " + std::to_string(uid);
+}
+
+std::string groupName(gid_t gid) {
+  group entry{};
+  group* found = nullptr;
+  std::array<char, 4096> buffer{};
+  if (getgrgid_r(gid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return found->gr_name;
+  }
+  return "gid " + std::to_string(gid);
+}
+
+// The first directory on the way to `path` that this process may not enter.
+std::string unsearchableDirectory(const std::string& path) {
+  std::filesystem::path directory;
+  for (const auto& part : std::filesystem::path(path).parent_path()) {
+    directory /= part;
+    if (access(directory.c_str(), X_OK) != 0) return directory.string();
+  }
+  return std::filesystem::path(path).parent_path().string();
+}
+
+// Why connect() on a unix socket failed, with the fix when it is a permission.
 std::string unixSocketProblem(const std::string& socketPath) {
+  const std::string user = userName(geteuid());
   struct stat info {};
   if (stat(socketPath.c_str(), &info) != 0) {
-    return "no socket at " + socketPath + " (" + std::strerror(errno) + ")";
+    if (errno == EACCES) {
+      const std::string directory = unsearchableDirectory(socketPath);
+      return "user " + user + " may not enter " + directory + " on the way to " + socketPath +
+             " (grant it: setfacl -m u:" + user + ":x " + directory + ")";
+    }
+    return "no socket at " + socketPath + " (" + std::strerror(errno) +
+           "): is the Docker engine running, and is this its socket?";
   }
   if (!S_ISSOCK(info.st_mode)) return socketPath + " is not a socket";
   if (access(socketPath.c_str(), R_OK | W_OK) != 0) {
-    return "permission denied on " + socketPath +
-           " (add this user to the socket's group, e.g. docker, or grant an ACL)";
+    std::array<char, 8> mode{};
+    std::snprintf(mode.data(), mode.size(), "%04o", info.st_mode & 07777U);
+    const std::string owner = userName(info.st_uid) + ":" + groupName(info.st_gid);
+    return "permission denied on " + socketPath + " (" + owner + " " + mode.data() +
+           ") for user " + user + ": add it to group " + groupName(info.st_gid) +
+           " or grant an ACL: setfacl -m u:" + user + ":rw " + socketPath;
   }
-  return "connection refused by " + socketPath;
+  return "connection refused by " + socketPath +
+         ": nothing listens on it (the engine stopped, or the file is stale)";
 }
 
 Error curlError(const Endpoint& endpoint, std::string_view path, CURLcode code,
                 const char* detail) {
   std::string why = detail[0] != '\0' ? detail : curl_easy_strerror(code);
   if (code == CURLE_COULDNT_CONNECT && endpoint.kind == Endpoint::Kind::kUnix) {
-    why = unixSocketProblem(endpoint.socketPath);
+    return Error{ErrorCode::kUnavailable, "cannot connect to " + endpoint.uri + ": " +
+                                              unixSocketProblem(endpoint.socketPath)};
   }
   switch (code) {
     case CURLE_COULDNT_CONNECT:
@@ -175,7 +223,7 @@ Error curlError(const Endpoint& endpoint, std::string_view path, CURLcode code,
     case CURLE_COULDNT_RESOLVE_PROXY:
       return Error{ErrorCode::kUnavailable,
                    "cannot connect to " + endpoint.uri + ": " + why +
-                       "; is the Docker engine running and is the socket readable by this user?"};
+                       "; is the Docker engine (or its proxy) running and reachable from here?"};
     case CURLE_OPERATION_TIMEDOUT:
       return Error{ErrorCode::kTimeout,
                    "GET " + std::string(path) + " to " + endpoint.uri + " timed out: " + why};

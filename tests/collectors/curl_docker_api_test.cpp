@@ -366,7 +366,8 @@ TEST_CASE("a missing socket is kUnavailable with a hint") {
         std::string::npos);
   CHECK(ping.error().message.find("no socket at /nonexistent/zastava/docker.sock") !=
         std::string::npos);
-  CHECK(ping.error().message.find("is the Docker engine running") != std::string::npos);
+  CHECK(ping.error().message.find("is the Docker engine running, and is this its socket?") !=
+        std::string::npos);
   const auto list = api->listContainers();
   REQUIRE_FALSE(list.ok());
   CHECK(list.error().code == ErrorCode::kUnavailable);
@@ -388,7 +389,8 @@ TEST_CASE("a socket nobody listens on is refused, not missing") {
   e.uri = "unix://" + path;
   const auto ping = makeCurlDockerApi(e)->ping();
   REQUIRE_FALSE(ping.ok());
-  CHECK(ping.error().message.find("connection refused by " + path) != std::string::npos);
+  CHECK(ping.error().message.find("connection refused by " + path + ": nothing listens on it") !=
+        std::string::npos);
   CHECK(ping.error().message.find("port 80") == std::string::npos);
   unlink(path.c_str());
   rmdir(dir);

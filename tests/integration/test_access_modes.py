@@ -14,10 +14,10 @@ has none). rootlesskit uses the host network (`--net=host`), so slirp4netns is n
 containers have no network (`--bridge=none`), which the agent does not need. The agent runs as
 the same user against unix://$XDG_RUNTIME_DIR/docker.sock and records a container's lifecycle."""
 
+import grp
 import json
 import os
 import pwd
-import re
 import shutil
 import subprocess
 import sys
@@ -126,9 +126,10 @@ class AclMode(UserWorkspaceTest):
         # 1. No search permission on the socket's directory.
         _, body = agent.wait_readyz(503, body_pred=lambda b: d.sock in b)
         h.log(f"/readyz (directory closed): {body.strip()}")
-        self.assertRegex(body, r"^docker engine unreachable: cannot connect to " +
-                         re.escape(d.endpoint) + r": .*" + re.escape(d.sock) +
-                         r".*[Pp]ermission denied")
+        self.assertEqual(body.strip(),
+                         f"docker engine unreachable: cannot connect to {d.endpoint}: user "
+                         f"{USER} may not enter {sock_dir} on the way to {d.sock} (grant it: "
+                         f"setfacl -m u:{USER}:x {sock_dir})")
         warning = h.wait_until(lambda: [line for line in agent.log_text().splitlines()
                                         if " warning docker engine: " in line], 10,
                                "the agent's warning about the engine")[0]
@@ -142,8 +143,9 @@ class AclMode(UserWorkspaceTest):
 
         # 2. The directory opened to USER, the socket still closed: the reason names it and the fix.
         run("setfacl", "-m", f"u:{USER}:x", sock_dir)
-        denied = (f"permission denied on {d.sock} (add this user to the socket's group, "
-                  f"e.g. docker, or grant an ACL)")
+        group = grp.getgrgid(st.st_gid).gr_name
+        denied = (f"permission denied on {d.sock} (root:{group} 0660) for user {USER}: add it "
+                  f"to group {group} or grant an ACL: setfacl -m u:{USER}:rw {d.sock}")
         _, body = agent.wait_readyz(503, body_pred=lambda b: denied in b)
         h.log(f"/readyz (socket closed): {body.strip()}")
         self.assertIn(denied, agent.log_text())  # a debug line: "still failing (attempt N)"
