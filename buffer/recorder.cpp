@@ -30,8 +30,9 @@ constexpr auto kFirstBackoff = 100ms;
 constexpr auto kMaxBackoff = 5000ms;
 constexpr auto kIdleWake = 1000ms;
 constexpr auto kStopGrace = 3000ms;
-// Records committed in a burst after which an idle writer hands freed memory back to the system.
-constexpr std::uint64_t kReleaseMemoryAfter = 16384;
+// Records committed (a burst, an inventory) after which an idle writer hands freed memory back
+// to the system.
+constexpr std::uint64_t kReleaseMemoryAfter = 1024;
 constexpr std::int64_t kPruneIntervalNanos = 60ll * 1'000'000'000;
 constexpr const char* kDatabaseName = "zastava-agent.db";
 constexpr const char* kSegmentDirName = "runtime-events";
