@@ -131,9 +131,10 @@ void Pipeline::onStreamOpen(const EventCursor& since) {
   everOpened_ = true;
   inIncident_ = false;
   failedAttempts_ = 0;
-  // Even a stream opened without `since` (nothing to replay) is given the window: a stream that
-  // dies within it is not reconciled against, so its undelivered events, replayed by the next
-  // one, are not also written as reconciled transitions.
+  // Even a stream opened without `since` (nothing to replay) is given the window, unless the
+  // ledger is new (afterStreamOpened): a stream that dies within it is not reconciled against,
+  // so its undelivered events, replayed by the next one, are not also written as reconciled
+  // transitions.
   enqueue(StreamOpened{since, streamOpenedAt_,
                        std::chrono::steady_clock::now() + options_.replayWindow});
 }
@@ -243,7 +244,10 @@ void Pipeline::runEnricher() {
 
 void Pipeline::afterStreamOpened(const StreamOpened& opened) {
   health_.setInventoryDone(false, "reconciling with the engine after the event stream opened");
-  {
+  // A new ledger's first stream has nothing to replay, and its reconciliation writes snapshots
+  // only: nothing a later replay could write again. Any other stream waits for its replay.
+  const bool mayReplay = !firstObservation_ || opened.since.timeNano != 0;
+  if (mayReplay) {
     std::unique_lock lock(mu_);
     wake_.wait_until(lock, opened.replayDeadline, [this] { return stop_.load(); });
   }

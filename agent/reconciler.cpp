@@ -132,6 +132,9 @@ std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspe
       reconciler.unknownContainer();
     }
   }
+  // A new ledger knows only what this stream delivered: its destroys come through it too (or,
+  // if it dies first, the next reconciliation finds them).
+  if (context.firstObservation) return out;
   for (const std::string& id : tracker.knownIds()) {
     if (listed.contains(id) || context.queued(id, "destroy")) continue;
     ContainerFacts facts = *tracker.find(id);

@@ -18,7 +18,7 @@ namespace zastava {
 struct ReconcileContext {
   UnixNanos streamOpenedAt = 0;   // transitions from then on come through the stream
   UnixNanos now = 0;              // the time given to transitions the engine does not date
-  bool firstObservation = false;  // a new ledger: write snapshots instead of transitions
+  bool firstObservation = false;  // a new ledger: write snapshots only, no transitions
   // True when the stream has already queued `action` for container `id`.
   std::function<bool(std::string_view id, std::string_view action)> queued;
 };

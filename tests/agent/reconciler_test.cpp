@@ -71,6 +71,14 @@ TEST_CASE("a new ledger gets one snapshot per container and no transitions") {
   CHECK(records[0].source == RecordSource::kSnapshot);
 }
 
+TEST_CASE("a new ledger writes no destroy for a container only its stream has told of") {
+  Scenario s;
+  s.context.firstObservation = true;
+  s.ledgerSawStart(fixture("inspect-exited.json"));  // as if the stream had delivered its start
+  auto records = s.run({fixture("inspect-running.json")});
+  CHECK(kinds(records) == std::vector<std::string>{"container.snapshot"});
+}
+
 TEST_CASE("a death the engine did not deliver is written with its exit code and time") {
   Scenario s;
   const ContainerInspect exited = fixture("inspect-exited.json");

@@ -95,12 +95,13 @@ def skip_reason():
     return f"missing: {', '.join(missing)}" if missing else None
 
 
-def main(test_module_globals):
+def main(test_module_globals, why_skip=skip_reason):
     """Entry point for test scripts: parse our flags, store them, run unittest.
-    Exits 77 (CTest SKIP_RETURN_CODE) when the machine cannot run them, except under CI, where
-    the test command has installed everything and a missing part is a failure."""
+    Exits 77 (CTest SKIP_RETURN_CODE) when the machine cannot run them (why_skip() says why;
+    by default: not root, or dockerd/haproxy/promtool missing), except under CI, where the test
+    command has installed everything and a missing part is a failure."""
     args, argv = parse_args()
-    reason = skip_reason()
+    reason = why_skip()
     if reason:
         if os.environ.get("CI"):
             print(f"FAIL: {reason} (the README's test command should have installed it)")

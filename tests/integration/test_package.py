@@ -233,5 +233,4 @@ def skip_reason():
 
 
 if __name__ == "__main__":
-    h.skip_reason = skip_reason  # packaging tools instead of dockerd, haproxy, root
-    h.main(globals())
+    h.main(globals(), why_skip=skip_reason)  # packaging tools instead of the default dockerd, haproxy, root

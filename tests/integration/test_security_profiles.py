@@ -287,20 +287,5 @@ class SELinuxModule(unittest.TestCase):
         })
 
 
-def main():
-    args, argv = h.parse_args()
-    reason = skip_reason()
-    if reason:
-        if os.environ.get("CI"):
-            print(f"FAIL: {reason} (the README's test command should have installed it)")
-            sys.exit(1)
-        print(f"SKIP: {reason}")
-        sys.exit(77)
-    globals()["ARGS"] = args
-    unittest.TestCase.maxDiff = None
-    prog = unittest.main(argv=argv, verbosity=2, exit=False)
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
-
-
 if __name__ == "__main__":
-    main()
+    h.main(globals(), why_skip=skip_reason)  # the compilers only: no root, no dockerd
