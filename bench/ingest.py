@@ -32,6 +32,7 @@ for event in client.events(decode=True):
 """
 
 POLL = 0.05
+RSS_SETTLE = 5  # s after the last event before the agent's RSS "after" is read
 
 
 def proc_stat(pid):
@@ -48,6 +49,18 @@ def proc_stat(pid):
         return cpu, hwm
     except (OSError, IndexError, ValueError):
         return None, None
+
+
+def vm_rss_kib(pid):
+    """VmRSS of a live process in KiB, or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def stop(proc):
@@ -149,6 +162,8 @@ def run_agent(args, work, port):
 
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
     progress()
+    time.sleep(RSS_SETTLE)  # the writer returns a burst's memory once it is idle
+    rss_after = vm_rss_kib(proc.pid)
     stop(proc)
     log.close()
     extra = {
@@ -158,6 +173,7 @@ def run_agent(args, work, port):
         "duplicates": sum_where(seen, "zastava_agent_duplicates_suppressed_total", "{", "}")
         if any(k.startswith("zastava_agent_duplicates_suppressed_total") for k in seen) else 0,
         "evidence": sum_where(seen, "zastava_agent_events_total", 'kind="container.evidence"'),
+        "rss_after": rss_after,
     }
     shutil.rmtree(data, ignore_errors=True)
     return elapsed, done, cpu, hwm, why, extra
@@ -230,6 +246,8 @@ def main():
                 elapsed, done, cpu, hwm, why, extra = r
                 rate = done / elapsed if elapsed > 0 else 0
                 note = "" if why == "complete" else f"  [{why}]"
+                if extra.get("rss_after"):
+                    note += f", RSS {RSS_SETTLE} s after {extra['rss_after'] / 1024:.1f} MiB"
                 if extra.get("dropped"):
                     note += f"  DROPPED {extra['dropped']} records {extra['drops']}"
                 print(f"rep {rep} {peer:7s} {done:>9d} events in {elapsed:7.2f} s = "
@@ -270,8 +288,10 @@ def report(args, results):
         drops = [r[5].get("drops", {}) for r in results["agent"]]
         dups = [r[5].get("duplicates", 0) for r in results["agent"]]
         evidence = [r[5].get("evidence", 0) for r in results["agent"]]
+        rss_after = med([r[5].get("rss_after") for r in results["agent"]]) / 1024
         print(f"\nagent: records dropped per repetition, by reason {drops} (must be none), duplicates suppressed "
-              f"{dups}, container.evidence records on top {evidence}")
+              f"{dups}, container.evidence records on top {evidence}; VmRSS {RSS_SETTLE} s after "
+              f"the last event {rss_after:.1f} MiB (median)")
         if any(any(d.values()) for d in drops):
             print("WARNING: the agent DROPPED engine events: its bounded event queue overflowed, "
                   "so its rate counts only the records it kept.")
