@@ -157,18 +157,17 @@ void Pipeline::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
     }
     return;
   }
-  EngineEvent& decoded = event.value();
-  std::string id =
-      eventIdForEngineEvent(decoded.type, decoded.rawAction, decoded.actorId, decoded.timeNano);
-  if (decoded.timeNano >= lastSeen_.timeNano) lastSeen_ = {decoded.timeNano, id};
+  const UnixNanos time = event->timeNano;
   // On a resumed stream the engine first replays what it kept since `since`.
-  RecordSource source = since != 0 && decoded.timeNano < streamOpenedAt_ ? RecordSource::kReplay
-                                                                         : RecordSource::kStream;
-  enqueue(QueuedEvent{std::move(decoded), std::move(id), source, clock_.now()});
+  const RecordSource source =
+      since != 0 && time < streamOpenedAt_ ? RecordSource::kReplay : RecordSource::kStream;
+  ReceivedEvent received = receivedEvent(std::move(event.value()), source, clock_.now());
+  if (time >= lastSeen_.timeNano) lastSeen_ = {time, received.eventId};
+  enqueue(std::move(received));
 }
 
 bool Pipeline::enqueue(QueueItem item) {
-  const bool isEvent = std::holds_alternative<QueuedEvent>(item);
+  const bool isEvent = std::holds_alternative<ReceivedEvent>(item);
   {
     std::unique_lock lock(mu_);
     auto full = [this] { return queuedEvents_ >= options_.eventQueueCapacity; };
@@ -234,7 +233,7 @@ void Pipeline::runEnricher() {
     health_.working(Worker::kEnricher);
     if (reconcileNow) {
       tryReconcile();
-    } else if (auto* event = std::get_if<QueuedEvent>(&*next)) {
+    } else if (auto* event = std::get_if<ReceivedEvent>(&*next)) {
       recordEvent(*event);
     } else {
       afterStreamOpened(std::get<StreamOpened>(*next));
@@ -276,7 +275,7 @@ void Pipeline::checkContinuity(const StreamOpened& opened) {
   {
     std::lock_guard lock(mu_);
     for (const QueueItem& item : queue_) {
-      const auto* event = std::get_if<QueuedEvent>(&item);
+      const auto* event = std::get_if<ReceivedEvent>(&item);
       if (event == nullptr || event->event.timeNano >= opened.openedAt) break;
       if (event->eventId == opened.since.eventId) return;  // the replay covers the outage
       if (event->event.timeNano > opened.since.timeNano) {
@@ -295,13 +294,13 @@ void Pipeline::checkContinuity(const StreamOpened& opened) {
 
 void Pipeline::recordReplay(const StreamOpened& opened) {
   while (true) {
-    std::optional<QueuedEvent> replayed;
+    std::optional<ReceivedEvent> replayed;
     {
       std::lock_guard lock(mu_);
       if (queue_.empty()) return;
-      auto* event = std::get_if<QueuedEvent>(&queue_.front());
+      auto* event = std::get_if<ReceivedEvent>(&queue_.front());
       if (event == nullptr || event->event.timeNano >= opened.openedAt) return;
-      replayed = std::get<QueuedEvent>(popFront());
+      replayed = std::get<ReceivedEvent>(popFront());
     }
     recordEvent(*replayed);
   }
@@ -310,7 +309,7 @@ void Pipeline::recordReplay(const StreamOpened& opened) {
 Pipeline::QueueItem Pipeline::popFront() {
   QueueItem item = std::move(queue_.front());
   queue_.pop_front();
-  if (std::holds_alternative<QueuedEvent>(item)) {
+  if (std::holds_alternative<ReceivedEvent>(item)) {
     --queuedEvents_;
     dropping_ = false;
     room_.notify_one();
@@ -401,17 +400,17 @@ Result<std::vector<ContainerInspect>> Pipeline::inspectAll() {
 bool Pipeline::isQueued(std::string_view id, std::string_view action) {
   std::lock_guard lock(mu_);
   return std::any_of(queue_.begin(), queue_.end(), [&](const QueueItem& item) {
-    const auto* queued = std::get_if<QueuedEvent>(&item);
+    const auto* queued = std::get_if<ReceivedEvent>(&item);
     return queued != nullptr && queued->event.actorId == id && queued->event.action == action;
   });
 }
 
-void Pipeline::recordEvent(const QueuedEvent& queued) {
-  if (recorded_.contains(queued.eventId)) {  // replayed again after a reconnect or restart
+void Pipeline::recordEvent(const ReceivedEvent& received) {
+  if (recorded_.contains(received.eventId)) {  // replayed again after a reconnect or restart
     metrics_.countDuplicate();
     return;
   }
-  const EngineEvent& event = queued.event;
+  const EngineEvent& event = received.event;
   std::optional<ContainerInspect> inspect;
   bool inspectFailed = false;
   if (!stop_ && Tracker::wantsInspect(event.action)) {
@@ -426,8 +425,8 @@ void Pipeline::recordEvent(const QueuedEvent& queued) {
     }
   }
   // One dropped (queue full) is not remembered: a later replay may still bring it.
-  if (recorder_.submit(tracker_.fromEvent(event, queued.source, inspect, queued.receivedAt))) {
-    recorded_.remember(queued.eventId);
+  if (recorder_.submit(tracker_.fromEvent(received, inspect))) {
+    recorded_.remember(received.eventId);
   }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   if (event.action == "start" && !inspectFailed && !stop_) {

@@ -73,19 +73,13 @@ class Pipeline {
   void stop();
 
  private:
-  struct QueuedEvent {
-    EngineEvent event;
-    std::string eventId;
-    RecordSource source;
-    UnixNanos receivedAt = 0;
-  };
   // The stream (re)opened, resuming after `since`.
   struct StreamOpened {
     EventCursor since;
     UnixNanos openedAt = 0;
     std::chrono::steady_clock::time_point replayDeadline;
   };
-  using QueueItem = std::variant<QueuedEvent, StreamOpened>;
+  using QueueItem = std::variant<ReceivedEvent, StreamOpened>;
 
   // Stream thread.
   void runStream();
@@ -107,7 +101,7 @@ class Pipeline {
   void tryReconcile();
   Result<std::vector<ContainerInspect>> inspectAll();
   bool isQueued(std::string_view id, std::string_view action);
-  void recordEvent(const QueuedEvent& queued);
+  void recordEvent(const ReceivedEvent& received);
   // Asks for evidence of a container whose init process `pid` has none yet.
   void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan);
   void requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine);
@@ -129,7 +123,7 @@ class Pipeline {
   std::condition_variable wake_;
   std::condition_variable room_;  // the enricher took an event from a full queue
   std::deque<QueueItem> queue_;   // guarded by mu_
-  std::size_t queuedEvents_ = 0;  // guarded by mu_: QueuedEvent items in queue_
+  std::size_t queuedEvents_ = 0;  // guarded by mu_: ReceivedEvent items in queue_
   bool dropping_ = false;         // guarded by mu_: the queue was full and an event dropped
 
   // Stream thread only.

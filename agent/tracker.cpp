@@ -53,6 +53,12 @@ void dropInspectOnly(ContainerFacts& facts) {
 
 }  // namespace
 
+ReceivedEvent receivedEvent(EngineEvent event, RecordSource source, UnixNanos receivedAt) {
+  std::string eventId =
+      eventIdForEngineEvent(event.type, event.rawAction, event.actorId, event.timeNano);
+  return ReceivedEvent{std::move(event), std::move(eventId), source, receivedAt};
+}
+
 bool Tracker::wantsInspect(std::string_view action) {
   // The engine answers an inspect only when it releases the container, and it holds it through
   // a whole start after a create (`docker run`), and through the clean-up after a death. The
@@ -143,8 +149,9 @@ Record Tracker::snapshot(const ContainerInspect& inspect) {
   return record;
 }
 
-Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
-                          const std::optional<ContainerInspect>& inspect, UnixNanos observedAt) {
+Record Tracker::fromEvent(const ReceivedEvent& received,
+                          const std::optional<ContainerInspect>& inspect) {
+  const EngineEvent& event = received.event;
   ContainerFacts& facts = remember(event.actorId);
   if (inspect) applyInspect(*inspect, redactor_, facts);
   if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
@@ -163,13 +170,12 @@ Record Tracker::fromEvent(const EngineEvent& event, RecordSource source,
   if (event.action == "oom") facts.oomKilled = true;
 
   Record record;
-  record.eventId =
-      eventIdForEngineEvent(event.type, event.rawAction, event.actorId, event.timeNano);
+  record.eventId = received.eventId;
   record.kind = "container." + event.action;
-  record.source = source;
+  record.source = received.source;
   record.time = event.timeNano;
   record.timeNano = event.timeNano;
-  record.observedAt = observedAt;
+  record.observedAt = received.receivedAt;
   record.action = event.action;
   record.actionDetail = event.actionDetail;
   record.container = facts;

@@ -17,6 +17,15 @@
 
 namespace zastava {
 
+// An engine event as the stream received it.
+struct ReceivedEvent {
+  EngineEvent event;
+  std::string eventId;  // eventIdForEngineEvent: the same for the event replayed again
+  RecordSource source = RecordSource::kStream;
+  UnixNanos receivedAt = 0;  // when it arrived from the engine: its record's observedAt
+};
+ReceivedEvent receivedEvent(EngineEvent event, RecordSource source, UnixNanos receivedAt);
+
 class Tracker {
  public:
   Tracker(const Clock& clock, const Redactor& redactor) : clock_(clock), redactor_(redactor) {}
@@ -35,9 +44,7 @@ class Tracker {
   // The record for one engine event. `inspect` (when the action wants one and the container still
   // exists) supplies image ID, labels, pid, restart count and times; the state, exit code and
   // name come from the event itself, because the inspect may already describe a later moment.
-  // `observedAt` is when the event arrived from the engine.
-  Record fromEvent(const EngineEvent& event, RecordSource source,
-                   const std::optional<ContainerInspect>& inspect, UnixNanos observedAt);
+  Record fromEvent(const ReceivedEvent& received, const std::optional<ContainerInspect>& inspect);
 
   // Takes the ledger's last word on each container (the containers table) as the starting
   // state; destroyed ones ("removed") are left out.

@@ -357,6 +357,14 @@ class Bench:
                 return ready_at, time.monotonic() - t0
             time.sleep(POLL)
 
+    def wait_ready(self, proc, port, purpose):
+        """Polls /readyz until 200; BenchError naming `purpose` if the agent exits or times out."""
+        t0 = time.monotonic()
+        while http_get(port, "/readyz")[0] != 200:
+            if proc.poll() is not None or time.monotonic() - t0 > self.args.timeout:
+                raise BenchError(f"the agent did not become ready for {purpose}")
+            time.sleep(POLL)
+
     def cleanup(self):
         log("cleaning up")
         self.procs.stop_all()
@@ -587,11 +595,7 @@ def latency_run(bench, n_events):
     cli = None
     tailer = None
     try:
-        h_wait = time.monotonic()
-        while http_get(port, "/readyz")[0] != 200:
-            if proc.poll() is not None or time.monotonic() - h_wait > bench.args.timeout:
-                raise BenchError("the agent did not become ready for the latency run")
-            time.sleep(POLL)
+        bench.wait_ready(proc, port, "the latency run")
         cli = bench.start_events_cli(cli_out)
         segments = os.path.join(data, "runtime-events")
         tailer = Tailer({"agent": lambda: harness.segment_paths(data),
@@ -755,11 +759,7 @@ def evidence_run(bench, workload):
     proc, data, port, log_path = bench.start_agent()
     ids = []
     try:
-        t0 = time.monotonic()
-        while http_get(port, "/readyz")[0] != 200:
-            if proc.poll() is not None or time.monotonic() - t0 > bench.args.timeout:
-                raise BenchError("the agent did not become ready for the evidence run")
-            time.sleep(POLL)
+        bench.wait_ready(proc, port, "the evidence run")
         cold = evidence_scan(bench, port, data, workload)
         ids.append(cold["cid"])
         warm = evidence_scan(bench, port, data, workload)

@@ -1,7 +1,8 @@
 // The Recorder makes records durable. Producers submit() into a bounded queue (waiting for room
 // only while the writer is behind but healthy); one writer thread takes everything pending and
 // group-commits it: SQLite first (the source of truth: dedup by eventId, hash chain, cursor,
-// containers table, all in one transaction), then the NDJSON segment, then one fdatasync. A record is counted as buffered only after both.
+// containers table, all in one transaction), then the NDJSON segment, then one fdatasync. A
+// record is counted as buffered only after both.
 #pragma once
 
 #include <cstdint>

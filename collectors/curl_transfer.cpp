@@ -152,8 +152,6 @@ std::string baseUrl(const Endpoint& endpoint) {
          (ipv6 ? "]" : "") + ":" + std::to_string(endpoint.port);
 }
 
-// Why a unix socket refused a connection, in words that point at the fix (curl would only say
-// "Failed to connect to localhost port 80").
 std::string userName(uid_t uid) {
   passwd entry{};
   passwd* found = nullptr;
@@ -184,7 +182,8 @@ std::string unsearchableDirectory(const std::string& path) {
   return std::filesystem::path(path).parent_path().string();
 }
 
-// Why connect() on a unix socket failed, with the fix when it is a permission.
+// Why a unix socket refused a connection, in words that point at the fix (curl would only say
+// "Failed to connect to localhost port 80").
 std::string unixSocketProblem(const std::string& socketPath) {
   const std::string user = userName(geteuid());
   struct stat info {};
@@ -212,11 +211,11 @@ std::string unixSocketProblem(const std::string& socketPath) {
 
 Error curlError(const Endpoint& endpoint, std::string_view path, CURLcode code,
                 const char* detail) {
-  std::string why = detail[0] != '\0' ? detail : curl_easy_strerror(code);
   if (code == CURLE_COULDNT_CONNECT && endpoint.kind == Endpoint::Kind::kUnix) {
     return Error{ErrorCode::kUnavailable, "cannot connect to " + endpoint.uri + ": " +
                                               unixSocketProblem(endpoint.socketPath)};
   }
+  const std::string why = detail[0] != '\0' ? detail : curl_easy_strerror(code);
   switch (code) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:

@@ -95,7 +95,8 @@ TEST_CASE("records of a risky container carry its posture and none of its secret
   pause.actorId = inspect->id;
   pause.attributes = {{"name", "lead-posture"}, {"aws_secret_key", "shh"}};
   pause.timeNano = 1'795'358'100'000'000'001;
-  Record paused = tracker.fromEvent(pause, RecordSource::kStream, std::nullopt, clock.now());
+  Record paused =
+      tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, clock.now()), std::nullopt);
   CHECK_FALSE(paused.container.security.has_value());
   CHECK(paused.attributes.at("aws_secret_key") == "<redacted>");
 }

@@ -23,7 +23,8 @@ std::vector<Record> recordLifecycle(Tracker& tracker) {
   for (const auto& line : fixtureLines("events-lifecycle.ndjson")) {
     auto event = decodeEvent(line);
     REQUIRE(event.ok());
-    records.push_back(tracker.fromEvent(*event, RecordSource::kStream, std::nullopt, kNow));
+    records.push_back(
+        tracker.fromEvent(receivedEvent(*event, RecordSource::kStream, kNow), std::nullopt));
   }
   return records;
 }
@@ -115,7 +116,7 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
   start.attributes = {{"name", "col-run"}, {"image", "zastava-test/busybox:1"}};
   start.timeNano = kNow - 5;
 
-  Record record = tracker.fromEvent(start, RecordSource::kReplay, *inspect, kNow);
+  Record record = tracker.fromEvent(receivedEvent(start, RecordSource::kReplay, kNow), *inspect);
   CHECK(record.source == RecordSource::kReplay);
   CHECK(record.container.imageId ==
         "sha256:31db03b08020d054ab408407b5705a62c8c6a4bf614b0e2b7b2925679b1c74ee");
@@ -128,7 +129,8 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
   EngineEvent pause = start;
   pause.action = pause.rawAction = "pause";
   pause.timeNano = kNow - 4;
-  Record paused = tracker.fromEvent(pause, RecordSource::kStream, std::nullopt, kNow);
+  Record paused =
+      tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, kNow), std::nullopt);
   CHECK(paused.container.imageId == record.container.imageId);  // remembered without inspect
   CHECK(paused.container.state == "paused");
   CHECK_FALSE(paused.container.security.has_value());  // posture only where inspected
@@ -137,7 +139,7 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
   die.action = die.rawAction = "die";
   die.attributes["exitCode"] = "2";
   die.timeNano = kNow - 3;
-  Record died = tracker.fromEvent(die, RecordSource::kStream, std::nullopt, kNow);
+  Record died = tracker.fromEvent(receivedEvent(die, RecordSource::kStream, kNow), std::nullopt);
   CHECK(died.container.imageId == record.container.imageId);
   CHECK(died.container.exitCode == 2);
   CHECK(died.container.state == "exited");

@@ -53,6 +53,21 @@ def wait_until(pred, timeout, what, interval=0.1):
         time.sleep(interval)
 
 
+def terminate(proc, timeout):
+    """SIGTERM to a running process and wait; SIGKILL after `timeout` s. True when it exited on
+    SIGTERM (or had already)."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        return False
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -217,13 +232,8 @@ class PrivateDockerd:
         """SIGTERM and wait for exit (dockerd also stops its containerd)."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        if not terminate(self.proc, timeout):
             log("dockerd did not exit after SIGTERM; SIGKILL")
-            self.proc.kill()
-            self.proc.wait(10)
         log(f"dockerd stopped (exit {self.proc.returncode})")
         # The socket file stays; nothing listens on it any more.
 
@@ -588,13 +598,7 @@ class Haproxy:
         return http_request("127.0.0.1", self.port, method, path, body=body)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc, 10)
 
     def log_text(self):
         return tail(self.log_path, 10 ** 7)

@@ -7,7 +7,6 @@ every rule, and ZastavaDockerDisconnected goes pending when dockerd stops."""
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -227,13 +226,7 @@ class LocalPrometheus:
         return [r for g in self.api("rules")["groups"] for r in g["rules"]]
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        h.terminate(self.proc, 30)
 
 
 class LiveAgentAndPrometheus(h.WorkspaceTest):
