@@ -25,6 +25,8 @@ constexpr std::array<std::string_view, 6> kSerilogLevelNames = {"Verbose", "Debu
 constexpr std::string_view kTotalKey = "EventBuffer:MaxTotalSizeMb";
 constexpr std::string_view kFileKey = "EventBuffer:MaxFileSizeMb";
 constexpr std::string_view kLogLevelKey = "LogLevel";
+constexpr std::string_view kClientCertKey = "Backend:ClientCertFile";
+constexpr std::string_view kClientKeyKey = "Backend:ClientKeyFile";
 
 Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidArgument, std::move(message)};
@@ -116,7 +118,7 @@ void applyEnvironment(const Environment& env, Config& config, ConfigOrigins& ori
     std::optional<EnvSetting> setting = found[i];
     if (!setting && spec.key == kLogLevelKey) setting = serilog;
     if (!setting) continue;
-    if (spec.kind == ValueKind::kEndpoint && setting->value.empty()) continue;
+    if (emptyMeansUnset(spec.kind) && setting->value.empty()) continue;
     Result<void> applied = applyValue(spec, setting->value, setting->name, config);
     if (!applied) {
       problems.push_back(applied.error().message);
@@ -218,6 +220,13 @@ Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
                        std::string(kFileKey) + " (" + std::to_string(parsed.config.maxFileSizeMb) +
                        ", " + sourceOf(kFileKey, parsed.origins) + ")");
   }
+  const Config& config = parsed.config;
+  if (config.backendClientCertFile.empty() != config.backendClientKeyFile.empty()) {
+    problems.push_back(std::string(kClientCertKey) + " (" +
+                       sourceOf(kClientCertKey, parsed.origins) + ") and " +
+                       std::string(kClientKeyKey) + " (" + sourceOf(kClientKeyKey, parsed.origins) +
+                       ") go together: set both or neither");
+  }
   if (!problems.empty()) return invalid(joinLines(problems));
   return parsed;
 }
@@ -272,6 +281,25 @@ EvidenceOptions evidenceOptions(const Config& config) {
   options.libraries.maxLibraries = static_cast<std::size_t>(config.evidenceMaxLibraries);
   options.libraries.maxBytes = static_cast<std::uint64_t>(config.evidenceMaxHashMb) * kMiB;
   options.rescanDelay = std::chrono::seconds(config.evidenceRescanSeconds);
+  return options;
+}
+
+DispatcherOptions dispatcherOptions(const Config& config) {
+  DispatcherOptions options;
+  options.url = config.backendUrl;
+  options.tokenFile = config.backendTokenFile;
+  options.caFile = config.backendCaFile;
+  options.clientCertFile = config.backendClientCertFile;
+  options.clientKeyFile = config.backendClientKeyFile;
+  options.batchMaxRecords = static_cast<std::size_t>(config.backendBatchMaxRecords);
+  options.batchMaxBytes = static_cast<std::size_t>(config.backendBatchMaxKb) * 1024;
+  options.batchMaxWait = std::chrono::milliseconds(config.backendBatchMaxWaitMs);
+  options.gzip = config.backendGzip;
+  options.timeout = std::chrono::seconds(config.backendTimeoutSeconds);
+  options.retryMax = std::chrono::seconds(config.backendRetryMaxSeconds);
+  options.failuresBeforeUnready = config.backendFailuresBeforeUnready;
+  options.dataDirectory = config.dataDirectory;
+  options.retentionNanos = bufferLimits(config).retentionNanos;
   return options;
 }
 

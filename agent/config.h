@@ -15,6 +15,7 @@
 
 #include "agent/evidence_collector.h"
 #include "agent/redaction.h"
+#include "buffer/dispatcher.h"
 #include "buffer/recorder.h"
 #include "common/result.h"
 #include "health/health_state.h"
@@ -45,6 +46,19 @@ struct Config {
   int evidenceMaxLibraries = 512;                    // Evidence:MaxLibraries, 1..100000
   int evidenceMaxHashMb = 512;                       // Evidence:MaxHashMb, 1..65536
   int evidenceRescanSeconds = 30;                    // Evidence:RescanSeconds, 0..86400
+  // Backend:* (docs/backend.md). An empty URL turns delivery off; empty paths are not set.
+  std::string backendUrl;
+  std::filesystem::path backendTokenFile;
+  std::filesystem::path backendCaFile;
+  std::filesystem::path backendClientCertFile;
+  std::filesystem::path backendClientKeyFile;
+  int backendBatchMaxRecords = 1000;      // Backend:BatchMaxRecords, 1..100000
+  int backendBatchMaxKb = 1024;           // Backend:BatchMaxKb, 1..65536
+  int backendBatchMaxWaitMs = 1000;       // Backend:BatchMaxWaitMs, 0..600000
+  bool backendGzip = false;               // Backend:Gzip
+  int backendTimeoutSeconds = 30;         // Backend:TimeoutSeconds, 1..600
+  int backendRetryMaxSeconds = 60;        // Backend:RetryMaxSeconds, 1..3600
+  int backendFailuresBeforeUnready = 3;   // Backend:FailuresBeforeUnready, 1..1000
 };
 
 // What main should do after parsing.
@@ -104,5 +118,8 @@ BufferLimits bufferLimits(const Config& config);
 
 // The evidence settings (Evidence:*) in the collector's units. Any thread.
 EvidenceOptions evidenceOptions(const Config& config);
+
+// The delivery settings (Backend:*) in the dispatcher's units. Any thread.
+DispatcherOptions dispatcherOptions(const Config& config);
 
 }  // namespace zastava

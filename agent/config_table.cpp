@@ -70,6 +70,40 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
      "a container is scanned again this long after its first scan (libraries loaded later); "
      "0: never",
      ValueKind::kInteger, &Config::evidenceRescanSeconds, 0, 86400},
+    {"Backend:Url", "--backend-url", "URL",
+     "records are POSTed there (docs/backend.md); unset: no delivery", ValueKind::kHttpUrl,
+     &Config::backendUrl},
+    {"Backend:TokenFile", "--backend-token-file", "FILE",
+     "file holding the bearer token, read before each request", ValueKind::kOptionalPath,
+     &Config::backendTokenFile},
+    {"Backend:CaFile", "--backend-ca-file", "FILE",
+     "PEM CAs that may sign the backend's certificate; unset: the system's", ValueKind::kOptionalPath,
+     &Config::backendCaFile},
+    {"Backend:ClientCertFile", "--backend-client-cert-file", "FILE",
+     "PEM client certificate for mTLS (with Backend:ClientKeyFile)", ValueKind::kOptionalPath,
+     &Config::backendClientCertFile},
+    {"Backend:ClientKeyFile", "--backend-client-key-file", "FILE",
+     "PEM private key of the client certificate", ValueKind::kOptionalPath,
+     &Config::backendClientKeyFile},
+    {"Backend:BatchMaxRecords", "--backend-batch-max-records", "N", "records per request at most",
+     ValueKind::kInteger, &Config::backendBatchMaxRecords, 1, 100000},
+    {"Backend:BatchMaxKb", "--backend-batch-max-kb", "N",
+     "KiB per request at most, before compression", ValueKind::kInteger,
+     &Config::backendBatchMaxKb, 1, 65536},
+    {"Backend:BatchMaxWaitMs", "--backend-batch-max-wait-ms", "N",
+     "how long a batch that is not full waits for more records", ValueKind::kInteger,
+     &Config::backendBatchMaxWaitMs, 0, 600000},
+    {"Backend:Gzip", "--backend-gzip", "BOOL", "compress request bodies (Content-Encoding: gzip)",
+     ValueKind::kBool, &Config::backendGzip},
+    {"Backend:TimeoutSeconds", "--backend-timeout-seconds", "N",
+     "a request that takes longer is abandoned and retried", ValueKind::kInteger,
+     &Config::backendTimeoutSeconds, 1, 600},
+    {"Backend:RetryMaxSeconds", "--backend-retry-max-seconds", "N",
+     "longest wait between delivery attempts (without Retry-After)", ValueKind::kInteger,
+     &Config::backendRetryMaxSeconds, 1, 3600},
+    {"Backend:FailuresBeforeUnready", "--backend-failures-before-unready", "N",
+     "failed delivery attempts in a row before /readyz answers 503", ValueKind::kInteger,
+     &Config::backendFailuresBeforeUnready, 1, 1000},
 }};
 
 namespace {
@@ -111,6 +145,32 @@ Result<std::vector<std::string>> parseNameList(std::string_view text) {
   return names;
 }
 
+// http:// or https:// (any case) followed by a host; libcurl judges the rest.
+bool isHttpUrl(std::string_view text) {
+  auto lowered = [](std::string_view part) {
+    std::string out(part);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::size_t schemeEnd = text.find("://");
+  if (schemeEnd == std::string_view::npos) return false;
+  const std::string scheme = lowered(text.substr(0, schemeEnd));
+  const std::string_view rest = text.substr(schemeEnd + 3);
+  const bool hasHost = !rest.empty() && rest.front() != '/' && rest.front() != ':';
+  const bool noSpace = std::none_of(text.begin(), text.end(), [](char c) {
+    return std::isspace(static_cast<unsigned char>(c)) != 0;
+  });
+  return (scheme == "http" || scheme == "https") && hasHost && noSpace;
+}
+
+Result<bool> parseBool(std::string_view text) {
+  std::string lowered(text);
+  for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lowered == "true") return true;
+  if (lowered == "false") return false;
+  return invalid("not a boolean");
+}
+
 bool isIpAddress(const std::string& text) {
   unsigned char buffer[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, text.c_str(), buffer) == 1 ||
@@ -139,9 +199,17 @@ bool store(const KeySpec& spec, T value, Config& config) {
 
 }  // namespace
 
+bool emptyMeansUnset(ValueKind kind) {
+  return kind == ValueKind::kEndpoint || kind == ValueKind::kOptionalPath ||
+         kind == ValueKind::kHttpUrl;
+}
+
 std::string acceptedValues(const KeySpec& spec) {
   if (spec.kind == ValueKind::kEndpoint) return "a unix://, tcp://, http:// or https:// URI";
   if (spec.kind == ValueKind::kAbsolutePath) return "an absolute path";
+  if (spec.kind == ValueKind::kOptionalPath) return "an absolute path, or empty for none";
+  if (spec.kind == ValueKind::kHttpUrl) return "an http:// or https:// URL, or empty for none";
+  if (spec.kind == ValueKind::kBool) return "true or false";
   if (spec.kind == ValueKind::kIpAddress) return "a literal IPv4 or IPv6 address";
   if (spec.kind == ValueKind::kLogLevel) return "a log level (" + std::string(kLogLevelNames) + ")";
   if (spec.kind == ValueKind::kNameList) {
@@ -153,15 +221,28 @@ std::string acceptedValues(const KeySpec& spec) {
 Result<void> applyValue(const KeySpec& spec, const std::string& value, std::string_view source,
                         Config& config) {
   std::string prefix = std::string(source) + ": ";
-  if (value.empty()) return invalid(prefix + "is empty; expected " + acceptedValues(spec));
   bool valid = false;
   bool stored = false;
-  if (spec.kind == ValueKind::kEndpoint || spec.kind == ValueKind::kIpAddress) {
-    valid = spec.kind == ValueKind::kEndpoint ? parseEndpoint(value).ok() : isIpAddress(value);
+  if (value.empty()) {
+    if (!emptyMeansUnset(spec.kind)) {
+      return invalid(prefix + "is empty; expected " + acceptedValues(spec));
+    }
+    valid = true;
+    stored = spec.kind == ValueKind::kOptionalPath ? store(spec, std::filesystem::path(), config)
+                                                    : store(spec, std::string(), config);
+  } else if (spec.kind == ValueKind::kEndpoint || spec.kind == ValueKind::kIpAddress ||
+             spec.kind == ValueKind::kHttpUrl) {
+    valid = spec.kind == ValueKind::kEndpoint    ? parseEndpoint(value).ok()
+            : spec.kind == ValueKind::kHttpUrl ? isHttpUrl(value)
+                                                 : isIpAddress(value);
     stored = valid && store(spec, value, config);
-  } else if (spec.kind == ValueKind::kAbsolutePath) {
+  } else if (spec.kind == ValueKind::kAbsolutePath || spec.kind == ValueKind::kOptionalPath) {
     valid = std::filesystem::path(value).is_absolute();
     stored = valid && store(spec, std::filesystem::path(value), config);
+  } else if (spec.kind == ValueKind::kBool) {
+    Result<bool> flag = parseBool(value);
+    valid = flag.ok();
+    stored = valid && store(spec, *flag, config);
   } else if (spec.kind == ValueKind::kInteger) {
     Result<std::int64_t> number = parseInteger(value, spec.min, spec.max);
     valid = number.ok();
@@ -189,9 +270,11 @@ std::string showValue(const KeySpec& spec, const Config& config) {
           if (spec.kind == ValueKind::kEndpoint && value.empty()) {
             return std::string(kDockerHostNote) + std::string(kDefaultDockerEndpoint) + ")";
           }
-          return value;
+          return value.empty() ? std::string(kNotSet) : value;
         } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
-          return value.string();
+          return value.empty() ? std::string(kNotSet) : value.string();
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return value ? "true" : "false";
         } else if constexpr (std::is_same_v<T, LogLevel>) {
           return std::string(logLevelName(value));
         } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {

@@ -14,11 +14,23 @@
 
 namespace zastava {
 
-enum class ValueKind { kEndpoint, kAbsolutePath, kInteger, kIpAddress, kLogLevel, kNameList };
+// kEndpoint, kOptionalPath and kHttpUrl take an empty value as "not set".
+enum class ValueKind {
+  kEndpoint,
+  kAbsolutePath,
+  kOptionalPath,
+  kHttpUrl,
+  kInteger,
+  kBool,
+  kIpAddress,
+  kLogLevel,
+  kNameList
+};
 
 using Field =
     std::variant<std::string Config::*, std::filesystem::path Config::*, std::int64_t Config::*,
-                 int Config::*, LogLevel Config::*, std::vector<std::string> Config::*>;
+                 int Config::*, bool Config::*, LogLevel Config::*,
+                 std::vector<std::string> Config::*>;
 
 // One configuration key. This table drives env parsing, flags, --help, describeConfig and
 // configKeys(); defaults come from Config's initialisers.
@@ -33,17 +45,22 @@ struct KeySpec {
   std::int64_t max = 0;
 };
 
-inline constexpr std::size_t kKeyCount = 20;
+inline constexpr std::size_t kKeyCount = 32;
 // Every key, in table order (the order of --help, describeConfig and docs/configuration.md).
 extern const std::array<KeySpec, kKeyCount> kKeys;
 
 inline constexpr std::string_view kLogLevelNames =
     "trace|debug|info|warning|error|critical or Verbose|Debug|Information|Warning|Error|Fatal";
+// How an unset optional key (Backend:Url, Backend:TokenFile, ...) is shown.
+inline constexpr std::string_view kNotSet = "(not set)";
 // How an unset DockerEndpoint is shown.
 inline constexpr std::string_view kDockerHostNote = "(from DOCKER_HOST or default ";
 
 // "a whole number between 1 and 65535", ...: what the key accepts.
 std::string acceptedValues(const KeySpec& spec);
+
+// True for the kinds where an empty value means "not set".
+bool emptyMeansUnset(ValueKind kind);
 
 // Checks `value` against the spec and stores it in `config`. Errors: kInvalidArgument starting
 // with `source` (an env or flag name), e.g. "--health-port: 'abc' is not a whole number between

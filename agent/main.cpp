@@ -14,6 +14,7 @@
 #include "agent/evidence_collector.h"
 #include "agent/logging.h"
 #include "agent/pipeline.h"
+#include "buffer/dispatcher.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
@@ -96,10 +97,30 @@ int run(const Config& config, const Endpoint& endpoint) {
   RecorderOptions recorderOptions;
   recorderOptions.dataDirectory = config.dataDirectory;
   recorderOptions.limits = bufferLimits(config);
+  std::unique_ptr<Dispatcher> dispatcher;
+  if (const DispatcherOptions delivery = dispatcherOptions(config); delivery.enabled()) {
+    auto created = Dispatcher::create(delivery, clock, metrics, health);
+    if (!created.ok()) {
+      spdlog::critical("cannot deliver to the backend: {}", created.error().message);
+      return kExitConfigError;
+    }
+    dispatcher = std::move(*created);
+    recorderOptions.keepUndelivered = true;
+    recorderOptions.onCommitted = [&delivering = *dispatcher](std::size_t records,
+                                                              std::uint64_t bytes) {
+      delivering.recordsCommitted(records, bytes);
+    };
+  }
   auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
   if (!recorder.ok()) {
     spdlog::critical("cannot open the event buffer: {}", recorder.error().message);
     return kExitStartFailure;
+  }
+  if (dispatcher) {
+    if (auto started = dispatcher->start(**recorder); !started.ok()) {
+      spdlog::critical("cannot start backend delivery: {}", started.error().message);
+      return kExitStartFailure;
+    }
   }
   auto api = makeCurlDockerApi(endpoint);
   PipelineOptions pipelineOptions;
@@ -122,6 +143,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   sd_notify(0, "STOPPING=1");
   pipeline.stop();
   evidence.stop();
+  if (dispatcher) dispatcher->stop();
   (*recorder)->stop();
   server.stop();
   spdlog::info("stopped cleanly");
@@ -148,6 +170,10 @@ int main(int argc, char** argv) {
   if (!endpoint.ok()) {
     std::fprintf(stderr, "zastava-agent: configuration error:\nDockerEndpoint: %s\n",
                  endpoint.error().message.c_str());
+    return kExitConfigError;
+  }
+  if (auto files = checkBackendFiles(dispatcherOptions(config)); !files.ok()) {
+    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n", files.error().message.c_str());
     return kExitConfigError;
   }
   if (parsed->command == Command::kCheckConfig) {

@@ -125,7 +125,7 @@ Record Tracker::gap(UnixNanos from, UnixNanos to, std::string reason) {
   record.source = RecordSource::kReconcile;
   record.observedAt = clock_.now();
   record.time = to;
-  record.gap = GapFacts{from, to, std::move(reason)};
+  record.gap = GapFacts{from, to, std::move(reason), std::nullopt};
   return record;
 }
 

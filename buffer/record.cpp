@@ -95,6 +95,9 @@ OrderedJson canonicalObject(const Record& record, std::string_view prevHash) {
                              {"fromTimeNano", record.gap->from},
                              {"toTimeNano", record.gap->to},
                              {"reason", record.gap->reason}};
+    if (record.gap->undeliveredRecords) {
+      out["gap"]["undeliveredRecords"] = *record.gap->undeliveredRecords;
+    }
   }
   if (record.evidence) out["evidence"] = evidenceJson(*record.evidence);
   out["prevHash"] = prevHash;

@@ -16,7 +16,7 @@
 namespace zastava {
 
 inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
-inline constexpr int kSchemaVersion = 2;  // 2: container.evidence
+inline constexpr int kSchemaVersion = 3;  // 2: container.evidence, 3: gap.undeliveredRecords
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 
 enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };
@@ -44,11 +44,14 @@ struct ContainerFacts {
   std::optional<std::string> imageDigest;
 };
 
-// A span of time in which engine events may have been lost (agent.gap records).
+// A span of time in which engine events may have been lost (agent.gap records), or, with
+// undeliveredRecords, in which records expired before the backend accepted them.
 struct GapFacts {
-  UnixNanos from = 0;  // the last engine event known to be recorded
-  UnixNanos to = 0;    // the first engine event seen again, or when the stream reopened
+  UnixNanos from = 0;  // the last engine event known to be recorded / the oldest expired record
+  UnixNanos to = 0;    // the first engine event seen again, or when the stream reopened / the
+                       // newest expired record
   std::string reason;
+  std::optional<std::int64_t> undeliveredRecords;  // backend delivery gaps only
 };
 
 // What started a container.evidence scan: the container's start event, a reconciliation that

@@ -34,7 +34,6 @@ constexpr auto kStopGrace = 3000ms;
 // to the system.
 constexpr std::uint64_t kReleaseMemoryAfter = 1024;
 constexpr std::int64_t kPruneIntervalNanos = 60ll * 1'000'000'000;
-constexpr const char* kDatabaseName = "zastava-agent.db";
 constexpr const char* kSegmentDirName = "runtime-events";
 
 class RecorderImpl final : public Recorder {
@@ -163,6 +162,7 @@ class RecorderImpl final : public Recorder {
   std::uint64_t batchEnd_ = 0;       // taken_ when batch_ was taken
   std::vector<CommittedRecord> unsynced_;  // in SQLite, waiting for the NDJSON sync
   std::uint64_t unsyncedEnd_ = 0;
+  std::uint64_t unsyncedBytes_ = 0;  // NDJSON bytes of unsynced_, newlines included
   std::string failure_;  // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
   std::uint64_t committedSinceRelease_ = 0;
@@ -245,6 +245,7 @@ Result<void> RecorderImpl::writeOnce() {
     if (!fresh) return fresh.error();
     batch_.clear();
     for (CommittedRecord& committed : *fresh) {
+      unsyncedBytes_ += committed.line.size() + 1;
       segments_->append(committed.line);
       committed.line = {};  // the segment writer holds it now
       unsynced_.push_back(std::move(committed));
@@ -260,7 +261,11 @@ Result<void> RecorderImpl::writeOnce() {
     metrics_.countEvent(committed.kind, recordSourceName(committed.source));
     newest = std::max(newest, committed.timeNano);
   }
+  if (options_.onCommitted && !unsynced_.empty()) {
+    options_.onCommitted(unsynced_.size(), unsyncedBytes_);
+  }
   unsynced_.clear();
+  unsyncedBytes_ = 0;
   if (newest > 0) metrics_.setLastEventTimestamp(static_cast<double>(newest) / 1e9);
   metrics_.setEventsBuffered(store_->eventCount());
   metrics_.observeCommitDuration(
@@ -279,7 +284,8 @@ Result<void> RecorderImpl::maintain() {
   const UnixNanos now = clock_.now();
   if (now - lastPrune_ < kPruneIntervalNanos) return okResult();
   lastPrune_ = now;
-  auto pruned = store_->pruneOlderThan(now - options_.limits.retentionNanos);
+  auto pruned = store_->pruneOlderThan(now - options_.limits.retentionNanos,
+                                       options_.keepUndelivered);
   if (!pruned) return pruned.error();
   if (*pruned > 0) metrics_.setEventsBuffered(store_->eventCount());
   return okResult();
@@ -334,7 +340,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
                                                  Metrics& metrics, HealthState& health) {
   auto made = makeDirectory(options.dataDirectory);
   if (!made) return made.error();
-  auto store = SqliteStore::open(options.dataDirectory / kDatabaseName, metrics);
+  auto store = SqliteStore::open(options.dataDirectory / kDatabaseFileName, metrics);
   if (!store) return store.error();
   auto segments =
       SegmentWriter::open(options.dataDirectory / kSegmentDirName, options.limits, clock, metrics);

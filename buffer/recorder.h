@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -23,17 +24,28 @@ class HealthState;
 // engine's memory (256 events), so every event it can replay that the ledger holds is among them.
 inline constexpr std::size_t kRecentEngineEvents = 1024;
 
+// The ledger's SQLite database, in the data directory.
+inline constexpr const char* kDatabaseFileName = "zastava-agent.db";
+
 struct BufferLimits {
   std::uint64_t maxFileBytes = 10ull * 1024 * 1024;           // EventBuffer:MaxFileSizeMb
   std::uint64_t maxTotalBytes = 100ull * 1024 * 1024;         // EventBuffer:MaxTotalSizeMb
   std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;  // EventBuffer:RetentionHours
 };
 
+// What the writer reports after each group commit: records made durable and their NDJSON bytes
+// (newlines included).
+using CommitListener = std::function<void(std::size_t records, std::uint64_t bytes)>;
+
 struct RecorderOptions {
   std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
   BufferLimits limits;
   std::size_t queueCapacity = 8192;  // records waiting for the writer
   std::size_t maxBatch = 1024;       // records per group commit
+  // Backend delivery is on: the retention leaves records the backend has not accepted to the
+  // Dispatcher, which counts them as expired (docs/backend.md).
+  bool keepUndelivered = false;
+  CommitListener onCommitted;  // called on the writer thread; may be empty
 };
 
 class Recorder {

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "buffer/sqlite_statement.h"
 #include "health/metrics.h"
 
 namespace zastava {
@@ -67,50 +68,6 @@ constexpr const char* kSetMeta =
 constexpr std::string_view kDestroyKind = "container.destroy";
 
 }  // namespace
-
-// A prepared statement, reset after every use so it can be reused.
-class SqliteStore::Statement {
- public:
-  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  void bindText(int index, std::string_view text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-  }
-  void bindTextOrNull(int index, std::string_view text) {
-    if (text.empty()) {
-      sqlite3_bind_null(stmt_, index);
-    } else {
-      bindText(index, text);
-    }
-  }
-  void bindOptional(int index, const std::optional<std::string>& text) {
-    if (text) {
-      bindText(index, *text);
-    } else {
-      sqlite3_bind_null(stmt_, index);
-    }
-  }
-  void bindOptional(int index, const std::optional<std::int64_t>& value) {
-    if (value) {
-      sqlite3_bind_int64(stmt_, index, *value);
-    } else {
-      sqlite3_bind_null(stmt_, index);
-    }
-  }
-  void bindInt(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
-  int step() { return sqlite3_step(stmt_); }
-  sqlite3_stmt* get() { return stmt_; }
-
- private:
-  sqlite3_stmt* stmt_;
-};
 
 SqliteStore::SqliteStore(std::filesystem::path path, Metrics& metrics)
     : path_(std::move(path)), metrics_(metrics) {}
@@ -170,7 +127,7 @@ Result<void> SqliteStore::initialize() {
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read schema version of");
-  Statement versionQuery(raw);
+  SqliteStatement versionQuery(raw);
   rc = versionQuery.step();
   const int version = rc == SQLITE_ROW ? sqlite3_column_int(raw, 0) : 0;
   if (version > kStoreSchemaVersion) {
@@ -188,12 +145,12 @@ Result<void> SqliteStore::initialize() {
       return created;
     }
   }
-  const std::pair<std::unique_ptr<Statement>*, const char*> statements[] = {
+  const std::pair<std::unique_ptr<SqliteStatement>*, const char*> statements[] = {
       {&insertEvent_, kInsertEvent}, {&upsertContainer_, kUpsertContainer}, {&setMeta_, kSetMeta}};
   for (const auto& [target, sql] : statements) {
     rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
     if (rc != SQLITE_OK) return sqliteError(rc, "cannot prepare statement on");
-    *target = std::make_unique<Statement>(raw);
+    *target = std::make_unique<SqliteStatement>(raw);
   }
   auto hash = getMeta("last_hash");
   if (!hash) return hash.error();
@@ -203,7 +160,7 @@ Result<void> SqliteStore::initialize() {
   cursor_ = *cursor;
   rc = sqlite3_prepare_v2(db_, "SELECT count(*) FROM events", -1, &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot count events in");
-  Statement count(raw);
+  SqliteStatement count(raw);
   rc = count.step();
   if (rc != SQLITE_ROW) return sqliteError(rc, "cannot count events in");
   eventCount_ = sqlite3_column_int64(raw, 0);
@@ -214,7 +171,7 @@ Result<std::string> SqliteStore::getMeta(const char* key) {
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key = ?1", -1, &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read meta from");
-  Statement query(raw);
+  SqliteStatement query(raw);
   query.bindText(1, key);
   rc = query.step();
   if (rc == SQLITE_DONE) return std::string();
@@ -257,7 +214,7 @@ Result<std::vector<std::string>> SqliteStore::lastEngineEventIds(std::size_t cou
                               "ORDER BY rowid DESC LIMIT ?1",
                               -1, &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
-  Statement query(raw);
+  SqliteStatement query(raw);
   query.bindInt(1, static_cast<std::int64_t>(count));
   std::vector<std::string> ids;
   while ((rc = query.step()) == SQLITE_ROW) {
@@ -276,7 +233,7 @@ Result<std::vector<ContainerFacts>> SqliteStore::loadContainers() {
                               "restart_count, started_at, finished_at FROM containers",
                               -1, &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read containers from");
-  Statement query(raw);
+  SqliteStatement query(raw);
   auto text = [raw](int column) -> std::optional<std::string> {
     const auto* value = reinterpret_cast<const char*>(sqlite3_column_text(raw, column));
     if (value == nullptr) return std::nullopt;
@@ -307,7 +264,7 @@ Result<std::vector<ContainerFacts>> SqliteStore::loadContainers() {
 
 Result<void> SqliteStore::upsertContainer(const Record& record) {
   const ContainerFacts& facts = record.container;
-  Statement& stmt = *upsertContainer_;
+  SqliteStatement& stmt = *upsertContainer_;
   stmt.reset();
   stmt.bindText(1, facts.id);
   stmt.bindTextOrNull(2, facts.name);
@@ -335,7 +292,7 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
                                               std::vector<CommittedRecord>& fresh,
                                               std::string& hash, EventCursor& cursor,
                                               std::int64_t& duplicates) {
-  Statement& insert = *insertEvent_;
+  SqliteStatement& insert = *insertEvent_;
   for (const Record& record : batch) {
     ChainedLine chained = chainedLine(record, hash);
     if (chained.line.empty()) return Error{ErrorCode::kInternal, "cannot serialize a record"};
@@ -399,19 +356,25 @@ Result<std::vector<CommittedRecord>> SqliteStore::commit(std::span<const Record>
   return fresh;
 }
 
-Result<std::int64_t> SqliteStore::pruneOlderThan(UnixNanos cutoff) {
+Result<std::int64_t> SqliteStore::pruneOlderThan(UnixNanos cutoff, bool keepUndelivered) {
   auto began = exec("BEGIN IMMEDIATE");
   if (!began) return began.error();
   std::int64_t deleted = 0;
-  constexpr const char* kDeletes[] = {
-      "DELETE FROM events WHERE time_nano < ?1",
+  // The newest row is never deleted: SQLite gives a new row max(rowid) + 1, so rowids only grow
+  // and the delivery cursor (a rowid) never points past a record that is not delivered yet.
+  const std::string deletes[] = {
+      "DELETE FROM events WHERE time_nano < ?1 AND rowid < (SELECT max(rowid) FROM events) "
+      "AND (?2 = 0 OR rowid <= (SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta "
+      "WHERE key = '" +
+          std::string(kDeliveryCursorKey) + "'))",
       "DELETE FROM containers WHERE state = 'removed' AND updated_nano < ?1"};
-  for (std::size_t i = 0; i < std::size(kDeletes); ++i) {
+  for (std::size_t i = 0; i < std::size(deletes); ++i) {
     sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db_, kDeletes[i], -1, &raw, nullptr);
+    int rc = sqlite3_prepare_v2(db_, deletes[i].c_str(), -1, &raw, nullptr);
     if (rc == SQLITE_OK) {
-      Statement stmt(raw);
+      SqliteStatement stmt(raw);
       stmt.bindInt(1, cutoff);
+      if (i == 0) stmt.bindInt(2, keepUndelivered ? 1 : 0);
       rc = stmt.step();
     }
     if (rc != SQLITE_DONE) {
@@ -435,7 +398,7 @@ Result<std::vector<std::string>> SqliteStore::recordLines(std::int64_t afterRowi
   int rc = sqlite3_prepare_v2(db_, "SELECT record FROM events WHERE rowid > ?1 ORDER BY rowid", -1,
                               &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
-  Statement query(raw);
+  SqliteStatement query(raw);
   query.bindInt(1, afterRowid);
   std::vector<std::string> lines;
   while ((rc = query.step()) == SQLITE_ROW) {
@@ -451,7 +414,7 @@ Result<std::optional<SqliteStore::StoredLine>> SqliteStore::findEvent(const std:
   int rc = sqlite3_prepare_v2(db_, "SELECT rowid, record FROM events WHERE event_id = ?1", -1, &raw,
                               nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
-  Statement query(raw);
+  SqliteStatement query(raw);
   query.bindText(1, eventId);
   rc = query.step();
   if (rc == SQLITE_DONE) return std::optional<StoredLine>();

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "buffer/record.h"
@@ -22,8 +23,11 @@ struct sqlite3_stmt;
 namespace zastava {
 
 class Metrics;
+class SqliteStatement;
 
 inline constexpr int kStoreSchemaVersion = 1;
+// The meta key of the delivery cursor: the rowid of the last record the backend accepted.
+inline constexpr std::string_view kDeliveryCursorKey = "delivery_rowid";
 
 // A record as committed: where it sits in the hash chain, its NDJSON line, and what the
 // Recorder's metrics need.
@@ -56,9 +60,10 @@ class SqliteStore {
   // unchanged.
   Result<std::vector<CommittedRecord>> commit(std::span<const Record> batch);
 
-  // Deletes events whose time_nano is before `cutoff`, and containers marked "removed" not
-  // updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
-  Result<std::int64_t> pruneOlderThan(UnixNanos cutoff);
+  // Deletes events whose time_nano is before `cutoff` (with `keepUndelivered`, only those the
+  // backend has accepted: see delivery_queue.h), never the newest one, and containers marked
+  // "removed" not updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
+  Result<std::int64_t> pruneOlderThan(UnixNanos cutoff, bool keepUndelivered);
 
   // The stored cursor: the committed stream/replay record with the largest timeNano; until
   // there is one, the latest streamOpenedAt of a snapshot/reconcile record, with no eventId.
@@ -89,7 +94,6 @@ class SqliteStore {
   const EventCursor& cursor() const { return cursor_; }
 
  private:
-  class Statement;
   SqliteStore(std::filesystem::path path, Metrics& metrics);
   Result<void> initialize();
   Result<void> exec(const char* sql);
@@ -105,9 +109,9 @@ class SqliteStore {
   std::filesystem::path path_;
   Metrics& metrics_;
   sqlite3* db_ = nullptr;
-  std::unique_ptr<Statement> insertEvent_;
-  std::unique_ptr<Statement> upsertContainer_;
-  std::unique_ptr<Statement> setMeta_;
+  std::unique_ptr<SqliteStatement> insertEvent_;
+  std::unique_ptr<SqliteStatement> upsertContainer_;
+  std::unique_ptr<SqliteStatement> setMeta_;
   std::string lastHash_{kGenesisHash};
   EventCursor cursor_;
   std::int64_t eventCount_ = 0;

@@ -50,6 +50,12 @@ void HealthState::setInventoryDone(bool done, const std::string& reason) {
   inventoryReason_ = reason;
 }
 
+void HealthState::setBackendFailing(bool failing, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  backendFailing_ = failing;
+  backendReason_ = reason;
+}
+
 void HealthState::working(Worker worker) {
   // At least 1: 0 means waiting.
   workingSince_[static_cast<std::size_t>(worker)].store(std::max<std::int64_t>(steadyTicks(), 1),
@@ -66,6 +72,7 @@ Verdict HealthState::readiness() const {
   if (!bufferWritable_) return {false, "event buffer not writable: " + bufferReason_};
   if (!engineReachable_) return {false, "docker engine unreachable: " + engineReason_};
   if (!inventoryDone_) return {false, inventoryReason_};
+  if (backendFailing_) return {false, "backend connection failed: " + backendReason_};
   return {true, "ok"};
 }
 

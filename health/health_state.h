@@ -42,11 +42,14 @@ class HealthState {
   // The first inventory after start is done (true): records can now be trusted to be complete;
   // or it failed (false, with why) and is being retried.
   void setInventoryDone(bool done = true, const std::string& reason = {});
+  // Backend delivery failed too many times in a row (true, with why), or works (false).
+  void setBackendFailing(bool failing, const std::string& reason = {});
   // `worker` took a piece of work / went back to waiting for work. Lock-free.
   void working(Worker worker);
   void waiting(Worker worker);
 
-  // 200 when events can be processed: inventory done, engine reachable, buffer writable.
+  // 200 when events can be processed: inventory done, engine reachable, buffer writable, backend
+  // (when configured) not failing.
   Verdict readiness() const;
   // 200 unless a worker has been on one piece of work for longer than the stall limit. systemd's
   // watchdog is fed only while this is ok.
@@ -61,6 +64,8 @@ class HealthState {
   std::string bufferReason_;                                      // guarded by mu_
   bool inventoryDone_ = false;                                    // guarded by mu_
   std::string inventoryReason_ = "starting: first container inventory not done yet";  // mu_
+  bool backendFailing_ = false;  // guarded by mu_
+  std::string backendReason_;    // guarded by mu_
   const std::chrono::steady_clock::duration stallLimit_;
   // Per worker: when it took its current piece of work (steady clock ticks); 0 while waiting.
   std::array<std::atomic<std::int64_t>, kWorkerCount> workingSince_{};

@@ -34,6 +34,10 @@ const prometheus::Histogram::BucketBoundaries kCommitBuckets = {
 const prometheus::Histogram::BucketBoundaries kEvidenceBuckets = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
+// A backend answers in ~1 ms on a LAN to the request timeout (30 s by default).
+const prometheus::Histogram::BucketBoundaries kBackendBuckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
 }  // namespace
 
 struct Metrics::Impl {
@@ -134,6 +138,52 @@ struct Metrics::Impl {
       gauge(registry, "zastava_agent_evidence_queue_depth",
             "Evidence scans waiting for a worker, re-scans included")
           .Add({});
+  prometheus::Counter& backendDeliveredRecords =
+      counter(registry, "zastava_agent_backend_delivered_records_total",
+              "Records accepted by the backend")
+          .Add({});
+  prometheus::Counter& backendDeliveredBatches =
+      counter(registry, "zastava_agent_backend_delivered_batches_total",
+              "Requests to the backend answered with 2xx")
+          .Add({});
+  prometheus::Counter& backendDeliveredBytes =
+      counter(registry, "zastava_agent_backend_delivered_bytes_total",
+              "Request body bytes accepted by the backend, after compression")
+          .Add({});
+  prometheus::Family<prometheus::Counter>& backendFailures =
+      counter(registry, "zastava_agent_backend_failures_total",
+              "Delivery attempts that were not accepted, by cause");
+  prometheus::Counter& backendQuarantined =
+      counter(registry, "zastava_agent_backend_quarantined_records_total",
+              "Records of batches the backend rejected, set aside in backend-quarantine/")
+          .Add({});
+  prometheus::Counter& backendExpired =
+      counter(registry, "zastava_agent_backend_expired_records_total",
+              "Records the retention deleted before the backend accepted them")
+          .Add({});
+  prometheus::Gauge& backendBacklogRecords =
+      gauge(registry, "zastava_agent_backend_backlog_records",
+            "Records waiting for delivery to the backend")
+          .Add({});
+  prometheus::Gauge& backendBacklogBytes =
+      gauge(registry, "zastava_agent_backend_backlog_bytes",
+            "Bytes of the records waiting for delivery, before compression")
+          .Add({});
+  prometheus::Gauge& backendOldestAge =
+      gauge(registry, "zastava_agent_backend_oldest_undelivered_age_seconds",
+            "Seconds since the oldest record waiting for delivery was observed; 0 when none")
+          .Add({});
+  std::atomic<std::int64_t> backendOldestObservedAt{0};
+  prometheus::Gauge& backendConsecutiveFailures =
+      gauge(registry, "zastava_agent_backend_consecutive_failures",
+            "Failed delivery attempts since the last accepted batch")
+          .Add({});
+  prometheus::Histogram& backendRequestDuration =
+      prometheus::BuildHistogram()
+          .Name("zastava_agent_backend_request_duration_seconds")
+          .Help("Duration of one request to the backend, answered or not")
+          .Register(registry)
+          .Add({}, kBackendBuckets);
   prometheus::Family<prometheus::Gauge>& buildInfo =
       gauge(registry, "zastava_agent_build_info", "Always 1; labels say which build runs");
 };
@@ -162,6 +212,10 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
   }
   for (const char* cap : {"processes", "libraries", "bytes"}) {
     impl_->evidenceCapsHit.Add({{"cap", cap}});
+  }
+  for (const char* cause : {"connect", "tls", "timeout", "http_408", "http_429", "http_5xx",
+                            "too_large", "refused", "rejected", "other"}) {
+    impl_->backendFailures.Add({{"cause", cause}});
   }
 }
 
@@ -231,12 +285,45 @@ void Metrics::setEvidenceQueueDepth(std::size_t depth) {
   impl_->evidenceQueueDepth.Set(static_cast<double>(depth));
 }
 
+void Metrics::countBackendDelivered(std::size_t records, std::size_t bytes) {
+  impl_->backendDeliveredRecords.Increment(static_cast<double>(records));
+  impl_->backendDeliveredBatches.Increment();
+  impl_->backendDeliveredBytes.Increment(static_cast<double>(bytes));
+}
+void Metrics::countBackendFailure(std::string_view cause) {
+  impl_->backendFailures.Add({{"cause", std::string(cause)}}).Increment();
+}
+void Metrics::countBackendQuarantined(std::size_t records) {
+  impl_->backendQuarantined.Increment(static_cast<double>(records));
+}
+void Metrics::countBackendExpired(std::int64_t records) {
+  impl_->backendExpired.Increment(static_cast<double>(records));
+}
+void Metrics::setBackendBacklog(std::int64_t records, std::int64_t bytes) {
+  impl_->backendBacklogRecords.Set(static_cast<double>(records));
+  impl_->backendBacklogBytes.Set(static_cast<double>(bytes));
+}
+void Metrics::setBackendOldestUndelivered(std::int64_t observedAtNanos) {
+  impl_->backendOldestObservedAt = observedAtNanos;
+}
+void Metrics::setBackendConsecutiveFailures(int failures) {
+  impl_->backendConsecutiveFailures.Set(failures);
+}
+void Metrics::observeBackendRequest(double seconds) {
+  impl_->backendRequestDuration.Observe(seconds);
+}
+
 std::string Metrics::exposition() const {
   if (double last = impl_->lastEventSeconds; last > 0) {
     const double now =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     impl_->cursorLag.Add({}).Set(now - last);
   }
+  const std::int64_t oldest = impl_->backendOldestObservedAt;
+  const std::int64_t nowNanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+  impl_->backendOldestAge.Set(oldest == 0 ? 0.0 : static_cast<double>(nowNanos - oldest) / 1e9);
   return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
 }
 

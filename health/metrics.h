@@ -78,6 +78,25 @@ class Metrics {
   void countEvidenceCapHit(std::string_view cap);
   // zastava_agent_evidence_queue_depth (gauge): scans waiting for a worker, re-scans included.
   void setEvidenceQueueDepth(std::size_t depth);
+  // Backend delivery (docs/backend.md). zastava_agent_backend_delivered_records_total,
+  // _delivered_batches_total and _delivered_bytes_total: one accepted request.
+  void countBackendDelivered(std::size_t records, std::size_t bytes);
+  // zastava_agent_backend_failures_total{cause}: connect|tls|timeout|http_408|http_429|
+  // http_5xx|too_large|refused|rejected|other, all exposed at 0 from the start.
+  void countBackendFailure(std::string_view cause);
+  // zastava_agent_backend_quarantined_records_total
+  void countBackendQuarantined(std::size_t records);
+  // zastava_agent_backend_expired_records_total
+  void countBackendExpired(std::int64_t records);
+  // zastava_agent_backend_backlog_records and zastava_agent_backend_backlog_bytes (gauges).
+  void setBackendBacklog(std::int64_t records, std::int64_t bytes);
+  // zastava_agent_backend_oldest_undelivered_age_seconds (gauge, computed at scrape): now minus
+  // `observedAtNanos`; 0 when it is 0 (nothing waits).
+  void setBackendOldestUndelivered(std::int64_t observedAtNanos);
+  // zastava_agent_backend_consecutive_failures (gauge)
+  void setBackendConsecutiveFailures(int failures);
+  // zastava_agent_backend_request_duration_seconds (histogram)
+  void observeBackendRequest(double seconds);
   // zastava_agent_build_info{version,git_commit} 1 is set by the constructor.
 
   // The Prometheus text exposition (format 0.0.4) of everything above. Any thread.

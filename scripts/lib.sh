@@ -4,7 +4,7 @@
 # What building the agent needs.
 BUILD_PACKAGES=(cmake make g++ pkg-config git
   libcurl4-openssl-dev libsimdjson-dev libsqlite3-dev prometheus-cpp-dev libcpp-httplib-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev doctest-dev)
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev doctest-dev zlib1g-dev)
 # What the tests and the demo run against: a real engine, a real proxy, real checkers.
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;
 # fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian.)

@@ -76,15 +76,44 @@ TEST_CASE("every integer key checks its range") {
   }
 }
 
-TEST_CASE("empty values are errors, except DockerEndpoint from the environment") {
+TEST_CASE("empty values are errors, except where empty means not set") {
   CHECK(envError("ZASTAVA_AGENT__HealthCheck__Port", "") ==
         "ZASTAVA_AGENT__HealthCheck__Port: is empty; expected a whole number between 1 and "
         "65535");
   CHECK(contains(envError("ZASTAVA_AGENT__LogLevel", ""), "ZASTAVA_AGENT__LogLevel: is empty"));
   CHECK(contains(envError("ZASTAVA_AGENT__DataDirectory", ""), "DataDirectory: is empty"));
-  CHECK(contains(flagError({"--docker-endpoint", ""}), "--docker-endpoint: is empty"));
+  for (const char* unset : {"--docker-endpoint", "--backend-url", "--backend-token-file",
+                            "--backend-ca-file"}) {
+    CAPTURE(unset);
+    CHECK(parseArgs({unset, ""}).ok());
+  }
+  auto fromEnv = parseArgs({}, {{"ZASTAVA_AGENT__Backend__Url", ""}});
+  REQUIRE(fromEnv.ok());
+  CHECK(fromEnv->config.backendUrl.empty());
   CHECK(contains(flagError({"--health-address", ""}), "--health-address: is empty"));
   CHECK(contains(flagError({"--health-address="}), "--health-address"));
+}
+
+TEST_CASE("backend keys: URL scheme, booleans, paths, and the client certificate with its key") {
+  for (const char* bad : {"ftp://host/", "host:8080", "http://", "https:///path", "http:// x"}) {
+    CAPTURE(bad);
+    CHECK(envError("ZASTAVA_AGENT__Backend__Url", bad) ==
+          "ZASTAVA_AGENT__Backend__Url: '" + std::string(bad) +
+              "' is not an http:// or https:// URL, or empty for none");
+  }
+  CHECK(parseArgs({"--backend-url", "HTTPS://ingest.example:8443/v1/records"}).ok());
+  CHECK(flagError({"--backend-gzip", "yes"}) == "--backend-gzip: 'yes' is not true or false");
+  CHECK(parseArgs({"--backend-gzip", "TRUE"})->config.backendGzip);
+  CHECK(contains(envError("ZASTAVA_AGENT__Backend__TokenFile", "token"),
+                 "'token' is not an absolute path"));
+  CHECK(envError("ZASTAVA_AGENT__Backend__ClientCertFile", "/etc/agent.crt") ==
+        "Backend:ClientCertFile (env ZASTAVA_AGENT__Backend__ClientCertFile) and "
+        "Backend:ClientKeyFile (default) go together: set both or neither");
+  CHECK(contains(flagError({"--backend-client-key-file", "/etc/agent.key"}),
+                 "go together: set both or neither"));
+  CHECK(contains(flagError({"--backend-batch-max-wait-ms", "600001"}),
+                 "between 0 and 600000"));
+  CHECK(contains(flagError({"--backend-failures-before-unready", "0"}), "between 1 and 1000"));
 }
 
 TEST_CASE("format checks: data directory, address, endpoint scheme, log level") {

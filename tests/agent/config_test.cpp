@@ -62,6 +62,18 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__Evidence__MaxLibraries", "--evidence-max-libraries", "20"},
     {"ZASTAVA_AGENT__Evidence__MaxHashMb", "--evidence-max-hash-mb", "3"},
     {"ZASTAVA_AGENT__Evidence__RescanSeconds", "--evidence-rescan-seconds", "0"},
+    {"ZASTAVA_AGENT__Backend__Url", "--backend-url", "https://ingest.example/v1"},
+    {"ZASTAVA_AGENT__Backend__TokenFile", "--backend-token-file", "/etc/z/token"},
+    {"ZASTAVA_AGENT__Backend__CaFile", "--backend-ca-file", "/etc/z/ca.pem"},
+    {"ZASTAVA_AGENT__Backend__ClientCertFile", "--backend-client-cert-file", "/etc/z/c.pem"},
+    {"ZASTAVA_AGENT__Backend__ClientKeyFile", "--backend-client-key-file", "/etc/z/k.pem"},
+    {"ZASTAVA_AGENT__Backend__BatchMaxRecords", "--backend-batch-max-records", "50"},
+    {"ZASTAVA_AGENT__Backend__BatchMaxKb", "--backend-batch-max-kb", "64"},
+    {"ZASTAVA_AGENT__Backend__BatchMaxWaitMs", "--backend-batch-max-wait-ms", "0"},
+    {"ZASTAVA_AGENT__Backend__Gzip", "--backend-gzip", "true"},
+    {"ZASTAVA_AGENT__Backend__TimeoutSeconds", "--backend-timeout-seconds", "5"},
+    {"ZASTAVA_AGENT__Backend__RetryMaxSeconds", "--backend-retry-max-seconds", "7"},
+    {"ZASTAVA_AGENT__Backend__FailuresBeforeUnready", "--backend-failures-before-unready", "9"},
 };
 
 void checkAllSet(const Config& c) {
@@ -85,6 +97,35 @@ void checkAllSet(const Config& c) {
   CHECK(c.evidenceMaxLibraries == 20);
   CHECK(c.evidenceMaxHashMb == 3);
   CHECK(c.evidenceRescanSeconds == 0);
+  CHECK(c.backendUrl == "https://ingest.example/v1");
+  CHECK(c.backendTokenFile == "/etc/z/token");
+  CHECK(c.backendCaFile == "/etc/z/ca.pem");
+  CHECK(c.backendClientCertFile == "/etc/z/c.pem");
+  CHECK(c.backendClientKeyFile == "/etc/z/k.pem");
+  CHECK(c.backendBatchMaxRecords == 50);
+  CHECK(c.backendBatchMaxKb == 64);
+  CHECK(c.backendBatchMaxWaitMs == 0);
+  CHECK(c.backendGzip);
+  CHECK(c.backendTimeoutSeconds == 5);
+  CHECK(c.backendRetryMaxSeconds == 7);
+  CHECK(c.backendFailuresBeforeUnready == 9);
+}
+
+TEST_CASE("dispatcherOptions: the Backend:* keys in the dispatcher's units") {
+  Config config;
+  CHECK_FALSE(dispatcherOptions(config).enabled());
+  config.backendUrl = "http://127.0.0.1:9/";
+  config.backendBatchMaxKb = 64;
+  config.backendBatchMaxWaitMs = 250;
+  config.retentionHours = 2;
+  config.dataDirectory = "/srv/z";
+  const DispatcherOptions options = dispatcherOptions(config);
+  CHECK(options.enabled());
+  CHECK(options.batchMaxBytes == 64 * 1024);
+  CHECK(options.batchMaxWait == std::chrono::milliseconds(250));
+  CHECK(options.retentionNanos == 2 * 3600LL * 1'000'000'000);
+  CHECK(options.dataDirectory == "/srv/z");
+  CHECK(options.failuresBeforeUnready == 3);
 }
 
 TEST_CASE("evidenceOptions: the Evidence:* keys in the collector's units") {

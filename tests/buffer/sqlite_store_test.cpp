@@ -184,7 +184,7 @@ TEST_CASE("pruning deletes old events and old removed containers only") {
                                            engineRecord("c3", "start", kStart + 100)})
               .ok());
   const std::string hash = store->lastHash();
-  auto pruned = store->pruneOlderThan(kStart + 50);
+  auto pruned = store->pruneOlderThan(kStart + 50, false);
   REQUIRE(pruned.ok());
   CHECK(*pruned == 2);
   CHECK(store->eventCount() == 1);
