@@ -46,6 +46,14 @@ TEST_CASE("readiness names what is wrong, most fundamental first") {
   health.setInventoryDone();
   CHECK(health.readiness().ok);
 
+  health.setBackendFailing(true, "connect: Couldn't connect to server");
+  CHECK(health.readiness().reason ==
+        "backend connection failed: connect: Couldn't connect to server");
+  CHECK(health.liveness().ok);
+  health.setBackendFailing(false);
+  CHECK(health.readiness().ok);
+  health.setBackendFailing(true, "timeout: 30 s");
+
   health.setEngineReachable(false, "cannot connect to unix:///x.sock");
   CHECK(health.readiness().reason == "docker engine unreachable: cannot connect to unix:///x.sock");
   health.setBufferWritable(false, "disk full: /data");

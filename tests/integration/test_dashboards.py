@@ -21,12 +21,6 @@ JOB = "zastava-agent"  # the scrape job name the rules expect
 RULES = "zastava-agent.rules.yml"
 RULE_TESTS = "zastava-agent.rules.test.yml"
 DASHBOARD = "zastava-observability.json"
-# Backend delivery (issue 7) is not built yet: its metrics are used but not exported.
-PENDING_ISSUE_7 = {
-    "zastava_agent_backend_backlog_records",
-    "zastava_agent_backend_delivered_records_total",
-    "zastava_agent_backend_oldest_undelivered_age_seconds",
-}
 # Grafana's variables in the dashboard queries, and values that make them plain PromQL.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 INSTANCE_SELECTOR = 'instance=~"$instance"'
@@ -255,11 +249,8 @@ class LiveAgentAndPrometheus(h.WorkspaceTest):
                                read_text(dashboards_path(DASHBOARD)))
         exported = {HISTOGRAM_SUFFIX_RE.sub("", n) for n, _, _ in h.parse_metrics(self.scrape)}
         missing = used - exported
-        skipped = sorted(missing & PENDING_ISSUE_7)
-        if skipped:
-            print(f"NOTE: not checked, pending issue 7 (backend delivery): {', '.join(skipped)}")
-        h.log(f"{len(used - PENDING_ISSUE_7)} metric families used and checked against /metrics")
-        self.assertEqual(sorted(missing - PENDING_ISSUE_7), [], "used but not exported")
+        h.log(f"{len(used)} metric families used and checked against /metrics")
+        self.assertEqual(sorted(missing), [], "used but not exported")
 
     def test_prometheus_evaluates_every_rule(self):
         """Prometheus loads every rule, evaluates it with health ok; alerts carry severity,
@@ -286,11 +277,11 @@ class LiveAgentAndPrometheus(h.WorkspaceTest):
               f"{len(rules) - len(alerts)} recording) evaluated, health ok")
 
     def test_prometheus_answers_every_panel_query(self):
-        """every dashboard query, for this agent's instance, returns data from Prometheus
-        (the backend ones of issue 7 only have to be valid)"""
+        """every dashboard query, for this agent's instance, returns data from Prometheus (the
+        backend ones too: their metrics are exported at 0 while delivery is off)"""
         instance = f"127.0.0.1:{self.agent.port}"
         queries = [(title, to_promql(expr, instance)) for title, expr in
-                   panel_exprs(load_dashboard()) if not metric_families(expr) & PENDING_ISSUE_7]
+                   panel_exprs(load_dashboard())]
 
         def without_data():
             return [f"{title}: {q}" for title, q in queries if not self.prom.query(q)]
@@ -299,7 +290,7 @@ class LiveAgentAndPrometheus(h.WorkspaceTest):
         except AssertionError:
             pass
         self.assertEqual(without_data(), [], "dashboard queries without data")
-        h.log(f"Prometheus answered all {len(queries)} dashboard queries not pending issue 7")
+        h.log(f"Prometheus answered all {len(queries)} dashboard queries")
         values = self.prom.api("label/instance/values", **{"match[]": "zastava_agent_build_info"})
         self.assertEqual(values, [instance], "values of the $instance variable")
 
