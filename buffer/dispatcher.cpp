@@ -1,24 +1,19 @@
 #include "buffer/dispatcher.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <condition_variable>
-#include <cstring>
 #include <mutex>
 #include <random>
 #include <system_error>
 #include <thread>
-#include <vector>
 
 #include "buffer/backend_client.h"
 #include "buffer/delivery_queue.h"
+#include "buffer/quarantine.h"
 #include "buffer/record.h"
 #include "buffer/recorder.h"
 #include "health/health_state.h"
@@ -34,8 +29,6 @@ constexpr std::chrono::seconds kFirstBackoff{1};
 constexpr std::chrono::seconds kMaxRetryAfter{3600};
 // How often undelivered records are checked against the retention, and the longest idle wait.
 constexpr std::chrono::seconds kExpiryInterval{60};
-constexpr std::size_t kQuarantineKeep = 100;
-constexpr const char* kQuarantineDirName = "backend-quarantine";
 
 // The URL without user:password@, for logs.
 std::string urlForLog(const std::string& url) {
@@ -45,46 +38,6 @@ std::string urlForLog(const std::string& url) {
   const std::size_t pathStart = url.find('/', hostStart + 3);
   if (at == std::string::npos || (pathStart != std::string::npos && at > pathStart)) return url;
   return url.substr(0, hostStart + 3) + "***@" + url.substr(at + 1);
-}
-
-Result<void> writeFileSynced(const std::filesystem::path& path, std::string_view bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return Error{ErrorCode::kIo, "cannot create " + path.string() + ": " +
-                                               std::strerror(errno)};
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Error{err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
-                   "cannot write " + path.string() + ": " + std::strerror(err)};
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  const int synced = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (synced != 0) {
-    return Error{ErrorCode::kIo, "cannot sync " + path.string() + ": " + std::strerror(err)};
-  }
-  return okResult();
-}
-
-// The quarantined batches, oldest (smallest first rowid) first.
-std::vector<std::filesystem::path> quarantinedBatches(const std::filesystem::path& dir) {
-  std::vector<std::pair<std::int64_t, std::filesystem::path>> found;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!name.starts_with("batch-") || !name.ends_with(".ndjson")) continue;
-    found.emplace_back(std::atoll(name.c_str() + 6), entry.path());
-  }
-  std::sort(found.begin(), found.end());
-  std::vector<std::filesystem::path> paths;
-  for (auto& [first, path] : found) paths.push_back(std::move(path));
-  return paths;
 }
 
 class DispatcherImpl final : public Dispatcher {
@@ -327,34 +280,20 @@ std::chrono::milliseconds DispatcherImpl::nextBackoff() {
 }
 
 void DispatcherImpl::quarantine(const PendingBatch& batch, const BackendAnswer& answer) {
-  const std::filesystem::path dir = options_.dataDirectory / kQuarantineDirName;
-  const std::filesystem::path file = dir / ("batch-" + std::to_string(batch.firstRowid) + "-" +
-                                            std::to_string(batch.lastRowid) + ".ndjson");
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  Result<void> written = ec ? Result<void>(Error{ErrorCode::kIo, "cannot create " + dir.string() +
-                                                                     ": " + ec.message()})
-                            : writeFileSynced(file, batch.body);
-  if (!written) {
+  auto file = quarantineBatch(options_.dataDirectory, batch);
+  if (!file) {
     BackendAnswer notKept = answer;
     notKept.cause = "other";
     notKept.detail = "the backend rejected a batch (" + answer.detail +
-                     ") and it cannot be quarantined: " + written.error().message;
+                     ") and it cannot be quarantined: " + file.error().message;
     failed(notKept);
     return;
   }
-  ::chmod(dir.c_str(), 0750);
   moveCursorPast(batch);
   metrics_.countBackendQuarantined(batch.records);
   spdlog::error("backend: rejected {} records with {}{}{}; they are in {} and delivery goes on",
                 batch.records, answer.detail, answer.bodyStart.empty() ? "" : ": ",
-                answer.bodyStart, file.string());
-  const auto kept = quarantinedBatches(dir);
-  for (std::size_t i = 0; i + kQuarantineKeep < kept.size(); ++i) {
-    spdlog::warn("backend: more than {} quarantined batches; deleting the oldest, {}",
-                 kQuarantineKeep, kept[i].string());
-    std::filesystem::remove(kept[i], ec);
-  }
+                answer.bodyStart, file->string());
   batchLimit_ = options_.batchMaxRecords;
   if (failures_ > 0) {
     failures_ = 0;

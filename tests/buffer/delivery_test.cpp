@@ -3,6 +3,7 @@
 // and a Dispatcher whose backend is down long enough for records to expire. Delivery over real
 // HTTP(S) is tested end to end in tests/integration/test_backend_delivery.py.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "buffer/backend_client.h"
 #include "buffer/delivery_queue.h"
 #include "buffer/dispatcher.h"
+#include "buffer/quarantine.h"
 #include "buffer/recorder.h"
 #include "buffer/sqlite_store.h"
 #include "buffer_test_util.h"
@@ -209,6 +211,30 @@ TEST_CASE("without delivery the retention deletes old records whether sent or no
   auto pruned = ledger.store->pruneOlderThan(kStart + 10 * kSecond, /*keepUndelivered=*/false);
   REQUIRE(pruned.ok());
   CHECK(*pruned == 2);
+}
+
+TEST_CASE("a quarantined batch is kept exactly as sent, and only the newest 100 are kept") {
+  testing::TempDir tmp;
+  PendingBatch batch;
+  batch.records = 2;
+  batch.body = "{\"a\":1}\n{\"b\":2}\n";
+  for (std::int64_t first = 1; first <= 102; ++first) {
+    batch.firstRowid = first * 10;
+    batch.lastRowid = first * 10 + 1;
+    auto file = quarantineBatch(tmp.path(), batch);
+    REQUIRE(file.ok());
+    CHECK(file->filename() == "batch-" + std::to_string(first * 10) + "-" +
+                                  std::to_string(first * 10 + 1) + ".ndjson");
+  }
+  const auto dir = tmp.path() / "backend-quarantine";
+  CHECK(std::distance(std::filesystem::directory_iterator(dir),
+                      std::filesystem::directory_iterator()) == 100);
+  CHECK_FALSE(std::filesystem::exists(dir / "batch-10-11.ndjson"));
+  CHECK_FALSE(std::filesystem::exists(dir / "batch-20-21.ndjson"));
+  CHECK(testing::readFile(dir / "batch-1020-1021.ndjson") == batch.body);
+  struct stat info {};
+  REQUIRE(::stat((dir / "batch-30-31.ndjson").c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0640);
 }
 
 // The backend is down (nothing listens on the port) for longer than the retention.
