@@ -9,10 +9,14 @@ connection to the same N-event stream:
   cli     docker events --format '{{json .}}' > file, until N lines
   python  python3-docker DockerClient.events(decode=True) written as JSON lines, until N lines
   raw     curl --unix-socket -sN .../events > file, until N lines
+  delivery  the agent again, with backend delivery (docs/backend.md) to a sink on loopback that
+          answers 204 to every batch: until every engine event is durable AND accepted by the
+          sink (zastava_agent_backend_delivered_records_total), i.e. what delivery costs
 and prints medians and ratios. Times are wall clock from process start (the fake engine has the
 body ready before it listens, so generation is not measured).
 """
 import argparse
+import http.server
 import os
 import shutil
 import signal
@@ -20,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -139,12 +144,32 @@ def sum_where(values, prefix, *needles):
                    if k.startswith(prefix + "{") and any(s in k for s in needles)))
 
 
-def run_agent(args, work, port):
+class Sink(http.server.BaseHTTPRequestHandler):
+    """A backend that reads each batch and accepts it."""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        remaining = int(self.headers["Content-Length"])
+        while remaining:
+            remaining -= len(self.rfile.read(min(remaining, 1 << 20)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_):
+        pass
+
+
+def run_agent(args, work, port, deliver=False):
     data = os.path.join(work, "agent-data")
     os.makedirs(data)
     log = open(os.path.join(work, "agent.log"), "w")
     cmd = [args.agent, "--docker-endpoint", "unix://" + args.socket, "--data-directory", data,
            "--health-address", "127.0.0.1", "--health-port", str(port)]
+    sink = None
+    if deliver:
+        sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+        threading.Thread(target=sink.serve_forever, daemon=True).start()
+        cmd += ["--backend-url", f"http://127.0.0.1:{sink.server_port}/ingest"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     seen = {}
 
@@ -158,6 +183,10 @@ def run_agent(args, work, port):
         # Any reason: the recorder's queue_full also drops engine events (mixed with evidence
         # records, so the sum can pass N; a stall ends the wait otherwise).
         dropped = sum_where(seen, "zastava_agent_events_dropped_total", "reason=")
+        if deliver:  # every record, evidence included, must reach the sink
+            delivered = seen.get("zastava_agent_backend_delivered_records_total", 0)
+            records = sum_where(seen, "zastava_agent_events_total", "{")
+            durable -= records - delivered
         return durable, durable + dropped
 
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
@@ -166,6 +195,9 @@ def run_agent(args, work, port):
     rss_after = vm_rss_kib(proc.pid)
     stop(proc)
     log.close()
+    if sink:
+        sink.shutdown()
+        sink.server_close()
     extra = {
         "dropped": sum_where(seen, "zastava_agent_events_dropped_total", "reason="),
         "drops": {k.split('reason="')[1].rstrip('"}'): int(v) for k, v in seen.items()
@@ -209,7 +241,7 @@ def main():
     p.add_argument("--port", type=int, default=18930)
     p.add_argument("--timeout", type=float, default=0, help="per peer, s (0: N/2000 + 60)")
     p.add_argument("--stall", type=float, default=20, help="give up after s without progress")
-    p.add_argument("--peers", default="agent,cli,python,raw")
+    p.add_argument("--peers", default="agent,cli,python,raw,delivery")
     args = p.parse_args()
     if not args.timeout:
         args.timeout = args.events / 2000 + 60
@@ -238,8 +270,8 @@ def main():
         print(engine_log.read().strip(), flush=True)
         for rep in range(1, args.repeat + 1):
             for peer in peers:
-                if peer == "agent":
-                    r = run_agent(args, work, args.port + rep)
+                if peer in ("agent", "delivery"):
+                    r = run_agent(args, work, args.port + rep, deliver=peer == "delivery")
                 else:
                     r = run_file_peer(args, work, peer, commands[peer])
                 results[peer].append(r)
@@ -277,13 +309,18 @@ def report(args, results):
     names = {"agent": "zastava-agent (NDJSON + SQLite, fsync'ed)",
              "cli": "`docker events --format '{{json .}}'` > file",
              "python": "python3-docker `events(decode=True)` > file",
-             "raw": "raw limit: `curl --unix-socket` > file"}
+             "raw": "raw limit: `curl --unix-socket` > file",
+             "delivery": "zastava-agent + delivery to a loopback backend (until all accepted)"}
     for peer, rs in results.items():
         ratio = rates["agent"] / rates[peer] if "agent" in rates and rates[peer] else 0
         print(f"| {names[peer]} | {rates[peer]:,.0f} | {med([r[1] for r in rs]):,.0f} | "
               f"{med([r[0] for r in rs]):.2f} | {med([r[2] for r in rs]):.2f} | "
               f"{med([r[3] for r in rs]) / 1024:.1f} | "
               f"{'' if peer == 'agent' else f'{ratio:.2f}'} |")
+    if "delivery" in results:
+        rss = med([r[5].get("rss_after") for r in results["delivery"]]) / 1024
+        print(f"\ndelivery: VmRSS {RSS_SETTLE} s after the last record was accepted {rss:.1f} MiB "
+              "(median)")
     if "agent" in results:
         drops = [r[5].get("drops", {}) for r in results["agent"]]
         dups = [r[5].get("duplicates", 0) for r in results["agent"]]

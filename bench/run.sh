@@ -7,7 +7,7 @@
 #           cost against a private real dockerd (issue 5, the rest); needs root
 #
 #   bench/run.sh [--suite ingest|engine|all] [--repeat R] [--no-build]
-#                [--events N] [--peers agent,cli,python,raw]          (ingest)
+#                [--events N] [--peers agent,cli,python,raw,delivery] (ingest)
 #                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence] (engine)
 #
 # Needs (installed from Debian when missing, as root): docker.io (dockerd and the docker CLI),
@@ -20,7 +20,7 @@ suite=all
 events=1000000
 repeat=3
 build=1
-peers=agent,cli,python,raw
+peers=agent,cli,python,raw,delivery
 sizes=100,500,1000
 only=startup,latency,memory,idle,evidence
 while [ $# -gt 0 ]; do

@@ -115,6 +115,8 @@ class DispatcherImpl final : public Dispatcher {
     std::lock_guard lock(mu_);
     return stopping_;
   }
+  std::int64_t backlogRecords();
+  bool batchWouldBeFull() const;
 
   const DispatcherOptions options_;
   std::unique_ptr<BackendClient> client_;
@@ -153,6 +155,7 @@ void DispatcherImpl::run() {
   pthread_setname_np(pthread_self(), "zastava-deliver");
   while (!stopping()) {
     expireIfDue();
+    const std::int64_t backlogBefore = backlogRecords();
     auto batch = queue_->next(batchLimit_, options_.batchMaxBytes);
     if (!batch) {
       if (queueError_ != batch.error().message) {
@@ -164,23 +167,28 @@ void DispatcherImpl::run() {
     }
     queueError_.clear();
     reportHead(*batch);
+    // Records committed since the read wake the wait: they may fill the batch.
+    auto more = [&] { return backlog_.records != backlogBefore && batchWouldBeFull(); };
     if (batch->records == 0) {
-      std::int64_t seen = 0;
-      {
-        std::lock_guard lock(mu_);
-        seen = backlog_.records;
-      }
       waitUntil(std::chrono::steady_clock::now() + kExpiryInterval,
-                [&] { return backlog_.records != seen; });
+                [&] { return backlog_.records != backlogBefore; });
     } else if (sendNow(*batch)) {
       deliver(*batch);
     } else {
-      waitUntil(headSeenAt_ + options_.batchMaxWait, [&] {
-        return backlog_.records >= static_cast<std::int64_t>(batchLimit_) ||
-               backlog_.bytes >= static_cast<std::int64_t>(options_.batchMaxBytes);
-      });
+      waitUntil(headSeenAt_ + options_.batchMaxWait, more);
     }
   }
+}
+
+std::int64_t DispatcherImpl::backlogRecords() {
+  std::lock_guard lock(mu_);
+  return backlog_.records;
+}
+
+// Under mu_: the backlog holds a full batch (next() would stop at a limit).
+bool DispatcherImpl::batchWouldBeFull() const {
+  return backlog_.records >= static_cast<std::int64_t>(batchLimit_) ||
+         backlog_.bytes > static_cast<std::int64_t>(options_.batchMaxBytes);
 }
 
 // A batch goes when it is full or its first record has waited Backend:BatchMaxWaitMs.
