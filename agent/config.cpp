@@ -286,16 +286,16 @@ EvidenceOptions evidenceOptions(const Config& config) {
 
 DispatcherOptions dispatcherOptions(const Config& config) {
   DispatcherOptions options;
-  options.url = config.backendUrl;
-  options.tokenFile = config.backendTokenFile;
-  options.caFile = config.backendCaFile;
-  options.clientCertFile = config.backendClientCertFile;
-  options.clientKeyFile = config.backendClientKeyFile;
+  options.backend.url = config.backendUrl;
+  options.backend.tokenFile = config.backendTokenFile;
+  options.backend.caFile = config.backendCaFile;
+  options.backend.clientCertFile = config.backendClientCertFile;
+  options.backend.clientKeyFile = config.backendClientKeyFile;
+  options.backend.gzip = config.backendGzip;
+  options.backend.timeout = std::chrono::seconds(config.backendTimeoutSeconds);
   options.batchMaxRecords = static_cast<std::size_t>(config.backendBatchMaxRecords);
   options.batchMaxBytes = static_cast<std::size_t>(config.backendBatchMaxKb) * 1024;
   options.batchMaxWait = std::chrono::milliseconds(config.backendBatchMaxWaitMs);
-  options.gzip = config.backendGzip;
-  options.timeout = std::chrono::seconds(config.backendTimeoutSeconds);
   options.retryMax = std::chrono::seconds(config.backendRetryMaxSeconds);
   options.failuresBeforeUnready = config.backendFailuresBeforeUnready;
   options.dataDirectory = config.dataDirectory;

@@ -119,14 +119,7 @@ Record Tracker::reconciled(const ContainerFacts& facts, std::string_view action,
 }
 
 Record Tracker::gap(UnixNanos from, UnixNanos to, std::string reason) {
-  Record record;
-  record.eventId = eventIdForGap(from, to);
-  record.kind = "agent.gap";
-  record.source = RecordSource::kReconcile;
-  record.observedAt = clock_.now();
-  record.time = to;
-  record.gap = GapFacts{from, to, std::move(reason), std::nullopt};
-  return record;
+  return gapRecord(GapFacts{from, to, std::move(reason), std::nullopt}, to, clock_.now());
 }
 
 ContainerFacts Tracker::factsOf(const ContainerInspect& inspect) const {

@@ -76,7 +76,7 @@ class DispatcherImpl final : public Dispatcher {
       backlog_ = *backlog;
       metrics_.setBackendBacklog(backlog_.records, backlog_.bytes);
     }
-    spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting", urlForLog(options_.url),
+    spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting", urlForLog(options_.backend.url),
                  backlog->records, backlog->bytes);
     try {
       thread_ = std::thread([this] { run(); });
@@ -265,7 +265,7 @@ void DispatcherImpl::failed(const BackendAnswer& answer) {
     const auto level = answer.verdict == DeliveryVerdict::kRefused ? spdlog::level::err
                                                                     : spdlog::level::warn;
     spdlog::log(level, "backend: POST {} failed ({}): {}; retrying with back-off, records stay in "
-                "the buffer", urlForLog(options_.url), answer.cause, why);
+                "the buffer", urlForLog(options_.backend.url), answer.cause, why);
   } else {
     spdlog::debug("backend: attempt {} failed ({}): {}", failures_, answer.cause, why);
   }
@@ -332,36 +332,20 @@ void DispatcherImpl::expireIfDue() {
                "accepted them and were deleted; an agent.gap record tells the backend",
                expired->records, formatRfc3339Nanos(expired->oldest),
                formatRfc3339Nanos(expired->newest));
-  Record gap;
-  gap.eventId = eventIdForGap(expired->oldest, expired->newest);
-  gap.kind = "agent.gap";
-  gap.source = RecordSource::kReconcile;
-  gap.time = now;
-  gap.observedAt = now;
-  gap.gap = GapFacts{expired->oldest, expired->newest,
-                     "backend delivery: records deleted by the retention "
-                     "(EventBuffer:RetentionHours) before the backend accepted them",
-                     expired->records};
+  // Its time is now, not the span's: the retention must not delete the record at once.
+  Record gap = gapRecord(GapFacts{expired->oldest, expired->newest,
+                                  "backend delivery: records deleted by the retention "
+                                  "(EventBuffer:RetentionHours) before the backend accepted them",
+                                  expired->records},
+                         now, now);
   recorder_->submit(std::move(gap));
-}
-
-BackendClientOptions clientOptionsOf(const DispatcherOptions& options) {
-  BackendClientOptions client;
-  client.url = options.url;
-  client.tokenFile = options.tokenFile;
-  client.caFile = options.caFile;
-  client.clientCertFile = options.clientCertFile;
-  client.clientKeyFile = options.clientKeyFile;
-  client.gzip = options.gzip;
-  client.timeout = options.timeout;
-  return client;
 }
 
 }  // namespace
 
 Result<void> checkBackendFiles(const DispatcherOptions& options) {
   if (!options.enabled()) return okResult();
-  auto client = BackendClient::create(clientOptionsOf(options));
+  auto client = BackendClient::create(options.backend);
   if (!client) return client.error();
   return okResult();
 }
@@ -369,7 +353,7 @@ Result<void> checkBackendFiles(const DispatcherOptions& options) {
 Result<std::unique_ptr<Dispatcher>> Dispatcher::create(const DispatcherOptions& options,
                                                        Clock& clock, Metrics& metrics,
                                                        HealthState& health) {
-  auto client = BackendClient::create(clientOptionsOf(options));
+  auto client = BackendClient::create(options.backend);
   if (!client) return client.error();
   return std::unique_ptr<Dispatcher>(
       new DispatcherImpl(options, std::move(*client), clock, metrics, health));

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "buffer/backend_client.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -22,22 +23,16 @@ class Metrics;
 class Recorder;
 
 struct DispatcherOptions {
-  std::string url;  // empty: delivery is off
-  std::filesystem::path tokenFile;
-  std::filesystem::path caFile;
-  std::filesystem::path clientCertFile;
-  std::filesystem::path clientKeyFile;
+  BackendClientOptions backend;  // an empty url: delivery is off
   std::size_t batchMaxRecords = 1000;
   std::size_t batchMaxBytes = 1024 * 1024;
   std::chrono::milliseconds batchMaxWait{1000};
-  bool gzip = false;
-  std::chrono::seconds timeout{30};
   std::chrono::seconds retryMax{60};
   int failuresBeforeUnready = 3;
   std::filesystem::path dataDirectory;  // the ledger's; backend-quarantine/ goes there too
   std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;
 
-  bool enabled() const { return !url.empty(); }
+  bool enabled() const { return !backend.url.empty(); }
 };
 
 // Whether the token, CA and client certificate files can be read and the token is not empty.

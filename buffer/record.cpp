@@ -197,6 +197,17 @@ std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
   return sha256Prefix(input, kEventIdHexChars);
 }
 
+Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt) {
+  Record record;
+  record.eventId = eventIdForGap(gap.from, gap.to);
+  record.kind = "agent.gap";
+  record.source = RecordSource::kReconcile;
+  record.time = time;
+  record.observedAt = observedAt;
+  record.gap = std::move(gap);
+  return record;
+}
+
 std::string formatRfc3339Nanos(UnixNanos t) {
   std::int64_t seconds = t / kNanosPerSecond;
   std::int64_t nanos = t % kNanosPerSecond;

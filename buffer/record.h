@@ -121,6 +121,9 @@ std::string eventIdForGap(UnixNanos from, UnixNanos to);
 std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
                                UnixNanos observedAt);
 
+// An agent.gap record (source reconcile) for `gap`, with its eventId, at `time`. Any thread.
+Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt);
+
 // "2026-11-22T14:33:46.456774704Z" (always 9 fractional digits, UTC).
 std::string formatRfc3339Nanos(UnixNanos t);
 // Parses the engine's UTC times ("2026-11-22T14:33:46.4567747Z", 0 to 9 fractional digits).

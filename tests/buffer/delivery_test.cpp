@@ -246,7 +246,7 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   health.setEngineReachable(true);
   health.setInventoryDone();
   DispatcherOptions options;
-  options.url = "http://127.0.0.1:1/ingest";
+  options.backend.url = "http://127.0.0.1:1/ingest";
   options.batchMaxWait = 0ms;
   options.retryMax = 1s;
   options.failuresBeforeUnready = 1;
