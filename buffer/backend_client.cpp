@@ -1,6 +1,7 @@
 #include "buffer/backend_client.h"
 
 #include <curl/curl.h>
+#include <strings.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -123,6 +124,22 @@ std::string_view causeOfTransportError(CURLcode code, std::string_view message) 
     default:
       return "other";
   }
+}
+
+// A new HTTPS connection that died before any answer: its handshake failed, or the server
+// closed it right after (TLS 1.3 servers refuse a client certificate once the client thinks the
+// handshake is done, which libcurl reports as a broken pipe or a lost peer).
+bool diedInTlsSetup(CURL* handle, CURLcode code) {
+  const char* scheme = nullptr;
+  curl_off_t connected = 0;
+  curl_off_t handshaken = 0;
+  curl_easy_getinfo(handle, CURLINFO_SCHEME, &scheme);
+  curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connected);
+  curl_easy_getinfo(handle, CURLINFO_APPCONNECT_TIME_T, &handshaken);
+  if (scheme == nullptr || strcasecmp(scheme, "https") != 0 || connected == 0) return false;
+  const bool lostPeer = code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR ||
+                        code == CURLE_GOT_NOTHING || code == CURLE_COULDNT_CONNECT;
+  return handshaken == 0 || lostPeer;
 }
 
 struct Exchange {
@@ -311,6 +328,11 @@ BackendAnswer BackendClient::post(std::string_view body, std::size_t records,
     const std::string message = errorBuffer[0] != '\0' ? errorBuffer : curl_easy_strerror(code);
     answer.cause = std::string(causeOfTransportError(code, message));
     answer.detail = message;
+    if (answer.cause != "timeout" && diedInTlsSetup(handle, code)) {
+      answer.cause = "tls";
+      answer.detail += " (a new TLS connection closed before any answer: is the CA, the server "
+                       "name or the client certificate refused?)";
+    }
     return answer;
   }
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &answer.status);
