@@ -186,7 +186,7 @@ def run_agent(args, work, port, deliver=False):
         if deliver:  # every record, evidence included, must reach the sink
             delivered = seen.get("zastava_agent_backend_delivered_records_total", 0)
             records = sum_where(seen, "zastava_agent_events_total", "{")
-            durable -= records - delivered
+            durable -= records - int(delivered)
         return durable, durable + dropped
 
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
