@@ -22,14 +22,17 @@ if [[ $demo -eq 1 ]]; then
 fi
 
 # The endpoint the agent will use, by its own precedence: flag, env, DOCKER_HOST, default.
+# --help, --version and --check-config need no engine.
 endpoint=${ZASTAVA_AGENT__DockerEndpoint:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
+needs_engine=1
 for ((i = 0; i < ${#args[@]}; i++)); do
   case ${args[i]} in
     --docker-endpoint) endpoint=${args[i + 1]:-} ;;
     --docker-endpoint=*) endpoint=${args[i]#*=} ;;
+    --help | -h | --version | --check-config) needs_engine=0 ;;
   esac
 done
-if [[ $endpoint == unix://* && ! -S ${endpoint#unix://} ]]; then
+if [[ $needs_engine -eq 1 && $endpoint == unix://* && ! -S ${endpoint#unix://} ]]; then
   cat >&2 <<MSG
 No Docker engine socket at ${endpoint#unix://}.
   - Start Docker (systemctl start docker), or
