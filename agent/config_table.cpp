@@ -145,13 +145,14 @@ Result<std::vector<std::string>> parseNameList(std::string_view text) {
   return names;
 }
 
+std::string lowered(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 // http:// or https:// (any case) followed by a host; libcurl judges the rest.
 bool isHttpUrl(std::string_view text) {
-  auto lowered = [](std::string_view part) {
-    std::string out(part);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-  };
   const std::size_t schemeEnd = text.find("://");
   if (schemeEnd == std::string_view::npos) return false;
   const std::string scheme = lowered(text.substr(0, schemeEnd));
@@ -164,10 +165,9 @@ bool isHttpUrl(std::string_view text) {
 }
 
 Result<bool> parseBool(std::string_view text) {
-  std::string lowered(text);
-  for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lowered == "true") return true;
-  if (lowered == "false") return false;
+  const std::string value = lowered(text);
+  if (value == "true") return true;
+  if (value == "false") return false;
   return invalid("not a boolean");
 }
 

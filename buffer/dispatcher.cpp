@@ -102,6 +102,7 @@ class DispatcherImpl final : public Dispatcher {
   void deliver(const PendingBatch& batch);
   void accepted(const PendingBatch& batch, const BackendAnswer& answer);
   void failed(const BackendAnswer& answer);
+  void backendAnswered();
   void quarantine(const PendingBatch& batch, const BackendAnswer& answer);
   void moveCursorPast(const PendingBatch& batch);
   void expireIfDue();
@@ -248,12 +249,7 @@ void DispatcherImpl::moveCursorPast(const PendingBatch& batch) {
 void DispatcherImpl::accepted(const PendingBatch& batch, const BackendAnswer& answer) {
   moveCursorPast(batch);
   metrics_.countBackendDelivered(batch.records, answer.sentBytes);
-  if (failures_ > 0) {
-    spdlog::info("backend: delivering again after {} failed attempts", failures_);
-    failures_ = 0;
-    metrics_.setBackendConsecutiveFailures(0);
-    health_.setBackendFailing(false);
-  }
+  backendAnswered();
   backoff_ = kFirstBackoff;
 }
 
@@ -303,11 +299,16 @@ void DispatcherImpl::quarantine(const PendingBatch& batch, const BackendAnswer& 
                 batch.records, answer.detail, answer.bodyStart.empty() ? "" : ": ",
                 answer.bodyStart, file->string());
   batchLimit_ = options_.batchMaxRecords;
-  if (failures_ > 0) {
-    failures_ = 0;
-    metrics_.setBackendConsecutiveFailures(0);
-    health_.setBackendFailing(false);
-  }
+  backendAnswered();
+}
+
+// The backend took a batch (accepted or quarantined): an incident of failures is over.
+void DispatcherImpl::backendAnswered() {
+  if (failures_ == 0) return;
+  spdlog::info("backend: delivering again after {} failed attempts", failures_);
+  failures_ = 0;
+  metrics_.setBackendConsecutiveFailures(0);
+  health_.setBackendFailing(false);
 }
 
 void DispatcherImpl::expireIfDue() {

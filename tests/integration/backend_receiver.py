@@ -27,9 +27,12 @@ import os
 import select
 import socket
 import ssl
-import subprocess
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
 
 DEFAULT_PATH = "/ingest"
 
@@ -184,7 +187,7 @@ class BackendReceiver:
         """tls: (cert PEM, key PEM) for HTTPS; client_ca: PEM of the CA client certificates
         must chain to (mTLS, CERT_REQUIRED). log_path: a file with one line per request.
         log: a callable for the same lines (e.g. harness.log)."""
-        self.port = port or _free_port()
+        self.port = port or h.free_port()
         self.path = path
         self.tls = tls
         self.client_ca = client_ca
@@ -520,36 +523,8 @@ class BackendReceiver:
         self.stop()
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ----------------------------------------------------------------------------------------------
-# Certificates with the openssl CLI (as test_tls.py makes them)
-
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_ca(directory, name):
-    """A CA key and self-signed certificate: DIR/NAME-key.pem, DIR/NAME.pem."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.pem",
-             cwd=directory)
-
-
-def make_signed(directory, name, ca, extensions):
-    """A key and a certificate signed by CA with the given X.509 v3 extensions."""
-    with open(os.path.join(directory, f"{name}.ext"), "w") as f:
-        f.write(extensions + "\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-             "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", cwd=directory)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}-key.pem",
-             "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
-             cwd=directory)
-
+# Certificates with the openssl CLI (harness.make_ca / make_signed, as test_tls.py makes them)
 
 def make_pki(directory):
     """CAs and certificates for the backend tests, in `directory`. Returns a dict of paths:
@@ -559,16 +534,16 @@ def make_pki(directory):
     other_ca, stranger/stranger_key (a client certificate signed by other_ca)."""
     os.makedirs(directory, exist_ok=True)
     for ca in ("ca", "client-ca", "other-ca"):
-        make_ca(directory, ca)
-    make_signed(directory, "server", "ca",
+        h.make_ca(directory, ca)
+    h.make_signed(directory, "server", "ca",
                 "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
                 "extendedKeyUsage=serverAuth")
-    make_signed(directory, "wrong-name", "ca",
+    h.make_signed(directory, "wrong-name", "ca",
                 "basicConstraints=CA:FALSE\nsubjectAltName=DNS:wrong.invalid\n"
                 "extendedKeyUsage=serverAuth")
-    make_signed(directory, "client", "client-ca",
+    h.make_signed(directory, "client", "client-ca",
                 "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth")
-    make_signed(directory, "stranger", "other-ca",
+    h.make_signed(directory, "stranger", "other-ca",
                 "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth")
     p = lambda n: os.path.join(directory, n)  # noqa: E731
     return {"ca": p("ca.pem"), "server": p("server.pem"), "server_key": p("server-key.pem"),
@@ -579,7 +554,6 @@ def make_pki(directory):
 
 
 if __name__ == "__main__":  # a manual receiver: python3 backend_receiver.py [PORT]
-    import sys
     rx = BackendReceiver(port=int(sys.argv[1]) if len(sys.argv) > 1 else None, log=print)
     rx.start()
     try:

@@ -86,6 +86,28 @@ def make_workdir(prefix="zit-"):
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_ca(directory, name):
+    """A CA key and self-signed certificate: DIR/NAME-key.pem, DIR/NAME.pem."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.pem",
+            cwd=directory)
+
+
+def make_signed(directory, name, ca, extensions):
+    """A key and a certificate signed by CA with the given X.509 v3 extensions."""
+    with open(os.path.join(directory, f"{name}.ext"), "w") as f:
+        f.write(extensions + "\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", cwd=directory)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}-key.pem",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
+            cwd=directory)
+
+
 def parse_args():
     """Parses --agent/--source-dir and leaves the rest for unittest."""
     parser = argparse.ArgumentParser(add_help=False)

@@ -6,7 +6,6 @@ configuration error naming it."""
 
 import json
 import os
-import subprocess
 import sys
 import unittest
 
@@ -14,28 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 ARGS = None
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_ca(directory, name):
-    """A CA key and self-signed certificate: DIR/NAME-key.pem, DIR/NAME.pem."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.pem",
-            cwd=directory)
-
-
-def make_signed(directory, name, ca, extensions):
-    """A key and a certificate signed by CA with the given X.509 v3 extensions."""
-    with open(os.path.join(directory, f"{name}.ext"), "w") as f:
-        f.write(extensions + "\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-            "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", cwd=directory)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}-key.pem",
-            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
-            cwd=directory)
 
 
 def cert_dir(base, name, ca_pem, cert_pem, key_pem):
@@ -53,11 +30,11 @@ class Tls(h.WorkspaceTest):
     def set_up(cls):
         pki = os.path.join(cls.ws.dir, "pki")
         os.makedirs(pki)
-        make_ca(pki, "ca")
-        make_ca(pki, "other-ca")
-        make_signed(pki, "server", "ca", "subjectAltName=IP:127.0.0.1\n"
+        h.make_ca(pki, "ca")
+        h.make_ca(pki, "other-ca")
+        h.make_signed(pki, "server", "ca", "subjectAltName=IP:127.0.0.1\n"
                                          "extendedKeyUsage=serverAuth")
-        make_signed(pki, "client", "ca", "extendedKeyUsage=clientAuth")
+        h.make_signed(pki, "client", "ca", "extendedKeyUsage=clientAuth")
         p = lambda name: os.path.join(pki, name)  # noqa: E731
         cls.good_certs = cert_dir(cls.ws.dir, "client-good", p("ca.pem"), p("client.pem"),
                                   p("client-key.pem"))
