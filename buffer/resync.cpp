@@ -42,16 +42,27 @@ Result<void> truncateTo(const std::filesystem::path& path, std::size_t size) {
   return okResult();
 }
 
-// The eventId and hash of an NDJSON line; nullopt when it is not a record.
-std::optional<std::pair<std::string, std::string>> idAndHash(const std::string& line) {
+// What identifies a stored record, read from its NDJSON line.
+struct LineIdentity {
+  std::string eventId;
+  UnixNanos time = 0;
+  std::string hash;
+};
+
+// nullopt when the line is not a record.
+std::optional<LineIdentity> identityOf(const std::string& line) {
   const auto parsed = nlohmann::json::parse(line, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
   const auto id = parsed.find("eventId");
+  const auto time = parsed.find("time");
   const auto hash = parsed.find("hash");
-  if (id == parsed.end() || hash == parsed.end() || !id->is_string() || !hash->is_string()) {
+  if (id == parsed.end() || time == parsed.end() || hash == parsed.end() || !id->is_string() ||
+      !time->is_string() || !hash->is_string()) {
     return std::nullopt;
   }
-  return std::make_pair(id->get<std::string>(), hash->get<std::string>());
+  const auto nanos = parseRfc3339Nanos(time->get<std::string>());
+  if (!nanos) return std::nullopt;
+  return LineIdentity{id->get<std::string>(), *nanos, hash->get<std::string>()};
 }
 
 }  // namespace
@@ -77,14 +88,14 @@ Result<void> resyncSegments(SqliteStore& store, SegmentWriter& segments) {
   text.pop_back();
   const std::string lastLine =
       text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
-  const auto ids = idAndHash(lastLine);
-  if (!ids) {
+  const auto identity = identityOf(lastLine);
+  if (!identity) {
     spdlog::warn("buffer: the last line of {} is not a record; not resyncing",
                  newest->path.string());
     return okResult();
   }
-  if (ids->second == store.lastHash()) return okResult();
-  auto found = store.findEvent(ids->first);
+  if (identity->hash == store.lastHash()) return okResult();
+  auto found = store.findEvent(identity->time, identity->eventId);
   if (!found) return found.error();
   if (!*found || (*found)->line != lastLine) {
     spdlog::warn("buffer: the last line of {} is not in the database; not resyncing",

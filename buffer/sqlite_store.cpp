@@ -1,6 +1,7 @@
 #include "buffer/sqlite_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,15 +20,23 @@ namespace {
 constexpr int kBusyTimeoutMs = 5000;
 constexpr mode_t kDbMode = 0600;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS events(
-  event_id TEXT PRIMARY KEY,
+// Each eventId is stored at most once. Every id except a reconcile record's is derived from
+// the record's time (docs/records.md), so for them (time_nano, event_id) is unique exactly when
+// event_id is: that index grows at its end, where a unique index on the random id alone would
+// touch a random page for every insert. Reconciled transitions and gaps, rare, get their own.
+constexpr const char* kEventsSchema = R"sql(
+CREATE TABLE events(
+  event_id TEXT NOT NULL,
   kind TEXT NOT NULL,
   container_id TEXT,
-  time_nano INTEGER,
+  time_nano INTEGER NOT NULL,
   source TEXT NOT NULL,
   record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_time_nano ON events(time_nano);
+CREATE UNIQUE INDEX events_time_id ON events(time_nano, event_id);
+CREATE UNIQUE INDEX events_reconcile_id ON events(event_id) WHERE source = 'reconcile';
+)sql";
+
+constexpr const char* kOtherTablesSchema = R"sql(
 CREATE TABLE IF NOT EXISTS containers(
   container_id TEXT PRIMARY KEY,
   name TEXT,
@@ -44,9 +53,17 @@ CREATE TABLE IF NOT EXISTS containers(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 )sql";
 
+// Version 1 had event_id as the primary key. Rowids are kept: the delivery cursor is one.
+constexpr const char* kMoveVersion1Events = R"sql(
+INSERT INTO events(rowid, event_id, kind, container_id, time_nano, source, record)
+  SELECT rowid, event_id, kind, container_id, coalesce(time_nano, 0), source, record
+  FROM events_v1 ORDER BY rowid;
+DROP TABLE events_v1;
+)sql";
+
 constexpr const char* kInsertEvent =
     "INSERT INTO events(event_id, kind, container_id, time_nano, source, record) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(event_id) DO NOTHING";
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
 
 constexpr const char* kUpsertContainer =
     "INSERT INTO containers(container_id, name, image, image_id, state, exit_code, pid, "
@@ -118,33 +135,50 @@ Result<void> SqliteStore::exec(const char* sql) {
   return okResult();
 }
 
+Result<int> SqliteStore::schemaVersion() {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read schema version of");
+  SqliteStatement query(raw);
+  rc = query.step();
+  return rc == SQLITE_ROW ? sqlite3_column_int(raw, 0) : 0;
+}
+
+Result<void> SqliteStore::createOrUpgradeSchema(int version) {
+  std::string script = "BEGIN IMMEDIATE;";
+  if (version == 1) {
+    spdlog::info("buffer: moving {} to store schema {}; this reads every record once",
+                 path_.string(), kStoreSchemaVersion);
+    script += std::string("ALTER TABLE events RENAME TO events_v1;") + kEventsSchema +
+              kMoveVersion1Events;
+  } else {
+    script += std::string(kEventsSchema) + kOtherTablesSchema;
+  }
+  script += "PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) + ";COMMIT;";
+  auto done = exec(script.c_str());
+  if (!done) (void)exec("ROLLBACK");
+  return done;
+}
+
 Result<void> SqliteStore::initialize() {
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
     auto done = exec(pragma);
     if (!done) return done;
   }
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read schema version of");
-  SqliteStatement versionQuery(raw);
-  rc = versionQuery.step();
-  const int version = rc == SQLITE_ROW ? sqlite3_column_int(raw, 0) : 0;
-  if (version > kStoreSchemaVersion) {
+  auto version = schemaVersion();
+  if (!version) return version.error();
+  if (*version > kStoreSchemaVersion) {
     return Error{ErrorCode::kInvalidArgument,
-                 path_.string() + " has schema version " + std::to_string(version) +
+                 path_.string() + " has schema version " + std::to_string(*version) +
                      ", newer than this agent's " + std::to_string(kStoreSchemaVersion)};
   }
-  if (version < kStoreSchemaVersion) {
-    const std::string script = std::string("BEGIN IMMEDIATE;") + kSchema +
-                               "PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) +
-                               ";COMMIT;";
-    auto created = exec(script.c_str());
-    if (!created) {
-      (void)exec("ROLLBACK");
-      return created;
-    }
+  if (*version < kStoreSchemaVersion) {
+    auto upgraded = createOrUpgradeSchema(*version);
+    if (!upgraded) return upgraded;
   }
+  sqlite3_stmt* raw = nullptr;
+  int rc = SQLITE_OK;
   const std::pair<std::unique_ptr<SqliteStatement>*, const char*> statements[] = {
       {&insertEvent_, kInsertEvent}, {&upsertContainer_, kUpsertContainer}, {&setMeta_, kSetMeta}};
   for (const auto& [target, sql] : statements) {
@@ -409,13 +443,17 @@ Result<std::vector<std::string>> SqliteStore::recordLines(std::int64_t afterRowi
   return lines;
 }
 
-Result<std::optional<SqliteStore::StoredLine>> SqliteStore::findEvent(const std::string& eventId) {
+Result<std::optional<SqliteStore::StoredLine>> SqliteStore::findEvent(UnixNanos time,
+                                                                     const std::string& eventId) {
   sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "SELECT rowid, record FROM events WHERE event_id = ?1", -1, &raw,
-                              nullptr);
+  int rc = sqlite3_prepare_v2(db_,
+                              "SELECT rowid, record FROM events WHERE time_nano = ?1 AND "
+                              "event_id = ?2",
+                              -1, &raw, nullptr);
   if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
   SqliteStatement query(raw);
-  query.bindText(1, eventId);
+  query.bindInt(1, time);
+  query.bindText(2, eventId);
   rc = query.step();
   if (rc == SQLITE_DONE) return std::optional<StoredLine>();
   if (rc != SQLITE_ROW) return sqliteError(rc, "cannot read events from");

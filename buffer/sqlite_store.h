@@ -25,7 +25,7 @@ namespace zastava {
 class Metrics;
 class SqliteStatement;
 
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 // The meta key of the delivery cursor: the rowid of the last record the backend accepted.
 inline constexpr std::string_view kDeliveryCursorKey = "delivery_rowid";
 
@@ -80,12 +80,13 @@ class SqliteStore {
   // Each stored record's NDJSON line, in commit order, with rowid > `afterRowid`.
   Result<std::vector<std::string>> recordLines(std::int64_t afterRowid = 0);
 
-  // The rowid and NDJSON line of the record with `eventId`; nullopt when not stored.
+  // The rowid and NDJSON line of the record with `eventId` and time `time`; nullopt when not
+  // stored.
   struct StoredLine {
     std::int64_t rowid = 0;
     std::string line;
   };
-  Result<std::optional<StoredLine>> findEvent(const std::string& eventId);
+  Result<std::optional<StoredLine>> findEvent(UnixNanos time, const std::string& eventId);
 
   // The hash of the last committed record (kGenesisHash when none).
   const std::string& lastHash() const { return lastHash_; }
@@ -96,6 +97,9 @@ class SqliteStore {
  private:
   SqliteStore(std::filesystem::path path, Metrics& metrics);
   Result<void> initialize();
+  Result<int> schemaVersion();
+  // Creates the tables (version 0: a new file) or moves an older schema's rows to this one.
+  Result<void> createOrUpgradeSchema(int version);
   Result<void> exec(const char* sql);
   Result<void> commitInTransaction(std::span<const Record> batch,
                                    std::vector<CommittedRecord>& fresh,

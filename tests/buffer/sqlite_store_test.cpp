@@ -195,12 +195,6 @@ TEST_CASE("pruning deletes old events and old removed containers only") {
   CHECK((*next)[0].prevHash == hash);
 }
 
-}  // namespace
-}  // namespace zastava
-
-namespace zastava {
-namespace {
-
 Record snapshotOpenedAt(const std::string& containerId, UnixNanos observedAt, UnixNanos opened) {
   Record record = engineRecord(containerId, "snapshot", observedAt);
   record.eventId = eventIdForSnapshot(containerId, observedAt);
@@ -236,6 +230,61 @@ TEST_CASE("until an engine event anchors it, the cursor is when the stream last 
   REQUIRE(loaded.ok());
   CHECK(loaded->timeNano == kStart + 10);
   CHECK(loaded->eventId == start.eventId);
+}
+
+TEST_CASE("a reconciled transition is stored once, whenever it is written again") {
+  // Reconcile ids do not contain the record's time (a destroy's is the container and action).
+  Fixture f;
+  auto store = f.open();
+  Record destroy = engineRecord("c1", "destroy", kStart + 10);
+  destroy.source = RecordSource::kReconcile;
+  REQUIRE(store->commit(std::vector<Record>{destroy}).ok());
+  destroy.time = kStart + 99;
+  auto again = store->commit(std::vector<Record>{destroy});
+  REQUIRE(again.ok());
+  CHECK(again->empty());
+  CHECK(store->eventCount() == 1);
+  CHECK(metricValue(f.metrics, "zastava_agent_duplicates_suppressed_total") == 1);
+}
+
+TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups as before") {
+  Fixture f;
+  const Record a = engineRecord("c1", "create", kStart);
+  const Record b = engineRecord("c1", "start", kStart + 1);
+  // Version 1 as the agent created it, with a gap in the rowids (pruned rows) and a cursor.
+  f.query(R"sql(
+    CREATE TABLE events(event_id TEXT PRIMARY KEY, kind TEXT NOT NULL, container_id TEXT,
+      time_nano INTEGER, source TEXT NOT NULL, record TEXT NOT NULL);
+    CREATE INDEX events_time_nano ON events(time_nano);
+    CREATE TABLE containers(container_id TEXT PRIMARY KEY, name TEXT, image TEXT,
+      image_id TEXT, state TEXT, exit_code INTEGER, pid INTEGER, restart_count INTEGER,
+      started_at TEXT, finished_at TEXT, updated_nano INTEGER, last_event_id TEXT);
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+    PRAGMA user_version = 1;)sql");
+  f.query("INSERT INTO events(rowid, event_id, kind, container_id, time_nano, source, record) "
+          "VALUES (7, '" + a.eventId + "', 'container.create', 'c1', " + std::to_string(a.time) +
+          ", 'stream', 'line a'), (9, '" + b.eventId + "', 'container.start', 'c1', " +
+          std::to_string(b.time) + ", 'stream', 'line b');"
+          "INSERT INTO meta VALUES ('last_hash', 'h9'), ('delivery_rowid', '7');");
+
+  auto store = f.open();
+  CHECK(f.query("PRAGMA user_version") == "2");
+  CHECK(f.query("SELECT rowid, record FROM events ORDER BY rowid") == "7,line a,9,line b");
+  CHECK(f.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+                "ORDER BY name") == "events_reconcile_id,events_time_id");
+  CHECK(f.query("SELECT value FROM meta WHERE key = 'delivery_rowid'") == "7");
+  CHECK(store->lastHash() == "h9");
+  CHECK(store->eventCount() == 2);
+
+  auto next = store->commit(std::vector<Record>{b, engineRecord("c1", "die", kStart + 2)});
+  REQUIRE(next.ok());
+  REQUIRE(next->size() == 1);
+  CHECK((*next)[0].prevHash == "h9");
+  CHECK(f.query("SELECT max(rowid) FROM events") == "10");
+  auto found = store->findEvent(a.time, a.eventId);
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->rowid == 7);
 }
 
 }  // namespace
