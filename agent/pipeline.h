@@ -47,7 +47,7 @@ struct PipelineOptions {
   // publishes it, so it can deliver one a little after a later-stamped one; and its replay stops
   // at the first event older than `since`. Events replayed again are recognised and skipped.
   std::chrono::milliseconds resumeOverlap{1'000};
-  std::size_t eventQueueCapacity = 8192;
+  std::size_t eventQueueCapacity = 1024;
   // How long the stream waits for room in a full queue before it drops an event; once it has
   // dropped one it drops without waiting until the enricher takes an event. Meanwhile the
   // engine keeps what it publishes in its 1024-event buffer for this reader, and only drops

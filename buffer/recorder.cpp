@@ -74,7 +74,8 @@ class RecorderImpl final : public Recorder {
       });
       if (stopping_) {
         dropReason = "stopped";
-      } else if (queue_.size() >= options_.queueCapacity) {
+      } else if (queue_.size() >=
+                 (failing_ ? options_.failingQueueCapacity : options_.queueCapacity)) {
         dropReason = "queue_full";
       } else {
         queue_.push_back(std::move(record));

@@ -40,8 +40,12 @@ using CommitListener = std::function<void(std::size_t records, std::uint64_t byt
 struct RecorderOptions {
   std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
   BufferLimits limits;
-  std::size_t queueCapacity = 8192;  // records waiting for the writer
-  std::size_t maxBatch = 1024;       // records per group commit
+  // Records waiting for a healthy writer: beyond this, submit() waits. Small, because a burst
+  // fills it and glibc keeps the pages it took.
+  std::size_t queueCapacity = 512;
+  // Records kept while the buffer is not writable (disk full); beyond this they are dropped.
+  std::size_t failingQueueCapacity = 8192;
+  std::size_t maxBatch = 512;  // records per group commit
   // Backend delivery is on: the retention leaves records the backend has not accepted to the
   // Dispatcher, which counts them as expired (docs/backend.md).
   bool keepUndelivered = false;

@@ -33,10 +33,12 @@ struct Fixture {
   Metrics metrics{testing::testBuild()};
   HealthState health{metrics};
 
-  std::unique_ptr<Recorder> open(std::size_t queueCapacity = 65536, std::size_t maxBatch = 4096) {
+  std::unique_ptr<Recorder> open(std::size_t queueCapacity = 65536, std::size_t maxBatch = 4096,
+                                 std::size_t failingQueueCapacity = 65536) {
     RecorderOptions options;
     options.dataDirectory = dataDir;
     options.queueCapacity = queueCapacity;
+    options.failingQueueCapacity = failingQueueCapacity;
     options.maxBatch = maxBatch;
     auto recorder = Recorder::open(options, clock, metrics, health);
     REQUIRE_MESSAGE(recorder.ok(), (recorder.ok() ? "" : recorder.error().message));
@@ -185,7 +187,7 @@ TEST_CASE("a failing disk degrades health, queues, drops beyond capacity, then l
   Fixture f;
   f.health.setInventoryDone();
   f.health.setEngineReachable(true);
-  auto recorder = f.open(/*queueCapacity=*/4, /*maxBatch=*/4);
+  auto recorder = f.open(/*queueCapacity=*/2, /*maxBatch=*/4, /*failingQueueCapacity=*/4);
   for (int i = 0; i < 5; ++i) {
     REQUIRE(recorder->submit(engineRecord("c1", "start", kStart + i)));
     recorder->flush();
