@@ -198,8 +198,8 @@ bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
   return true;
 }
 
-// glibc keeps the pages a burst's queued records took (the queues hold up to tens of MiB);
-// once the writer has caught up, malloc_trim returns them, so RSS falls back after a burst.
+// glibc keeps the pages a burst's queued records and batches took; once the writer has caught
+// up, the batch buffers are freed and malloc_trim returns free pages, so RSS falls after a burst.
 void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
   committedSinceRelease_ += committed;
   if (committedSinceRelease_ < kReleaseMemoryAfter) return;
@@ -208,6 +208,8 @@ void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
     if (!queue_.empty()) return;
   }
   committedSinceRelease_ = 0;
+  batch_.shrink_to_fit();  // empty after a commit; a full batch of Records is ~0.7 MiB
+  unsynced_.shrink_to_fit();
   malloc_trim(0);
 }
 
@@ -247,8 +249,7 @@ Result<void> RecorderImpl::writeOnce() {
     batch_.clear();
     for (CommittedRecord& committed : *fresh) {
       unsyncedBytes_ += committed.line.size() + 1;
-      segments_->append(committed.line);
-      committed.line = {};  // the segment writer holds it now
+      segments_->append(std::move(committed.line));  // the segment writer holds it now
       unsynced_.push_back(std::move(committed));
     }
     unsyncedEnd_ = batchEnd_;

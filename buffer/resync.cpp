@@ -104,7 +104,7 @@ Result<void> resyncSegments(SqliteStore& store, SegmentWriter& segments) {
   }
   auto missing = store.recordLines((*found)->rowid);
   if (!missing) return missing.error();
-  for (const std::string& line : *missing) segments.append(line);
+  for (std::string& line : *missing) segments.append(std::move(line));
   spdlog::warn("buffer: appended {} committed records missing from the NDJSON segments",
                missing->size());
   return segments.sync();

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +23,7 @@ namespace fs = std::filesystem;
 
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 constexpr std::int64_t kMaxActiveAgeNanos = 3600 * kNanosPerSecond;
-constexpr std::size_t kMaxChunkBytes = 1 << 20;
+constexpr std::size_t kMaxLinesPerWrite = 1024;  // IOV_MAX on Linux
 constexpr std::string_view kPrefix = "events-";
 constexpr std::string_view kSuffix = ".ndjson";
 constexpr std::size_t kStampChars = 15;  // yyyyMMddTHHmmss
@@ -127,11 +128,9 @@ Result<void> SegmentWriter::scanExisting() {
   return okResult();
 }
 
-void SegmentWriter::append(std::string_view line) {
-  std::string withNewline;
-  withNewline.reserve(line.size() + 1);
-  withNewline.append(line).push_back('\n');
-  pending_.push_back(std::move(withNewline));
+void SegmentWriter::append(std::string line) {
+  line.push_back('\n');
+  pending_.push_back(std::move(line));
 }
 
 bool SegmentWriter::activeTooOld(UnixNanos now) const {
@@ -151,14 +150,7 @@ Result<void> SegmentWriter::sync() {
       auto opened = openNewSegment();
       if (!opened) return opened;
     }
-    std::string chunk = pending_.front().substr(headWritten_);
-    std::uint64_t size = active_->bytes + chunk.size();
-    for (std::size_t i = 1; i < pending_.size() && chunk.size() < kMaxChunkBytes; ++i) {
-      if (size + pending_[i].size() > limits_.maxFileBytes) break;
-      chunk += pending_[i];
-      size += pending_[i].size();
-    }
-    auto written = writeChunk(chunk);
+    auto written = writePending();
     if (!written) return written;
   }
   auto synced = syncActive();
@@ -177,21 +169,28 @@ Result<void> SegmentWriter::maintain() {
   return result;
 }
 
-Result<void> SegmentWriter::writeChunk(const std::string& chunk) {
-  std::size_t offset = 0;
-  while (offset < chunk.size()) {
-    const ssize_t n = ::write(activeFd_, chunk.data() + offset, chunk.size() - offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fileError(active_->path, "cannot write", errno);
-    }
-    const auto written = static_cast<std::size_t>(n);
-    offset += written;
-    active_->bytes += written;
-    activeDirty_ = true;
-    consumeWritten(written);
-    metrics_.addBytesWritten(written);
+Result<void> SegmentWriter::writePending() {
+  std::array<iovec, kMaxLinesPerWrite> lines{};
+  std::size_t count = 0;
+  std::uint64_t size = active_->bytes;
+  for (std::size_t i = 0; i < pending_.size() && count < lines.size(); ++i) {
+    std::string& line = pending_[i];
+    const std::size_t skip = i == 0 ? headWritten_ : 0;
+    // The first line always goes: sync() has sealed a segment it would not fit in.
+    if (i > 0 && size + line.size() > limits_.maxFileBytes) break;
+    lines[count++] = iovec{line.data() + skip, line.size() - skip};
+    size += line.size() - skip;
   }
+  ssize_t n = -1;
+  do {
+    n = ::writev(activeFd_, lines.data(), static_cast<int>(count));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fileError(active_->path, "cannot write", errno);
+  const auto written = static_cast<std::size_t>(n);
+  active_->bytes += written;
+  activeDirty_ = true;
+  consumeWritten(written);
+  metrics_.addBytesWritten(written);
   return okResult();
 }
 

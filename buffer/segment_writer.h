@@ -42,7 +42,7 @@ class SegmentWriter {
   SegmentWriter& operator=(const SegmentWriter&) = delete;
 
   // Queues `line` plus "\n" for the next sync(). Never fails.
-  void append(std::string_view line);
+  void append(std::string line);
 
   // Writes everything queued (rotating by size and age before each line), fdatasync()s, then
   // applies retention. Errors: kDiskFull (ENOSPC/EDQUOT) or kIo, naming the file and strerror;
@@ -66,7 +66,8 @@ class SegmentWriter {
   Result<void> scanExisting();
   Result<void> openNewSegment();
   Result<void> sealActive();
-  Result<void> writeChunk(const std::string& chunk);
+  // Writes the queued lines that fit in the active segment, with one writev.
+  Result<void> writePending();
   Result<void> syncActive();
   bool activeTooOld(UnixNanos now) const;
   void applyRetention(UnixNanos now);
