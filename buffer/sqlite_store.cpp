@@ -155,9 +155,13 @@ Result<void> SqliteStore::createOrUpgradeSchema(int version) {
     script += std::string(kEventsSchema) + kOtherTablesSchema;
   }
   script += "PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) + ";COMMIT;";
-  auto done = exec(script.c_str());
-  if (!done) (void)exec("ROLLBACK");
-  return done;
+  const int rc = sqlite3_exec(db_, script.c_str(), nullptr, nullptr, nullptr);
+  if (rc == SQLITE_OK) return okResult();
+  Error error = sqliteError(rc, version == 1 ? "cannot move the events to store schema 2 (a "
+                                               "copy of them needs room on the disk) in"
+                                             : "cannot create the tables in");
+  (void)exec("ROLLBACK");
+  return error;
 }
 
 Result<void> SqliteStore::initialize() {

@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -124,6 +126,7 @@ TEST_CASE("a failed batch rolls back events, cursor and hash together") {
   auto failed = store->commit(std::vector<Record>{engineRecord("c2", "start", kStart + 5),
                                                   engineRecord("bad", "start", kStart + 6)});
   REQUIRE_FALSE(failed.ok());
+  INFO(failed.error().message);
   CHECK(failed.error().code == ErrorCode::kIo);
   CHECK(failed.error().message.find("refused by test") != std::string::npos);
   CHECK(store->lastHash() == hashBefore);
@@ -247,12 +250,10 @@ TEST_CASE("a reconciled transition is stored once, whenever it is written again"
   CHECK(metricValue(f.metrics, "zastava_agent_duplicates_suppressed_total") == 1);
 }
 
-TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups as before") {
-  Fixture f;
-  const Record a = engineRecord("c1", "create", kStart);
-  const Record b = engineRecord("c1", "start", kStart + 1);
-  // Version 1 as the agent created it, with a gap in the rowids (pruned rows) and a cursor.
+// Version 1 as the agent created it, with a gap in the rowids (pruned rows) and a cursor.
+void createVersion1(Fixture& f, const Record& a, const Record& b) {
   f.query(R"sql(
+    PRAGMA journal_mode = WAL;
     CREATE TABLE events(event_id TEXT PRIMARY KEY, kind TEXT NOT NULL, container_id TEXT,
       time_nano INTEGER, source TEXT NOT NULL, record TEXT NOT NULL);
     CREATE INDEX events_time_nano ON events(time_nano);
@@ -266,6 +267,13 @@ TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups 
           ", 'stream', 'line a'), (9, '" + b.eventId + "', 'container.start', 'c1', " +
           std::to_string(b.time) + ", 'stream', 'line b');"
           "INSERT INTO meta VALUES ('last_hash', 'h9'), ('delivery_rowid', '7');");
+}
+
+TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups as before") {
+  Fixture f;
+  const Record a = engineRecord("c1", "create", kStart);
+  const Record b = engineRecord("c1", "start", kStart + 1);
+  createVersion1(f, a, b);
 
   auto store = f.open();
   CHECK(f.query("PRAGMA user_version") == "2");
@@ -285,6 +293,36 @@ TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups 
   REQUIRE(found.ok());
   REQUIRE(found->has_value());
   CHECK((*found)->rowid == 7);
+}
+
+TEST_CASE("a version 1 ledger on a full disk stays as it was, with a clear error") {
+  Fixture f;
+  const Record a = engineRecord("c1", "create", kStart);
+  const Record b = engineRecord("c1", "start", kStart + 1);
+  createVersion1(f, a, b);
+  f.query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
+          "INSERT INTO events(event_id, kind, container_id, time_nano, source, record) "
+          "SELECT printf('%032x', i), 'container.start', 'c2', i, 'stream', printf('%01000d', i) "
+          "FROM n");  // ~200 KiB to copy
+  struct rlimit saved {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  auto* previous = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 32768;  // room for the WAL index (-shm), not for a copy of the events
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  auto failed = SqliteStore::open(f.path, f.metrics);
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+  std::signal(SIGXFSZ, previous);
+
+  REQUIRE_FALSE(failed.ok());
+  INFO(failed.error().message);
+  CHECK(failed.error().message.find("cannot move the events to store schema 2 (a copy of them "
+                                    "needs room on the disk) in " + f.path.string() + ": ") == 0);
+  CHECK(f.query("PRAGMA user_version") == "1");
+  CHECK(f.query("SELECT count(*), min(rowid) FROM events") == "202,7");
+  auto store = f.open();  // with room again
+  CHECK(f.query("PRAGMA user_version") == "2");
+  CHECK(store->eventCount() == 202);
 }
 
 }  // namespace
