@@ -44,7 +44,7 @@ class ContainerReconciler {
     current_->imageDigest = std::move(fresh.imageDigest);
     if (engine_.name != ledger.name && !context_.queued(engine_.id, "rename")) {
       current_->name = engine_.name;
-      emit(*current_, "rename", context_.now, engine_.name);
+      emitObservedNow(*current_, "rename");
     }
     std::optional<UnixNanos> knownStart;
     if (ledger.startedAt) knownStart = parseRfc3339Nanos(*ledger.startedAt);
@@ -59,6 +59,11 @@ class ContainerReconciler {
   void emit(const ContainerFacts& facts, std::string_view action, UnixNanos time,
             std::string_view discriminator) {
     out_.push_back(tracker_.reconciled(facts, action, time, discriminator));
+  }
+
+  // A transition the engine keeps no time for: dated and told apart by when it was observed.
+  void emitObservedNow(const ContainerFacts& facts, std::string_view action) {
+    emit(facts, action, context_.now, std::to_string(context_.now));
   }
 
   // Starts, deaths and pauses between the ledger's last start (`knownStart`) and now.
@@ -95,14 +100,13 @@ class ContainerReconciler {
       facts.pid.reset();
       emit(facts, "die", *finished, state.finishedAt);
     }
-    const std::string when = std::to_string(context_.now);
     if (state.paused && facts.state == "running" && !context_.queued(engine_.id, "pause")) {
       facts.state = "paused";
-      emit(facts, "pause", context_.now, when);
+      emitObservedNow(facts, "pause");
     } else if (state.running && !state.paused && facts.state == "paused" &&
                !context_.queued(engine_.id, "unpause")) {
       facts.state = "running";
-      emit(facts, "unpause", context_.now, when);
+      emitObservedNow(facts, "unpause");
     }
   }
 

@@ -179,6 +179,25 @@ TEST_CASE("a rename and a pause the engine did not deliver") {
   CHECK(records[1].container.state == "paused");
 }
 
+TEST_CASE("a container renamed again to a name it had before gets a rename of its own") {
+  Scenario s;
+  ContainerInspect running = fixture("inspect-running.json");
+  const std::string firstName = running.name;
+  s.ledgerSawStart(running);
+  running.name = "renamed";
+  const auto first = s.run({running});
+  REQUIRE(kinds(first) == std::vector<std::string>{"container.rename"});
+
+  running.name = firstName;
+  s.ledgerSawStart(running);  // the stream recorded the rename back
+  running.name = "renamed";
+  s.context.now += 60'000'000'000;
+  const auto second = s.run({running});
+  REQUIRE(kinds(second) == std::vector<std::string>{"container.rename"});
+  CHECK(second[0].container.name == "renamed");
+  CHECK(second[0].eventId != first[0].eventId);
+}
+
 TEST_CASE("a restart by policy: the missed death, then the restart") {
   Scenario s;
   ContainerInspect running = fixture("inspect-running.json");
