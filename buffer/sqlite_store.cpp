@@ -18,6 +18,9 @@ namespace zastava {
 namespace {
 
 constexpr int kBusyTimeoutMs = 5000;
+// Writes go to the ends of the events table and its index: a small cache holds them. SQLite's
+// default (2 MiB) only added to RSS, with the same ingest throughput.
+constexpr const char* kPageCacheSize = "PRAGMA cache_size=-512";  // KiB
 constexpr mode_t kDbMode = 0600;
 
 // Each eventId is stored at most once. Every id except a reconcile record's is derived from
@@ -166,7 +169,8 @@ Result<void> SqliteStore::createOrUpgradeSchema(int version) {
 
 Result<void> SqliteStore::initialize() {
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", kPageCacheSize}) {
     auto done = exec(pragma);
     if (!done) return done;
   }
@@ -448,7 +452,7 @@ Result<std::vector<std::string>> SqliteStore::recordLines(std::int64_t afterRowi
 }
 
 Result<std::optional<SqliteStore::StoredLine>> SqliteStore::findEvent(UnixNanos time,
-                                                                     const std::string& eventId) {
+                                                                      const std::string& eventId) {
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db_,
                               "SELECT rowid, record FROM events WHERE time_nano = ?1 AND "

@@ -35,11 +35,13 @@ simdjson::dom::parser& threadParser() {
   return parser;
 }
 
-// Parses `json` into the thread's parser. The input is copied into a padded buffer.
-Result<element> parseDocument(std::string_view json, std::string_view what) {
+// Parses `json` into `parser`, where the document lives until its next parse. The input is
+// copied into a padded buffer.
+Result<element> parseDocument(simdjson::dom::parser& parser, std::string_view json,
+                              std::string_view what) {
   const simdjson::padded_string padded(json);
   element root;
-  const auto err = threadParser().parse(padded).get(root);
+  const auto err = parser.parse(padded).get(root);
   if (err != simdjson::SUCCESS) {
     return malformed(std::string(what) + " is not valid JSON: " + simdjson::error_message(err),
                      json);
@@ -49,9 +51,9 @@ Result<element> parseDocument(std::string_view json, std::string_view what) {
 
 bool isObject(element value) { return value.type() == simdjson::dom::element_type::OBJECT; }
 
-// parseDocument, and the document must be a JSON object.
+// parseDocument into the thread's parser, and the document must be a JSON object.
 Result<element> parseObject(std::string_view json, std::string_view what) {
-  auto root = parseDocument(json, what);
+  auto root = parseDocument(threadParser(), json, what);
   if (!root.ok()) return root.error();
   if (!isObject(*root)) return malformed(std::string(what) + " is not a JSON object", json);
   return root;
@@ -204,7 +206,10 @@ Result<EngineEvent> decodeEvent(std::string_view json) {
 }
 
 Result<std::vector<ContainerSummary>> decodeContainerList(std::string_view json) {
-  auto root = parseDocument(json, "container list");
+  // A list of a thousand containers is over a megabyte, read once per reconciliation: its
+  // parser's buffers (several times the list's size) are freed on return, not kept.
+  simdjson::dom::parser parser;
+  auto root = parseDocument(parser, json, "container list");
   if (!root.ok()) return root.error();
   simdjson::dom::array items;
   if (root->get_array().get(items) != simdjson::SUCCESS) {
