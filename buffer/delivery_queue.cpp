@@ -9,8 +9,6 @@
 namespace zastava {
 namespace {
 
-constexpr int kBusyTimeoutMs = 5000;
-
 // Undelivered rows older than ?1 after cursor ?2, never the newest row.
 constexpr const char* kExpiredWhere =
     " FROM events WHERE time_nano < ?1 AND rowid > ?2 AND rowid < (SELECT max(rowid) FROM events)";
@@ -44,9 +42,8 @@ Result<void> DeliveryQueue::exec(const char* sql) {
 
 Result<std::unique_ptr<DeliveryQueue>> DeliveryQueue::open(const std::filesystem::path& database) {
   std::unique_ptr<DeliveryQueue> queue(new DeliveryQueue(database));
-  int rc = sqlite3_open_v2(database.c_str(), &queue->db_, SQLITE_OPEN_READWRITE, nullptr);
+  int rc = openLedgerConnection(database, SQLITE_OPEN_READWRITE, &queue->db_);
   if (rc != SQLITE_OK) return queue->sqliteError(rc, "cannot open");
-  sqlite3_busy_timeout(queue->db_, kBusyTimeoutMs);
   sqlite3_stmt* raw = nullptr;
   rc = sqlite3_prepare_v2(queue->db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1", -1,
                           &raw, nullptr);

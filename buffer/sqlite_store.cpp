@@ -17,10 +17,6 @@
 namespace zastava {
 namespace {
 
-constexpr int kBusyTimeoutMs = 5000;
-// Writes go to the ends of the events table and its index: a small cache holds them. SQLite's
-// default (2 MiB) only added to RSS, with the same ingest throughput.
-constexpr const char* kPageCacheSize = "PRAGMA cache_size=-512";  // KiB
 constexpr mode_t kDbMode = 0600;
 
 // Each eventId is stored at most once. Every id except a reconcile record's is derived from
@@ -120,8 +116,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::pa
     return Error{ErrorCode::kIo, "cannot chmod " + path.string() + ": " + std::strerror(chmodErr)};
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, metrics));
-  const int rc = sqlite3_open_v2(path.c_str(), &store->db_,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  const int rc =
+      openLedgerConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &store->db_);
   if (rc != SQLITE_OK) return store->sqliteError(rc, "cannot open");
   auto initialized = store->initialize();
   if (!initialized) return initialized.error();
@@ -168,9 +164,7 @@ Result<void> SqliteStore::createOrUpgradeSchema(int version) {
 }
 
 Result<void> SqliteStore::initialize() {
-  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", kPageCacheSize}) {
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
     auto done = exec(pragma);
     if (!done) return done;
   }
