@@ -1,12 +1,12 @@
 #include "agent/evidence_collector.h"
 
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 #include "buffer/recorder.h"
 #include "collectors/procfs/proc_io.h"
+#include "common/thread_name.h"
 #include "health/metrics.h"
 
 namespace zastava {
@@ -178,7 +178,7 @@ EvidenceCollector::~EvidenceCollector() { stop(); }
 void EvidenceCollector::start() {
   for (int i = 0; i < options_.workers; ++i) {
     workers_.emplace_back([this] {
-      pthread_setname_np(pthread_self(), "zastava-evidence");
+      nameThisThread("zastava-scan");
       runWorker();
     });
   }

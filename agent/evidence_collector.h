@@ -1,6 +1,6 @@
 // Process and loaded-library evidence of running containers, off the event path. The enricher
 // asks for a scan when a container starts (and when reconciliation finds one running whose
-// process has no evidence yet) and goes on at once: a small pool of "zastava-evidence" threads
+// process has no evidence yet) and goes on at once: a small pool of "zastava-scan" threads
 // reads /proc under the configured root, hashes executables and libraries through a host-wide
 // cache, and submits one container.evidence record per scan to the Recorder. Each first scan
 // schedules one re-scan after a delay, which catches libraries loaded after start (dlopen).

@@ -1,6 +1,5 @@
 #include "agent/pipeline.h"
 
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include "agent/evidence_collector.h"
 #include "agent/reconciler.h"
 #include "buffer/recorder.h"
+#include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -17,7 +17,6 @@ namespace zastava {
 
 namespace {
 
-void nameThisThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 
 // Where a stream resumes after `last`, the last event seen: a little before it (see
 // PipelineOptions::resumeOverlap). Without an event, from when the last stream opened.

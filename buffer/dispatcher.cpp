@@ -1,6 +1,5 @@
 #include "buffer/dispatcher.h"
 
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include "buffer/quarantine.h"
 #include "buffer/record.h"
 #include "buffer/recorder.h"
+#include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -153,7 +153,7 @@ bool DispatcherImpl::waitUntil(SteadyTime deadline, Ready ready) {
 }
 
 void DispatcherImpl::run() {
-  pthread_setname_np(pthread_self(), "zastava-deliver");
+  nameThisThread("zastava-deliver");
   while (!stopping()) {
     expireIfDue();
     const std::int64_t backlogBefore = backlogRecords();

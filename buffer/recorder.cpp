@@ -1,7 +1,6 @@
 #include "buffer/recorder.h"
 
 #include <malloc.h>
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -18,6 +17,7 @@
 #include "buffer/resync.h"
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
+#include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -214,7 +214,7 @@ void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
 }
 
 void RecorderImpl::run() {
-  pthread_setname_np(pthread_self(), "zastava-writer");
+  nameThisThread("zastava-writer");
   auto backoff = std::chrono::milliseconds(kFirstBackoff);
   while (waitForWork(backoff)) {
     health_.working(Worker::kWriter);

@@ -1,7 +1,6 @@
 #include "health/http_server.h"
 
 #include <httplib.h>
-#include <pthread.h>
 
 #include <atomic>
 #include <cerrno>
@@ -9,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -81,7 +81,7 @@ Result<void> HealthServer::start(const std::string& address, int port) {
   }
   impl_->port = bound;
   impl_->thread = std::thread([this] {
-    pthread_setname_np(pthread_self(), "zastava-http");
+    nameThisThread("zastava-http");
     impl_->server.listen_after_bind();
     impl_->listenReturned = true;
   });

@@ -181,6 +181,14 @@ bool waitForMetric(const Metrics& metrics, const std::string& series, double val
   return false;
 }
 
+bool waitForThreads(const std::string& name, int count) {
+  for (int i = 0; i < 500; ++i) {
+    if (testing::threadsNamed(name) == count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 // A real Recorder in a temporary directory and a sleeping child process to scan.
 struct CollectorFixture {
   testing::TempDir dir;
@@ -247,6 +255,7 @@ TEST_CASE_FIXTURE(CollectorFixture,
   options.rescanDelay = std::chrono::hours(1);
   EvidenceCollector collector(*recorder, metrics, clock, kRedactor, options);
   collector.start();
+  CHECK(waitForThreads("zastava-scan", 2));
   REQUIRE(collector.request(requestFor("", child.pid())));
   CHECK(waitForMetric(metrics, "zastava_agent_evidence_queue_depth", 1));  // the re-scan
   CHECK(waitForMetric(metrics,

@@ -62,6 +62,15 @@ inline std::string readFile(const std::filesystem::path& path) {
   return out.str();
 }
 
+// How many of this process's threads have `name` (as /proc/self/task/TID/comm says).
+inline int threadsNamed(const std::string& name) {
+  int count = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (readFile(task.path() / "comm") == name + "\n") ++count;
+  }
+  return count;
+}
+
 inline std::vector<std::string> splitLines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
