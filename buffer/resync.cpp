@@ -1,13 +1,13 @@
 #include "buffer/resync.h"
 
 #include <fcntl.h>
+#include <simdjson.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
@@ -51,18 +51,20 @@ struct LineIdentity {
 
 // nullopt when the line is not a record.
 std::optional<LineIdentity> identityOf(const std::string& line) {
-  const auto parsed = nlohmann::json::parse(line, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) return std::nullopt;
-  const auto id = parsed.find("eventId");
-  const auto time = parsed.find("time");
-  const auto hash = parsed.find("hash");
-  if (id == parsed.end() || time == parsed.end() || hash == parsed.end() || !id->is_string() ||
-      !time->is_string() || !hash->is_string()) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object record;
+  std::string_view id;
+  std::string_view time;
+  std::string_view hash;
+  if (parser.parse(line).get(record) != simdjson::SUCCESS ||
+      record["eventId"].get(id) != simdjson::SUCCESS ||
+      record["time"].get(time) != simdjson::SUCCESS ||
+      record["hash"].get(hash) != simdjson::SUCCESS) {
     return std::nullopt;
   }
-  const auto nanos = parseRfc3339Nanos(time->get<std::string>());
+  const auto nanos = parseRfc3339Nanos(time);
   if (!nanos) return std::nullopt;
-  return LineIdentity{id->get<std::string>(), *nanos, hash->get<std::string>()};
+  return LineIdentity{std::string(id), *nanos, std::string(hash)};
 }
 
 }  // namespace
