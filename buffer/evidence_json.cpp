@@ -1,122 +1,170 @@
 #include "buffer/evidence_json.h"
 
 #include <cstdio>
+#include <string>
 
 namespace zastava {
 namespace {
 
-using OrderedJson = nlohmann::ordered_json;
-
-OrderedJson textOrNull(const std::string& text) {
-  return text.empty() ? OrderedJson() : OrderedJson(text);
-}
-
 // A namespace inode, or null when it could not be read (0).
-OrderedJson inodeOrNull(std::uint64_t inode) {
-  return inode == 0 ? OrderedJson() : OrderedJson(inode);
+void inodeOrNull(JsonWriter& out, std::uint64_t inode) {
+  if (inode == 0) {
+    out.null();
+  } else {
+    out.unsignedInteger(inode);
+  }
 }
 
-OrderedJson capabilityMask(const std::optional<std::uint64_t>& mask) {
-  if (!mask) return OrderedJson();
+void capabilityMask(JsonWriter& out, const std::optional<std::uint64_t>& mask) {
+  if (!mask) {
+    out.null();
+    return;
+  }
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(*mask));
-  return hex;
+  out.text(hex);
 }
 
 // An id read from status, or null when status could not be read (0 would read as root).
-OrderedJson idOrNull(std::uint32_t id, bool known) {
-  return known ? OrderedJson(id) : OrderedJson();
+void idOrNull(JsonWriter& out, std::uint32_t id, bool known) {
+  if (known) {
+    out.unsignedInteger(id);
+  } else {
+    out.null();
+  }
 }
 
-OrderedJson processJson(const ProcessInfo& p) {
+void writeNamespaces(JsonWriter& out, const NamespaceIds& ns) {
+  out.startObject();
+  inodeOrNull(out.key("pid"), ns.pid);
+  inodeOrNull(out.key("mnt"), ns.mnt);
+  inodeOrNull(out.key("net"), ns.net);
+  inodeOrNull(out.key("ipc"), ns.ipc);
+  inodeOrNull(out.key("uts"), ns.uts);
+  inodeOrNull(out.key("user"), ns.user);
+  inodeOrNull(out.key("cgroup"), ns.cgroup);
+  out.endObject();
+}
+
+void writeProcess(JsonWriter& out, const ProcessInfo& p) {
   const bool statusRead = p.unreadable.count("status") == 0;
   const bool parentKnown = statusRead || p.unreadable.count("stat") == 0;
-  OrderedJson out = OrderedJson::object();
-  out["pid"] = p.pid;
-  out["ppid"] = parentKnown ? OrderedJson(p.ppid) : OrderedJson();
-  out["nsPid"] = p.nsPid == 0 ? OrderedJson() : OrderedJson(p.nsPid);
-  out["uid"] = idOrNull(p.uid, statusRead);
-  out["euid"] = idOrNull(p.euid, statusRead);
-  out["gid"] = idOrNull(p.gid, statusRead);
-  out["egid"] = idOrNull(p.egid, statusRead);
-  out["comm"] = parentKnown ? OrderedJson(p.comm) : OrderedJson();
-  out["cmdline"] = p.cmdline;
-  out["exe"] = textOrNull(p.exePath);
-  out["exeDeleted"] = p.exeDeleted;
-  out["exeSha256"] = textOrNull(p.exeSha256);
-  out["namespaces"] = OrderedJson{
-      {"pid", inodeOrNull(p.namespaces.pid)},      {"mnt", inodeOrNull(p.namespaces.mnt)},
-      {"net", inodeOrNull(p.namespaces.net)},      {"ipc", inodeOrNull(p.namespaces.ipc)},
-      {"uts", inodeOrNull(p.namespaces.uts)},      {"user", inodeOrNull(p.namespaces.user)},
-      {"cgroup", inodeOrNull(p.namespaces.cgroup)}};
-  out["capEff"] = capabilityMask(p.capEff);
-  out["capabilities"] = p.capEffNames;
-  out["seccomp"] = textOrNull(p.seccompMode);
-  out["noNewPrivs"] = p.noNewPrivs ? OrderedJson(*p.noNewPrivs) : OrderedJson();
-  out["cgroup"] = textOrNull(p.cgroupPath);
-  if (!p.unreadable.empty()) out["unreadable"] = p.unreadable;
-  return out;
-}
-
-OrderedJson treeJson(const ProcessTree& tree) {
-  OrderedJson processes = OrderedJson::array();
-  for (const ProcessInfo& p : tree.processes) processes.push_back(processJson(p));
-  OrderedJson out = OrderedJson::object();
-  out["discovery"] = tree.discovery;
-  out["truncated"] = tree.truncated;
-  out["omittedCount"] = tree.omittedCount;
-  out["exitedDuringScan"] = tree.exitedDuringScan;
-  out["processes"] = std::move(processes);
-  return out;
-}
-
-OrderedJson libraryJson(const LoadedLibrary& lib) {
-  OrderedJson out = OrderedJson::object();
-  out["path"] = lib.path;
-  out["device"] = lib.device;
-  out["inode"] = lib.inode;
-  out["deleted"] = lib.deleted;
-  out["size"] = lib.size;
-  out["sha256"] = textOrNull(lib.sha256);
-  out["openedVia"] = textOrNull(lib.openedVia);
-  out["identityVerified"] = lib.identityVerified;
-  out["cached"] = lib.cached;
-  out["mappedBy"] = lib.mappedBy;
-  if (!lib.whyNot.empty()) out["whyNot"] = lib.whyNot;
-  return out;
-}
-
-OrderedJson librariesJson(const LibraryEvidence& evidence) {
-  OrderedJson libraries = OrderedJson::array();
-  for (const LoadedLibrary& lib : evidence.libraries) libraries.push_back(libraryJson(lib));
-  OrderedJson capsHit = OrderedJson::array();
-  if (evidence.countCapHit) capsHit.push_back("libraries");
-  if (evidence.byteCapHit) capsHit.push_back("bytes");
-  OrderedJson out = OrderedJson::object();
-  out["capsHit"] = std::move(capsHit);
-  out["skippedCount"] = evidence.skippedCount;
-  out["bytesHashed"] = evidence.bytesHashed;
-  if (!evidence.unreadable.empty()) {
-    OrderedJson unreadable = OrderedJson::object();  // JSON keys are strings: pids as text
-    for (const auto& [pid, why] : evidence.unreadable) unreadable[std::to_string(pid)] = why;
-    out["unreadable"] = std::move(unreadable);
+  out.startObject();
+  out.key("pid").integer(p.pid);
+  out.key("ppid");
+  if (parentKnown) {
+    out.integer(p.ppid);
+  } else {
+    out.null();
   }
-  out["libraries"] = std::move(libraries);
-  return out;
+  out.key("nsPid");
+  if (p.nsPid == 0) {
+    out.null();
+  } else {
+    out.integer(p.nsPid);
+  }
+  idOrNull(out.key("uid"), p.uid, statusRead);
+  idOrNull(out.key("euid"), p.euid, statusRead);
+  idOrNull(out.key("gid"), p.gid, statusRead);
+  idOrNull(out.key("egid"), p.egid, statusRead);
+  out.key("comm");
+  if (parentKnown) {
+    out.text(p.comm);
+  } else {
+    out.null();
+  }
+  out.key("cmdline").textArray(p.cmdline);
+  out.key("exe").textOrNull(p.exePath);
+  out.key("exeDeleted").boolean(p.exeDeleted);
+  out.key("exeSha256").textOrNull(p.exeSha256);
+  out.key("namespaces");
+  writeNamespaces(out, p.namespaces);
+  capabilityMask(out.key("capEff"), p.capEff);
+  out.key("capabilities").textArray(p.capEffNames);
+  out.key("seccomp").textOrNull(p.seccompMode);
+  out.key("noNewPrivs");
+  if (p.noNewPrivs) {
+    out.boolean(*p.noNewPrivs);
+  } else {
+    out.null();
+  }
+  out.key("cgroup").textOrNull(p.cgroupPath);
+  if (!p.unreadable.empty()) out.key("unreadable").textMap(p.unreadable);
+  out.endObject();
+}
+
+void writeTree(JsonWriter& out, const ProcessTree& tree) {
+  out.startObject();
+  out.key("discovery").text(tree.discovery);
+  out.key("truncated").boolean(tree.truncated);
+  out.key("omittedCount").unsignedInteger(tree.omittedCount);
+  out.key("exitedDuringScan").unsignedInteger(tree.exitedDuringScan);
+  out.key("processes").startArray();
+  for (const ProcessInfo& p : tree.processes) writeProcess(out, p);
+  out.endArray();
+  out.endObject();
+}
+
+void writeLibrary(JsonWriter& out, const LoadedLibrary& lib) {
+  out.startObject();
+  out.key("path").text(lib.path);
+  out.key("device").text(lib.device);
+  out.key("inode").unsignedInteger(lib.inode);
+  out.key("deleted").boolean(lib.deleted);
+  out.key("size").unsignedInteger(lib.size);
+  out.key("sha256").textOrNull(lib.sha256);
+  out.key("openedVia").textOrNull(lib.openedVia);
+  out.key("identityVerified").boolean(lib.identityVerified);
+  out.key("cached").boolean(lib.cached);
+  out.key("mappedBy").startArray();
+  for (const int pid : lib.mappedBy) out.integer(pid);
+  out.endArray();
+  if (!lib.whyNot.empty()) out.key("whyNot").text(lib.whyNot);
+  out.endObject();
+}
+
+void writeLibraries(JsonWriter& out, const LibraryEvidence& evidence) {
+  out.startObject();
+  out.key("capsHit").startArray();
+  if (evidence.countCapHit) out.text("libraries");
+  if (evidence.byteCapHit) out.text("bytes");
+  out.endArray();
+  out.key("skippedCount").unsignedInteger(evidence.skippedCount);
+  out.key("bytesHashed").unsignedInteger(evidence.bytesHashed);
+  if (!evidence.unreadable.empty()) {
+    out.key("unreadable").startObject();  // JSON keys are strings: pids as text
+    for (const auto& [pid, why] : evidence.unreadable) out.key(std::to_string(pid)).text(why);
+    out.endObject();
+  }
+  out.key("libraries").startArray();
+  for (const LoadedLibrary& lib : evidence.libraries) writeLibrary(out, lib);
+  out.endArray();
+  out.endObject();
 }
 
 }  // namespace
 
-OrderedJson evidenceJson(const EvidenceFacts& evidence) {
-  OrderedJson out = OrderedJson::object();
-  out["scan"] = evidenceScanName(evidence.scan);
-  out["status"] = evidenceStatusName(evidence.status);
-  if (!evidence.reason.empty()) out["reason"] = evidence.reason;
-  out["procRoot"] = evidence.procRoot;
-  out["initPid"] = evidence.initPid == 0 ? OrderedJson() : OrderedJson(evidence.initPid);
-  if (evidence.processTree) out["processTree"] = treeJson(*evidence.processTree);
-  if (evidence.loadedLibraries) out["loadedLibraries"] = librariesJson(*evidence.loadedLibraries);
-  return out;
+void writeEvidence(JsonWriter& out, const EvidenceFacts& evidence) {
+  out.startObject();
+  out.key("scan").text(evidenceScanName(evidence.scan));
+  out.key("status").text(evidenceStatusName(evidence.status));
+  if (!evidence.reason.empty()) out.key("reason").text(evidence.reason);
+  out.key("procRoot").text(evidence.procRoot);
+  out.key("initPid");
+  if (evidence.initPid == 0) {
+    out.null();
+  } else {
+    out.integer(evidence.initPid);
+  }
+  if (evidence.processTree) {
+    out.key("processTree");
+    writeTree(out, *evidence.processTree);
+  }
+  if (evidence.loadedLibraries) {
+    out.key("loadedLibraries");
+    writeLibraries(out, *evidence.loadedLibraries);
+  }
+  out.endObject();
 }
 
 }  // namespace zastava

@@ -2,13 +2,12 @@
 // to buffer/: record.cpp places it in the record.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
+#include "buffer/json_writer.h"
 #include "buffer/record.h"
 
 namespace zastava {
 
-// Keys in the fixed order docs/record-schema.json lists. Pure; any thread.
-nlohmann::ordered_json evidenceJson(const EvidenceFacts& evidence);
+// Keys in the fixed order docs/record-schema.json lists. Any thread.
+void writeEvidence(JsonWriter& out, const EvidenceFacts& evidence);
 
 }  // namespace zastava

@@ -5,113 +5,123 @@
 
 #include <array>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "buffer/evidence_json.h"
+#include "buffer/json_writer.h"
 
 namespace zastava {
 namespace {
 
-using OrderedJson = nlohmann::ordered_json;
-
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 constexpr std::size_t kEventIdHexChars = 32;
 
-OrderedJson securityJson(const SecurityPosture& p) {
-  OrderedJson mounts = OrderedJson::array();
+void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
+  out.startObject();
+  out.key("risks").textArray(securityRisks(p));
+  out.key("privileged").boolean(p.privileged);
+  out.key("user").text(p.user);
+  out.key("capAdd").textArray(p.capAdd);
+  out.key("capDrop").textArray(p.capDrop);
+  out.key("securityOpt").textArray(p.securityOpt);
+  out.key("appArmorProfile").text(p.appArmorProfile);
+  out.key("noNewPrivileges").boolean(p.noNewPrivileges);
+  out.key("readOnlyRootfs").boolean(p.readOnlyRootfs);
+  out.key("pidMode").text(p.pidMode);
+  out.key("networkMode").text(p.networkMode);
+  out.key("ipcMode").text(p.ipcMode);
+  out.key("usernsMode").text(p.usernsMode);
+  out.key("devices").textArray(p.devices);
+  out.key("mounts").startArray();
   for (const MountFacts& m : p.mounts) {
-    mounts.push_back(OrderedJson{{"type", m.type},
-                                 {"source", m.source},
-                                 {"destination", m.destination},
-                                 {"mode", m.mode},
-                                 {"propagation", m.propagation},
-                                 {"readWrite", m.readWrite},
-                                 {"dockerSocket", m.dockerSocket}});
+    out.startObject();
+    out.key("type").text(m.type);
+    out.key("source").text(m.source);
+    out.key("destination").text(m.destination);
+    out.key("mode").text(m.mode);
+    out.key("propagation").text(m.propagation);
+    out.key("readWrite").boolean(m.readWrite);
+    out.key("dockerSocket").boolean(m.dockerSocket);
+    out.endObject();
   }
-  OrderedJson out = OrderedJson::object();
-  out["risks"] = securityRisks(p);
-  out["privileged"] = p.privileged;
-  out["user"] = p.user;
-  out["capAdd"] = p.capAdd;
-  out["capDrop"] = p.capDrop;
-  out["securityOpt"] = p.securityOpt;
-  out["appArmorProfile"] = p.appArmorProfile;
-  out["noNewPrivileges"] = p.noNewPrivileges;
-  out["readOnlyRootfs"] = p.readOnlyRootfs;
-  out["pidMode"] = p.pidMode;
-  out["networkMode"] = p.networkMode;
-  out["ipcMode"] = p.ipcMode;
-  out["usernsMode"] = p.usernsMode;
-  out["devices"] = p.devices;
-  out["mounts"] = std::move(mounts);
-  out["ports"] = p.ports;
-  out["memoryBytes"] = p.memoryBytes;
-  out["nanoCpus"] = p.nanoCpus;
-  out["pidsLimit"] = p.pidsLimit;
-  out["restartPolicy"] = p.restartPolicy;
-  out["healthcheck"] = p.healthcheck;
-  out["healthStatus"] = p.healthStatus;
-  return out;
+  out.endArray();
+  out.key("ports").textArray(p.ports);
+  out.key("memoryBytes").integer(p.memoryBytes);
+  out.key("nanoCpus").integer(p.nanoCpus);
+  out.key("pidsLimit").integer(p.pidsLimit);
+  out.key("restartPolicy").text(p.restartPolicy);
+  out.key("healthcheck").textArray(p.healthcheck);
+  out.key("healthStatus").text(p.healthStatus);
+  out.endObject();
 }
 
-OrderedJson containerJson(const ContainerFacts& facts) {
-  OrderedJson out = OrderedJson::object();
-  out["id"] = facts.id;
-  out["name"] = facts.name;
-  out["image"] = facts.image;
-  if (!facts.imageId.empty()) out["imageId"] = facts.imageId;
-  if (facts.state) out["state"] = *facts.state;
-  if (facts.exitCode) out["exitCode"] = *facts.exitCode;
-  if (facts.pid) out["pid"] = *facts.pid;
-  if (facts.restartCount) out["restartCount"] = *facts.restartCount;
-  if (facts.oomKilled) out["oomKilled"] = *facts.oomKilled;
-  if (facts.startedAt) out["startedAt"] = *facts.startedAt;
-  if (facts.finishedAt) out["finishedAt"] = *facts.finishedAt;
-  if (!facts.labels.empty()) out["labels"] = facts.labels;
+void writeContainer(JsonWriter& out, const ContainerFacts& facts) {
+  out.startObject();
+  out.key("id").text(facts.id);
+  out.key("name").text(facts.name);
+  out.key("image").text(facts.image);
+  if (!facts.imageId.empty()) out.key("imageId").text(facts.imageId);
+  if (facts.state) out.key("state").text(*facts.state);
+  if (facts.exitCode) out.key("exitCode").integer(*facts.exitCode);
+  if (facts.pid) out.key("pid").integer(*facts.pid);
+  if (facts.restartCount) out.key("restartCount").integer(*facts.restartCount);
+  if (facts.oomKilled) out.key("oomKilled").boolean(*facts.oomKilled);
+  if (facts.startedAt) out.key("startedAt").text(*facts.startedAt);
+  if (facts.finishedAt) out.key("finishedAt").text(*facts.finishedAt);
+  if (!facts.labels.empty()) out.key("labels").textMap(facts.labels);
   if (facts.security) {
-    out["imageDigest"] = facts.imageDigest ? OrderedJson(*facts.imageDigest) : OrderedJson();
-    if (!facts.env.empty()) out["env"] = facts.env;
-    out["security"] = securityJson(*facts.security);
-  }
-  return out;
-}
-
-OrderedJson canonicalObject(const Record& record, std::string_view prevHash) {
-  OrderedJson out = OrderedJson::object();
-  out["schema"] = OrderedJson{{"name", kSchemaName}, {"version", kSchemaVersion}};
-  out["eventId"] = record.eventId;
-  out["kind"] = record.kind;
-  out["source"] = recordSourceName(record.source);
-  out["time"] = formatRfc3339Nanos(record.time);
-  if (record.timeNano != 0) out["timeNano"] = record.timeNano;
-  out["observedAt"] = formatRfc3339Nanos(record.observedAt);
-  if (!record.action.empty()) out["action"] = record.action;
-  if (!record.actionDetail.empty()) out["actionDetail"] = record.actionDetail;
-  if (!record.container.id.empty()) out["container"] = containerJson(record.container);
-  if (!record.attributes.empty()) out["attributes"] = record.attributes;
-  if (record.gap) {
-    out["gap"] = OrderedJson{{"from", formatRfc3339Nanos(record.gap->from)},
-                             {"to", formatRfc3339Nanos(record.gap->to)},
-                             {"fromTimeNano", record.gap->from},
-                             {"toTimeNano", record.gap->to},
-                             {"reason", record.gap->reason}};
-    if (record.gap->undeliveredRecords) {
-      out["gap"]["undeliveredRecords"] = *record.gap->undeliveredRecords;
+    out.key("imageDigest");
+    if (facts.imageDigest) {
+      out.text(*facts.imageDigest);
+    } else {
+      out.null();
     }
+    if (!facts.env.empty()) out.key("env").textMap(facts.env);
+    out.key("security");
+    writeSecurity(out, *facts.security);
   }
-  if (record.evidence) out["evidence"] = evidenceJson(*record.evidence);
-  out["prevHash"] = prevHash;
-  return out;
+  out.endObject();
 }
 
-// Compact UTF-8; invalid UTF-8 from the engine becomes U+FFFD instead of throwing. Returns ""
-// only if nlohmann throws anyway (allocation failure).
-std::string dumpCompact(const OrderedJson& value) {
-  try {
-    return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
-  } catch (const std::exception&) {
-    return {};
+void writeGap(JsonWriter& out, const GapFacts& gap) {
+  out.startObject();
+  out.key("from").text(formatRfc3339Nanos(gap.from));
+  out.key("to").text(formatRfc3339Nanos(gap.to));
+  out.key("fromTimeNano").integer(gap.from);
+  out.key("toTimeNano").integer(gap.to);
+  out.key("reason").text(gap.reason);
+  if (gap.undeliveredRecords) out.key("undeliveredRecords").integer(*gap.undeliveredRecords);
+  out.endObject();
+}
+
+void writeCanonical(JsonWriter& out, const Record& record, std::string_view prevHash) {
+  out.startObject();
+  out.key("schema").startObject();
+  out.key("name").text(kSchemaName);
+  out.key("version").integer(kSchemaVersion);
+  out.endObject();
+  out.key("eventId").text(record.eventId);
+  out.key("kind").text(record.kind);
+  out.key("source").text(recordSourceName(record.source));
+  out.key("time").text(formatRfc3339Nanos(record.time));
+  if (record.timeNano != 0) out.key("timeNano").integer(record.timeNano);
+  out.key("observedAt").text(formatRfc3339Nanos(record.observedAt));
+  if (!record.action.empty()) out.key("action").text(record.action);
+  if (!record.actionDetail.empty()) out.key("actionDetail").text(record.actionDetail);
+  if (!record.container.id.empty()) {
+    out.key("container");
+    writeContainer(out, record.container);
   }
+  if (!record.attributes.empty()) out.key("attributes").textMap(record.attributes);
+  if (record.gap) {
+    out.key("gap");
+    writeGap(out, *record.gap);
+  }
+  if (record.evidence) {
+    out.key("evidence");
+    writeEvidence(out, *record.evidence);
+  }
+  out.key("prevHash").text(prevHash);
+  out.endObject();
 }
 
 std::string sha256Prefix(std::string_view bytes, std::size_t hexChars) {
@@ -260,7 +270,9 @@ std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
 
 std::string canonicalJson(const Record& record, std::string_view prevHash) {
   try {
-    return dumpCompact(canonicalObject(record, prevHash));
+    JsonWriter out;
+    writeCanonical(out, record, prevHash);
+    return std::string(out.json());
   } catch (const std::exception&) {
     return {};
   }

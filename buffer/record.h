@@ -132,12 +132,12 @@ std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text);
 
 // The canonical JSON of the record chained after `prevHash`, without the "hash" key (it ends
 // with "prevHash"): the bytes the hash is computed over. Compact, keys in fixed order, no
-// trailing newline; invalid UTF-8 in any string becomes U+FFFD. "" only if the JSON library
-// fails to allocate. Any thread.
+// trailing newline; in any string, a byte that does not begin a valid UTF-8 sequence becomes
+// U+FFFD. "" only if memory runs out. Any thread.
 std::string canonicalJson(const Record& record, std::string_view prevHash);
 // The NDJSON line of `record` chained after `prevHash` (its canonical JSON with "hash"
 // appended, no trailing newline), and that hash: what the Recorder commits. Both empty only if
-// the JSON library fails to allocate. Any thread.
+// memory runs out. Any thread.
 struct ChainedLine {
   std::string line;
   std::string hash;

@@ -4,12 +4,14 @@
 # What building the agent needs.
 BUILD_PACKAGES=(cmake make g++ pkg-config git
   libcurl4-openssl-dev libsimdjson-dev libsqlite3-dev prometheus-cpp-dev libcpp-httplib-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libssl-dev libsystemd-dev doctest-dev zlib1g-dev)
-# What the tests and the demo run against: a real engine, a real proxy, real checkers.
+  libspdlog-dev libcli11-dev rapidjson-dev libssl-dev libsystemd-dev zlib1g-dev)
+# What the tests are built with (doctest; nlohmann-json reads records back), and what they and
+# the demo run against: a real engine, a real proxy, real checkers.
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;
 # fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian.)
-TEST_PACKAGES=(docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl
-  sqlite3 systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
+TEST_PACKAGES=(doctest-dev nlohmann-json3-dev
+  docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl sqlite3
+  systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
   util-linux e2fsprogs dpkg-dev lintian)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 

@@ -1,0 +1,124 @@
+#include "buffer/json_writer.h"
+
+#include <rapidjson/encodings.h>
+#include <simdjson.h>
+
+namespace zastava {
+namespace {
+
+constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD
+
+// Collects the bytes of one valid sequence for UTF8<>::Validate.
+struct SequenceBytes {
+  std::string& out;
+  void Put(char c) { out.push_back(c); }
+};
+
+// `text` with each byte that does not begin a valid UTF-8 sequence replaced by U+FFFD; the
+// byte after it is read again as the start of a sequence.
+std::string replaceInvalidUtf8(std::string_view text) {
+  // Validate reads every byte a lead byte announces (up to 3 more): a sequence cut short by the
+  // end of the text meets these NULs, which are not continuation bytes.
+  std::string padded(text);
+  padded.append(3, '\0');
+  std::string out;
+  out.reserve(text.size() + kReplacementCharacter.size());
+  std::size_t at = 0;
+  while (at < text.size()) {
+    rapidjson::StringStream in(padded.c_str() + at);
+    const std::size_t before = out.size();
+    SequenceBytes sequence{out};
+    if (rapidjson::UTF8<>::Validate(in, sequence)) {
+      at += in.Tell();
+    } else {
+      out.resize(before);
+      out.append(kReplacementCharacter);
+      ++at;
+    }
+  }
+  return out;
+}
+
+rapidjson::SizeType sizeOf(std::string_view text) {
+  return static_cast<rapidjson::SizeType>(text.size());
+}
+
+}  // namespace
+
+JsonWriter& JsonWriter::startObject() {
+  writer_.StartObject();
+  return *this;
+}
+
+JsonWriter& JsonWriter::endObject() {
+  writer_.EndObject();
+  return *this;
+}
+
+JsonWriter& JsonWriter::startArray() {
+  writer_.StartArray();
+  return *this;
+}
+
+JsonWriter& JsonWriter::endArray() {
+  writer_.EndArray();
+  return *this;
+}
+
+JsonWriter& JsonWriter::key(std::string_view name) {
+  if (simdjson::validate_utf8(name.data(), name.size())) {
+    writer_.Key(name.data(), sizeOf(name));
+  } else {
+    const std::string valid = replaceInvalidUtf8(name);
+    writer_.Key(valid.data(), sizeOf(valid));
+  }
+  return *this;
+}
+
+JsonWriter& JsonWriter::text(std::string_view value) {
+  if (simdjson::validate_utf8(value.data(), value.size())) {
+    writer_.String(value.data(), sizeOf(value));
+  } else {
+    const std::string valid = replaceInvalidUtf8(value);
+    writer_.String(valid.data(), sizeOf(valid));
+  }
+  return *this;
+}
+
+JsonWriter& JsonWriter::integer(std::int64_t value) {
+  writer_.Int64(value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::unsignedInteger(std::uint64_t value) {
+  writer_.Uint64(value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::boolean(bool value) {
+  writer_.Bool(value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::null() {
+  writer_.Null();
+  return *this;
+}
+
+JsonWriter& JsonWriter::textOrNull(std::string_view value) {
+  return value.empty() ? null() : text(value);
+}
+
+JsonWriter& JsonWriter::textArray(const std::vector<std::string>& values) {
+  startArray();
+  for (const std::string& value : values) text(value);
+  return endArray();
+}
+
+JsonWriter& JsonWriter::textMap(const std::map<std::string, std::string>& values) {
+  startObject();
+  for (const auto& [name, value] : values) key(name).text(value);
+  return endObject();
+}
+
+}  // namespace zastava
