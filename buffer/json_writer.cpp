@@ -3,6 +3,8 @@
 #include <rapidjson/encodings.h>
 #include <simdjson.h>
 
+#include <algorithm>
+
 namespace zastava {
 namespace {
 
@@ -39,6 +41,14 @@ std::string replaceInvalidUtf8(std::string_view text) {
   return out;
 }
 
+// Most text is ASCII (every key the agent writes, ids, times): checked inline, as calling the
+// SIMD validator costs more than the check for strings this short.
+bool isValidUtf8(std::string_view text) {
+  const bool ascii = std::all_of(text.begin(), text.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return ascii || simdjson::validate_utf8(text.data(), text.size());
+}
+
 rapidjson::SizeType sizeOf(std::string_view text) {
   return static_cast<rapidjson::SizeType>(text.size());
 }
@@ -66,7 +76,7 @@ JsonWriter& JsonWriter::endArray() {
 }
 
 JsonWriter& JsonWriter::key(std::string_view name) {
-  if (simdjson::validate_utf8(name.data(), name.size())) {
+  if (isValidUtf8(name)) {
     writer_.Key(name.data(), sizeOf(name));
   } else {
     const std::string valid = replaceInvalidUtf8(name);
@@ -76,7 +86,7 @@ JsonWriter& JsonWriter::key(std::string_view name) {
 }
 
 JsonWriter& JsonWriter::text(std::string_view value) {
-  if (simdjson::validate_utf8(value.data(), value.size())) {
+  if (isValidUtf8(value)) {
     writer_.String(value.data(), sizeOf(value));
   } else {
     const std::string valid = replaceInvalidUtf8(value);
