@@ -1,7 +1,9 @@
 #include "collectors/procfs/file_hasher.h"
 
 #include <openssl/evp.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,11 +59,30 @@ Result<std::string> sha256OfFd(int fd, std::uint64_t& bytesRead) {
   return toHex(digest, length);
 }
 
+std::int64_t nanosOf(const struct timespec& t) {
+  return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+// The device part of the key. Docker's overlay2 gives each container's mount its own st_dev,
+// while st_ino, size and times are those of the file in its image layer, the same in every
+// container of the image: files on overlayfs share one device number in the key, so the
+// containers of an image share their entries. (ctime, also in the key, tells apart files of
+// overlays on different filesystems that happen to share an inode number, size and mtime.)
+std::uint64_t keyDevice(int fd, const struct stat& st) {
+  constexpr std::uint64_t kOverlayfs = OVERLAYFS_SUPER_MAGIC;
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) == 0 && static_cast<std::uint64_t>(fs.f_type) == kOverlayfs) {
+    return ~std::uint64_t{0};
+  }
+  return static_cast<std::uint64_t>(st.st_dev);
+}
+
 }  // namespace
 
 std::size_t FileHashCache::KeyHash::operator()(const Key& k) const {
   std::size_t h = std::hash<std::uint64_t>{}(k.device);
-  for (const std::uint64_t v : {k.inode, k.size, static_cast<std::uint64_t>(k.mtimeNanos)}) {
+  for (const std::uint64_t v : {k.inode, k.size, static_cast<std::uint64_t>(k.mtimeNanos),
+                                static_cast<std::uint64_t>(k.ctimeNanos)}) {
     h ^= std::hash<std::uint64_t>{}(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
   }
   return h;
@@ -74,12 +95,11 @@ Result<FileHash> FileHashCache::hashFd(int fd, std::uint64_t byteBudget) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return errnoError(errno);
   if (!S_ISREG(st.st_mode)) return Error{ErrorCode::kInvalidArgument, "not a regular file"};
-  const Key key{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                static_cast<std::uint64_t>(st.st_size),
-                static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  const Key key{keyDevice(fd, st), static_cast<std::uint64_t>(st.st_ino),
+                static_cast<std::uint64_t>(st.st_size), nanosOf(st.st_mtim), nanosOf(st.st_ctim)};
   FileHash out;
   out.size = key.size;
-  out.device = key.device;
+  out.device = static_cast<std::uint64_t>(st.st_dev);
   out.inode = key.inode;
   {
     std::lock_guard lock(mu_);

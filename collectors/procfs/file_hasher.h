@@ -1,8 +1,10 @@
 // SHA-256 of files opened through /proc (an executable via <pid>/exe, a library via
 // <pid>/root/<path> or <pid>/map_files/<range>), with a cache so that one file is hashed once
 // per host however many processes map it. Why keyed on what fstat says about the opened fd:
-// the path a process sees differs per mount namespace, while (st_dev, st_ino, st_size,
-// st_mtime ns) names the bytes, and a rewritten file changes size or mtime.
+// the path a process sees differs per mount namespace, while (st_dev, st_ino, st_size, st_mtime
+// and st_ctime in ns) names the bytes, and a rewritten file changes size and times. On overlayfs
+// st_dev is left out (each container's mount has its own), so the containers of one image share
+// their entries.
 #pragma once
 
 #include <sys/types.h>
@@ -72,6 +74,7 @@ class FileHashCache {
     std::uint64_t inode;
     std::uint64_t size;
     std::int64_t mtimeNanos;
+    std::int64_t ctimeNanos;
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {

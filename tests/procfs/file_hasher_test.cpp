@@ -2,9 +2,12 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -76,6 +79,56 @@ TEST_CASE("a rewritten file is hashed again (the key includes size and mtime)") 
   CHECK_FALSE(b->cached);
   CHECK(b->sha256 == testing::sha256OfFile(file));
   CHECK(b->sha256 != a->sha256);
+}
+
+// Two overlayfs mounts of one lower directory, as Docker's overlay2 mounts two containers of
+// one image: each mount has its own st_dev. Needs root, as the rest of the suite.
+struct TwoOverlays {
+  TempDir dir;
+  std::string merged[2];
+
+  explicit TwoOverlays(const std::string& file, const std::string& bytes) {
+    ::mkdir((dir.path + "/lower").c_str(), 0755);
+    dir.write("lower/" + file, bytes);
+    for (int i = 0; i < 2; ++i) {
+      const std::string base = dir.path + "/c" + std::to_string(i);
+      for (const char* sub : {"", "/upper", "/work", "/merged"}) {
+        ::mkdir((base + sub).c_str(), 0755);
+      }
+      merged[i] = base + "/merged";
+      const std::string options = "lowerdir=" + dir.path + "/lower,upperdir=" + base +
+                                  "/upper,workdir=" + base + "/work";
+      REQUIRE_MESSAGE(::mount("overlay", merged[i].c_str(), "overlay", 0, options.c_str()) == 0,
+                      "mount overlay: ", std::strerror(errno));
+    }
+  }
+  ~TwoOverlays() {
+    for (const std::string& m : merged) ::umount2(m.c_str(), MNT_DETACH);
+  }
+};
+
+TEST_CASE("overlayfs: the same layer file seen through two containers' mounts is hashed once") {
+  TwoOverlays overlays("bin", std::string(100'000, 'x'));
+  struct stat a {};
+  struct stat b {};
+  REQUIRE(::stat((overlays.merged[0] + "/bin").c_str(), &a) == 0);
+  REQUIRE(::stat((overlays.merged[1] + "/bin").c_str(), &b) == 0);
+  REQUIRE(a.st_dev != b.st_dev);  // what made every container hash it again
+  FileHashCache cache;
+  const auto first = cache.hashPath(overlays.merged[0] + "/bin");
+  const auto second = cache.hashPath(overlays.merged[1] + "/bin");
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK_FALSE(first->cached);
+  CHECK(second->cached);
+  CHECK(second->sha256 == testing::sha256OfFile(overlays.dir.path + "/lower/bin"));
+
+  // A container's own copy of the file (copied up to its upper layer) is another file.
+  std::ofstream(overlays.merged[1] + "/bin", std::ios::binary) << std::string(100'000, 'y');
+  const auto changed = cache.hashPath(overlays.merged[1] + "/bin");
+  REQUIRE(changed.ok());
+  CHECK_FALSE(changed->cached);
+  CHECK(changed->sha256 == testing::sha256OfFile(overlays.merged[1] + "/bin"));
 }
 
 TEST_CASE("over budget: not read, not cached, said so") {
