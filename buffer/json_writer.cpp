@@ -49,6 +49,13 @@ bool isValidUtf8(std::string_view text) {
   return ascii || simdjson::validate_utf8(text.data(), text.size());
 }
 
+// `text` itself when it is valid UTF-8, else its replacement, kept in `storage`.
+std::string_view validUtf8(std::string_view text, std::string& storage) {
+  if (isValidUtf8(text)) return text;
+  storage = replaceInvalidUtf8(text);
+  return storage;
+}
+
 rapidjson::SizeType sizeOf(std::string_view text) {
   return static_cast<rapidjson::SizeType>(text.size());
 }
@@ -76,22 +83,16 @@ JsonWriter& JsonWriter::endArray() {
 }
 
 JsonWriter& JsonWriter::key(std::string_view name) {
-  if (isValidUtf8(name)) {
-    writer_.Key(name.data(), sizeOf(name));
-  } else {
-    const std::string valid = replaceInvalidUtf8(name);
-    writer_.Key(valid.data(), sizeOf(valid));
-  }
+  std::string storage;
+  const std::string_view valid = validUtf8(name, storage);
+  writer_.Key(valid.data(), sizeOf(valid));
   return *this;
 }
 
 JsonWriter& JsonWriter::text(std::string_view value) {
-  if (isValidUtf8(value)) {
-    writer_.String(value.data(), sizeOf(value));
-  } else {
-    const std::string valid = replaceInvalidUtf8(value);
-    writer_.String(valid.data(), sizeOf(valid));
-  }
+  std::string storage;
+  const std::string_view valid = validUtf8(value, storage);
+  writer_.String(valid.data(), sizeOf(valid));
   return *this;
 }
 
