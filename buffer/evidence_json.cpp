@@ -1,6 +1,7 @@
 #include "buffer/evidence_json.h"
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 namespace zastava {
@@ -25,13 +26,10 @@ void capabilityMask(JsonWriter& out, const std::optional<std::uint64_t>& mask) {
   out.text(hex);
 }
 
-// An id read from status, or null when status could not be read (0 would read as root).
-void idOrNull(JsonWriter& out, std::uint32_t id, bool known) {
-  if (known) {
-    out.unsignedInteger(id);
-  } else {
-    out.null();
-  }
+// `value` when it is known, else absent (written as null).
+template <typename T>
+std::optional<std::int64_t> ifKnown(bool known, T value) {
+  return known ? std::optional<std::int64_t>(value) : std::nullopt;
 }
 
 void writeNamespaces(JsonWriter& out, const NamespaceIds& ns) {
@@ -51,28 +49,14 @@ void writeProcess(JsonWriter& out, const ProcessInfo& p) {
   const bool parentKnown = statusRead || p.unreadable.count("stat") == 0;
   out.startObject();
   out.key("pid").integer(p.pid);
-  out.key("ppid");
-  if (parentKnown) {
-    out.integer(p.ppid);
-  } else {
-    out.null();
-  }
-  out.key("nsPid");
-  if (p.nsPid == 0) {
-    out.null();
-  } else {
-    out.integer(p.nsPid);
-  }
-  idOrNull(out.key("uid"), p.uid, statusRead);
-  idOrNull(out.key("euid"), p.euid, statusRead);
-  idOrNull(out.key("gid"), p.gid, statusRead);
-  idOrNull(out.key("egid"), p.egid, statusRead);
-  out.key("comm");
-  if (parentKnown) {
-    out.text(p.comm);
-  } else {
-    out.null();
-  }
+  out.key("ppid").optionalInteger(ifKnown(parentKnown, p.ppid));
+  out.key("nsPid").optionalInteger(ifKnown(p.nsPid != 0, p.nsPid));
+  // Ids are read from status; without it they are unknown (0 would read as root).
+  out.key("uid").optionalInteger(ifKnown(statusRead, p.uid));
+  out.key("euid").optionalInteger(ifKnown(statusRead, p.euid));
+  out.key("gid").optionalInteger(ifKnown(statusRead, p.gid));
+  out.key("egid").optionalInteger(ifKnown(statusRead, p.egid));
+  out.key("comm").optionalText(parentKnown ? std::optional(p.comm) : std::nullopt);
   out.key("cmdline").textArray(p.cmdline);
   out.key("exe").textOrNull(p.exePath);
   out.key("exeDeleted").boolean(p.exeDeleted);
@@ -82,12 +66,7 @@ void writeProcess(JsonWriter& out, const ProcessInfo& p) {
   capabilityMask(out.key("capEff"), p.capEff);
   out.key("capabilities").textArray(p.capEffNames);
   out.key("seccomp").textOrNull(p.seccompMode);
-  out.key("noNewPrivs");
-  if (p.noNewPrivs) {
-    out.boolean(*p.noNewPrivs);
-  } else {
-    out.null();
-  }
+  out.key("noNewPrivs").optionalBoolean(p.noNewPrivs);
   out.key("cgroup").textOrNull(p.cgroupPath);
   if (!p.unreadable.empty()) out.key("unreadable").textMap(p.unreadable);
   out.endObject();
@@ -150,12 +129,7 @@ void writeEvidence(JsonWriter& out, const EvidenceFacts& evidence) {
   out.key("status").text(evidenceStatusName(evidence.status));
   if (!evidence.reason.empty()) out.key("reason").text(evidence.reason);
   out.key("procRoot").text(evidence.procRoot);
-  out.key("initPid");
-  if (evidence.initPid == 0) {
-    out.null();
-  } else {
-    out.integer(evidence.initPid);
-  }
+  out.key("initPid").optionalInteger(ifKnown(evidence.initPid != 0, evidence.initPid));
   if (evidence.processTree) {
     out.key("processTree");
     writeTree(out, *evidence.processTree);

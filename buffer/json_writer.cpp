@@ -120,6 +120,18 @@ JsonWriter& JsonWriter::textOrNull(std::string_view value) {
   return value.empty() ? null() : text(value);
 }
 
+JsonWriter& JsonWriter::optionalText(const std::optional<std::string>& value) {
+  return value ? text(*value) : null();
+}
+
+JsonWriter& JsonWriter::optionalInteger(std::optional<std::int64_t> value) {
+  return value ? integer(*value) : null();
+}
+
+JsonWriter& JsonWriter::optionalBoolean(std::optional<bool> value) {
+  return value ? boolean(*value) : null();
+}
+
 JsonWriter& JsonWriter::textArray(const std::vector<std::string>& values) {
   startArray();
   for (const std::string& value : values) text(value);

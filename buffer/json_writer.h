@@ -36,6 +36,10 @@ class JsonWriter {
 
   // null when empty.
   JsonWriter& textOrNull(std::string_view value);
+  // null when absent.
+  JsonWriter& optionalText(const std::optional<std::string>& value);
+  JsonWriter& optionalInteger(std::optional<std::int64_t> value);
+  JsonWriter& optionalBoolean(std::optional<bool> value);
   JsonWriter& textArray(const std::vector<std::string>& values);
   // An object, keys in the map's (sorted) order.
   JsonWriter& textMap(const std::map<std::string, std::string>& values);

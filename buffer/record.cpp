@@ -69,12 +69,7 @@ void writeContainer(JsonWriter& out, const ContainerFacts& facts) {
   if (facts.finishedAt) out.key("finishedAt").text(*facts.finishedAt);
   if (!facts.labels.empty()) out.key("labels").textMap(facts.labels);
   if (facts.security) {
-    out.key("imageDigest");
-    if (facts.imageDigest) {
-      out.text(*facts.imageDigest);
-    } else {
-      out.null();
-    }
+    out.key("imageDigest").optionalText(facts.imageDigest);
     if (!facts.env.empty()) out.key("env").textMap(facts.env);
     out.key("security");
     writeSecurity(out, *facts.security);
