@@ -1,7 +1,7 @@
 #include "collectors/procfs/file_hasher.h"
 
-#include <openssl/evp.h>
 #include <linux/magic.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>

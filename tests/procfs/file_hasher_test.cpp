@@ -96,8 +96,8 @@ struct TwoOverlays {
         ::mkdir((base + sub).c_str(), 0755);
       }
       merged[i] = base + "/merged";
-      const std::string options = "lowerdir=" + dir.path + "/lower,upperdir=" + base +
-                                  "/upper,workdir=" + base + "/work";
+      const std::string options =
+          "lowerdir=" + dir.path + "/lower,upperdir=" + base + "/upper,workdir=" + base + "/work";
       REQUIRE_MESSAGE(::mount("overlay", merged[i].c_str(), "overlay", 0, options.c_str()) == 0,
                       "mount overlay: ", std::strerror(errno));
     }
