@@ -1,6 +1,7 @@
 #include "agent/tracker.h"
 
 #include <charconv>
+#include <memory>
 
 namespace zastava {
 
@@ -33,7 +34,7 @@ void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
   facts.imageId = inspect.imageId;
   facts.labels = redactor.labels(inspect.labels);
   facts.env = redactor.environment(inspect.env);
-  facts.security = inspect.posture;
+  facts.security = std::make_shared<const SecurityPosture>(inspect.posture);
   facts.imageDigest =
       inspect.manifestDigest.empty() ? std::nullopt : std::optional(inspect.manifestDigest);
   facts.restartCount = inspect.restartCount;

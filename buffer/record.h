@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +39,8 @@ struct ContainerFacts {
   std::map<std::string, std::string> labels;
   // From inspect only (snapshot, start and reconcile records):
   std::map<std::string, std::string> env;  // name -> value, values redacted by policy
-  std::optional<SecurityPosture> security;
+  // Shared, not copied: a posture read from an inspect never changes, and records copy facts.
+  std::shared_ptr<const SecurityPosture> security;
   // The image manifest digest; std::nullopt (JSON null) when the engine does not report one
   // (API < 1.48) — written explicitly whenever `security` is, so its absence is visible.
   std::optional<std::string> imageDigest;

@@ -108,10 +108,10 @@ TEST_CASE("a known container's transition carries its posture, secrets redacted"
   CHECK(renamed.name == "lead-posture");
   CHECK(renamed.labels.at("aws_secret_key") == "<redacted>");
   CHECK(renamed.env.at("DB_PASSWORD") == "<redacted>");
-  REQUIRE(renamed.security.has_value());
+  REQUIRE(renamed.security);
   CHECK(renamed.security->privileged);
   // The tracker keeps identity and state, not the posture: that lives in the records.
-  CHECK_FALSE(s.tracker.find(posture.id)->security.has_value());
+  CHECK_FALSE(s.tracker.find(posture.id)->security);
 }
 
 TEST_CASE("reconciling twice writes nothing the second time") {

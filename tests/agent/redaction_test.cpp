@@ -73,7 +73,7 @@ TEST_CASE("records of a risky container carry its posture and none of its secret
   Tracker tracker(clock, redactor);
   Record snapshot = tracker.snapshot(*inspect);
 
-  REQUIRE(snapshot.container.security.has_value());
+  REQUIRE(snapshot.container.security);
   const auto risks = securityRisks(*snapshot.container.security);
   CHECK(risks ==
         std::vector<std::string>{"privileged", "docker-socket-mounted", "cap-add:CAP_NET_ADMIN"});
@@ -97,7 +97,7 @@ TEST_CASE("records of a risky container carry its posture and none of its secret
   pause.timeNano = 1'795'358'100'000'000'001;
   Record paused =
       tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, clock.now()), std::nullopt);
-  CHECK_FALSE(paused.container.security.has_value());
+  CHECK_FALSE(paused.container.security);
   CHECK(paused.attributes.at("aws_secret_key") == "<redacted>");
 }
 

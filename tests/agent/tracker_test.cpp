@@ -133,7 +133,7 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
       tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, kNow), std::nullopt);
   CHECK(paused.container.imageId == record.container.imageId);  // remembered without inspect
   CHECK(paused.container.state == "paused");
-  CHECK_FALSE(paused.container.security.has_value());  // posture only where inspected
+  CHECK_FALSE(paused.container.security);  // posture only where inspected
 
   EngineEvent die = start;
   die.action = die.rawAction = "die";
