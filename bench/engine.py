@@ -95,6 +95,19 @@ def proc_status(pid):
     return out
 
 
+def library_floor(path):
+    """{'VmRSS', 'RssAnon', 'RssFile': KiB} of bench/library_floor.cpp: the agent's libraries
+    loaded and libcurl initialised, nothing else ({} when the program is not built)."""
+    if not path or not os.access(path, os.X_OK):
+        return {}
+    out = {}
+    status = subprocess.run([path], capture_output=True, text=True, check=True).stdout
+    for line in status.splitlines():
+        key, _, rest = line.partition(":")
+        out[key] = int(rest.split()[0])
+    return out
+
+
 def cpu_seconds(pid):
     """utime + stime of a live process in seconds (None when gone)."""
     try:
@@ -832,6 +845,11 @@ def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line
                              ("mem_30s", "VmRSS"), ("mem_30s", "VmHWM"))) + " |")
         a, c = m("mem_30s", 0, "VmRSS"), m("mem_30s", 1, "VmRSS")
         hwm = m("mem_30s", 0, "VmHWM")
+        floor = library_floor(args.library_floor)
+        if floor:
+            print(f"floor: the agent's shared libraries alone, libcurl initialised "
+                  f"(bench/library_floor.cpp): VmRSS {floor['VmRSS'] / 1024:.1f} MiB, of which "
+                  f"{floor['RssFile'] / 1024:.1f} MiB shared-library pages (RssFile)")
         print(f"agent ÷ CLI VmRSS 30 s later: {fmt(ratio(a, c), '.2f')}; goal under 20 MB "
               f"(docs/BENCHMARKS.md): {'met' if hwm and hwm * 1024 < 20e6 else 'MISSED'} "
               f"(agent peak {fmt(hwm and hwm * 1024 / 1e6, '.1f')} MB)")
@@ -925,6 +943,7 @@ def main():
     p.add_argument("--idle-seconds", type=float, default=60)
     p.add_argument("--storage-driver", default="overlay2", choices=("overlay2", "vfs"))
     p.add_argument("--timeout", type=float, default=600, help="per agent start, s")
+    p.add_argument("--library-floor", help="bench/library_floor.cpp built by bench/run.sh")
     args = p.parse_args()
     want = set(args.only.split(","))
     unknown = want - {"startup", "latency", "memory", "idle", "evidence"}

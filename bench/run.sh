@@ -55,6 +55,13 @@ ensure_packages "${packages[@]}"
 if [ "$build" = 1 ]; then
   cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DZASTAVA_TESTS=OFF >/dev/null
   cmake --build build/bench -j"$(nproc)" --target zastava-agent
+  # The memory floor (bench/library_floor.cpp), linked against exactly the agent's libraries.
+  mkdir -p build/bench/tools
+  needed=$(readelf -d build/bench/agent/zastava-agent | sed -n 's/.*(NEEDED).*\[\(.*\)\]/-l:\1/p' |
+    grep -v -e ':libc\.' -e ':libm\.' -e ':libgcc_s\.' -e ':libstdc++\.')
+  # shellcheck disable=SC2086 # one word per library
+  g++ -O2 -std=c++20 -Wall -Wextra -Werror bench/library_floor.cpp \
+    -o build/bench/tools/library_floor -Wl,--no-as-needed $needed
   if [ "$run_ingest" = 1 ]; then
     cmake -S bench -B build/bench/tools -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build build/bench/tools -j"$(nproc)"
@@ -73,5 +80,5 @@ fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.
   /usr/bin/python3 bench/engine.py --agent build/bench/agent/zastava-agent --repeat "$repeat" \
-    --sizes "$sizes" --only "$only"
+    --sizes "$sizes" --only "$only" --library-floor build/bench/tools/library_floor
 fi

@@ -1,0 +1,24 @@
+// The memory floor under the agent: a process that loads the shared libraries the agent links
+// (bench/run.sh links it against the agent binary's NEEDED list), initialises libcurl as the
+// agent does at start (which initialises OpenSSL), and does nothing else. Prints its VmRSS,
+// RssAnon and RssFile lines from /proc/self/status.
+#include <curl/curl.h>
+
+#include <fstream>
+#include <iostream>
+#include <string>
+
+int main() {
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    std::cerr << "library_floor: curl_global_init failed\n";
+    return 1;
+  }
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:") || line.starts_with("RssAnon:") ||
+        line.starts_with("RssFile:")) {
+      std::cout << line << "\n";
+    }
+  }
+  return 0;
+}
