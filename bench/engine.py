@@ -812,8 +812,8 @@ def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line
         base = sizes[0]
         a0 = med([r["agent"] for r in inventory[base]])
         c0 = med([r["cli"] for r in inventory[base]])
-        print(f"\nStart-up inventory: agent start -> /readyz 200 and N snapshot records durable; "
-              f"CLI: docker inspect $(docker ps -aq) > /dev/null")
+        print("\nStart-up inventory: agent start -> /readyz 200 and N snapshot records durable; "
+              "CLI: docker inspect $(docker ps -aq) > /dev/null")
         print(f"| N containers | agent s | of which until /readyz | CLI s | agent ÷ CLI | "
               f"agent growth (÷ N={base}) | CLI growth | linear |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
