@@ -405,11 +405,12 @@ bool Pipeline::isQueued(std::string_view id, std::string_view action) {
 }
 
 void Pipeline::recordEvent(const ReceivedEvent& received) {
-  if (recorded_.contains(received.eventId)) {  // replayed again after a reconnect or restart
+  const EngineEvent& event = received.event;
+  // Replayed again after a reconnect or restart, or a destroy reconciliation wrote first.
+  if (recorded_.contains(received.eventId) || tracker_.destroyAlreadyRecorded(event)) {
     metrics_.countDuplicate();
     return;
   }
-  const EngineEvent& event = received.event;
   std::optional<ContainerInspect> inspect;
   bool inspectFailed = false;
   if (!stop_ && Tracker::wantsInspect(event.action)) {

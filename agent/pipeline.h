@@ -23,7 +23,7 @@
 #include <unordered_map>
 #include <variant>
 
-#include "agent/recent_events.h"
+#include "agent/recent_ids.h"
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
 #include "common/clock.h"
@@ -136,7 +136,9 @@ class Pipeline {
 
   // Enricher thread only.
   Tracker tracker_;
-  RecentEvents recorded_;  // the engine events last handed to the Recorder
+  // The engine events last handed to the Recorder: one the engine replays after a reconnect or
+  // restart is recognised before it reaches the Tracker, whose state it would move backwards.
+  RecentIds recorded_;
   bool firstObservation_ = false;  // the ledger was empty at start: snapshots, not transitions
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};

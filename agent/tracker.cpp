@@ -101,6 +101,10 @@ std::vector<std::string> Tracker::knownIds() const {
   return ids;
 }
 
+bool Tracker::destroyAlreadyRecorded(const EngineEvent& event) const {
+  return event.action == "destroy" && reconciledDestroys_.contains(event.actorId);
+}
+
 Record Tracker::reconciled(const ContainerFacts& facts, std::string_view action, UnixNanos time,
                            std::string_view discriminator) {
   Record record;
@@ -113,6 +117,7 @@ Record Tracker::reconciled(const ContainerFacts& facts, std::string_view action,
   record.container = facts;
   if (action == "destroy") {
     containers_.erase(facts.id);
+    reconciledDestroys_.remember(facts.id);
   } else {
     dropInspectOnly(containers_[facts.id] = facts);
   }
@@ -146,7 +151,11 @@ Record Tracker::snapshot(const ContainerInspect& inspect) {
 Record Tracker::fromEvent(const ReceivedEvent& received,
                           const std::optional<ContainerInspect>& inspect) {
   const EngineEvent& event = received.event;
-  ContainerFacts& facts = remember(event.actorId);
+  // A late event of a container reconciliation destroyed is recorded, not remembered.
+  ContainerFacts late;
+  late.id = event.actorId;
+  ContainerFacts& facts =
+      reconciledDestroys_.contains(event.actorId) ? late : remember(event.actorId);
   if (inspect) applyInspect(*inspect, redactor_, facts);
   if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
     facts.name = name->second;

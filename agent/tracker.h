@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/recent_ids.h"
 #include "agent/redaction.h"
 #include "buffer/record.h"
 #include "collectors/engine_types.h"
@@ -55,6 +56,11 @@ class Tracker {
   // The ids of every container known and not destroyed.
   std::vector<std::string> knownIds() const;
 
+  // True for the engine's destroy of a container whose destroy a reconciliation has written: it
+  // found the container gone while the event was on its way, or before the stream carrying it
+  // died and the next one replayed it. A container is destroyed once: the event is a duplicate.
+  bool destroyAlreadyRecorded(const EngineEvent& event) const;
+
   // A transition found by reconciliation: `facts` is the container after `action`, which
   // happened at `time` (the engine's time for it, or now when the engine does not say).
   // The tracker remembers `facts` (and forgets the container on "destroy").
@@ -73,6 +79,9 @@ class Tracker {
   const Clock& clock_;
   const Redactor& redactor_;
   std::map<std::string, ContainerFacts, std::less<>> containers_;
+  // The containers reconciliation destroyed last. A late event of one (it happened before the
+  // reconciliation's list) is recorded, but does not bring the container back.
+  RecentIds reconciledDestroys_{1024};
 };
 
 // The container state an action leaves behind, or std::nullopt when it does not change it

@@ -64,6 +64,8 @@ constexpr const char* kInsertEvent =
     "INSERT INTO events(event_id, kind, container_id, time_nano, source, record) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
 
+// A removed container's row is final: ids are never reused, so a record committed after its
+// destroy (an event that arrived late, a replay) describes an earlier moment.
 constexpr const char* kUpsertContainer =
     "INSERT INTO containers(container_id, name, image, image_id, state, exit_code, pid, "
     "restart_count, started_at, finished_at, updated_nano, last_event_id) "
@@ -75,7 +77,8 @@ constexpr const char* kUpsertContainer =
     "restart_count = COALESCE(excluded.restart_count, restart_count), "
     "started_at = COALESCE(excluded.started_at, started_at), "
     "finished_at = excluded.finished_at, "
-    "updated_nano = excluded.updated_nano, last_event_id = excluded.last_event_id";
+    "updated_nano = excluded.updated_nano, last_event_id = excluded.last_event_id "
+    "WHERE state IS NOT 'removed'";
 
 constexpr const char* kSetMeta =
     "INSERT INTO meta(key, value) VALUES(?1, ?2) "

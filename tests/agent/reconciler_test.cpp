@@ -167,6 +167,34 @@ TEST_CASE("a known container the engine no longer lists was destroyed, unless qu
   CHECK(s.tracker.trackedCount() == 0);
 }
 
+TEST_CASE("a destroy reconciliation wrote is not written again when its event arrives late") {
+  Scenario s;
+  std::vector<ReceivedEvent> colExit;  // create, start, die, destroy
+  for (const auto& line : testing::fixtureLines("events-lifecycle.ndjson")) {
+    auto event = decodeEvent(line);
+    REQUIRE(event.ok());
+    if (event->attributes["name"] == "col-exit") {
+      colExit.push_back(receivedEvent(*event, RecordSource::kStream, kNow));
+    }
+  }
+  REQUIRE(colExit.size() == 4);
+  s.tracker.fromEvent(colExit[0], std::nullopt);
+  s.tracker.fromEvent(colExit[1], std::nullopt);
+  // The stream opened after the start; the death and the destroy, before the list, were still
+  // on their way when the reconciliation found the container gone.
+  s.context.streamOpenedAt = colExit[1].event.timeNano + 1;
+  auto records = s.run({});
+  CHECK(kinds(records) == std::vector<std::string>{"container.destroy"});
+
+  CHECK_FALSE(s.tracker.destroyAlreadyRecorded(colExit[2].event));
+  const Record death = s.tracker.fromEvent(colExit[2], std::nullopt);
+  CHECK(death.kind == "container.die");  // a transition the ledger lacks: recorded
+  CHECK(death.container.state == "exited");
+  CHECK(s.tracker.find(death.container.id) == nullptr);  // but not brought back
+  CHECK(s.tracker.destroyAlreadyRecorded(colExit[3].event));
+  CHECK(s.run({}).empty());  // nothing left to destroy again
+}
+
 TEST_CASE("a rename and a pause the engine did not deliver") {
   Scenario s;
   ContainerInspect running = fixture("inspect-running.json");

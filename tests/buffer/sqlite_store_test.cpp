@@ -178,6 +178,21 @@ TEST_CASE("the containers table keeps each container's last known state") {
         "removed,3");
 }
 
+TEST_CASE("a removed container's row is final: a record committed after its destroy is kept, "
+          "the row is not changed") {
+  Fixture f;
+  auto store = f.open();
+  Record destroy = engineRecord("c1", "destroy", kStart + 2);
+  REQUIRE(store->commit(std::vector<Record>{destroy}).ok());
+  Record lateDeath = engineRecord("c1", "die", kStart + 1);  // its event arrived after
+  lateDeath.container.state = "exited";
+  lateDeath.container.exitCode = 137;
+  REQUIRE(store->commit(std::vector<Record>{lateDeath}).ok());
+  CHECK(store->eventCount() == 2);
+  CHECK(f.query("SELECT state, exit_code, last_event_id FROM containers") ==
+        "removed,NULL," + destroy.eventId);
+}
+
 TEST_CASE("pruning deletes old events and old removed containers only") {
   Fixture f;
   auto store = f.open();
