@@ -68,7 +68,8 @@ struct Metrics::Impl {
               "Records lost before they were buffered, by reason");
   prometheus::Counter& duplicates =
       counter(registry, "zastava_agent_duplicates_suppressed_total",
-              "Engine events received again (replay after reconnect) and not written twice")
+              "Engine events not written twice: received again (replay after a reconnect), or "
+              "a destroy a reconciliation wrote first")
           .Add({});
   prometheus::Counter& bytesWritten = counter(registry, "zastava_agent_buffer_written_bytes_total",
                                               "Bytes appended to NDJSON segments")
