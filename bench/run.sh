@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks, one command: builds the agent (and, for ingest, the fake engine) in Release under
-# build/bench, then runs the suites, each side by side with its peers, printing medians and
-# ratios:
+# Benchmarks, one command: builds the agent, the memory floor (bench/library_floor.cpp) and, for
+# ingest, the fake engine in Release under build/bench, then runs the suites, each side by side
+# with its peers, printing medians and ratios:
 #   ingest  bench/ingest.py: ingest throughput against a fake engine (issue 5, item 1)
 #   engine  bench/engine.py: start-up inventory, event latency, memory, idle CPU and evidence
 #           cost against a private real dockerd (issue 5, the rest); needs root
