@@ -120,6 +120,9 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
   }
   TreeOptions treeOptions = options.tree;
   treeOptions.expectedContainerId = request.container.id;
+  if (request.container.startedAt) {
+    treeOptions.expectedStartedAt = parseRfc3339Nanos(*request.container.startedAt).value_or(0);
+  }
   auto tree = reader.processTree(static_cast<int>(facts.initPid), treeOptions);
   if (!tree.ok()) {
     explainUnreadInit(tree.error(), options, facts);

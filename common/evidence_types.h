@@ -102,6 +102,9 @@ struct ProcessInfo {
   std::optional<bool> noNewPrivs;
   std::string cgroupPath;
   std::string containerId;  // 64-hex id found in cgroupPath, or empty
+  // Clock ticks after boot when it started (stat field 22); not in records: it tells a
+  // container's init by its start where the cgroup names no container.
+  std::optional<std::uint64_t> startTicks;
   // Field name -> why it could not be read, e.g. {"exe": "permission denied"}. Field names:
   // stat, status, cmdline, exe, exeSha256, cgroup, ns/<name>. Without status, the ids are
   // unknown (not 0); without stat and status, ppid and comm too.

@@ -311,6 +311,15 @@ std::string containerIdFromCgroupPath(std::string_view path) {
   return found;
 }
 
+Result<std::int64_t> parseBootTime(std::string_view text) {
+  constexpr std::string_view kKey = "btime ";
+  for (const std::string_view line : splitLines(text)) {
+    std::int64_t seconds = 0;
+    if (line.starts_with(kKey) && parseNumber(line.substr(kKey.size()), seconds)) return seconds;
+  }
+  return Error{ErrorCode::kMalformed, "stat: no btime line"};
+}
+
 Result<std::uint64_t> parseNamespaceLink(std::string_view link) {
   const auto open = link.find(":[");
   std::uint64_t inode = 0;

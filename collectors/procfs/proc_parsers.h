@@ -48,6 +48,10 @@ Result<std::string> parseCgroupPath(std::string_view text);
 // "/../<id>"), or empty when there is none.
 std::string containerIdFromCgroupPath(std::string_view path);
 
+// The boot time in /proc/stat ("btime 1795358000", seconds since the Unix epoch); kMalformed
+// when there is no such line.
+Result<std::int64_t> parseBootTime(std::string_view text);
+
 // "pid:[4026532180]" (readlink of /proc/<pid>/ns/pid) -> 4026532180; kMalformed otherwise.
 Result<std::uint64_t> parseNamespaceLink(std::string_view link);
 

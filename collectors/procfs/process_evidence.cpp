@@ -1,6 +1,7 @@
 #include "collectors/procfs/process_evidence.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +20,8 @@ namespace zastava {
 namespace {
 
 constexpr std::size_t kMaxStatBytes = 4096;
+// <root>/stat: a line per CPU, and an "intr" line per interrupt source before "btime".
+constexpr std::size_t kMaxSystemStatBytes = 1024 * 1024;
 constexpr std::size_t kMaxCgroupBytes = 64 * 1024;
 constexpr std::size_t kMaxChildrenBytes = 1024 * 1024;
 constexpr std::array<std::string_view, 7> kNamespaces = {"pid", "mnt",  "net",   "ipc",
@@ -97,14 +100,13 @@ void ProcfsReader::readIdentity(int pid, ProcessInfo& info) const {
 Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) const {
   ProcessInfo info;
   info.pid = pid;
-  std::optional<std::uint64_t> startTicks;
   const auto statText = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
   if (!statText.ok() && statText.error().code == ErrorCode::kNotFound) return exited(pid);
   auto stat = statText.ok() ? parseStat(*statText) : Result<ProcStat>(statText.error());
   if (stat.ok()) {
     info.comm = stat->comm;
     info.ppid = stat->ppid;
-    startTicks = stat->startTicks;
+    info.startTicks = stat->startTicks;
   } else {
     info.unreadable["stat"] = reasonOf(stat.error());
   }
@@ -161,11 +163,34 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
   // The fields above belong to one process only if it is still the same one now.
   const auto after = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
   if (!after.ok() && after.error().code == ErrorCode::kNotFound) return exited(pid);
-  if (after.ok() && startTicks) {
+  if (after.ok() && info.startTicks) {
     const auto again = parseStat(*after);
-    if (again.ok() && again->startTicks != *startTicks) return exited(pid);
+    if (again.ok() && again->startTicks != *info.startTicks) return exited(pid);
   }
   return info;
+}
+
+bool ProcfsReader::isContainerInit(const ProcessInfo& init, const TreeOptions& options) const {
+  if (!init.containerId.empty()) return init.containerId == options.expectedContainerId;
+  if (options.expectedStartedAt == 0 || !init.startTicks) return false;
+  const auto started = startTime(*init.startTicks);
+  if (!started.ok()) return false;
+  const auto nanos = [](std::chrono::seconds s) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(s).count();
+  };
+  return *started >= options.expectedStartedAt - nanos(kInitStartBefore) &&
+         *started <= options.expectedStartedAt + nanos(kInitStartAfter);
+}
+
+Result<UnixNanos> ProcfsReader::startTime(std::uint64_t startTicks) const {
+  const auto statText = readProcFile(root_ + "/stat", kMaxSystemStatBytes);
+  if (!statText.ok()) return statText.error();
+  const auto bootTime = parseBootTime(*statText);
+  if (!bootTime.ok()) return bootTime.error();
+  constexpr UnixNanos kNanosPerSecond = 1'000'000'000;
+  static const long ticksPerSecond = ::sysconf(_SC_CLK_TCK);
+  return *bootTime * kNanosPerSecond +
+         static_cast<UnixNanos>(startTicks) * (kNanosPerSecond / ticksPerSecond);
 }
 
 Result<std::vector<int>> ProcfsReader::childrenFromTasks(int pid) const {
@@ -210,11 +235,11 @@ Result<ProcessTree> ProcfsReader::processTree(int initPid, const TreeOptions& op
   auto init = process(initPid, hashBudget);
   if (!init.ok()) return init.error();
   if (!options.expectedContainerId.empty() && init->unreadable.count("cgroup") == 0 &&
-      init->containerId != options.expectedContainerId) {
-    return Error{ErrorCode::kInvalidArgument, "pid " + std::to_string(initPid) +
-                                                  " is not in container " +
-                                                  options.expectedContainerId.substr(0, 12) +
-                                                  " (cgroup '" + init->cgroupPath + "')"};
+      !isContainerInit(*init, options)) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "pid " + std::to_string(initPid) + " is not in container " +
+                     options.expectedContainerId.substr(0, 12) + " (cgroup '" + init->cgroupPath +
+                     "'" + (init->containerId.empty() ? ", and it did not start with it)" : ")")};
   }
   ProcessTree tree;
   tree.initPid = initPid;

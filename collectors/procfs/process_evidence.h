@@ -5,16 +5,24 @@
 // for one unreadable field: each field that could not be read is named with the reason.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/evidence_types.h"
 #include "collectors/procfs/file_hasher.h"
 #include "common/result.h"
 
 namespace zastava {
+
+// How far a container's init may have started from the engine's StartedAt, where its cgroup
+// cannot tell (TreeOptions::expectedStartedAt): it is created (runc create) before the engine
+// records the start, and one started later is a stranger that reused the pid.
+inline constexpr std::chrono::seconds kInitStartBefore{10};
+inline constexpr std::chrono::seconds kInitStartAfter{1};
 
 struct TreeOptions {
   std::size_t maxProcesses = 256;                    // init included
@@ -22,6 +30,11 @@ struct TreeOptions {
   // When set, the init's cgroup path must name this container (a pid reused by another
   // process, or a pid from another namespace, would otherwise give evidence of a stranger).
   std::string expectedContainerId;
+  // The container's StartedAt, for an init whose cgroup names no container at all (rootless
+  // engines on cgroup v1 give their containers none): it must have started within
+  // kInitStartBefore before it and kInitStartAfter after it. 0 when unknown: such an init is
+  // refused.
+  UnixNanos expectedStartedAt = 0;
 };
 
 struct LibraryLimits {
@@ -48,7 +61,8 @@ class ProcfsReader {
   // tree) by one scan of <root>/*/stat (discovery says which). Executables are hashed through
   // <pid>/exe with the cache. Errors: kNotFound "process exited: pid N" when the init is gone
   // (or its pid now belongs to a newer process); kInvalidArgument when expectedContainerId is
-  // set and the init's readable cgroup path names another container or none. Descendants that
+  // set and the init's readable cgroup path names another container, or names none and the
+  // init did not start at expectedStartedAt. Descendants that
   // exit during the walk are counted in exitedDuringScan, never an error.
   Result<ProcessTree> processTree(int initPid, const TreeOptions& options = {}) const;
 
@@ -78,6 +92,11 @@ class ProcfsReader {
   // pid -> children for every process, from one scan of <root>/*/stat.
   Result<std::vector<std::pair<int, int>>> scanParents() const;
   void readIdentity(int pid, ProcessInfo& info) const;
+  // Whether `init` is the container's init (TreeOptions::expectedContainerId, expectedStartedAt).
+  bool isContainerInit(const ProcessInfo& init, const TreeOptions& options) const;
+  // When a process that started `startTicks` clock ticks after boot (stat field 22) started, in
+  // UTC nanoseconds, to the second of the boot time in <root>/stat.
+  Result<UnixNanos> startTime(std::uint64_t startTicks) const;
   // The executable file mappings of one process. Errors as loadedLibraries for that pid.
   Result<std::vector<LibraryRef>> executableMappings(int pid) const;
   // Hashes one mapping of `pid` within what is left of the byte budget.

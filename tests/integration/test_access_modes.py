@@ -214,13 +214,15 @@ class RootlessMode(UserWorkspaceTest):
             lambda: h.read_sqlite(agent.data_dir, "SELECT record FROM events WHERE kind = "
                                                   "'container.snapshot'"), 10, "snapshot of pre")
         self.assertEqual(json.loads(snapshot[0][0])["container"]["name"], "pre")
-        # Not asserted: where rootless containers get no cgroup of their own (cgroup v1) the
-        # agent cannot tie the pid to the container (docs/operations.md, "Rootless Docker").
+        # Where rootless containers get no cgroup of their own (cgroup v1, or no systemd), the
+        # agent ties the init to its container by its start time (docs/operations.md).
         evidence = h.wait_until(
             lambda: h.read_sqlite(agent.data_dir, "SELECT record FROM events WHERE kind = "
                                                   "'container.evidence'"), 10, "evidence of pre")
         ev = json.loads(evidence[0][0])["evidence"]
         h.log(f"evidence of pre: {ev['status']}: {ev.get('reason', '')}")
+        self.assertIn(ev["status"], ("complete", "partial"), ev.get("reason"))
+        self.assertEqual(ev["processTree"]["processes"][0]["cmdline"], list(h.IDLE_CMD))
         check_lifecycle(self, d, agent)
 
 

@@ -219,6 +219,14 @@ TEST_CASE("parseCgroupPath returns the path naming the container") {
   CHECK_FALSE(parseCgroupPath("").ok());
 }
 
+TEST_CASE("parseBootTime reads the btime line of /proc/stat") {
+  CHECK(parseBootTime("cpu  1 2 3\nintr 5 0 0\nctxt 9\nbtime 1795358000\nprocesses 7\n").value() ==
+        1795358000);
+  CHECK(parseBootTime(testing::readFile("/proc/stat")).ok());
+  CHECK(parseBootTime("cpu  1 2 3\n").error().code == ErrorCode::kMalformed);
+  CHECK(parseBootTime("btime soon\n").error().code == ErrorCode::kMalformed);
+}
+
 TEST_CASE("capability names, namespace links and seccomp modes") {
   CHECK(capabilityName(0) == "CAP_CHOWN");
   CHECK(capabilityName(21) == "CAP_SYS_ADMIN");

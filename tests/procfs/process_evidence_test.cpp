@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 #include <sstream>
 #include <string>
@@ -78,6 +79,36 @@ TEST_CASE("processTree of a real child: identity, exe hash, namespaces, cgroup")
   REQUIRE(reader.processTree(child.pid()).ok());
   CHECK(cache.stats().hits == before.hits + 1);
   CHECK(cache.stats().bytesHashed == before.bytesHashed);
+}
+
+TEST_CASE("an init whose cgroup names no container is the container's only if it started with it") {
+  // The tests' own cgroup names no container, as a rootless engine's containers on cgroup v1.
+  const std::string ownCgroup = parseCgroupPath(readFile("/proc/self/cgroup")).value();
+  if (!containerIdFromCgroupPath(ownCgroup).empty()) {
+    MESSAGE("skipped: the tests run in a container's cgroup, " << ownCgroup);
+    return;
+  }
+  const auto beforeFork = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  Child child({"/bin/sleep", "60"});
+  REQUIRE(child.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  auto startedAt = [&](std::chrono::milliseconds fromFork) {
+    TreeOptions options = testing::expectingContainer(std::string(64, 'a'));
+    options.expectedStartedAt = beforeFork + fromFork.count() * 1'000'000;
+    return reader.processTree(child.pid(), options);
+  };
+  // The engine records StartedAt a little after the init process was created.
+  CHECK(startedAt(std::chrono::milliseconds(100)).ok());
+  const auto reused = startedAt(std::chrono::milliseconds(-60'000));  // started long after it
+  REQUIRE_FALSE(reused.ok());
+  CHECK(reused.error().code == ErrorCode::kInvalidArgument);
+  CHECK(reused.error().message.find("did not start with it") != std::string::npos);
+  CHECK_FALSE(startedAt(std::chrono::milliseconds(60'000)).ok());  // long before it
+  CHECK_FALSE(reader.processTree(child.pid(), testing::expectingContainer(std::string(64, 'a')))
+                  .ok());  // StartedAt unknown
 }
 
 TEST_CASE("processTree finds descendants breadth-first and honours maxProcesses") {
