@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "collectors/procfs/file_hasher.h"
 #include "common/clock.h"
 #include "common/evidence_types.h"
-#include "collectors/procfs/file_hasher.h"
 #include "common/result.h"
 
 namespace zastava {

@@ -178,8 +178,7 @@ TEST_CASE("the containers table keeps each container's last known state") {
         "removed,3");
 }
 
-TEST_CASE("a removed container's row is final: a record committed after its destroy is kept, "
-          "the row is not changed") {
+TEST_CASE("a removed container's row is final: a record committed after its destroy leaves it") {
   Fixture f;
   auto store = f.open();
   Record destroy = engineRecord("c1", "destroy", kStart + 2);
