@@ -152,10 +152,9 @@ Record Tracker::fromEvent(const ReceivedEvent& received,
                           const std::optional<ContainerInspect>& inspect) {
   const EngineEvent& event = received.event;
   // A late event of a container reconciliation destroyed is recorded, not remembered.
-  ContainerFacts late;
-  late.id = event.actorId;
-  ContainerFacts& facts =
-      reconciledDestroys_.contains(event.actorId) ? late : remember(event.actorId);
+  std::optional<ContainerFacts> late;
+  if (reconciledDestroys_.contains(event.actorId)) late.emplace().id = event.actorId;
+  ContainerFacts& facts = late ? *late : remember(event.actorId);
   if (inspect) applyInspect(*inspect, redactor_, facts);
   if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
     facts.name = name->second;

@@ -78,10 +78,10 @@ class ProcfsReader {
   // differs, is opened through <pid>/map_files/<start>-<end> instead (needs CAP_SYS_ADMIN or
   // CAP_CHECKPOINT_RESTORE); if that is refused too, the <pid>/root file is hashed with
   // identityVerified=false, or whyNot says what failed. Beyond maxLibraries or maxBytes (for
-  // all of `pids` together) the rest are counted in skippedCount with countCapHit or byteCapHit. Errors,
-  // from the first pid only: kNotFound "process exited: pid N"; kForbidden when its maps cannot
-  // be read; kMalformed when they do not parse. A later pid that fails is named in
-  // `unreadable`.
+  // all of `pids` together) the rest are counted in skippedCount with countCapHit or
+  // byteCapHit. Errors, from the first pid only: kNotFound "process exited: pid N"; kForbidden
+  // when its maps cannot be read; kMalformed when they do not parse. A later pid that fails is
+  // named in `unreadable`.
   Result<LibraryEvidence> loadedLibraries(const std::vector<int>& pids,
                                           const LibraryLimits& limits = {}) const;
 
