@@ -175,11 +175,8 @@ bool ProcfsReader::isContainerInit(const ProcessInfo& init, const TreeOptions& o
   if (options.expectedStartedAt == 0 || !init.startTicks) return false;
   const auto started = startTime(*init.startTicks);
   if (!started.ok()) return false;
-  const auto nanos = [](std::chrono::seconds s) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(s).count();
-  };
-  return *started >= options.expectedStartedAt - nanos(kInitStartBefore) &&
-         *started <= options.expectedStartedAt + nanos(kInitStartAfter);
+  const std::chrono::nanoseconds fromContainerStart(*started - options.expectedStartedAt);
+  return fromContainerStart >= -kInitStartBefore && fromContainerStart <= kInitStartAfter;
 }
 
 Result<UnixNanos> ProcfsReader::startTime(std::uint64_t startTicks) const {
