@@ -3,7 +3,7 @@
 #include <sqlite3.h>
 
 #include "buffer/record.h"
-#include "buffer/sqlite_statement.h"
+#include "buffer/sqlite_connection.h"
 #include "buffer/sqlite_store.h"
 
 namespace zastava {
@@ -13,153 +13,122 @@ namespace {
 constexpr const char* kExpiredWhere =
     " FROM events WHERE time_nano < ?1 AND rowid > ?2 AND rowid < (SELECT max(rowid) FROM events)";
 
-std::string columnText(sqlite3_stmt* stmt, int column) {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
-  return text != nullptr ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(
-                                                 stmt, column)))
-                         : std::string();
-}
-
 }  // namespace
 
-DeliveryQueue::DeliveryQueue(std::filesystem::path path) : path_(std::move(path)) {}
+DeliveryQueue::DeliveryQueue(const std::filesystem::path& path)
+    : db_(std::make_unique<SqliteConnection>(path)) {}
 
-DeliveryQueue::~DeliveryQueue() {
-  if (db_ != nullptr) sqlite3_close_v2(db_);
-}
-
-Error DeliveryQueue::sqliteError(int rc, std::string_view what) const {
-  const ErrorCode code = (rc & 0xff) == SQLITE_FULL ? ErrorCode::kDiskFull : ErrorCode::kIo;
-  const char* detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-  return Error{code, std::string(what) + " " + path_.string() + ": " + detail};
-}
-
-Result<void> DeliveryQueue::exec(const char* sql) {
-  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, std::string("cannot run ") + sql + " on");
-  return okResult();
-}
+DeliveryQueue::~DeliveryQueue() = default;
 
 Result<std::unique_ptr<DeliveryQueue>> DeliveryQueue::open(const std::filesystem::path& database) {
   std::unique_ptr<DeliveryQueue> queue(new DeliveryQueue(database));
-  int rc = openLedgerConnection(database, SQLITE_OPEN_READWRITE, &queue->db_);
-  if (rc != SQLITE_OK) return queue->sqliteError(rc, "cannot open");
-  sqlite3_stmt* raw = nullptr;
-  rc = sqlite3_prepare_v2(queue->db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1", -1,
-                          &raw, nullptr);
-  if (rc != SQLITE_OK) return queue->sqliteError(rc, "cannot read the delivery cursor from");
-  SqliteStatement query(raw);
-  query.bindText(1, kDeliveryCursorKey);
-  rc = query.step();
+  SqliteConnection& db = *queue->db_;
+  auto opened = db.open(SQLITE_OPEN_READWRITE);
+  if (!opened) return opened.error();
+  constexpr std::string_view kFailure = "cannot read the delivery cursor from";
+  auto query = db.prepare("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1", kFailure);
+  if (!query) return query.error();
+  query->bindText(1, kDeliveryCursorKey);
+  const int rc = query->step();
   if (rc == SQLITE_ROW) {
-    queue->cursor_ = sqlite3_column_int64(raw, 0);
+    queue->cursor_ = query->integer(0);
   } else if (rc != SQLITE_DONE) {
-    return queue->sqliteError(rc, "cannot read the delivery cursor from");
+    return db.error(rc, kFailure);
   }
   return queue;
 }
 
 Result<PendingBatch> DeliveryQueue::next(std::size_t maxRecords, std::size_t maxBytes) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "SELECT rowid, record FROM events WHERE rowid > ?1 "
-                              "ORDER BY rowid LIMIT ?2", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read undelivered records from");
-  SqliteStatement query(raw);
-  query.bindInt(1, cursor_);
-  query.bindInt(2, static_cast<std::int64_t>(maxRecords));
+  constexpr std::string_view kFailure = "cannot read undelivered records from";
+  auto query = db_->prepare(
+      "SELECT rowid, record FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2", kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, cursor_);
+  query->bindInt(2, static_cast<std::int64_t>(maxRecords));
   PendingBatch batch;
-  while ((rc = query.step()) == SQLITE_ROW) {
-    const std::size_t lineBytes = static_cast<std::size_t>(sqlite3_column_bytes(raw, 1)) + 1;
+  int rc = SQLITE_OK;
+  while ((rc = query->step()) == SQLITE_ROW) {
+    const std::size_t lineBytes = query->bytes(1) + 1;
     if (batch.records > 0 && batch.body.size() + lineBytes > maxBytes) {
       batch.full = true;
       return batch;
     }
-    const std::int64_t rowid = sqlite3_column_int64(raw, 0);
+    const std::int64_t rowid = query->integer(0);
     if (batch.records == 0) batch.firstRowid = rowid;
     batch.lastRowid = rowid;
-    batch.body += columnText(raw, 1);
+    batch.body += query->text(1);
     batch.body += '\n';
     ++batch.records;
   }
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read undelivered records from");
+  if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
   batch.full = batch.records == maxRecords;
   return batch;
 }
 
 Result<UnixNanos> DeliveryQueue::observedAt(std::int64_t rowid) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "SELECT json_extract(record, '$.observedAt') FROM events "
-                              "WHERE rowid = ?1", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read a record from");
-  SqliteStatement query(raw);
-  query.bindInt(1, rowid);
-  rc = query.step();
+  constexpr std::string_view kFailure = "cannot read a record from";
+  auto query = db_->prepare(
+      "SELECT json_extract(record, '$.observedAt') FROM events WHERE rowid = ?1", kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, rowid);
+  const int rc = query->step();
   if (rc == SQLITE_DONE) return UnixNanos{0};
-  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot read a record from");
-  return parseRfc3339Nanos(columnText(raw, 0)).value_or(0);
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return parseRfc3339Nanos(query->text(0)).value_or(0);
 }
 
 Result<void> DeliveryQueue::markDelivered(std::int64_t rowid) {
   cursor_ = rowid;
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "INSERT INTO meta(key, value) VALUES(?1, ?2) "
-                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", -1, &raw,
-                              nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot store the delivery cursor in");
-  SqliteStatement update(raw);
-  update.bindText(1, kDeliveryCursorKey);
-  update.bindText(2, std::to_string(rowid));
-  rc = update.step();
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot store the delivery cursor in");
+  constexpr std::string_view kFailure = "cannot store the delivery cursor in";
+  auto update = db_->prepare(
+      "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      kFailure);
+  if (!update) return update.error();
+  update->bindText(1, kDeliveryCursorKey);
+  update->bindText(2, std::to_string(rowid));
+  const int rc = update->step();
+  if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
   return okResult();
 }
 
 Result<Backlog> DeliveryQueue::backlog() {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "SELECT count(*), total(length(CAST(record AS BLOB)) + 1) "
-                              "FROM events WHERE rowid > ?1", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot count undelivered records in");
-  SqliteStatement query(raw);
-  query.bindInt(1, cursor_);
-  rc = query.step();
-  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot count undelivered records in");
-  return Backlog{sqlite3_column_int64(raw, 0), sqlite3_column_int64(raw, 1)};
+  constexpr std::string_view kFailure = "cannot count undelivered records in";
+  auto query = db_->prepare(
+      "SELECT count(*), total(length(CAST(record AS BLOB)) + 1) FROM events WHERE rowid > ?1",
+      kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, cursor_);
+  const int rc = query->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return Backlog{query->integer(0), query->integer(1)};
 }
 
 Result<ExpiredRecords> DeliveryQueue::expireOlderThan(UnixNanos cutoff) {
-  auto began = exec("BEGIN IMMEDIATE");
-  if (!began) return began.error();
-  Result<ExpiredRecords> expired = deleteExpired(cutoff);
-  if (expired) {
-    auto committed = exec("COMMIT");
-    if (!committed) expired = committed.error();
-  }
-  if (!expired && sqlite3_get_autocommit(db_) == 0) (void)exec("ROLLBACK");
-  return expired;
+  return db_->inTransaction([&] { return deleteExpired(cutoff); });
 }
 
 Result<ExpiredRecords> DeliveryQueue::deleteExpired(UnixNanos cutoff) {
-  const std::string count = std::string("SELECT count(*), total(length(CAST(record AS BLOB)) + 1), "
-                                        "min(time_nano), max(time_nano)") + kExpiredWhere;
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, count.c_str(), -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot count expired records in");
-  SqliteStatement counting(raw);
-  counting.bindInt(1, cutoff);
-  counting.bindInt(2, cursor_);
-  rc = counting.step();
-  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot count expired records in");
-  const ExpiredRecords expired{sqlite3_column_int64(raw, 0), sqlite3_column_int64(raw, 1),
-                               sqlite3_column_int64(raw, 2), sqlite3_column_int64(raw, 3)};
+  const std::string count = std::string(
+                                "SELECT count(*), total(length(CAST(record AS BLOB)) + 1), "
+                                "min(time_nano), max(time_nano)") +
+                            kExpiredWhere;
+  auto counting = db_->prepare(count.c_str(), "cannot count expired records in");
+  if (!counting) return counting.error();
+  counting->bindInt(1, cutoff);
+  counting->bindInt(2, cursor_);
+  int rc = counting->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, "cannot count expired records in");
+  const ExpiredRecords expired{counting->integer(0), counting->integer(1), counting->integer(2),
+                               counting->integer(3)};
   if (expired.records == 0) return expired;
   const std::string remove = std::string("DELETE") + kExpiredWhere;
-  rc = sqlite3_prepare_v2(db_, remove.c_str(), -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot delete expired records from");
-  SqliteStatement deleting(raw);
-  deleting.bindInt(1, cutoff);
-  deleting.bindInt(2, cursor_);
-  rc = deleting.step();
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot delete expired records from");
+  auto deleting = db_->prepare(remove.c_str(), "cannot delete expired records from");
+  if (!deleting) return deleting.error();
+  deleting->bindInt(1, cutoff);
+  deleting->bindInt(2, cursor_);
+  rc = deleting->step();
+  if (rc != SQLITE_DONE) return db_->error(rc, "cannot delete expired records from");
   return expired;
 }
 

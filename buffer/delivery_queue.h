@@ -13,9 +13,9 @@
 #include "common/clock.h"
 #include "common/result.h"
 
-struct sqlite3;
-
 namespace zastava {
+
+class SqliteConnection;
 
 // Consecutive records after the cursor, ready to send.
 struct PendingBatch {
@@ -73,13 +73,10 @@ class DeliveryQueue {
   Result<ExpiredRecords> expireOlderThan(UnixNanos cutoff);
 
  private:
-  explicit DeliveryQueue(std::filesystem::path path);
-  Error sqliteError(int rc, std::string_view what) const;
-  Result<void> exec(const char* sql);
+  explicit DeliveryQueue(const std::filesystem::path& path);
   Result<ExpiredRecords> deleteExpired(UnixNanos cutoff);  // inside a transaction
 
-  std::filesystem::path path_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<SqliteConnection> db_;
   std::int64_t cursor_ = 0;
 };
 

@@ -11,7 +11,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "buffer/sqlite_statement.h"
+#include "buffer/sqlite_connection.h"
 #include "health/metrics.h"
 
 namespace zastava {
@@ -88,21 +88,10 @@ constexpr std::string_view kDestroyKind = "container.destroy";
 
 }  // namespace
 
-SqliteStore::SqliteStore(std::filesystem::path path, Metrics& metrics)
-    : path_(std::move(path)), metrics_(metrics) {}
+SqliteStore::SqliteStore(const std::filesystem::path& path, Metrics& metrics)
+    : db_(std::make_unique<SqliteConnection>(path)), metrics_(metrics) {}
 
-SqliteStore::~SqliteStore() {
-  insertEvent_.reset();
-  upsertContainer_.reset();
-  setMeta_.reset();
-  if (db_ != nullptr) sqlite3_close_v2(db_);
-}
-
-Error SqliteStore::sqliteError(int rc, std::string_view what) const {
-  const ErrorCode code = (rc & 0xff) == SQLITE_FULL ? ErrorCode::kDiskFull : ErrorCode::kIo;
-  const char* detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-  return Error{code, std::string(what) + " " + path_.string() + ": " + detail};
-}
+SqliteStore::~SqliteStore() = default;
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path,
                                                        Metrics& metrics) {
@@ -119,77 +108,59 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::pa
     return Error{ErrorCode::kIo, "cannot chmod " + path.string() + ": " + std::strerror(chmodErr)};
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, metrics));
-  const int rc =
-      openLedgerConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &store->db_);
-  if (rc != SQLITE_OK) return store->sqliteError(rc, "cannot open");
+  auto opened = store->db_->open(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!opened) return opened.error();
   auto initialized = store->initialize();
   if (!initialized) return initialized.error();
   return store;
 }
 
-Result<void> SqliteStore::exec(const char* sql) {
-  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    const std::string_view statement(sql);
-    return sqliteError(
-        rc, "cannot run " + std::string(statement.substr(0, statement.find(';'))) + " on");
-  }
-  return okResult();
-}
-
 Result<int> SqliteStore::schemaVersion() {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read schema version of");
-  SqliteStatement query(raw);
-  rc = query.step();
-  return rc == SQLITE_ROW ? sqlite3_column_int(raw, 0) : 0;
+  auto query = db_->prepare("PRAGMA user_version", "cannot read schema version of");
+  if (!query) return query.error();
+  return query->step() == SQLITE_ROW ? static_cast<int>(query->integer(0)) : 0;
 }
 
 Result<void> SqliteStore::createOrUpgradeSchema(int version) {
   std::string script = "BEGIN IMMEDIATE;";
+  std::string_view failure = "cannot create the tables in";
   if (version == 1) {
     spdlog::info("buffer: moving {} to store schema {}; this reads every record once",
-                 path_.string(), kStoreSchemaVersion);
+                 db_->path().string(), kStoreSchemaVersion);
     script += std::string("ALTER TABLE events RENAME TO events_v1;") + kEventsSchema +
               kMoveVersion1Events;
+    failure = "cannot move the events to store schema 2 (a copy of them needs room on the disk) in";
   } else {
     script += std::string(kEventsSchema) + kOtherTablesSchema;
   }
   script += "PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) + ";COMMIT;";
-  const int rc = sqlite3_exec(db_, script.c_str(), nullptr, nullptr, nullptr);
-  if (rc == SQLITE_OK) return okResult();
-  Error error = sqliteError(rc, version == 1 ? "cannot move the events to store schema 2 (a "
-                                               "copy of them needs room on the disk) in"
-                                             : "cannot create the tables in");
-  (void)exec("ROLLBACK");
-  return error;
+  auto done = db_->exec(script.c_str(), failure);
+  if (!done) db_->rollback();
+  return done;
 }
 
 Result<void> SqliteStore::initialize() {
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
-    auto done = exec(pragma);
+    auto done = db_->exec(pragma);
     if (!done) return done;
   }
   auto version = schemaVersion();
   if (!version) return version.error();
   if (*version > kStoreSchemaVersion) {
     return Error{ErrorCode::kInvalidArgument,
-                 path_.string() + " has schema version " + std::to_string(*version) +
+                 db_->path().string() + " has schema version " + std::to_string(*version) +
                      ", newer than this agent's " + std::to_string(kStoreSchemaVersion)};
   }
   if (*version < kStoreSchemaVersion) {
     auto upgraded = createOrUpgradeSchema(*version);
     if (!upgraded) return upgraded;
   }
-  sqlite3_stmt* raw = nullptr;
-  int rc = SQLITE_OK;
   const std::pair<std::unique_ptr<SqliteStatement>*, const char*> statements[] = {
       {&insertEvent_, kInsertEvent}, {&upsertContainer_, kUpsertContainer}, {&setMeta_, kSetMeta}};
   for (const auto& [target, sql] : statements) {
-    rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
-    if (rc != SQLITE_OK) return sqliteError(rc, "cannot prepare statement on");
-    *target = std::make_unique<SqliteStatement>(raw);
+    auto prepared = db_->prepare(sql, "cannot prepare statement on", /*persistent=*/true);
+    if (!prepared) return prepared.error();
+    *target = std::make_unique<SqliteStatement>(std::move(prepared).value());
   }
   auto hash = getMeta("last_hash");
   if (!hash) return hash.error();
@@ -197,26 +168,23 @@ Result<void> SqliteStore::initialize() {
   auto cursor = loadCursor();
   if (!cursor) return cursor.error();
   cursor_ = *cursor;
-  rc = sqlite3_prepare_v2(db_, "SELECT count(*) FROM events", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot count events in");
-  SqliteStatement count(raw);
-  rc = count.step();
-  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot count events in");
-  eventCount_ = sqlite3_column_int64(raw, 0);
+  auto count = db_->prepare("SELECT count(*) FROM events", "cannot count events in");
+  if (!count) return count.error();
+  const int rc = count->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, "cannot count events in");
+  eventCount_ = count->integer(0);
   return okResult();
 }
 
 Result<std::string> SqliteStore::getMeta(const char* key) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key = ?1", -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read meta from");
-  SqliteStatement query(raw);
-  query.bindText(1, key);
-  rc = query.step();
+  constexpr std::string_view kFailure = "cannot read meta from";
+  auto query = db_->prepare("SELECT value FROM meta WHERE key = ?1", kFailure);
+  if (!query) return query.error();
+  query->bindText(1, key);
+  const int rc = query->step();
   if (rc == SQLITE_DONE) return std::string();
-  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot read meta from");
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
-  return std::string(text != nullptr ? text : "");
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return query->text(0);
 }
 
 Result<void> SqliteStore::setMeta(const char* key, const std::string& value) {
@@ -225,7 +193,7 @@ Result<void> SqliteStore::setMeta(const char* key, const std::string& value) {
   setMeta_->bindText(2, value);
   const int rc = setMeta_->step();
   setMeta_->reset();
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot write meta to");
+  if (rc != SQLITE_DONE) return db_->error(rc, "cannot write meta to");
   return okResult();
 }
 
@@ -237,7 +205,7 @@ Result<EventCursor> SqliteStore::loadCursor() {
   if (!value.empty()) {
     auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor.timeNano);
     if (ec != std::errc() || end != value.data() + value.size()) {
-      return Error{ErrorCode::kMalformed, "bad cursor_time_nano in " + path_.string()};
+      return Error{ErrorCode::kMalformed, "bad cursor_time_nano in " + db_->path().string()};
     }
   }
   auto eventId = getMeta("cursor_event_id");
@@ -247,57 +215,45 @@ Result<EventCursor> SqliteStore::loadCursor() {
 }
 
 Result<std::vector<std::string>> SqliteStore::lastEngineEventIds(std::size_t count) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_,
-                              "SELECT event_id FROM events WHERE source IN ('stream', 'replay') "
-                              "ORDER BY rowid DESC LIMIT ?1",
-                              -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
-  SqliteStatement query(raw);
-  query.bindInt(1, static_cast<std::int64_t>(count));
+  constexpr std::string_view kFailure = "cannot read events from";
+  auto query = db_->prepare(
+      "SELECT event_id FROM events WHERE source IN ('stream', 'replay') "
+      "ORDER BY rowid DESC LIMIT ?1",
+      kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, static_cast<std::int64_t>(count));
   std::vector<std::string> ids;
-  while ((rc = query.step()) == SQLITE_ROW) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
-    ids.emplace_back(text != nullptr ? text : "");
-  }
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read events from");
+  int rc = SQLITE_OK;
+  while ((rc = query->step()) == SQLITE_ROW) ids.push_back(query->text(0));
+  if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
   std::reverse(ids.begin(), ids.end());
   return ids;
 }
 
 Result<std::vector<ContainerFacts>> SqliteStore::loadContainers() {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_,
-                              "SELECT container_id, name, image, image_id, state, exit_code, pid, "
-                              "restart_count, started_at, finished_at FROM containers",
-                              -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read containers from");
-  SqliteStatement query(raw);
-  auto text = [raw](int column) -> std::optional<std::string> {
-    const auto* value = reinterpret_cast<const char*>(sqlite3_column_text(raw, column));
-    if (value == nullptr) return std::nullopt;
-    return std::string(value);
-  };
-  auto integer = [raw](int column) -> std::optional<std::int64_t> {
-    if (sqlite3_column_type(raw, column) == SQLITE_NULL) return std::nullopt;
-    return sqlite3_column_int64(raw, column);
-  };
+  constexpr std::string_view kFailure = "cannot read containers from";
+  auto query = db_->prepare(
+      "SELECT container_id, name, image, image_id, state, exit_code, pid, "
+      "restart_count, started_at, finished_at FROM containers",
+      kFailure);
+  if (!query) return query.error();
   std::vector<ContainerFacts> containers;
-  while ((rc = query.step()) == SQLITE_ROW) {
+  int rc = SQLITE_OK;
+  while ((rc = query->step()) == SQLITE_ROW) {
     ContainerFacts facts;
-    facts.id = text(0).value_or("");
-    facts.name = text(1).value_or("");
-    facts.image = text(2).value_or("");
-    facts.imageId = text(3).value_or("");
-    facts.state = text(4);
-    facts.exitCode = integer(5);
-    facts.pid = integer(6);
-    facts.restartCount = integer(7);
-    facts.startedAt = text(8);
-    facts.finishedAt = text(9);
+    facts.id = query->text(0);
+    facts.name = query->text(1);
+    facts.image = query->text(2);
+    facts.imageId = query->text(3);
+    facts.state = query->optionalText(4);
+    facts.exitCode = query->optionalInteger(5);
+    facts.pid = query->optionalInteger(6);
+    facts.restartCount = query->optionalInteger(7);
+    facts.startedAt = query->optionalText(8);
+    facts.finishedAt = query->optionalText(9);
     containers.push_back(std::move(facts));
   }
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read containers from");
+  if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
   return containers;
 }
 
@@ -323,7 +279,7 @@ Result<void> SqliteStore::upsertContainer(const Record& record) {
   stmt.bindText(12, record.eventId);
   const int rc = stmt.step();
   stmt.reset();
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot update containers in");
+  if (rc != SQLITE_DONE) return db_->error(rc, "cannot update containers in");
   return okResult();
 }
 
@@ -344,8 +300,8 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
     insert.bindText(6, chained.line);
     const int rc = insert.step();
     insert.reset();
-    if (rc != SQLITE_DONE) return sqliteError(rc, "cannot insert event into");
-    if (sqlite3_changes(db_) == 0) {
+    if (rc != SQLITE_DONE) return db_->error(rc, "cannot insert event into");
+    if (db_->changes() == 0) {
       ++duplicates;
       continue;
     }
@@ -380,14 +336,9 @@ Result<std::vector<CommittedRecord>> SqliteStore::commit(std::span<const Record>
   std::string hash = lastHash_;
   EventCursor cursor = cursor_;
   std::int64_t duplicates = 0;
-  auto began = exec("BEGIN IMMEDIATE");
-  if (!began) return began.error();
-  auto done = commitInTransaction(batch, fresh, hash, cursor, duplicates);
-  if (done) done = exec("COMMIT");
-  if (!done) {
-    if (sqlite3_get_autocommit(db_) == 0) (void)exec("ROLLBACK");
-    return done.error();
-  }
+  auto done = db_->inTransaction(
+      [&] { return commitInTransaction(batch, fresh, hash, cursor, duplicates); });
+  if (!done) return done.error();
   lastHash_ = std::move(hash);
   cursor_ = cursor;
   eventCount_ += static_cast<std::int64_t>(fresh.size());
@@ -396,75 +347,60 @@ Result<std::vector<CommittedRecord>> SqliteStore::commit(std::span<const Record>
 }
 
 Result<std::int64_t> SqliteStore::pruneOlderThan(UnixNanos cutoff, bool keepUndelivered) {
-  auto began = exec("BEGIN IMMEDIATE");
-  if (!began) return began.error();
-  std::int64_t deleted = 0;
   // The newest row is never deleted: SQLite gives a new row max(rowid) + 1, so rowids only grow
   // and the delivery cursor (a rowid) never points past a record that is not delivered yet.
-  const std::string deletes[] = {
+  const std::string deleteEvents =
       "DELETE FROM events WHERE time_nano < ?1 AND rowid < (SELECT max(rowid) FROM events) "
       "AND (?2 = 0 OR rowid <= (SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta "
       "WHERE key = '" +
-          std::string(kDeliveryCursorKey) + "'))",
-      "DELETE FROM containers WHERE state = 'removed' AND updated_nano < ?1"};
-  for (std::size_t i = 0; i < std::size(deletes); ++i) {
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db_, deletes[i].c_str(), -1, &raw, nullptr);
-    if (rc == SQLITE_OK) {
-      SqliteStatement stmt(raw);
-      stmt.bindInt(1, cutoff);
-      if (i == 0) stmt.bindInt(2, keepUndelivered ? 1 : 0);
-      rc = stmt.step();
-    }
-    if (rc != SQLITE_DONE) {
-      Error error = sqliteError(rc, "cannot prune");
-      (void)exec("ROLLBACK");
-      return error;
-    }
-    if (i == 0) deleted = sqlite3_changes(db_);
-  }
-  auto committed = exec("COMMIT");
-  if (!committed) {
-    if (sqlite3_get_autocommit(db_) == 0) (void)exec("ROLLBACK");
-    return committed.error();
-  }
-  eventCount_ -= deleted;
+      std::string(kDeliveryCursorKey) + "'))";
+  constexpr const char* kDeleteContainers =
+      "DELETE FROM containers WHERE state = 'removed' AND updated_nano < ?1";
+  auto deleteAll = [&]() -> Result<std::int64_t> {
+    constexpr std::string_view kFailure = "cannot prune";
+    auto events = db_->prepare(deleteEvents.c_str(), kFailure);
+    if (!events) return events.error();
+    events->bindInt(1, cutoff);
+    events->bindInt(2, keepUndelivered ? 1 : 0);
+    int rc = events->step();
+    if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
+    const std::int64_t deleted = db_->changes();
+    auto containers = db_->prepare(kDeleteContainers, kFailure);
+    if (!containers) return containers.error();
+    containers->bindInt(1, cutoff);
+    rc = containers->step();
+    if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
+    return deleted;
+  };
+  auto deleted = db_->inTransaction(deleteAll);
+  if (deleted) eventCount_ -= *deleted;
   return deleted;
 }
 
 Result<std::vector<std::string>> SqliteStore::recordLines(std::int64_t afterRowid) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_, "SELECT record FROM events WHERE rowid > ?1 ORDER BY rowid", -1,
-                              &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
-  SqliteStatement query(raw);
-  query.bindInt(1, afterRowid);
+  constexpr std::string_view kFailure = "cannot read events from";
+  auto query = db_->prepare("SELECT record FROM events WHERE rowid > ?1 ORDER BY rowid", kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, afterRowid);
   std::vector<std::string> lines;
-  while ((rc = query.step()) == SQLITE_ROW) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
-    lines.emplace_back(text != nullptr ? text : "");
-  }
-  if (rc != SQLITE_DONE) return sqliteError(rc, "cannot read events from");
+  int rc = SQLITE_OK;
+  while ((rc = query->step()) == SQLITE_ROW) lines.push_back(query->text(0));
+  if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
   return lines;
 }
 
 Result<std::optional<SqliteStore::StoredLine>> SqliteStore::findEvent(UnixNanos time,
                                                                       const std::string& eventId) {
-  sqlite3_stmt* raw = nullptr;
-  int rc = sqlite3_prepare_v2(db_,
-                              "SELECT rowid, record FROM events WHERE time_nano = ?1 AND "
-                              "event_id = ?2",
-                              -1, &raw, nullptr);
-  if (rc != SQLITE_OK) return sqliteError(rc, "cannot read events from");
-  SqliteStatement query(raw);
-  query.bindInt(1, time);
-  query.bindText(2, eventId);
-  rc = query.step();
+  constexpr std::string_view kFailure = "cannot read events from";
+  auto query = db_->prepare(
+      "SELECT rowid, record FROM events WHERE time_nano = ?1 AND event_id = ?2", kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, time);
+  query->bindText(2, eventId);
+  const int rc = query->step();
   if (rc == SQLITE_DONE) return std::optional<StoredLine>();
-  if (rc != SQLITE_ROW) return sqliteError(rc, "cannot read events from");
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(raw, 1));
-  return std::optional<StoredLine>(
-      StoredLine{sqlite3_column_int64(raw, 0), std::string(text != nullptr ? text : "")});
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return std::optional<StoredLine>(StoredLine{query->integer(0), query->text(1)});
 }
 
 }  // namespace zastava

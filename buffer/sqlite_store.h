@@ -17,12 +17,10 @@
 #include "buffer/record.h"
 #include "common/result.h"
 
-struct sqlite3;
-struct sqlite3_stmt;
-
 namespace zastava {
 
 class Metrics;
+class SqliteConnection;
 class SqliteStatement;
 
 inline constexpr int kStoreSchemaVersion = 2;
@@ -95,24 +93,20 @@ class SqliteStore {
   const EventCursor& cursor() const { return cursor_; }
 
  private:
-  SqliteStore(std::filesystem::path path, Metrics& metrics);
+  SqliteStore(const std::filesystem::path& path, Metrics& metrics);
   Result<void> initialize();
   Result<int> schemaVersion();
   // Creates the tables (version 0: a new file) or moves an older schema's rows to this one.
   Result<void> createOrUpgradeSchema(int version);
-  Result<void> exec(const char* sql);
   Result<void> commitInTransaction(std::span<const Record> batch,
-                                   std::vector<CommittedRecord>& fresh,
-                                   std::string& hash, EventCursor& cursor,
-                                   std::int64_t& duplicates);
+                                   std::vector<CommittedRecord>& fresh, std::string& hash,
+                                   EventCursor& cursor, std::int64_t& duplicates);
   Result<void> upsertContainer(const Record& record);
   Result<void> setMeta(const char* key, const std::string& value);
   Result<std::string> getMeta(const char* key);
-  Error sqliteError(int rc, std::string_view what) const;
 
-  std::filesystem::path path_;
+  std::unique_ptr<SqliteConnection> db_;
   Metrics& metrics_;
-  sqlite3* db_ = nullptr;
   std::unique_ptr<SqliteStatement> insertEvent_;
   std::unique_ptr<SqliteStatement> upsertContainer_;
   std::unique_ptr<SqliteStatement> setMeta_;
