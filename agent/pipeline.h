@@ -99,7 +99,6 @@ class Pipeline {
   // Takes the queue's front item. Holds mu_.
   QueueItem popFront();
   void tryReconcile();
-  Result<std::vector<ContainerInspect>> inspectAll();
   bool isQueued(std::string_view id, std::string_view action);
   void recordEvent(const ReceivedEvent& received);
   // Asks for evidence of a container whose init process `pid` has none yet.
