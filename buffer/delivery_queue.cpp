@@ -80,10 +80,7 @@ Result<UnixNanos> DeliveryQueue::observedAt(std::int64_t rowid) {
 Result<void> DeliveryQueue::markDelivered(std::int64_t rowid) {
   cursor_ = rowid;
   constexpr std::string_view kFailure = "cannot store the delivery cursor in";
-  auto update = db_->prepare(
-      "INSERT INTO meta(key, value) VALUES(?1, ?2) "
-      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-      kFailure);
+  auto update = db_->prepare(kSetMeta, kFailure);
   if (!update) return update.error();
   update->bindText(1, kDeliveryCursorKey);
   update->bindText(2, std::to_string(rowid));

@@ -80,10 +80,6 @@ constexpr const char* kUpsertContainer =
     "updated_nano = excluded.updated_nano, last_event_id = excluded.last_event_id "
     "WHERE state IS NOT 'removed'";
 
-constexpr const char* kSetMeta =
-    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
-    "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
-
 constexpr std::string_view kDestroyKind = "container.destroy";
 
 }  // namespace

@@ -26,6 +26,10 @@ class SqliteStatement;
 inline constexpr int kStoreSchemaVersion = 2;
 // The meta key of the delivery cursor: the rowid of the last record the backend accepted.
 inline constexpr std::string_view kDeliveryCursorKey = "delivery_rowid";
+// Sets meta key ?1 to value ?2.
+inline constexpr const char* kSetMeta =
+    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 // A record as committed: where it sits in the hash chain, its NDJSON line, and what the
 // Recorder's metrics need.
