@@ -128,6 +128,11 @@ void applyEnvironment(const Environment& env, Config& config, ConfigOrigins& ori
   }
 }
 
+// Where --help starts the flags' descriptions. A flag that reaches it has its description on the
+// next line; every other description must stand two spaces or more after its flag, as help2man
+// needs for the man page: a flag exactly three columns shorter would have one.
+constexpr std::size_t kHelpColumn = 31;
+
 std::string helpText(const CLI::App& app) {
   return app.help() +
          "\nEvery flag has an environment twin: ZASTAVA_AGENT__<Key> with ':' written as '__'\n"
@@ -164,6 +169,7 @@ Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
   try {
     std::array<CLI::Option*, kKeys.size()> options{};
     CLI::App app("Read-only runtime observation agent for Docker hosts.", "zastava-agent");
+    app.get_formatter()->column_width(kHelpColumn);
     for (std::size_t i = 0; i < kKeys.size(); ++i) {
       const KeySpec& spec = kKeys[i];
       std::string description = std::string(spec.meaning) + " [" + envNameOf(spec.key) +

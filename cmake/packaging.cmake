@@ -25,6 +25,25 @@ install(FILES ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.yml
               ${PROJECT_SOURCE_DIR}/dashboards/zastava-observability.json
         DESTINATION ${_datadir}/dashboards)
 
+# The man page zastava-agent(8): --help and --version, with the sections of
+# deploy/debian/zastava-agent.h2m, by help2man (scripts/lib.sh installs it).
+find_program(HELP2MAN help2man)
+if(HELP2MAN)
+  set(_man ${CMAKE_CURRENT_BINARY_DIR}/zastava-agent.8)
+  add_custom_command(
+    OUTPUT ${_man}.gz
+    COMMAND ${HELP2MAN} --no-info --section 8 --include ${_deploy}/debian/zastava-agent.h2m
+            --output ${_man} $<TARGET_FILE:zastava-agent>
+    COMMAND gzip -9nf ${_man}
+    DEPENDS zastava-agent ${_deploy}/debian/zastava-agent.h2m
+    COMMENT "Making the man page zastava-agent(8)"
+    VERBATIM)
+  add_custom_target(zastava_manpage ALL DEPENDS ${_man}.gz)
+  install(FILES ${_man}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+else()
+  message(STATUS "help2man not found: no man page is made, and the package has none")
+endif()
+
 # Documentation keeps the repository's layout, so README.md's links to docs/ still work.
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${_deploy}/debian/copyright DESTINATION ${_docdir})
 file(GLOB _docs ${PROJECT_SOURCE_DIR}/docs/*.md)

@@ -1,10 +1,10 @@
 # Shared by scripts/run.sh, scripts/test.sh and scripts/demo.sh: Debian packages and the build.
 # shellcheck shell=bash
 
-# What building the agent needs.
+# What building the agent needs (help2man makes its man page from --help).
 BUILD_PACKAGES=(cmake make g++ pkg-config git
   libcurl4-openssl-dev libsimdjson-dev libsqlite3-dev prometheus-cpp-dev libcpp-httplib-dev
-  libspdlog-dev libcli11-dev rapidjson-dev libssl-dev libsystemd-dev zlib1g-dev)
+  libspdlog-dev libcli11-dev rapidjson-dev libssl-dev libsystemd-dev zlib1g-dev help2man)
 # What the tests are built with (doctest; nlohmann-json reads records back), and what they and
 # the demo run against: a real engine, a real proxy, real checkers.
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -267,6 +268,28 @@ TEST_CASE("--help, --version and --check-config") {
   REQUIRE(check.ok());
   CHECK(check->command == Command::kCheckConfig);
   CHECK(check->config.healthPort == 9000);
+}
+
+TEST_CASE("--help sets each flag's description apart by two spaces or a new line (help2man)") {
+  auto help = parseArgs({"--help"}, {});
+  REQUIRE(help.ok());
+  std::istringstream lines(help->text);
+  std::size_t flags = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("  -")) continue;
+    ++flags;
+    // The flag and its value name ("--health-port N"), then what follows it.
+    const std::size_t flagEnd = line.find(' ', 2);
+    std::size_t labelEnd = flagEnd;
+    if (flagEnd != std::string::npos && flagEnd + 1 < line.size() &&
+        std::isupper(static_cast<unsigned char>(line[flagEnd + 1])) != 0) {
+      labelEnd = line.find(' ', flagEnd + 1);
+    }
+    const std::string rest = labelEnd == std::string::npos ? "" : line.substr(labelEnd);
+    INFO(line);
+    CHECK((rest.empty() || rest.starts_with("  ")));
+  }
+  CHECK(flags > 20);
 }
 
 TEST_CASE("describeConfig: one line per key in table order, with origins") {
