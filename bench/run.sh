@@ -8,7 +8,8 @@
 #
 #   bench/run.sh [--suite ingest|engine|all] [--repeat R] [--no-build]
 #                [--events N] [--peers agent,cli,python,raw,delivery] (ingest)
-#                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence] (engine)
+#                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence]
+#                [--hold-ms MS] (engine; MS: how long each latency container runs before its kill)
 #
 # Needs (installed from Debian when missing, as root): docker.io (dockerd and the docker CLI),
 # busybox-static, python3-docker, curl, cmake and the agent's build dependencies.
@@ -23,6 +24,7 @@ build=1
 peers=agent,cli,python,raw,delivery
 sizes=100,500,1000
 only=startup,latency,memory,idle,evidence
+hold_ms=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite="$2"; shift 2 ;;
@@ -31,8 +33,9 @@ while [ $# -gt 0 ]; do
     --peers) peers="$2"; shift 2 ;;
     --sizes) sizes="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
+    --hold-ms) hold_ms="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -80,5 +83,6 @@ fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.
   /usr/bin/python3 bench/engine.py --agent build/bench/agent/zastava-agent --repeat "$repeat" \
-    --sizes "$sizes" --only "$only" --library-floor build/bench/tools/library_floor
+    --sizes "$sizes" --only "$only" --hold-ms "$hold_ms" \
+    --library-floor build/bench/tools/library_floor
 fi
