@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 constexpr std::size_t kEventIdHexChars = 32;
+constexpr int kLastYear = 2261;  // nanoseconds since 1970 fit in 64 bits until 2262-04-11
 
 void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
   out.startObject();
@@ -235,7 +236,7 @@ std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
   const std::string copy(text);
   if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
                   &second, &consumed) != 6 ||
-      consumed != 19 || year < 1970) {
+      consumed != 19 || year < 1970 || year > kLastYear) {
     return std::nullopt;
   }
   std::string_view rest = text.substr(19);

@@ -103,15 +103,14 @@ Error SegmentWriter::fileError(const fs::path& path, std::string_view what, int 
                std::string(what) + " " + path.string() + ": " + std::strerror(err)};
 }
 
-Result<void> SegmentWriter::scanExisting() {
-  if (::mkdir(directory_.c_str(), kDirMode) == 0) {
-    ::chmod(directory_.c_str(), kDirMode);
-  } else if (errno != EEXIST) {
-    return fileError(directory_, "cannot create", errno);
-  }
+Result<std::vector<SegmentWriter::SegmentInfo>> listSegments(const fs::path& directory) {
   std::error_code ec;
-  fs::directory_iterator it(directory_, ec);
-  if (ec) return fileError(directory_, "cannot list", ec.value());
+  fs::directory_iterator it(directory, ec);
+  if (ec) {
+    return Error{ec.value() == ENOENT ? ErrorCode::kNotFound : codeForErrno(ec.value()),
+                 "cannot list " + directory.string() + ": " + std::strerror(ec.value())};
+  }
+  std::vector<SegmentWriter::SegmentInfo> segments;
   for (const auto& entry : it) {
     auto info = parseSegmentName(entry.path());
     if (!info) continue;
@@ -120,10 +119,22 @@ Result<void> SegmentWriter::scanExisting() {
     info->bytes = static_cast<std::uint64_t>(st.st_size);
     info->sealedAt =
         static_cast<UnixNanos>(st.st_mtim.tv_sec) * kNanosPerSecond + st.st_mtim.tv_nsec;
-    sealed_.push_back(*info);
+    segments.push_back(*info);
   }
-  std::sort(sealed_.begin(), sealed_.end(),
-            [](const SegmentInfo& a, const SegmentInfo& b) { return a.seq < b.seq; });
+  std::sort(segments.begin(), segments.end(),
+            [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  return segments;
+}
+
+Result<void> SegmentWriter::scanExisting() {
+  if (::mkdir(directory_.c_str(), kDirMode) == 0) {
+    ::chmod(directory_.c_str(), kDirMode);
+  } else if (errno != EEXIST) {
+    return fileError(directory_, "cannot create", errno);
+  }
+  auto existing = listSegments(directory_);
+  if (!existing.ok()) return existing.error();
+  sealed_ = std::move(*existing);
   if (!sealed_.empty()) nextSeq_ = sealed_.back().seq + 1;
   return okResult();
 }

@@ -92,4 +92,10 @@ class SegmentWriter {
 // "events-20261122T143346Z-000007.ndjson" for a segment created at `createdAt`.
 std::string segmentFileName(UnixNanos createdAt, std::uint64_t seq);
 
+// The segments in `directory`, oldest (lowest seq) first, each with its size and its mtime as
+// sealedAt; other files are ignored. Errors: kNotFound when the directory does not exist, kIo
+// (or kDiskFull) naming it otherwise. Any thread.
+Result<std::vector<SegmentWriter::SegmentInfo>> listSegments(
+    const std::filesystem::path& directory);
+
 }  // namespace zastava

@@ -1,0 +1,85 @@
+#include "buffer/record_summary.h"
+
+#include <doctest/doctest.h>
+
+#include "buffer/record.h"
+#include "buffer_test_util.h"
+
+namespace zastava {
+namespace {
+
+// The summary of the line the Recorder would write for `record`.
+RecordSummary summaryOf(const Record& record) {
+  auto summary = summarizeRecord(chainedLine(record, kGenesisHash).line);
+  REQUIRE(summary.ok());
+  return *summary;
+}
+
+TEST_CASE("a start record made from an inspect: time, source, kind, container, state, risks") {
+  Record record = testing::engineRecord("8c34aa", "start", testing::kStart);
+  record.container.state = "running";
+  auto posture = std::make_shared<SecurityPosture>();
+  posture->privileged = true;
+  posture->capAdd = {"NET_ADMIN"};
+  record.container.security = posture;
+  const RecordSummary summary = summaryOf(record);
+  CHECK(summary.time == testing::kStart);
+  CHECK(summary.source == "stream");
+  CHECK(summary.kind == "container.start");
+  CHECK(summary.containerId == "8c34aa");
+  CHECK(summary.containerName == "web");
+  CHECK(summary.state == "running");
+  CHECK_FALSE(summary.exitCode);
+  CHECK(summary.risks == securityRisks(*posture));
+  CHECK(summary.risks.front() == "privileged");
+}
+
+TEST_CASE("a death's exit code and a health status's detail") {
+  Record die = testing::engineRecord("8c34aa", "die", testing::kStart);
+  die.container.state = "exited";
+  die.container.exitCode = 3;
+  CHECK(summaryOf(die).exitCode == 3);
+  Record health = testing::engineRecord("8c34aa", "health_status", testing::kStart);
+  health.actionDetail = "unhealthy";
+  CHECK(summaryOf(health).actionDetail == "unhealthy");
+  CHECK(summaryOf(health).risks.empty());
+}
+
+TEST_CASE("evidence and gap records say what they are about") {
+  Record evidence = testing::engineRecord("8c34aa", "start", testing::kStart);
+  evidence.kind = std::string(kEvidenceKind);
+  evidence.source = RecordSource::kReplay;
+  evidence.evidence = EvidenceFacts{};
+  evidence.evidence->scan = EvidenceScan::kRescan;
+  evidence.evidence->status = EvidenceStatus::kExited;
+  evidence.evidence->reason = "gone";
+  const RecordSummary scanned = summaryOf(evidence);
+  CHECK(scanned.source == "replay");
+  CHECK(scanned.evidenceScan == "rescan");
+  CHECK(scanned.evidenceStatus == "exited");
+
+  const Record gap =
+      gapRecord(GapFacts{testing::kStart, testing::kStart + testing::kSecond,
+                         "the engine restarted", std::nullopt},
+                testing::kStart + 2 * testing::kSecond, testing::kStart + 2 * testing::kSecond);
+  const RecordSummary summary = summaryOf(gap);
+  CHECK(summary.kind == "agent.gap");
+  CHECK(summary.containerId.empty());
+  CHECK(summary.gapFrom == testing::kStart);
+  CHECK(summary.gapTo == testing::kStart + testing::kSecond);
+  CHECK(summary.gapReason == "the engine restarted");
+}
+
+TEST_CASE("a line that is not a record is kMalformed, saying why") {
+  for (const char* line : {"", "{\"kind\":", "[1,2]", "{\"kind\":\"container.start\"}",
+                           "{\"time\":\"yesterday\",\"source\":\"stream\",\"kind\":\"x\"}"}) {
+    CAPTURE(line);
+    auto summary = summarizeRecord(line);
+    REQUIRE_FALSE(summary.ok());
+    CHECK(summary.error().code == ErrorCode::kMalformed);
+    CHECK_FALSE(summary.error().message.empty());
+  }
+}
+
+}  // namespace
+}  // namespace zastava
