@@ -142,7 +142,8 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
   return facts;
 }
 
-EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan) {
+EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan,
+                                RecordSource source) {
   EvidenceRequest request;
   request.container.id = facts.id;
   request.container.name = facts.name;
@@ -151,6 +152,7 @@ EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan) 
   request.container.pid = facts.pid;
   request.container.startedAt = facts.startedAt;
   request.scan = scan;
+  request.source = source;
   return request;
 }
 
@@ -159,7 +161,7 @@ Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence,
   Record record;
   record.eventId = eventIdForEvidence(request.container.id, request.scan, observedAt);
   record.kind = std::string(kEvidenceKind);
-  record.source = RecordSource::kSnapshot;
+  record.source = request.source;
   record.time = observedAt;
   record.observedAt = observedAt;
   record.container = request.container;
@@ -188,18 +190,26 @@ void EvidenceCollector::start() {
 }
 
 void EvidenceCollector::stop() {
-  std::size_t abandoned = 0;
+  std::size_t firstScans = 0;
+  std::size_t rescans = 0;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    abandoned = pending_.size();
+    for (const auto& [due, request] : pending_) {
+      ++(request.scan == EvidenceScan::kRescan ? rescans : firstScans);
+    }
     pending_.clear();
   }
   wake_.notify_all();
   for (auto& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
-  if (abandoned > 0) spdlog::info("{} evidence scans were still queued at shutdown", abandoned);
+  if (firstScans + rescans > 0) {
+    spdlog::info(
+        "stopped before {} evidence scans ({} of them re-scans not due yet); every container "
+        "still running is scanned at the next start",
+        firstScans + rescans, rescans);
+  }
 }
 
 bool EvidenceCollector::request(EvidenceRequest request) {

@@ -42,11 +42,16 @@ struct EvidenceOptions {
 struct EvidenceRequest {
   ContainerFacts container;  // identity only: id, name, image, image ID, pid, start time
   EvidenceScan scan = EvidenceScan::kStart;
+  // What asked for the scan, which its record's source says: the start event's own source
+  // (stream or replay), the first inventory of a new ledger (snapshot), or a reconciliation
+  // (reconcile). A re-scan keeps the source of the scan it repeats.
+  RecordSource source = RecordSource::kStream;
 };
 
 // The request for a scan of the container `facts` describe, keeping only its identity: evidence
 // says what ran, the lifecycle records say what state the container is in. Any thread.
-EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan);
+EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan,
+                                RecordSource source);
 
 // Reads one container's evidence from procfs: its process tree (init first; command lines
 // redacted) and the libraries the whole tree maps. Never fails: what could not be read is in
@@ -68,7 +73,8 @@ class EvidenceCollector {
   // Starts the workers (none when options.workers is 0). Main thread, once.
   void start();
   // Stops and joins the workers after the scans in progress; scans still queued are not done
-  // (logged). Idempotent. Main thread.
+  // (logged: the reconciliation at the next start scans every running container). Idempotent.
+  // Main thread.
   void stop();
 
   // Queues a scan. Never blocks. Returns false when evidence is off, after stop(), or when the

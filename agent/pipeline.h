@@ -101,8 +101,10 @@ class Pipeline {
   void tryReconcile();
   bool isQueued(std::string_view id, std::string_view action);
   void recordEvent(const ReceivedEvent& received);
-  // Asks for evidence of a container whose init process `pid` has none yet.
-  void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan);
+  // Asks for evidence of a container whose init process `pid` has none yet; `source` is what
+  // asked (the evidence record's source).
+  void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
+                       RecordSource source);
   void requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine);
 
   // Waits `duration` or until stop(); returns false when stopping. Any pipeline thread.

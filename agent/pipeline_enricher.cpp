@@ -211,18 +211,20 @@ void Pipeline::recordEvent(const ReceivedEvent& received) {
     // Not running (or gone) by now: the evidence record will say it exited first. When the
     // inspect failed, the reconciliation after the engine is back asks instead.
     const bool running = inspect && inspect->state.running;
-    requestEvidence(event.actorId, running ? inspect->state.pid : 0, EvidenceScan::kStart);
+    requestEvidence(event.actorId, running ? inspect->state.pid : 0, EvidenceScan::kStart,
+                    received.source);
   } else if (event.action == "die" || event.action == "destroy") {
     evidencedPid_.erase(event.actorId);
   }
 }
 
-void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan) {
+void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
+                               RecordSource source) {
   const auto known = evidencedPid_.find(id);
   if (pid != 0 && known != evidencedPid_.end() && known->second == pid) return;
   const ContainerFacts* facts = tracker_.find(id);
   if (facts == nullptr) return;
-  EvidenceRequest request = evidenceRequest(*facts, scan);
+  EvidenceRequest request = evidenceRequest(*facts, scan, source);
   request.container.pid = pid;
   // Only a queued scan counts: one dropped (queue full) is asked for again at the next
   // reconciliation.
@@ -231,9 +233,11 @@ void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, Evidence
 
 void Pipeline::requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine) {
   std::unordered_map<std::string, std::int64_t> running;
+  const RecordSource source =
+      firstObservation_ ? RecordSource::kSnapshot : RecordSource::kReconcile;
   for (const ContainerInspect& inspect : engine) {
     if (!inspect.state.running || inspect.state.pid == 0) continue;
-    requestEvidence(inspect.id, inspect.state.pid, EvidenceScan::kReconcile);
+    requestEvidence(inspect.id, inspect.state.pid, EvidenceScan::kReconcile, source);
     const auto known = evidencedPid_.find(inspect.id);
     if (known != evidencedPid_.end()) running.insert(*known);
   }

@@ -17,7 +17,9 @@
 namespace zastava {
 
 inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
-inline constexpr int kSchemaVersion = 3;  // 2: container.evidence, 3: gap.undeliveredRecords
+// 2: container.evidence, 3: gap.undeliveredRecords, 4: an evidence record's source is what asked
+// for the scan (was always snapshot)
+inline constexpr int kSchemaVersion = 4;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 
 enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };

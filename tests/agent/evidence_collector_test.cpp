@@ -31,7 +31,7 @@ EvidenceRequest requestFor(const std::string& id, std::int64_t pid) {
   facts.image = "zastava-test/busybox:1";
   facts.pid = pid;
   facts.env = {{"SECRET", "<redacted>"}};  // not identity: left out of the request
-  return evidenceRequest(facts, EvidenceScan::kStart);
+  return evidenceRequest(facts, EvidenceScan::kStart, RecordSource::kReplay);
 }
 
 TEST_CASE("evidenceRequest keeps the container's identity only") {
@@ -41,6 +41,7 @@ TEST_CASE("evidenceRequest keeps the container's identity only") {
   CHECK(request.container.env.empty());
   CHECK_FALSE(request.container.security);
   CHECK(request.scan == EvidenceScan::kStart);
+  CHECK(request.source == RecordSource::kReplay);
 }
 
 TEST_CASE("a captured container tree: read, with what the fixture lacks named") {
@@ -226,7 +227,9 @@ TEST_CASE_FIXTURE(
   recorder->stop();
   const auto lines = testing::allSegmentLines(dir.path() / "runtime-events");
   REQUIRE(lines.size() == 2);
-  CHECK(lines[0].find(R"("kind":"container.evidence","source":"snapshot")") != std::string::npos);
+  // The source of what asked for the scan (here a replayed start), kept by the re-scan.
+  CHECK(lines[0].find(R"("kind":"container.evidence","source":"replay")") != std::string::npos);
+  CHECK(lines[1].find(R"("kind":"container.evidence","source":"replay")") != std::string::npos);
   CHECK(lines[0].find(R"("scan":"start","status":"complete")") != std::string::npos);
   CHECK(lines[1].find(R"("scan":"rescan","status":"complete")") != std::string::npos);
   CHECK(testing::metricValue(metrics, "zastava_agent_evidence_hashed_bytes_total") > 0);

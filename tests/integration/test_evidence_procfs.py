@@ -284,8 +284,8 @@ class EvidenceProcfs(h.WorkspaceTest):
         rec = self.one("dyn", "start")
         ev = rec["evidence"]
         pid = self.pids["dyn"]
-        self.assertEqual((rec["source"], ev["status"], ev["procRoot"], ev["initPid"]),
-                         ("snapshot", "complete", "/proc", pid), ev.get("reason"))
+        self.assertEqual((rec["source"] in ("stream", "replay"), ev["status"], ev["procRoot"],
+                          ev["initPid"]), (True, "complete", "/proc", pid), ev.get("reason"))
         self.assertNotIn("reason", ev)
         self.assertEqual(rec["container"]["pid"], ev["initPid"])
         tree = ev["processTree"]
@@ -480,9 +480,16 @@ class EvidenceProcfs(h.WorkspaceTest):
         self.assertEqual(h.verify_chain(self.lines), [])
         ids = [r["eventId"] for r in self.records]
         self.assertEqual(len(ids), len(set(ids)), "an eventId twice")
+        start_sources = {r["container"]["id"]: r["source"] for r in self.records
+                         if r["kind"] == "container.start"}
         for r in evidence:
-            self.assertEqual((r["source"], "timeNano" in r, "action" in r),
-                             ("snapshot", False, False), r["eventId"])
+            self.assertEqual(("timeNano" in r, "action" in r), (False, False), r["eventId"])
+            # What asked for the scan: the start event (a re-scan repeats it), or an inventory.
+            if r["evidence"]["scan"] == "reconcile":
+                self.assertIn(r["source"], ("snapshot", "reconcile"), r["eventId"])
+            else:
+                self.assertEqual(r["source"], start_sources.get(r["container"]["id"]),
+                                 r["eventId"])
         # stopme: scanned once at start, stopped, its re-scan (counted exited) wrote nothing.
         self.assertEqual(self.one("stopme", "start")["evidence"]["status"], "complete")
         self.assertEqual(self.evidence_records("stopme", "rescan", self.records), [])
