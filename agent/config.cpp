@@ -135,6 +135,10 @@ constexpr std::size_t kHelpColumn = 31;
 
 std::string helpText(const CLI::App& app) {
   return app.help() +
+         "\nCommands:\n"
+         "  zastava-agent records [-f] [--container NAME|ID] [--kind KIND] [--since TIME]\n"
+         "                               print the ledger's records, one line each, and with -f\n"
+         "                               follow new ones (zastava-agent records --help)\n"
          "\nEvery flag has an environment twin: ZASTAVA_AGENT__<Key> with ':' written as '__'\n"
          "(e.g. --health-port is ZASTAVA_AGENT__HealthCheck__Port). Flags override the\n"
          "environment. See docs/configuration.md for the full table.\n";

@@ -14,6 +14,7 @@
 #include "agent/evidence_collector.h"
 #include "agent/logging.h"
 #include "agent/pipeline.h"
+#include "agent/records_command.h"
 #include "buffer/dispatcher.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
@@ -155,6 +156,9 @@ int run(const Config& config, const Endpoint& endpoint) {
 
 int main(int argc, char** argv) {
   using namespace zastava;
+  if (argc >= 2 && argv[1] == kRecordsCommand) {
+    return runRecordsCommand(argc - 1, argv + 1, processEnvironment());
+  }
   auto parsed = parseCommandLine(argc, argv, processEnvironment());
   if (!parsed.ok()) {
     std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n",

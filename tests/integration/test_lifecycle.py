@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """A private dockerd, containers driven through every lifecycle transition, and the agent's
 NDJSON + SQLite checked against the engine's own event list: exactly once, right fields,
-schema-valid, hash-chained, private file modes; then SIGTERM exits 0 within 5 s."""
+schema-valid, hash-chained, private file modes; then SIGTERM exits 0 within 5 s.
+`zastava-agent records --follow`, started before the agent wrote anything, printed every record
+once in order and stopped on SIGINT; its filters and JSON output agree with the files."""
 
 import json
 import os
+import signal
 import stat
+import subprocess
 import sys
 import time
 
@@ -24,6 +28,11 @@ class Lifecycle(h.WorkspaceTest):
         cls.pre_id = d.docker("run", "-d", "--name", "pre", h.TEST_IMAGE, *h.IDLE_CMD)
 
         agent = cls.agent = cls.ws.agent(ARGS.agent, d.endpoint)
+        # Before the data directory exists: it waits for it, then follows.
+        cls.follower = subprocess.Popen(
+            [ARGS.agent, "records", "--follow", "--data-directory", agent.data_dir],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cls.ws.on_cleanup(cls.follower.kill)
         agent.start()
         agent.wait_ready(timeout=30)
         h.log("agent ready; driving containers")
@@ -68,8 +77,31 @@ class Lifecycle(h.WorkspaceTest):
         h.log(f"agent stopped: exit {cls.exit_code} in {cls.stop_seconds:.2f}s")
         cls.lines = h.read_ndjson(agent.data_dir)
         cls.records = [json.loads(line) for line in cls.lines]
+        cls.followed = cls.stop_follower(len(cls.lines))
         cls.rows = h.read_sqlite(agent.data_dir)
         cls.log_text = agent.log_text()
+
+    @classmethod
+    def stop_follower(cls, expected_lines):
+        """Waits until `records --follow` printed `expected_lines` lines (it polls every 0.25 s),
+        then interrupts it: (exit code, stdout lines, stderr)."""
+        os.set_blocking(cls.follower.stdout.fileno(), False)
+        printed = []
+
+        def caught_up():
+            printed.append(cls.follower.stdout.read() or "")
+            return "".join(printed).count("\n") >= expected_lines
+
+        h.wait_until(caught_up, 10, f"records --follow printing {expected_lines} lines")
+        cls.follower.send_signal(signal.SIGINT)
+        rest, err = cls.follower.communicate(timeout=10)
+        return cls.follower.returncode, ("".join(printed) + (rest or "")).splitlines(), err
+
+    def records_command(self, *args):
+        res = subprocess.run([ARGS.agent, "records", "--data-directory", self.agent.data_dir,
+                              *args], capture_output=True, text=True, timeout=30)
+        self.assertEqual((res.returncode, res.stderr), (0, ""), args)
+        return res.stdout.splitlines()
 
     # ---- helpers
 
@@ -263,6 +295,33 @@ class Lifecycle(h.WorkspaceTest):
             self.assertEqual([r["state"] for r in row], ["removed"], name)
         pre = [r for r in rows if r["container_id"] == self.pre_id]
         self.assertEqual([r["state"] for r in pre], ["removed"], "pre")
+
+    def test_records_follow_printed_every_record_once_in_order(self):
+        """`records --follow`: one line per record, in file order, each naming the record's
+        kind and container, with the exit code of a death; SIGINT ends it with exit 0"""
+        code, printed, err = self.followed
+        self.assertEqual(code, 0, err)
+        self.assertIn("waiting for", err)  # started before the agent made its directory
+        self.assertEqual(len(printed), len(self.records), printed[-3:])
+        for line, rec in zip(printed, self.records):
+            fields = line.split()
+            self.assertEqual((fields[1], fields[2]), (rec["source"], rec["kind"]), line)
+            if "container" in rec:
+                self.assertIn(rec["container"]["name"] or rec["container"]["id"][:12], fields)
+                if "exitCode" in rec["container"]:
+                    self.assertIn(f"exit={rec['container']['exitCode']}", fields)
+
+    def test_records_filters_and_json_agree_with_the_files(self):
+        """`records --output json` prints the NDJSON lines as stored; --kind and --container
+        pick exactly the matching records; --since in the future prints nothing"""
+        self.assertEqual(self.records_command("--output", "json"), self.lines)
+        fail_die = self.records_command("--kind", "die", "--container", "fail")
+        self.assertEqual(len(fail_die), 1, fail_die)
+        self.assertIn("exit=3", fail_die[0])
+        by_id = self.records_command("--container", self.ids["fail"][:8], "--output", "json")
+        self.assertEqual(by_id, [line for line, rec in zip(self.lines, self.records)
+                                 if rec.get("container", {}).get("id") == self.ids["fail"]])
+        self.assertEqual(self.records_command("--since", "2200-01-01"), [])
 
     def test_sigterm_exits_0_within_5s(self):
         """SIGTERM: exit code 0 in under 5 s"""
