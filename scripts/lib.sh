@@ -35,11 +35,11 @@ ensure_packages() {
     >/dev/null
 }
 
-# build DIR BUILD_TYPE [cmake args...]: configures and builds into DIR.
+# build DIR BUILD_TYPE [cmake args...]: configures and builds into DIR; non-zero if either fails.
 build() {
   local dir=$1 type=$2
   shift 2
   log "building $type in $dir"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
-  cmake --build "$dir" -j"$(nproc)"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null &&
+    cmake --build "$dir" -j"$(nproc)"
 }

@@ -1,18 +1,67 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test twice: in a normal build and in an
+# Installs what is missing, builds, and runs every test in each part: a normal build, then an
 # address+undefined sanitizer build. Unit tests use fixtures captured from a real engine;
 # integration tests start a private dockerd, haproxy and promtool (root required).
+# Every part runs even when an earlier one failed; one summary at the end names each part's
+# result and the failed tests, and the exit code is non-zero when anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 
-build build/test RelWithDebInfo
-log "running tests"
-ctest --test-dir build/test --output-on-failure -j2
+summary=()
+total_passed=0
+total_failed=0
+failed_parts=0
 
-build build/asan Debug -DZASTAVA_SANITIZE=address,undefined
-log "running tests under AddressSanitizer and UndefinedBehaviorSanitizer"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build/asan --output-on-failure -j2
+# part NAME BUILD_DIR BUILD_TYPE [cmake args...]: builds into BUILD_DIR and runs its ctest
+# (environment for the tests in PART_ENV), adding one line to the summary.
+part() {
+  local name=$1 dir=$2 type=$3
+  shift 3
+  local output=$dir.ctest.log
+  if ! (build "$dir" "$type" "$@"); then
+    summary+=("$(printf '%-34s FAILED to build (the output is above)' "$name")")
+    failed_parts=$((failed_parts + 1))
+    return 0
+  fi
+  log "running the tests of the $name"
+  local status=0
+  env "${PART_ENV[@]}" ctest --test-dir "$dir" --output-on-failure -j2 2>&1 | tee "$output" ||
+    status=$?
+  local line passed failed total skipped
+  line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$output" | tail -n 1)
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  failed=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)$' "$output" || true)
+  if [[ -z $line ]]; then
+    summary+=("$(printf '%-34s FAILED: ctest ran no test (exit %d)' "$name" "$status")")
+    failed_parts=$((failed_parts + 1))
+    return 0
+  fi
+  passed=$((total - failed - skipped))
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  if [[ $failed -eq 0 && $status -eq 0 ]]; then
+    summary+=("$(printf '%-34s passed: %d passed, %d skipped' "$name" "$passed" "$skipped")")
+  else
+    local names
+    names=$(sed -E 's/^[0-9]+:(.*)$/\1/' "$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null |
+      paste -sd, - | sed 's/,/, /g')
+    summary+=("$(printf '%-34s FAILED: %d passed, %d failed (%s), %d skipped' "$name" \
+      "$passed" "$failed" "${names:-see above}" "$skipped")")
+    failed_parts=$((failed_parts + 1))
+  fi
+}
+
+PART_ENV=()
+part "normal build (RelWithDebInfo)" build/test RelWithDebInfo
+
+PART_ENV=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)
+part "sanitizer build (address,undefined)" build/asan Debug -DZASTAVA_SANITIZE=address,undefined
+
+log "summary"
+printf '  %s\n' "${summary[@]}" >&2
+echo "tests: $total_passed passed, $total_failed failed"
+[[ $failed_parts -eq 0 ]]
