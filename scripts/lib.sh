@@ -8,18 +8,22 @@ BUILD_PACKAGES=(cmake make g++ pkg-config git
 # What the tests are built with (doctest; nlohmann-json reads records back), and what they and
 # the demo run against: a real engine, a real proxy, real checkers.
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;
-# fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian.)
+# fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian and installed
+# in a Debian root made by debootstrap.)
 TEST_PACKAGES=(doctest-dev nlohmann-json3-dev
   docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl sqlite3
   systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
-  util-linux e2fsprogs dpkg-dev lintian)
+  util-linux e2fsprogs dpkg-dev lintian debootstrap)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Installs the packages that are not installed yet; does nothing (and needs no network) when
-# everything is there.
+# everything is there. No system service is started by the installation (docker.io, containerd,
+# haproxy and prometheus would start theirs): during it /usr/sbin/policy-rc.d answers 101
+# ("action forbidden"), which invoke-rc.d and deb-systemd-invoke obey. A policy-rc.d the
+# administrator put there is moved aside and put back afterwards, also on failure or Ctrl-C.
 ensure_packages() {
   local missing=()
   local package
@@ -29,10 +33,28 @@ ensure_packages() {
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0
   [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (run as root to install them)"
-  log "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-    >/dev/null
+  log "installing ${missing[*]} (no service is started)"
+  (  # a subshell: its traps are not the caller's
+    policy=/usr/sbin/policy-rc.d
+    saved=
+    restore_policy() {
+      rm -f "$policy"
+      if [[ -n $saved ]]; then mv "$saved" "$policy"; fi
+    }
+    trap restore_policy EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    if [[ -e $policy || -L $policy ]]; then
+      saved=$(mktemp "$policy.saved-XXXXXX")
+      mv -f "$policy" "$saved"
+    fi
+    printf '#!/bin/sh\n# Written by zastava-agent scripts/lib.sh while it installs packages.\nexit 101\n' \
+      >"$policy"
+    chmod 0755 "$policy"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+      >/dev/null
+  )
 }
 
 # build DIR BUILD_TYPE [cmake args...]: configures and builds into DIR; non-zero if either fails.
