@@ -24,6 +24,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # haproxy and prometheus would start theirs): during it /usr/sbin/policy-rc.d answers 101
 # ("action forbidden"), which invoke-rc.d and deb-systemd-invoke obey. A policy-rc.d the
 # administrator put there is moved aside and put back afterwards, also on failure or Ctrl-C.
+# Nor is one enabled for the next boot: the units of every package this call installed
+# (dependencies included) are left disabled. Packages installed before are not touched.
 ensure_packages() {
   local missing=()
   local package
@@ -51,10 +53,27 @@ ensure_packages() {
     printf '#!/bin/sh\n# Written by zastava-agent scripts/lib.sh while it installs packages.\nexit 101\n' \
       >"$policy"
     chmod 0755 "$policy"
+    local before
+    before=$(installed_packages)
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
       >/dev/null
+    disable_units_of $(comm -13 <(echo "$before") <(installed_packages))
   )
+}
+
+installed_packages() { dpkg-query -W -f='${db:Status-Status} ${Package}\n' | sed -n 's/^installed //p' | sort; }
+
+# disable_units_of PACKAGE...: the systemd units these packages ship stay disabled (their
+# maintainer scripts enable them); `systemctl disable` works without a running systemd.
+disable_units_of() {
+  local units
+  units=$(dpkg-query -L "$@" 2>/dev/null | sed -nE 's#^/(usr/)?lib/systemd/system/([^/]+\.(service|socket|timer))$#\2#p' |
+    grep -v '@' | sort -u || true)
+  [[ -n $units ]] && command -v systemctl >/dev/null || return 0
+  log "leaving the services of the new packages disabled: $(echo $units)"
+  # shellcheck disable=SC2086
+  systemctl disable --quiet $units >/dev/null 2>&1 || true
 }
 
 # build DIR BUILD_TYPE [cmake args...]: configures and builds into DIR; non-zero if either fails.
