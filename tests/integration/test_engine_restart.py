@@ -173,7 +173,7 @@ class EngineForgot(h.WorkspaceTest):
         if [r["kind"] for r in rec] != ["container.destroy"]:
             problems.append(f"'gone': reconcile records {[r['kind'] for r in rec]}, want "
                             f"['container.destroy']")
-        rec = [r for r in new if r["source"] == "reconcile"
+        rec = [r for r in new if r["source"] == "reconcile" and r["kind"] != "container.evidence"
                and (r.get("container") or {}).get("id") == stays]
         dies = [r for r in rec if r["kind"] == "container.die"]
         finished = d.docker("inspect", "-f", "{{.State.FinishedAt}}", stays)

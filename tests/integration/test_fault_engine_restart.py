@@ -86,7 +86,8 @@ class EngineRestarts(h.WorkspaceTest):
                                                                 ARGS.source_dir)
         problems += file_problems
         reconciled = [f"{r['kind']}({r['container']['name']})" for r in records
-                      if r["source"] == "reconcile" and "container" in r]
+                      if r["source"] == "reconcile" and "container" in r
+                      and r["kind"] != "container.evidence"]
         h.log(f"reconcile records: {reconciled}")
         gaps = h.gap_records(records)
         h.log(f"agent.gap records: {[r['gap'] for r in gaps]}")
