@@ -116,7 +116,7 @@ struct ProcessTree {
   std::vector<ProcessInfo> processes;  // init first, then breadth-first by pid
   bool truncated = false;              // maxProcesses was hit
   std::size_t omittedCount = 0;        // descendants seen but not read because of the cap
-  std::size_t exitedDuringScan = 0;    // descendants that vanished while being read
+  std::size_t exitedDuringScan = 0;    // descendants exited (zombies) or gone while being read
   std::string discovery;               // "children" (task/*/children) or "scan" (all */stat)
 };
 

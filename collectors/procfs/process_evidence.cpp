@@ -32,6 +32,14 @@ Error exited(int pid) {
   return Error{ErrorCode::kNotFound, "process exited: pid " + std::to_string(pid)};
 }
 
+Error exitedWhileRead(int pid) {
+  return Error{ErrorCode::kNotFound, "process exited while being read: pid " + std::to_string(pid)};
+}
+
+// A zombie (exited, not reaped yet by its parent) or a dead task: what /proc still shows of it
+// is its identity, no executable, namespaces or mappings.
+bool hasExited(const ProcStat& stat) { return stat.state == 'Z' || stat.state == 'X'; }
+
 std::string reasonOf(const Error& e) {
   return e.code == ErrorCode::kMalformed ? "malformed: " + e.message : e.message;
 }
@@ -103,6 +111,7 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
   const auto statText = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
   if (!statText.ok() && statText.error().code == ErrorCode::kNotFound) return exited(pid);
   auto stat = statText.ok() ? parseStat(*statText) : Result<ProcStat>(statText.error());
+  if (stat.ok() && hasExited(*stat)) return exited(pid);
   if (stat.ok()) {
     info.comm = stat->comm;
     info.ppid = stat->ppid;
@@ -160,14 +169,19 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
     info.unreadable["cgroup"] = reasonOf(cgroup.error());
   }
 
-  // The fields above belong to one process only if it is still the same one now.
-  const auto after = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
-  if (!after.ok() && after.error().code == ErrorCode::kNotFound) return exited(pid);
-  if (after.ok() && info.startTicks) {
-    const auto again = parseStat(*after);
-    if (again.ok() && again->startTicks != *info.startTicks) return exited(pid);
-  }
+  // The fields above belong to one running process only if it is still that one now: a process
+  // that exited in between lost its exe, namespaces and mappings, which are then "not found".
+  if (!stillRunning(info)) return exitedWhileRead(pid);
   return info;
+}
+
+bool ProcfsReader::stillRunning(const ProcessInfo& process) const {
+  const auto text = readProcFile(pidPath(process.pid, "stat"), kMaxStatBytes);
+  if (!text.ok()) return text.error().code != ErrorCode::kNotFound;
+  const auto stat = parseStat(*text);
+  if (!stat.ok()) return true;
+  if (hasExited(*stat)) return false;
+  return !process.startTicks || stat->startTicks == *process.startTicks;
 }
 
 bool ProcfsReader::isContainerInit(const ProcessInfo& init, const TreeOptions& options) const {

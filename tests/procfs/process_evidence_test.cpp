@@ -249,24 +249,56 @@ TEST_CASE("a process that exited is kNotFound 'process exited', not an error of 
   CHECK(libs.error().message.rfind("process exited", 0) == 0);
 }
 
-TEST_CASE("a zombie is listed with what could not be read") {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  for (int i = 0; i < 500 && readFile("/proc/" + std::to_string(pid) + "/stat").find(") Z") ==
-                                 std::string::npos;
-       ++i) {
-    ::usleep(10000);
-  }
+TEST_CASE("a zombie has exited: kNotFound 'process exited', no field reported unreadable") {
+  // Exited, not reaped yet: /proc still has its stat, status and cgroup, but no exe,
+  // namespaces or mappings (what a container's init looks like until the shim reaps it).
+  Child zombie({"/bin/true"});
+  REQUIRE(zombie.waitUntilZombie());
   FileHashCache cache;
   ProcfsReader reader("/proc", cache);
-  const auto tree = reader.processTree(pid);
-  ::waitpid(pid, nullptr, 0);
+  const auto tree = reader.processTree(zombie.pid());
+  REQUIRE_FALSE(tree.ok());
+  CHECK(tree.error().code == ErrorCode::kNotFound);
+  CHECK(tree.error().message == "process exited: pid " + std::to_string(zombie.pid()));
+  std::uint64_t budget = 1 << 20;
+  CHECK_FALSE(reader.process(zombie.pid(), budget).ok());
+}
+
+TEST_CASE("a zombie descendant has exited: counted in exitedDuringScan, not listed") {
+  // sh starts true in the background and execs sleep, which never reaps it.
+  Child parent({"/bin/sh", "-c", "/bin/true & exec /bin/sleep 60"});
+  const int zombie = testing::waitForZombieChild(parent.pid());
+  REQUIRE(zombie > 0);
+  REQUIRE(parent.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(parent.pid());
   REQUIRE(tree.ok());
-  const auto& p = tree->processes.front();
-  CHECK(p.unreadable.count("exe") == 1);
-  CHECK(p.exeSha256.empty());
-  CHECK(p.cmdline.empty());
-  CHECK(p.ppid == ::getpid());
+  REQUIRE(tree->processes.size() == 1);
+  CHECK(tree->processes.front().pid == parent.pid());
+  CHECK(tree->processes.front().unreadable.empty());
+  CHECK(tree->exitedDuringScan == 1);
+}
+
+TEST_CASE("stillRunning: false once the process read has exited, as a zombie or reaped") {
+  Child child({"/bin/sleep", "60"});
+  REQUIRE(child.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  std::uint64_t budget = 1 << 30;
+  const auto read = reader.process(child.pid(), budget);
+  REQUIRE(read.ok());
+  REQUIRE(read->startTicks);
+  CHECK(reader.stillRunning(*read));
+  ProcessInfo newer = *read;  // what the pid would name after a reuse: a later start
+  newer.startTicks = *read->startTicks + 1;
+  CHECK_FALSE(reader.stillRunning(newer));
+
+  ::kill(child.pid(), SIGKILL);  // exits after it was read; not reaped yet
+  REQUIRE(child.waitUntilZombie());
+  CHECK_FALSE(reader.stillRunning(*read));
+  child.reap();
+  CHECK_FALSE(reader.stillRunning(*read));
 }
 
 TEST_CASE("a deleted executable is hashed through exe and map_files") {

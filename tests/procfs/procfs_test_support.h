@@ -68,18 +68,42 @@ inline std::set<std::string> executablePathsOf(const std::string& maps) {
   return paths;
 }
 
-// Waits (bounded, 5 s) until the process sleeps: it has exec'd and finished loading. False when
-// it never did.
-inline bool waitUntilSleeping(int pid) {
+// Waits (bounded, 5 s) until the process's state in /proc/<pid>/stat is `state`. False when it
+// never was.
+inline bool waitUntilState(int pid, char state) {
   for (int i = 0; i < 500; ++i) {
     const auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
     const auto close = stat.rfind(')');
-    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'S') {
+    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == state) {
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
+}
+
+// Waits (bounded, 5 s) until the process sleeps: it has exec'd and finished loading. False when
+// it never did.
+inline bool waitUntilSleeping(int pid) { return waitUntilState(pid, 'S'); }
+
+// The children of pid, from /proc/<pid>/task/<pid>/children (a single-threaded process).
+inline std::vector<int> childrenOf(int pid) {
+  std::istringstream in(
+      readFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children"));
+  std::vector<int> kids;
+  for (int kid = 0; in >> kid;) kids.push_back(kid);
+  return kids;
+}
+
+// Waits (bounded, 5 s) until pid has exactly one child and it is a zombie (exited, not reaped);
+// returns that child's pid, or 0 when it never was.
+inline int waitForZombieChild(int pid) {
+  for (int i = 0; i < 500; ++i) {
+    const auto kids = childrenOf(pid);
+    if (kids.size() == 1 && waitUntilState(kids.front(), 'Z')) return kids.front();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return 0;
 }
 
 // A child process running argv in its own process group; the group is killed and the child
@@ -119,6 +143,9 @@ class Child {
   }
   // Waits (bounded) until the child sleeps, i.e. exec and dynamic loading are done.
   bool waitUntilSleeping() const { return testing::waitUntilSleeping(pid_); }
+  // Waits (bounded) until the child has exited and is a zombie: not reaped, so its pid stays
+  // in /proc (state Z) without an executable, namespaces or mappings, until stop() or reap().
+  bool waitUntilZombie() const { return testing::waitUntilState(pid_, 'Z'); }
 
  private:
   int pid_ = -1;
