@@ -67,6 +67,8 @@ struct ProcStat {
   std::string comm;
   char state = '?';
   int ppid = 0;
+  std::uint32_t flags = 0;       // field 9, the kernel's PF_* flags (PF_EXITING: 0x4)
+  long numThreads = 0;           // field 20
   std::uint64_t startTicks = 0;  // field 22; with pid, identifies a process across pid reuse
 };
 

@@ -36,9 +36,16 @@ Error exitedWhileRead(int pid) {
   return Error{ErrorCode::kNotFound, "process exited while being read: pid " + std::to_string(pid)};
 }
 
-// A zombie (exited, not reaped yet by its parent) or a dead task: what /proc still shows of it
-// is its identity, no executable, namespaces or mappings.
-bool hasExited(const ProcStat& stat) { return stat.state == 'Z' || stat.state == 'X'; }
+// The kernel's PF_EXITING (include/linux/sched.h): set first thing in do_exit, before the task
+// releases its memory (exe, maps) and namespaces and long before it becomes a zombie.
+constexpr std::uint32_t kPfExiting = 0x4;
+
+// The task is exiting or has exited: in the kernel's exit path, a zombie (not reaped yet by its
+// parent) or dead. What /proc still shows of it is its identity, no executable, namespaces or
+// mappings.
+bool isExiting(const ProcStat& stat) {
+  return stat.state == 'Z' || stat.state == 'X' || (stat.flags & kPfExiting) != 0;
+}
 
 std::string reasonOf(const Error& e) {
   return e.code == ErrorCode::kMalformed ? "malformed: " + e.message : e.message;
@@ -111,7 +118,7 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
   const auto statText = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
   if (!statText.ok() && statText.error().code == ErrorCode::kNotFound) return exited(pid);
   auto stat = statText.ok() ? parseStat(*statText) : Result<ProcStat>(statText.error());
-  if (stat.ok() && hasExited(*stat)) return exited(pid);
+  if (stat.ok() && hasExited(pid, *stat)) return exited(pid);
   if (stat.ok()) {
     info.comm = stat->comm;
     info.ppid = stat->ppid;
@@ -180,8 +187,26 @@ bool ProcfsReader::stillRunning(const ProcessInfo& process) const {
   if (!text.ok()) return text.error().code != ErrorCode::kNotFound;
   const auto stat = parseStat(*text);
   if (!stat.ok()) return true;
-  if (hasExited(*stat)) return false;
+  if (hasExited(process.pid, *stat)) return false;
   return !process.startTicks || stat->startTicks == *process.startTicks;
+}
+
+bool ProcfsReader::hasExited(int pid, const ProcStat& stat) const {
+  if (!isExiting(stat)) return false;
+  if (stat.numThreads <= 1) return true;
+  // Its main thread exited (pthread_exit), or all its threads are exiting: it runs on as long as
+  // one of the others is not.
+  const auto tids = numericEntries(pidPath(pid, "task"));
+  if (!tids.ok()) return tids.error().code == ErrorCode::kNotFound;
+  for (const int tid : *tids) {
+    if (tid == pid) continue;
+    const auto text =
+        readProcFile(pidPath(pid, "task/" + std::to_string(tid) + "/stat"), kMaxStatBytes);
+    if (!text.ok()) continue;  // that thread is gone
+    const auto thread = parseStat(*text);
+    if (!thread.ok() || !isExiting(*thread)) return false;
+  }
+  return true;
 }
 
 bool ProcfsReader::isContainerInit(const ProcessInfo& init, const TreeOptions& options) const {

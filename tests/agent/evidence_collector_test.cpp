@@ -144,6 +144,21 @@ TEST_CASE("an init that exited but is not reaped yet (a zombie): exited, not par
   CHECK_FALSE(facts.loadedLibraries);
 }
 
+TEST_CASE("an init in the kernel's exit path, no zombie yet: exited, not partial") {
+  // What a container's init looks like while the kernel tears down its namespaces: exe, maps
+  // and namespaces gone, state not Z. The agent's scan took that for unreadable fields.
+  testing::ExitingPidNamespaceInit init;
+  REQUIRE(init.waitUntilExiting());
+  FileHashCache cache;
+  EvidenceOptions options;
+  ProcfsReader reader("/proc", cache);
+  const auto facts = collectEvidence(reader, requestFor("", init.pid()), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kExited);
+  CHECK(facts.reason == "the container's init process (pid " + std::to_string(init.pid()) +
+                            ") exited before its evidence was collected");
+  CHECK_FALSE(facts.processTree);
+}
+
 TEST_CASE("a zombie descendant does not make a scan partial") {
   testing::Child parent({"/bin/sh", "-c", "/bin/true & exec /bin/sleep 60"});
   REQUIRE(testing::waitForZombieChild(parent.pid()) > 0);

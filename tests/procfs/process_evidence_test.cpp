@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -262,6 +264,51 @@ TEST_CASE("a zombie has exited: kNotFound 'process exited', no field reported un
   CHECK(tree.error().message == "process exited: pid " + std::to_string(zombie.pid()));
   std::uint64_t budget = 1 << 20;
   CHECK_FALSE(reader.process(zombie.pid(), budget).ok());
+}
+
+TEST_CASE("a process in the kernel's exit path has exited, though it is no zombie yet") {
+  // A PID namespace's init that exited while a process of its namespace is unreaped: its exe,
+  // maps and namespaces are released, it waits (state S, PF_EXITING) to become a zombie.
+  testing::ExitingPidNamespaceInit init;
+  REQUIRE(init.waitUntilExiting());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(init.pid());
+  REQUIRE_FALSE(tree.ok());
+  CHECK(tree.error().code == ErrorCode::kNotFound);
+  CHECK(tree.error().message == "process exited: pid " + std::to_string(init.pid()));
+  ProcessInfo seen;
+  seen.pid = init.pid();
+  CHECK_FALSE(reader.stillRunning(seen));
+}
+
+// The thread a child starts before its main thread exits: the process runs on, while its main
+// thread, whose pid is the process's, shows Z and PF_EXITING.
+void* waitForEver(void*) {
+  for (;;) ::pause();
+}
+
+TEST_CASE("a process whose main thread exited runs on: not taken for exited") {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    pthread_t thread;
+    if (::pthread_create(&thread, nullptr, &waitForEver, nullptr) != 0) ::_exit(1);
+    ::syscall(SYS_exit, 0);  // this thread only, and no unwinding through the test's frames
+  }
+  REQUIRE(pid > 0);
+  const bool leaderExited = testing::waitUntilState(pid, 'Z');
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(pid);
+  ProcessInfo seen;
+  seen.pid = pid;
+  const bool running = reader.stillRunning(seen);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  REQUIRE(leaderExited);
+  CHECK(running);
+  REQUIRE(tree.ok());  // listed; what its exited main thread no longer has is unreadable
+  CHECK(tree->processes.front().unreadable.count("exe") == 1);
 }
 
 TEST_CASE("a zombie descendant has exited: counted in exitedDuringScan, not listed") {

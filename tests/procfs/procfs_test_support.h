@@ -1,7 +1,9 @@
 // Helpers for the procfs tests: fixtures, an independent SHA-256, child processes, the docker CLI.
 #pragma once
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "collectors/procfs/proc_parsers.h"
 #include "collectors/procfs/process_evidence.h"
 
 namespace zastava::testing {
@@ -149,6 +152,79 @@ class Child {
 
  private:
   int pid_ = -1;
+};
+
+// A process held in the kernel's exit path, as a container's init is between its exit and its
+// becoming a zombie: its stat says PF_EXITING, not Z, while its exe, maps and namespaces are
+// gone. It is the init of a new PID namespace, and a process that another child of this one
+// forked into that namespace (setns, as `docker exec` does) has exited and is not reaped yet:
+// the exiting init waits until it is (zap_pid_ns_processes). Needs root. The destructor lets it
+// finish and reaps everything.
+class ExitingPidNamespaceInit {
+ public:
+  ExitingPidNamespaceInit() {
+    if (::pipe2(initGo_, O_CLOEXEC) != 0 || ::pipe2(joinerGo_, O_CLOEXEC) != 0 ||
+        ::pipe2(joined_, O_CLOEXEC) != 0) {
+      return;
+    }
+    init_ = ::clone(&initMain, stack_.data() + stack_.size(), CLONE_NEWPID | SIGCHLD, initGo_);
+    if (init_ <= 0) return;
+    joiner_ = ::fork();
+    if (joiner_ == 0) {
+      const int ns = ::open(("/proc/" + std::to_string(init_) + "/ns/pid").c_str(), O_RDONLY);
+      if (ns < 0 || ::setns(ns, CLONE_NEWPID) != 0) ::_exit(1);
+      const pid_t member = ::fork();
+      if (member == 0) ::_exit(0);  // exits at once, reaped only when the test lets it
+      char c = member > 0 ? 'y' : 'n';
+      if (::write(joined_[1], &c, 1) != 1) ::_exit(1);
+      if (::read(joinerGo_[0], &c, 1) < 0) ::_exit(1);
+      ::waitpid(member, nullptr, 0);
+      ::_exit(0);
+    }
+    char joined = 'n';
+    if (joiner_ < 0 || ::read(joined_[0], &joined, 1) != 1 || joined != 'y') return;
+    ok_ = ::write(initGo_[1], "x", 1) == 1;  // the init exits, and waits for the member
+  }
+  ~ExitingPidNamespaceInit() {
+    if (joiner_ > 0) {
+      (void)!::write(joinerGo_[1], "x", 1);
+      ::waitpid(joiner_, nullptr, 0);
+    }
+    if (init_ > 0) {
+      (void)!::write(initGo_[1], "x", 1);
+      ::waitpid(init_, nullptr, 0);
+    }
+    for (int fd : {initGo_[0], initGo_[1], joinerGo_[0], joinerGo_[1], joined_[0], joined_[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  ExitingPidNamespaceInit(const ExitingPidNamespaceInit&) = delete;
+  ExitingPidNamespaceInit& operator=(const ExitingPidNamespaceInit&) = delete;
+  int pid() const { return init_; }
+  // Waits (bounded, 5 s) until the init is in the exit path: PF_EXITING set, not a zombie.
+  bool waitUntilExiting() const {
+    for (int i = 0; ok_ && i < 500; ++i) {
+      const auto stat = parseStat(readFile("/proc/" + std::to_string(init_) + "/stat"));
+      if (stat.ok() && (stat->flags & 0x4) != 0 && stat->state != 'Z') return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+ private:
+  static int initMain(void* arg) {
+    char c;
+    (void)!::read(static_cast<int*>(arg)[0], &c, 1);
+    ::_exit(0);
+  }
+
+  std::vector<char> stack_ = std::vector<char>(256 * 1024);
+  int initGo_[2] = {-1, -1};
+  int joinerGo_[2] = {-1, -1};
+  int joined_[2] = {-1, -1};
+  pid_t init_ = -1;
+  pid_t joiner_ = -1;
+  bool ok_ = false;
 };
 
 // Runs a shell command; returns its stdout without trailing newlines, and its exit status.
