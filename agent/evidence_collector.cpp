@@ -29,6 +29,18 @@ std::string joinProblems(const std::vector<std::string>& problems) {
 
 bool isProcessExit(const std::string& why) { return why.starts_with("process exited"); }
 
+bool isExitWhileRead(const Error& error) {
+  return error.code == ErrorCode::kNotFound &&
+         error.message.starts_with("process exited while being read");
+}
+
+// The init, found when the scan began, exited before the scan ended.
+void markExitedDuringScan(EvidenceFacts& facts) {
+  facts.status = EvidenceStatus::kExited;
+  facts.reason = "the container's init process (pid " + std::to_string(facts.initPid) +
+                 ") exited while its evidence was being collected";
+}
+
 // False only when the procfs at `procRoot` belongs to another PID namespace than the host's:
 // its pid 1 is then not in the initial PID namespace, whose inode the kernel fixes
 // (PROC_PID_INIT_INO). True when that cannot be read: no evidence against it.
@@ -41,12 +53,15 @@ constexpr std::string_view kNamespaceHint =
     ": the agent sees another PID namespace than the engine (run it in the host's PID namespace, "
     "or set Evidence:ProcRoot to the host's /proc)";
 
-// Why the init process could not be read: it exited (its pid is gone or now names another
-// process), or the pids the engine reports are not those of this procfs.
+// Why the init process could not be read: it exited before or while it was read (its pid is
+// gone, a zombie's, or now names another process), or the pids the engine reports are not those
+// of this procfs.
 void explainUnreadInit(const Error& error, const EvidenceOptions& options, EvidenceFacts& facts) {
   const std::string pid = std::to_string(facts.initPid);
   const bool hostPids = showsHostPids(options.procRoot);
-  if (error.code == ErrorCode::kNotFound && hostPids) {
+  if (isExitWhileRead(error) && hostPids) {
+    markExitedDuringScan(facts);
+  } else if (error.code == ErrorCode::kNotFound && hostPids) {
     facts.status = EvidenceStatus::kExited;
     facts.reason =
         "the container's init process (pid " + pid + ") exited before its evidence was collected";
@@ -134,6 +149,12 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
     pids.push_back(p.pid);
   }
   auto libraries = reader.loadedLibraries(pids, options.libraries);
+  // An init that exited after its fields were read has no maps left (not found, or empty for a
+  // zombie): the container stopped during the scan, nothing was left unread.
+  if (!reader.stillRunning(tree->processes.front())) {
+    markExitedDuringScan(facts);
+    return facts;
+  }
   const auto problems = problemsOf(*tree, libraries);
   facts.status = problems.empty() ? EvidenceStatus::kComplete : EvidenceStatus::kPartial;
   facts.reason = joinProblems(problems);

@@ -67,6 +67,8 @@ struct ProcStat {
   std::string comm;
   char state = '?';
   int ppid = 0;
+  std::uint32_t flags = 0;       // field 9, the kernel's PF_* flags (PF_EXITING: 0x4)
+  long numThreads = 0;           // field 20
   std::uint64_t startTicks = 0;  // field 22; with pid, identifies a process across pid reuse
 };
 
@@ -116,7 +118,7 @@ struct ProcessTree {
   std::vector<ProcessInfo> processes;  // init first, then breadth-first by pid
   bool truncated = false;              // maxProcesses was hit
   std::size_t omittedCount = 0;        // descendants seen but not read because of the cap
-  std::size_t exitedDuringScan = 0;    // descendants that vanished while being read
+  std::size_t exitedDuringScan = 0;    // descendants exited (zombies) or gone while being read
   std::string discovery;               // "children" (task/*/children) or "scan" (all */stat)
 };
 

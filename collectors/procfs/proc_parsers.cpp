@@ -247,9 +247,13 @@ Result<ProcStat> parseStat(std::string_view text) {
   if (state.size() != 1) return bad();
   st.state = state[0];
   if (!parseNumber(nextToken(rest), st.ppid)) return bad();
-  // Fields 5..21 are skipped; field 22 is starttime (state is field 3, ppid field 4).
+  // Fields 5..21: flags is field 9, num_threads field 20; field 22 is starttime (state is
+  // field 3, ppid field 4).
   for (int field = 5; field < 22; ++field) {
-    if (nextToken(rest).empty()) return bad();
+    const auto token = nextToken(rest);
+    if (token.empty()) return bad();
+    if (field == 9 && !parseNumber(token, st.flags)) return bad();
+    if (field == 20 && !parseNumber(token, st.numThreads)) return bad();
   }
   auto start = nextToken(rest);
   while (!start.empty() && start.back() == '\n') start.remove_suffix(1);

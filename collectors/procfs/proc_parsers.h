@@ -30,8 +30,9 @@ std::vector<LibraryRef> executableFileMappings(const std::vector<MapsEntry>& ent
 // names the line of a present field whose value does not parse, or the missing required field.
 Result<ProcStatus> parseStatus(std::string_view text);
 
-// /proc/<pid>/stat: "pid (comm) state ppid ... starttime ...". comm may contain spaces and ')',
-// so it ends at the last ')'. kMalformed when the parentheses or the numeric fields are wrong.
+// /proc/<pid>/stat: "pid (comm) state ppid ... flags ... num_threads ... starttime ...". comm
+// may contain spaces and ')', so it ends at the last ')'. kMalformed when the parentheses or the
+// numeric fields read are wrong.
 Result<ProcStat> parseStat(std::string_view text);
 
 // /proc/<pid>/cmdline: NUL-separated arguments with a trailing NUL. A process that rewrote its

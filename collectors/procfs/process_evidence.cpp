@@ -32,6 +32,21 @@ Error exited(int pid) {
   return Error{ErrorCode::kNotFound, "process exited: pid " + std::to_string(pid)};
 }
 
+Error exitedWhileRead(int pid) {
+  return Error{ErrorCode::kNotFound, "process exited while being read: pid " + std::to_string(pid)};
+}
+
+// The kernel's PF_EXITING (include/linux/sched.h): set first thing in do_exit, before the task
+// releases its memory (exe, maps) and namespaces and long before it becomes a zombie.
+constexpr std::uint32_t kPfExiting = 0x4;
+
+// The task is exiting or has exited: in the kernel's exit path, a zombie (not reaped yet by its
+// parent) or dead. What /proc still shows of it is its identity, no executable, namespaces or
+// mappings.
+bool isExiting(const ProcStat& stat) {
+  return stat.state == 'Z' || stat.state == 'X' || (stat.flags & kPfExiting) != 0;
+}
+
 std::string reasonOf(const Error& e) {
   return e.code == ErrorCode::kMalformed ? "malformed: " + e.message : e.message;
 }
@@ -103,6 +118,7 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
   const auto statText = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
   if (!statText.ok() && statText.error().code == ErrorCode::kNotFound) return exited(pid);
   auto stat = statText.ok() ? parseStat(*statText) : Result<ProcStat>(statText.error());
+  if (stat.ok() && hasExited(pid, *stat)) return exited(pid);
   if (stat.ok()) {
     info.comm = stat->comm;
     info.ppid = stat->ppid;
@@ -160,14 +176,37 @@ Result<ProcessInfo> ProcfsReader::process(int pid, std::uint64_t& hashBudget) co
     info.unreadable["cgroup"] = reasonOf(cgroup.error());
   }
 
-  // The fields above belong to one process only if it is still the same one now.
-  const auto after = readProcFile(pidPath(pid, "stat"), kMaxStatBytes);
-  if (!after.ok() && after.error().code == ErrorCode::kNotFound) return exited(pid);
-  if (after.ok() && info.startTicks) {
-    const auto again = parseStat(*after);
-    if (again.ok() && again->startTicks != *info.startTicks) return exited(pid);
-  }
+  // The fields above belong to one running process only if it is still that one now: a process
+  // that exited in between lost its exe, namespaces and mappings, which are then "not found".
+  if (!stillRunning(info)) return exitedWhileRead(pid);
   return info;
+}
+
+bool ProcfsReader::stillRunning(const ProcessInfo& process) const {
+  const auto text = readProcFile(pidPath(process.pid, "stat"), kMaxStatBytes);
+  if (!text.ok()) return text.error().code != ErrorCode::kNotFound;
+  const auto stat = parseStat(*text);
+  if (!stat.ok()) return true;
+  if (hasExited(process.pid, *stat)) return false;
+  return !process.startTicks || stat->startTicks == *process.startTicks;
+}
+
+bool ProcfsReader::hasExited(int pid, const ProcStat& stat) const {
+  if (!isExiting(stat)) return false;
+  if (stat.numThreads <= 1) return true;
+  // Its main thread exited (pthread_exit), or all its threads are exiting: it runs on as long as
+  // one of the others is not.
+  const auto tids = numericEntries(pidPath(pid, "task"));
+  if (!tids.ok()) return tids.error().code == ErrorCode::kNotFound;
+  for (const int tid : *tids) {
+    if (tid == pid) continue;
+    const auto text =
+        readProcFile(pidPath(pid, "task/" + std::to_string(tid) + "/stat"), kMaxStatBytes);
+    if (!text.ok()) continue;  // that thread is gone
+    const auto thread = parseStat(*text);
+    if (!thread.ok() || !isExiting(*thread)) return false;
+  }
+  return true;
 }
 
 bool ProcfsReader::isContainerInit(const ProcessInfo& init, const TreeOptions& options) const {

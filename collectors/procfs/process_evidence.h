@@ -59,16 +59,27 @@ class ProcfsReader {
   // pid. Descendants are found through <pid>/task/*/children (cost grows with the tree, not the
   // host); when the init has no such file (kernel without CONFIG_PROC_CHILDREN, or a fixture
   // tree) by one scan of <root>/*/stat (discovery says which). Executables are hashed through
-  // <pid>/exe with the cache. Errors: kNotFound "process exited: pid N" when the init is gone
-  // (or its pid now belongs to a newer process); kInvalidArgument when expectedContainerId is
-  // set and the init's readable cgroup path names another container, or names none and the
-  // init did not start at expectedStartedAt. Descendants that
-  // exit during the walk are counted in exitedDuringScan, never an error.
+  // <pid>/exe with the cache. Errors: kNotFound when the init has exited: "process exited: pid
+  // N" when it was gone, exiting (in the kernel's exit path, which releases its exe, maps and
+  // namespaces first) or a zombie (exited, not reaped yet) before it was read, "process exited
+  // while being read: pid N" when it exited (or its pid came to name a newer process) while
+  // being read; kInvalidArgument when expectedContainerId is set and the init's readable cgroup
+  // path names another container, or names none and the init did not start at
+  // expectedStartedAt. Descendants that have exited (zombies) or exit during the walk are
+  // counted in exitedDuringScan, never an error.
   Result<ProcessTree> processTree(int initPid, const TreeOptions& options = {}) const;
 
   // One process's evidence; hashBudget is decreased by the bytes hashed for its executable.
-  // Errors: kNotFound "process exited: pid N" when it is gone before or while being read.
+  // Errors: kNotFound as processTree's for its init: an exiting process or a zombie has exited,
+  // so the exe, namespaces and mappings it no longer has are never reported as unreadable.
   Result<ProcessInfo> process(int pid, std::uint64_t& hashBudget) const;
+
+  // Whether `process`, as read by process() or processTree(), has not exited since: its pid is
+  // still in the procfs, not exiting or a zombie, with the same start time (when that was
+  // read). True when
+  // its stat cannot be read or parsed for another reason than its absence (no evidence of an
+  // exit).
+  bool stillRunning(const ProcessInfo& process) const;
 
   // The distinct file-backed executable mappings of the processes `pids` (a container's tree,
   // init first; executables included), distinct by (device, inode), each hashed once. A file
@@ -92,6 +103,10 @@ class ProcfsReader {
   // pid -> children for every process, from one scan of <root>/*/stat.
   Result<std::vector<std::pair<int, int>>> scanParents() const;
   void readIdentity(int pid, ProcessInfo& info) const;
+  // Whether the process of `stat` (its /proc/<pid>/stat) has exited or is exiting: its main
+  // thread is in the kernel's exit path (PF_EXITING), a zombie or dead, and so is every other
+  // thread it has.
+  bool hasExited(int pid, const ProcStat& stat) const;
   // Whether `init` is the container's init (TreeOptions::expectedContainerId, expectedStartedAt).
   bool isContainerInit(const ProcessInfo& init, const TreeOptions& options) const;
   // When a process that started `startTicks` clock ticks after boot (stat field 22) started, in

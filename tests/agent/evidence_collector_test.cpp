@@ -129,6 +129,52 @@ TEST_CASE("a container not running, or whose init is gone, exited before its evi
                              ") exited before its evidence was collected");
 }
 
+TEST_CASE("an init that exited but is not reaped yet (a zombie): exited, not partial") {
+  // A `docker run ... true` container's init between its exit and the shim's wait: its stat
+  // is still in /proc, its exe, namespaces and maps are not.
+  testing::Child zombie({"/bin/true"});
+  REQUIRE(zombie.waitUntilZombie());
+  FileHashCache cache;
+  EvidenceOptions options;
+  ProcfsReader reader("/proc", cache);
+  const auto facts = collectEvidence(reader, requestFor("", zombie.pid()), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kExited);
+  CHECK(facts.reason == "the container's init process (pid " + std::to_string(zombie.pid()) +
+                            ") exited before its evidence was collected");
+  CHECK_FALSE(facts.processTree);
+  CHECK_FALSE(facts.loadedLibraries);
+}
+
+TEST_CASE("an init in the kernel's exit path, no zombie yet: exited, not partial") {
+  // What a container's init looks like while the kernel tears down its namespaces: exe, maps
+  // and namespaces gone, state not Z. The agent's scan took that for unreadable fields.
+  testing::ExitingPidNamespaceInit init;
+  REQUIRE(init.waitUntilExiting());
+  FileHashCache cache;
+  EvidenceOptions options;
+  ProcfsReader reader("/proc", cache);
+  const auto facts = collectEvidence(reader, requestFor("", init.pid()), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kExited);
+  CHECK(facts.reason == "the container's init process (pid " + std::to_string(init.pid()) +
+                            ") exited before its evidence was collected");
+  CHECK_FALSE(facts.processTree);
+}
+
+TEST_CASE("a zombie descendant does not make a scan partial") {
+  testing::Child parent({"/bin/sh", "-c", "/bin/true & exec /bin/sleep 60"});
+  REQUIRE(testing::waitForZombieChild(parent.pid()) > 0);
+  REQUIRE(parent.waitUntilSleeping());
+  FileHashCache cache;
+  EvidenceOptions options;
+  ProcfsReader reader("/proc", cache);
+  const auto facts = collectEvidence(reader, requestFor("", parent.pid()), options, kRedactor);
+  CHECK(facts.status == EvidenceStatus::kComplete);
+  CHECK(facts.reason == "");
+  REQUIRE(facts.processTree);
+  CHECK(facts.processTree->processes.size() == 1);
+  CHECK(facts.processTree->exitedDuringScan == 1);
+}
+
 TEST_CASE("a live process: complete, libraries hashed, secrets in its command line redacted") {
   testing::Child child(
       {"/bin/sh", "-c", "exec /bin/sleep 60", "sh", "--password=hunter2", "--token", "abc"});
@@ -247,6 +293,26 @@ TEST_CASE_FIXTURE(
   options.workers = 0;
   EvidenceCollector off(*recorder, metrics, clock, redactor, options);
   CHECK_FALSE(off.request(requestFor("", child.pid())));
+}
+
+TEST_CASE_FIXTURE(CollectorFixture,
+                  "a start scan that finds the init exited schedules no re-scan") {
+  testing::Child zombie({"/bin/true"});
+  REQUIRE(zombie.waitUntilZombie());
+  EvidenceOptions options;
+  options.workers = 1;
+  options.rescanDelay = std::chrono::hours(1);
+  EvidenceCollector collector(*recorder, metrics, clock, kRedactor, options);
+  collector.start();
+  REQUIRE(collector.request(requestFor("", zombie.pid())));
+  CHECK(waitForMetric(metrics,
+                      "zastava_agent_evidence_scans_total{scan=\"start\",status=\"exited\"}", 1));
+  collector.stop();  // joins the worker: the scan is over, re-scan scheduled or not
+  recorder->stop();
+  CHECK(testing::metricValue(metrics, "zastava_agent_evidence_queue_depth") == 0);
+  const auto lines = testing::allSegmentLines(dir.path() / "runtime-events");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find(R"("scan":"start","status":"exited")") != std::string::npos);
 }
 
 TEST_CASE_FIXTURE(CollectorFixture,

@@ -169,19 +169,24 @@ TEST_CASE("parseStatus fails on malformed or missing fields") {
   CHECK(minimal->seccompMode.empty());
 }
 
-TEST_CASE("parseStat takes comm up to the last ')' and reads ppid and start time") {
+TEST_CASE("parseStat takes comm up to the last ')' and reads ppid, flags, threads, start time") {
   const auto st = parseStat(readProcfsFixture("container-init-stat.txt"));
   REQUIRE(st.ok());
   CHECK(st->pid == 15462);
   CHECK(st->comm == "sh");
   CHECK(st->state == 'S');
   CHECK(st->ppid == 15441);
+  CHECK(st->flags == 4194560);
+  CHECK(st->numThreads == 1);
   CHECK(st->startTicks == 503036);
-  const auto odd = parseStat("42 (a) b (c) R 7 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n");
+  const auto odd = parseStat("42 (a) b (c) R 7 1 1 0 -1 4 0 0 0 0 0 0 0 0 20 0 3 0 99 0 0\n");
   REQUIRE(odd.ok());
   CHECK(odd->comm == "a) b (c");
   CHECK(odd->ppid == 7);
+  CHECK(odd->flags == 4);
+  CHECK(odd->numThreads == 3);
   CHECK(odd->startTicks == 99);
+  CHECK_FALSE(parseStat("42 (x) R 7 1 1 0 -1 x 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n").ok());
   CHECK_FALSE(parseStat(readProcfsFixture("malformed-stat-no-paren.txt")).ok());
   CHECK_FALSE(parseStat("42 (x) R 7 1 1\n").ok());
 }

@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 #include <grp.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -249,24 +251,101 @@ TEST_CASE("a process that exited is kNotFound 'process exited', not an error of 
   CHECK(libs.error().message.rfind("process exited", 0) == 0);
 }
 
-TEST_CASE("a zombie is listed with what could not be read") {
+TEST_CASE("a zombie has exited: kNotFound 'process exited', no field reported unreadable") {
+  // Exited, not reaped yet: /proc still has its stat, status and cgroup, but no exe,
+  // namespaces or mappings (what a container's init looks like until the shim reaps it).
+  Child zombie({"/bin/true"});
+  REQUIRE(zombie.waitUntilZombie());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(zombie.pid());
+  REQUIRE_FALSE(tree.ok());
+  CHECK(tree.error().code == ErrorCode::kNotFound);
+  CHECK(tree.error().message == "process exited: pid " + std::to_string(zombie.pid()));
+  std::uint64_t budget = 1 << 20;
+  CHECK_FALSE(reader.process(zombie.pid(), budget).ok());
+}
+
+TEST_CASE("a process in the kernel's exit path has exited, though it is no zombie yet") {
+  // A PID namespace's init that exited while a process of its namespace is unreaped: its exe,
+  // maps and namespaces are released, it waits (state S, PF_EXITING) to become a zombie.
+  testing::ExitingPidNamespaceInit init;
+  REQUIRE(init.waitUntilExiting());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(init.pid());
+  REQUIRE_FALSE(tree.ok());
+  CHECK(tree.error().code == ErrorCode::kNotFound);
+  CHECK(tree.error().message == "process exited: pid " + std::to_string(init.pid()));
+  ProcessInfo seen;
+  seen.pid = init.pid();
+  CHECK_FALSE(reader.stillRunning(seen));
+}
+
+// The thread a child starts before its main thread exits: the process runs on, while its main
+// thread, whose pid is the process's, shows Z and PF_EXITING.
+void* waitForEver(void*) {
+  for (;;) ::pause();
+}
+
+TEST_CASE("a process whose main thread exited runs on: not taken for exited") {
   const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  for (int i = 0; i < 500 && readFile("/proc/" + std::to_string(pid) + "/stat").find(") Z") ==
-                                 std::string::npos;
-       ++i) {
-    ::usleep(10000);
+  if (pid == 0) {
+    pthread_t thread;
+    if (::pthread_create(&thread, nullptr, &waitForEver, nullptr) != 0) ::_exit(1);
+    ::syscall(SYS_exit, 0);  // this thread only, and no unwinding through the test's frames
   }
+  REQUIRE(pid > 0);
+  const bool leaderExited = testing::waitUntilState(pid, 'Z');
   FileHashCache cache;
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(pid);
+  ProcessInfo seen;
+  seen.pid = pid;
+  const bool running = reader.stillRunning(seen);
+  ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
+  REQUIRE(leaderExited);
+  CHECK(running);
+  REQUIRE(tree.ok());  // listed; what its exited main thread no longer has is unreadable
+  CHECK(tree->processes.front().unreadable.count("exe") == 1);
+}
+
+TEST_CASE("a zombie descendant has exited: counted in exitedDuringScan, not listed") {
+  // sh starts true in the background and execs sleep, which never reaps it.
+  Child parent({"/bin/sh", "-c", "/bin/true & exec /bin/sleep 60"});
+  const int zombie = testing::waitForZombieChild(parent.pid());
+  REQUIRE(zombie > 0);
+  REQUIRE(parent.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  const auto tree = reader.processTree(parent.pid());
   REQUIRE(tree.ok());
-  const auto& p = tree->processes.front();
-  CHECK(p.unreadable.count("exe") == 1);
-  CHECK(p.exeSha256.empty());
-  CHECK(p.cmdline.empty());
-  CHECK(p.ppid == ::getpid());
+  REQUIRE(tree->processes.size() == 1);
+  CHECK(tree->processes.front().pid == parent.pid());
+  CHECK(tree->processes.front().unreadable.empty());
+  CHECK(tree->exitedDuringScan == 1);
+}
+
+TEST_CASE("stillRunning: false once the process read has exited, as a zombie or reaped") {
+  Child child({"/bin/sleep", "60"});
+  REQUIRE(child.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  std::uint64_t budget = 1 << 30;
+  const auto read = reader.process(child.pid(), budget);
+  REQUIRE(read.ok());
+  REQUIRE(read->startTicks);
+  CHECK(reader.stillRunning(*read));
+  ProcessInfo newer = *read;  // what the pid would name after a reuse: a later start
+  newer.startTicks = *read->startTicks + 1;
+  CHECK_FALSE(reader.stillRunning(newer));
+
+  ::kill(child.pid(), SIGKILL);  // exits after it was read; not reaped yet
+  REQUIRE(child.waitUntilZombie());
+  CHECK_FALSE(reader.stillRunning(*read));
+  child.reap();
+  CHECK_FALSE(reader.stillRunning(*read));
 }
 
 TEST_CASE("a deleted executable is hashed through exe and map_files") {
