@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "buffer/recorder.h"
 #include "collectors/procfs/proc_io.h"
@@ -28,6 +29,28 @@ std::string joinProblems(const std::vector<std::string>& problems) {
 }
 
 bool isProcessExit(const std::string& why) { return why.starts_with("process exited"); }
+
+bool isDynamicLoader(const std::string& path) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  return name.starts_with("ld-linux") || name.starts_with("ld-musl") || name == "ld.so";
+}
+
+// True when the files `init` maps are its program and the dynamic loader, nothing else: a
+// dynamically linked program whose loader has not mapped its libraries yet.
+bool onlyLoaderMapped(const LibraryEvidence& libraries, const ProcessInfo& init) {
+  bool loader = false;
+  for (const LoadedLibrary& lib : libraries.libraries) {
+    if (std::find(lib.mappedBy.begin(), lib.mappedBy.end(), init.pid) == lib.mappedBy.end()) {
+      continue;
+    }
+    if (isDynamicLoader(lib.path)) {
+      loader = true;
+    } else if (lib.path != init.exePath) {
+      return false;
+    }
+  }
+  return loader && !isDynamicLoader(init.exePath);
+}
 
 bool isExitWhileRead(const Error& error) {
   return error.code == ErrorCode::kNotFound &&
@@ -163,6 +186,22 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
   return facts;
 }
 
+std::string initStillStarting(const EvidenceFacts& evidence) {
+  if (!evidence.processTree || evidence.processTree->processes.empty()) return "";
+  const ProcessInfo& init = evidence.processTree->processes.front();
+  if (init.comm.starts_with("runc:")) {
+    return "the container's init was still the runtime's (" + init.comm + ")";
+  }
+  if (init.cmdline.empty() && !init.unreadable.contains("cmdline")) {
+    return "the container's init had no command line yet (it was starting its program)";
+  }
+  if (evidence.loadedLibraries && onlyLoaderMapped(*evidence.loadedLibraries, init)) {
+    return "the container's init had only its program and the dynamic loader mapped (the "
+           "loader was still mapping its libraries)";
+  }
+  return "";
+}
+
 EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan,
                                 RecordSource source) {
   EvidenceRequest request;
@@ -288,6 +327,17 @@ void EvidenceCollector::runWorker() {
 void EvidenceCollector::scan(const EvidenceRequest& request) {
   const auto started = std::chrono::steady_clock::now();
   EvidenceFacts evidence = collectEvidence(reader_, request, options_, redactor_);
+  if (const std::string starting = initStillStarting(evidence); !starting.empty()) {
+    if (request.startAttempts < kStartRetries) {
+      EvidenceRequest again = request;
+      ++again.startAttempts;
+      schedule(std::chrono::steady_clock::now() + kStartRetryDelay, std::move(again));
+      return;
+    }
+    evidence.status = EvidenceStatus::kPartial;
+    evidence.reason = starting + " after " + std::to_string(kStartRetries) + " tries" +
+                      (evidence.reason.empty() ? "" : "; " + evidence.reason);
+  }
   metrics_.observeEvidenceScanDuration(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   metrics_.countEvidenceScan(evidenceScanName(request.scan), evidenceStatusName(evidence.status));

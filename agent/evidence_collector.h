@@ -46,7 +46,21 @@ struct EvidenceRequest {
   // (stream or replay), the first inventory of a new ledger (snapshot), or a reconciliation
   // (reconcile). A re-scan keeps the source of the scan it repeats.
   RecordSource source = RecordSource::kStream;
+  // Times this scan found the container's init still starting (kStartRetries).
+  int startAttempts = 0;
 };
+
+// The engine reports a start before the runtime's init has exec'd the container's program. A
+// scan that finds the init still the runtime's (runc names it "runc:[2:INIT]"), in the middle
+// of its exec (no command line yet), or with the dynamic loader still mapping its libraries
+// (only the program and the loader mapped) is done again kStartRetryDelay later, up to
+// kStartRetries times; then its record says so.
+inline constexpr int kStartRetries = 20;
+inline constexpr std::chrono::milliseconds kStartRetryDelay{50};
+
+// The reason the scanned init has not started the container's program yet, or "" when it has
+// (or when nothing of it was read). Any thread.
+std::string initStillStarting(const EvidenceFacts& evidence);
 
 // The request for a scan of the container `facts` describe, keeping only its identity: evidence
 // says what ran, the lifecycle records say what state the container is in. Any thread.

@@ -219,6 +219,40 @@ TEST_CASE("caps on processes, libraries and bytes make a scan partial and say so
   CHECK(facts.loadedLibraries->countCapHit);
 }
 
+// A real process that names itself as runc's init does until it execs the container's program.
+constexpr const char* kRuncInitShell = "printf 'runc:[2:INIT]' > /proc/$$/comm; sleep 60";
+
+TEST_CASE("an init still the runtime's, or with no command line yet, is still starting") {
+  testing::Child runc({"/bin/sh", "-c", kRuncInitShell});
+  testing::Child program({"/bin/sleep", "60"});
+  REQUIRE(testing::waitUntilSleeping(runc.pid()));
+  REQUIRE(program.waitUntilSleeping());
+  FileHashCache cache;
+  ProcfsReader reader("/proc", cache);
+  for (int i = 0; i < 500 && testing::readFile("/proc/" + std::to_string(runc.pid()) + "/comm") !=
+                                 "runc:[2:INIT]\n";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EvidenceOptions options;
+  const auto starting = collectEvidence(reader, requestFor("", runc.pid()), options, kRedactor);
+  CHECK(initStillStarting(starting) ==
+        "the container's init was still the runtime's (runc:[2:INIT])");
+  auto started = collectEvidence(reader, requestFor("", program.pid()), options, kRedactor);
+  CHECK(initStillStarting(started).empty());
+  REQUIRE(started.loadedLibraries);
+  // As read while the loader was still at work: the program and the loader only.
+  auto& libraries = started.loadedLibraries->libraries;
+  const std::string program_path = started.processTree->processes.front().exePath;
+  std::erase_if(libraries, [&](const LoadedLibrary& lib) {
+    return lib.path != program_path && lib.path.find("/ld-linux") == std::string::npos;
+  });
+  REQUIRE(libraries.size() == 2);
+  CHECK(initStillStarting(started).find("dynamic loader") != std::string::npos);
+  started.processTree->processes.front().cmdline.clear();  // as read in the middle of its exec
+  CHECK(initStillStarting(started).find("no command line yet") != std::string::npos);
+}
+
 // Waits (bounded) until `series` reaches `value` in the exposition.
 bool waitForMetric(const Metrics& metrics, const std::string& series, double value) {
   for (int i = 0; i < 500; ++i) {
@@ -293,6 +327,34 @@ TEST_CASE_FIXTURE(
   options.workers = 0;
   EvidenceCollector off(*recorder, metrics, clock, redactor, options);
   CHECK_FALSE(off.request(requestFor("", child.pid())));
+}
+
+TEST_CASE_FIXTURE(CollectorFixture,
+                  "a scan that keeps finding the init starting is retried, then recorded so") {
+  testing::Child runc({"/bin/sh", "-c", kRuncInitShell});
+  REQUIRE(testing::waitUntilSleeping(runc.pid()));
+  for (int i = 0; i < 500 && testing::readFile("/proc/" + std::to_string(runc.pid()) + "/comm") !=
+                                 "runc:[2:INIT]\n";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const Redactor redactor;
+  EvidenceOptions options;
+  options.workers = 1;
+  options.rescanDelay = std::chrono::seconds(0);
+  EvidenceCollector collector(*recorder, metrics, clock, redactor, options);
+  collector.start();
+  CHECK(collector.request(requestFor("", runc.pid())));
+  CHECK(waitForMetric(metrics,
+                      "zastava_agent_evidence_scans_total{scan=\"start\",status=\"partial\"}", 1));
+  collector.stop();
+  recorder->stop();
+  // One record and one counted scan, however many times it was tried.
+  CHECK(testing::metricValue(metrics, "zastava_agent_evidence_scan_duration_seconds_count") == 1);
+  const auto lines = testing::allSegmentLines(dir.path() / "runtime-events");
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("the container's init was still the runtime's (runc:[2:INIT]) after 20 "
+                      "tries") != std::string::npos);
 }
 
 TEST_CASE_FIXTURE(CollectorFixture,
