@@ -264,6 +264,8 @@ cgroup_manager = "cgroupfs"
 runtime = "runc"
 lock_type = "file"
 tmp_dir = "{d}/tmp"
+# how long an exec session's conmon waits after the exec exits (default 300 s)
+exit_command_delay = 5
 volume_path = "{d}/volumes"
 """,
             "storage.conf": f"""\
@@ -323,6 +325,25 @@ runroot = "{d}/run"
 
     def remove_all_containers(self):
         self.podman("rm", "--all", "--force", "--time", "1", check=False, timeout=120)
+        self.end_conmons()
+
+    def end_conmons(self):
+        """SIGTERM to the conmon processes of this engine's containers and exec sessions still
+        running (found by their bundle directory under ours, never by name alone)."""
+        mine = f" -b {self.dir}/"
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cmd.startswith("/usr/bin/conmon ") and mine in cmd:
+                try:
+                    os.kill(int(pid), 15)
+                except OSError:
+                    pass
 
 
 # ----------------------------------------------------------------------------------------------
