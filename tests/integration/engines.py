@@ -240,6 +240,9 @@ class PodmanService(h.PrivateDockerd):
                         XDG_RUNTIME_DIR=d + "/xdg")
         for k in ("CONTAINER_HOST", "CONTAINER_CONNECTION", "DOCKER_HOST"):
             self.env.pop(k, None)
+        # conmon (2.1.6) writes its OOM marker file `oom` into the working directory it
+        # inherits: keep that ours, not the caller's
+        self.cwd = base_dir
 
     def write_config(self):
         d = self.dir
@@ -317,8 +320,8 @@ runroot = "{d}/run"
 
     def podman(self, *args, check=True, timeout=60):
         """The podman CLI on this engine's storage (not through the socket)."""
-        res = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True,
-                             timeout=timeout)
+        res = subprocess.run(["podman", *args], env=self.env, cwd=self.dir,
+                             capture_output=True, text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise RuntimeError(f"podman {' '.join(args)} -> {res.returncode}: {res.stderr}")
         return res.stdout.strip()

@@ -221,9 +221,11 @@ class PrivateDockerd:
         self.log_path = os.path.join(base_dir, "dockerd.log")
         self.proc = None
         # Hooks for other engines (tests/integration/engines.py): the engine's name in logs, its
-        # environment (None: ours) and the docker CLI that drives it (None: docker_cli()).
+        # environment and working directory (None: ours) and the docker CLI that drives it
+        # (None: docker_cli()).
         self.name = "dockerd"
         self.env = None
+        self.cwd = None
         self.cli = None
         assert len(self.sock) < 100, self.sock
 
@@ -238,7 +240,7 @@ class PrivateDockerd:
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
-                                     env=self.env)
+                                     env=self.env, cwd=self.cwd)
         logf.close()
         wait_until(self._ping_or_died, timeout, f"{self.name} /_ping on {self.sock}")
         log(f"{self.name} up (pid {self.proc.pid}) at {self.sock}")
