@@ -155,7 +155,7 @@ def _fetch(cache_dir, root, stamp):
     open(os.path.join(apt_dir, "status"), "a").close()
     opts = _apt_options(apt_dir)
     h.log(f"fetching {', '.join(DOCKER26_PACKAGES)} from {mirror} {DOCKER26_SUITE}")
-    _run(["apt-get", *opts, "update"])
+    _run(["apt-get", *opts, "--error-on=any", "update"])  # a failed fetch is an error
     for old in glob.glob(os.path.join(debs, "*.deb")):
         os.remove(old)
     _run(["apt-get", *opts, "download", *DOCKER26_PACKAGES], cwd=debs)
