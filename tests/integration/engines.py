@@ -330,23 +330,43 @@ runroot = "{d}/run"
         self.podman("rm", "--all", "--force", "--time", "1", check=False, timeout=120)
         self.end_conmons()
 
-    def end_conmons(self):
-        """SIGTERM to the conmon processes of this engine's containers and exec sessions still
-        running (found by their bundle directory under ours, never by name alone)."""
-        mine = f" -b {self.dir}/"
+    def end_conmons(self, timeout=10):
+        """Ends what this engine left running after its containers are gone: conmon processes
+        of exec sessions (they linger exit_command_delay s, then run `podman container
+        cleanup`, which would make DIR/root again after the workspace is deleted) and such
+        cleanups. Found by our directory in their command line, ended with SIGKILL by pid,
+        waited for."""
+        marker = self.dir + "/"
+        pids = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                    argv = f.read().split(b"\0")
             except OSError:
                 continue
-            if cmd.startswith("/usr/bin/conmon ") and mine in cmd:
+            prog = os.path.basename(argv[0].decode(errors="replace"))
+            service = self.proc.pid if self.proc is not None else None
+            if prog in ("conmon", "podman") and int(pid) not in (os.getpid(), service) and \
+                    any(marker in a.decode(errors="replace") for a in argv[1:]):
+                pids.append(int(pid))
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+        def gone():
+            for pid in pids:
                 try:
-                    os.kill(int(pid), 15)
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            return False
                 except OSError:
                     pass
+            return True
+        h.wait_until(gone, timeout, f"{len(pids)} conmon/podman processes of {self.dir} to end")
 
 
 # ----------------------------------------------------------------------------------------------
