@@ -220,6 +220,13 @@ class PrivateDockerd:
         self.endpoint = "unix://" + self.sock
         self.log_path = os.path.join(base_dir, "dockerd.log")
         self.proc = None
+        # Hooks for other engines (tests/integration/engines.py): the engine's name in logs, its
+        # environment and working directory (None: ours) and the docker CLI that drives it
+        # (None: docker_cli()).
+        self.name = "dockerd"
+        self.env = None
+        self.cwd = None
+        self.cli = None
         assert len(self.sock) < 100, self.sock
 
     def command(self):
@@ -232,14 +239,16 @@ class PrivateDockerd:
         os.makedirs(self.dir, exist_ok=True)
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env=self.env, cwd=self.cwd)
         logf.close()
-        wait_until(self._ping_or_died, timeout, f"dockerd /_ping on {self.sock}")
-        log(f"dockerd up (pid {self.proc.pid}) at {self.sock}")
+        wait_until(self._ping_or_died, timeout, f"{self.name} /_ping on {self.sock}")
+        log(f"{self.name} up (pid {self.proc.pid}) at {self.sock}")
 
     def _ping_or_died(self):
         if self.proc.poll() is not None:
-            raise RuntimeError(f"dockerd exited {self.proc.returncode}:\n{tail(self.log_path)}")
+            raise RuntimeError(f"{self.name} exited {self.proc.returncode}:\n"
+                               f"{tail(self.log_path)}")
         return self.ping()
 
     def ping(self):
@@ -255,8 +264,8 @@ class PrivateDockerd:
         if self.proc is None or self.proc.poll() is not None:
             return
         if not terminate(self.proc, timeout):
-            log("dockerd did not exit after SIGTERM; SIGKILL")
-        log(f"dockerd stopped (exit {self.proc.returncode})")
+            log(f"{self.name} did not exit after SIGTERM; SIGKILL")
+        log(f"{self.name} stopped (exit {self.proc.returncode})")
         # The socket file stays; nothing listens on it any more.
 
     def restart(self):
@@ -267,8 +276,8 @@ class PrivateDockerd:
         """Runs the docker CLI against this engine; returns stdout stripped."""
         env = dict(os.environ, DOCKER_HOST=self.endpoint)
         env.pop("DOCKER_CONTEXT", None)
-        res = subprocess.run([docker_cli(), *args], env=env, capture_output=True, text=True,
-                             timeout=timeout)
+        res = subprocess.run([self.cli or docker_cli(), *args], env=env, capture_output=True,
+                             text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)} -> {res.returncode}: {res.stderr}")
         return res.stdout.strip()
@@ -316,8 +325,8 @@ class PrivateDockerd:
             os.makedirs(os.path.join(rootfs, d), exist_ok=True)
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         env = dict(os.environ, DOCKER_HOST=self.endpoint)
-        res = subprocess.run([docker_cli(), "import", "-", tag], stdin=tar.stdout, env=env,
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run([self.cli or docker_cli(), "import", "-", tag], stdin=tar.stdout,
+                             env=env, capture_output=True, text=True, timeout=120)
         tar.stdout.close()
         tar.wait()
         if res.returncode != 0:
