@@ -34,17 +34,8 @@ class EngineSmoke:
     exec_actions = None  # the event actions an exec produces
 
     @classmethod
-    def setUpClass(cls):
-        cls.ws = h.Workspace()
-        try:
-            cls.d = cls.engine(cls.ws)
-        except BaseException:
-            cls.ws.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ws.close()
+    def set_up(cls):  # h.WorkspaceTest's: one workspace per class, closed on failure too
+        cls.d = cls.engine(cls.ws)
 
     def test_ping_version_lifecycle_events(self):
         d = self.d
@@ -86,7 +77,7 @@ class EngineSmoke:
         self.assertEqual(die["Actor"]["Attributes"].get("name"), "smoke", die)
 
 
-class Docker26Smoke(EngineSmoke, unittest.TestCase):
+class Docker26Smoke(EngineSmoke, h.WorkspaceTest):
     api_version = "1.45"
     exec_actions = ["exec_create", "exec_start", "exec_die"]
     removal = "destroy"
@@ -96,7 +87,7 @@ class Docker26Smoke(EngineSmoke, unittest.TestCase):
         return engines.start_docker26(ws, ARGS.engine_cache)
 
 
-class PodmanSmoke(EngineSmoke, unittest.TestCase):
+class PodmanSmoke(EngineSmoke, h.WorkspaceTest):
     api_version = "1.41"
     exec_actions = ["exec", "exec_died"]  # podman's own names, also through the compat API
     removal = "remove"  # podman says remove, never destroy
