@@ -157,7 +157,10 @@ class BrokenEngine(h.WorkspaceTest):
             srv.server_close()
         self.ws.on_cleanup(stop_server)
 
-        agent = self.ws.agent(ARGS.agent, "unix://" + sock, name=name, reconnect_max_backoff=1)
+        # The fixture's events are dated when they were captured, older than the default 24 h
+        # retention: SQLite would prune them (once a minute) while the test waits for them.
+        agent = self.ws.agent(ARGS.agent, "unix://" + sock, name=name, reconnect_max_backoff=1,
+                              extra_args=["--event-buffer-retention-hours", "87600"])
         agent.start()
         agent.wait_ready()
         missing = h.wait_recorded(agent, [h.expected_event_id(e) for e in events], timeout=30)
