@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # check-fresh.sh [options]: checks, as root, that the README's two commands work on a fresh
 # Debian 12 machine. It makes a minimal Debian 12 root (debootstrap --variant=minbase bookworm,
-# cached as a pristine tarball; each check unpacks a new copy), enters it with its own mount and
-# PID namespaces and pivot_root (not chroot: user namespaces and /proc/PID/root must work as on
-# a real machine), does there the one step a user does before the README (apt-get install git
+# cached as a pristine tarball; each check unpacks a new copy), enters it with a mount namespace
+# of its own and pivot_root, in the machine's PID namespace (not chroot: user namespaces and
+# /proc/PID/root must work as on a real machine), does there the one step a user does before the README (apt-get install git
 # ca-certificates), clones this repository's HEAD, and runs
 #   1. ./scripts/run.sh --demo, interrupted with SIGINT (as Ctrl-C) DEMO_SECONDS after its
 #      dockerd started: records of kind container.start and container.die were printed, and no
@@ -70,6 +70,17 @@ mounts_under() {
   awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/self/mounts
 }
 
+# Ends every process whose / is the root (left by a step that failed or was interrupted).
+kill_root_processes() {
+  [[ -d $root ]] || return 0
+  local ours p
+  ours=$(stat -L -c %d:%i "$root")
+  for p in /proc/[0-9]*; do
+    [[ $(stat -L -c %d:%i "$p/root" 2>/dev/null) == "$ours" ]] && kill -KILL "${p#/proc/}" 2>/dev/null
+  done
+  return 0
+}
+
 # Everything mounted in the root lives in the private mount namespace of the process that
 # entered it and ends with it; should anything remain here, it is unmounted before the root
 # is deleted (nothing is ever deleted through a mount).
@@ -77,9 +88,10 @@ mounts_under() {
 cleanup() {
   local status=$?
   if [[ -n $enter_pid ]] && kill -0 "$enter_pid" 2>/dev/null; then
-    kill -KILL "$enter_pid" 2>/dev/null || true  # --kill-child: all of the root's processes end
+    kill -KILL "$enter_pid" 2>/dev/null || true
     wait "$enter_pid" 2>/dev/null || true
   fi
+  kill_root_processes
   local point
   for point in $(mounts_under "$root" | sort -r) $(mounts_under "$dir/pristine.tmp" | sort -r); do
     umount --lazy "$point" || true
@@ -141,10 +153,13 @@ step() {  # step NAME COMMAND...: runs it, records its status and duration
   return "$status"
 }
 
-# Processes whose name is $1 (a regular expression) in this PID namespace.
+# Processes of this root (whose / is ours: the machine's other processes share the PID
+# namespace, as on a real machine) whose name is $1 (a regular expression).
 processes() {
-  local p comm
+  local p comm ours
+  ours=$(stat -L -c %d:%i /)
   for p in /proc/[0-9]*; do
+    [[ $(stat -L -c %d:%i "$p/root" 2>/dev/null) == "$ours" ]] || continue
     comm=$(cat "$p/comm" 2>/dev/null) || continue
     [[ $comm =~ $1 ]] && echo "${p#/proc/} $comm"
   done
@@ -194,13 +209,14 @@ INNER
 chmod 0755 "$results/inner.sh"
 
 # Enters the root: a new mount namespace (private: nothing mounted there is seen here or
-# outlives it) and PID namespace (whose processes all end with it, also when this script is
-# killed); the root bound onto itself (the engine's image import needs / to be a mount point),
-# the kernel's file systems mounted, pivot_root, a clean environment in a new session without
-# a terminal, SIGINT not ignored (this script starts it in the background, which ignores it).
+# outlives it) in the machine's PID namespace, as on a fresh machine (the agent's evidence
+# tells a container that exited from one in a foreign PID namespace by it); the root bound onto
+# itself (the engine's image import needs / to be a mount point), the kernel's file systems
+# mounted, pivot_root, a clean environment in a new session without a terminal, SIGINT not
+# ignored (this script starts it in the background, which ignores it).
 enter() {
   # shellcheck disable=SC2016  # expanded by the shell inside
-  unshare --mount --pid --fork --kill-child --propagation private -- /bin/bash -euc '
+  unshare --mount --fork --propagation private -- /bin/bash -euc '
     root=$1
     shift
     mount --bind "$root" "$root"

@@ -33,6 +33,8 @@ class Lifecycle(h.WorkspaceTest):
             [ARGS.agent, "records", "--follow", "--data-directory", agent.data_dir],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cls.ws.on_cleanup(cls.follower.kill)
+        # It says so before it follows; only then may the agent make the directory.
+        cls.follower_waiting = cls.follower.stderr.readline()
         agent.start()
         agent.wait_ready(timeout=30)
         h.log("agent ready; driving containers")
@@ -301,7 +303,7 @@ class Lifecycle(h.WorkspaceTest):
         kind and container, with the exit code of a death; SIGINT ends it with exit 0"""
         code, printed, err = self.followed
         self.assertEqual(code, 0, err)
-        self.assertIn("waiting for", err)  # started before the agent made its directory
+        self.assertIn("waiting for", self.follower_waiting)  # before the agent made its directory
         self.assertEqual(len(printed), len(self.records), printed[-3:])
         for line, rec in zip(printed, self.records):
             fields = line.split()
