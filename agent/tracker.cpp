@@ -180,6 +180,7 @@ Record Tracker::fromEvent(const ReceivedEvent& received,
   record.observedAt = received.receivedAt;
   record.action = event.action;
   record.actionDetail = event.actionDetail;
+  if (event.mapped) record.engineAction = event.rawAction;
   record.container = facts;
   record.attributes = redactor_.labels(event.attributes);
   if (event.action == "destroy") {

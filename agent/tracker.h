@@ -45,6 +45,9 @@ class Tracker {
   // The record for one engine event. `inspect` (when the action wants one and the container still
   // exists) supplies image ID, labels, pid, restart count and times; the state, exit code and
   // name come from the event itself, because the inspect may already describe a later moment.
+  // Its kind and action are the event's action, already in Docker's vocabulary (decodeEvent: a
+  // Podman `remove` is a destroy and forgets the container); when the decoder mapped it, the
+  // record's engineAction keeps the Action as the engine sent it.
   Record fromEvent(const ReceivedEvent& received, const std::optional<ContainerInspect>& inspect);
 
   // Takes the ledger's last word on each container (the containers table) as the starting
@@ -85,7 +88,7 @@ class Tracker {
 };
 
 // The container state an action leaves behind, or std::nullopt when it does not change it
-// (kill, exec_*, health_status, ...).
+// (kill, exec_*, health_status, Podman's init and cleanup, any action not known, ...).
 std::optional<std::string> stateAfter(std::string_view action);
 
 }  // namespace zastava

@@ -103,6 +103,7 @@ void writeCanonical(JsonWriter& out, const Record& record, std::string_view prev
   out.key("observedAt").text(formatRfc3339Nanos(record.observedAt));
   if (!record.action.empty()) out.key("action").text(record.action);
   if (!record.actionDetail.empty()) out.key("actionDetail").text(record.actionDetail);
+  if (!record.engineAction.empty()) out.key("engineAction").text(record.engineAction);
   if (!record.container.id.empty()) {
     out.key("container");
     writeContainer(out, record.container);

@@ -18,7 +18,7 @@ namespace zastava {
 
 inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
 // 2: container.evidence, 3: gap.undeliveredRecords, 4: an evidence record's source is what asked
-// for the scan (was always snapshot)
+// for the scan (was always snapshot), and the optional engineAction
 inline constexpr int kSchemaVersion = 4;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 
@@ -91,7 +91,10 @@ struct Record {
   UnixNanos observedAt = 0;   // when the agent saw it
   std::string action;         // the engine's verb ("die", "health_status"), empty for snapshots
   std::string actionDetail;   // after ": " in the engine's action ("healthy"), may be empty
-  ContainerFacts container;   // left out of the JSON when container.id is empty (agent.* records)
+  // The engine's Action exactly as sent, only when `action`/`actionDetail` do not spell it (the
+  // decoder mapped a Podman name to Docker's); empty otherwise, and then not written.
+  std::string engineAction;
+  ContainerFacts container;  // left out of the JSON when container.id is empty (agent.* records)
   std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
   std::optional<GapFacts> gap;                    // agent.gap only
   std::optional<EvidenceFacts> evidence;          // container.evidence only

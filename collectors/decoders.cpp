@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include "collectors/engine_vocabulary.h"
+
 namespace zastava {
 namespace {
 
@@ -197,6 +199,7 @@ Result<EngineEvent> decodeEvent(std::string_view json) {
   event.type = std::move(*type);
   event.rawAction = std::move(*rawAction);
   splitAction(event.rawAction, event.action, event.actionDetail);
+  toDockerVocabulary(event, stringOr(doc, "HealthStatus"));
   event.actorId = std::move(*actorId);
   event.scope = stringOr(doc, "scope");
   event.time = intOr(doc, "time");

@@ -17,6 +17,9 @@ namespace zastava {
 // Type/Action/Actor). Requires Action (or status) and Actor.ID (or id). A missing Type is
 // "container" when status is present. Attribute values that are not strings are kept as their
 // JSON text. A missing timeNano is time * 1e9.
+// The action is split (splitAction) and put in Docker's vocabulary (toDockerVocabulary, with
+// the top-level HealthStatus): Podman's `remove` is a `destroy`. `rawAction` is always the
+// Action exactly as sent.
 Result<EngineEvent> decodeEvent(std::string_view json);
 
 // GET /containers/json. Every element needs an Id; Labels may be null.

@@ -13,13 +13,19 @@
 namespace zastava {
 
 // One object from GET /events. Both shapes are accepted: pre-1.52 engines also send
-// `status`, `id`, `from`; 1.52+ send only Type/Action/Actor.
+// `status`, `id`, `from`; 1.52+ send only Type/Action/Actor. `action` and `actionDetail` are in
+// Docker's vocabulary whatever the engine (decodeEvent maps Podman's names); `rawAction` is what
+// the engine sent, and `mapped` says when the two differ.
 struct EngineEvent {
-  std::string type;          // "container", ...
-  std::string action;        // the verb before ": " ("health_status", "exec_start", "die")
-  std::string actionDetail;  // what followed ": ", exactly as sent ("healthy", "true "), or empty
-  std::string rawAction;     // Action exactly as the engine sent it
-  std::string actorId;       // Actor.ID (full container id for container events)
+  std::string type;  // "container", ...
+  // The verb before ": " ("health_status", "exec_start", "die"), Podman's names mapped to
+  // Docker's ("remove" -> "destroy").
+  std::string action;
+  // What followed ": ", exactly as sent ("healthy", "true "), Podman's HealthStatus, or empty.
+  std::string actionDetail;
+  std::string rawAction;  // Action exactly as the engine sent it: the eventId is made of it
+  bool mapped = false;    // action/actionDetail are not what rawAction spells (Podman only)
+  std::string actorId;    // Actor.ID (full container id for container events)
   std::map<std::string, std::string> attributes;  // Actor.Attributes
   std::string scope;                              // "local" | "swarm"
   std::int64_t time = 0;                          // seconds

@@ -80,6 +80,42 @@ TEST_CASE("a snapshot record leaves out everything unknown") {
         R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})");
 }
 
+TEST_CASE("engineAction follows actionDetail when the decoder mapped the action, else absent") {
+  // Podman's `remove` of a container (tests/fixtures/engine/podman-4.3): a destroy whose id is
+  // made of the Action as sent.
+  Record remove;
+  remove.eventId = eventIdForEngineEvent("container", "remove", "abc", 1795358087782735455);
+  remove.kind = "container.destroy";
+  remove.time = 1795358087782735455;
+  remove.timeNano = 1795358087782735455;
+  remove.observedAt = 1795358087800000000;
+  remove.action = "destroy";
+  remove.engineAction = "remove";
+  remove.container.id = "abc";
+  remove.container.name = "web";
+  remove.container.image = "busybox:1";
+  remove.container.state = "removed";
+  CHECK(canonicalJson(remove, kGenesisHash) ==
+        R"({"schema":{"name":"zastava.runtime-event","version":4},)"
+        R"("eventId":"c1ecfcf9784541b86256260968fb5eb8","kind":"container.destroy",)"
+        R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
+        R"("timeNano":1795358087782735455,"observedAt":"2026-11-22T14:34:47.800000000Z",)"
+        R"("action":"destroy","engineAction":"remove",)"
+        R"("container":{"id":"abc","name":"web","image":"busybox:1","state":"removed"},)"
+        R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+
+  // Podman's health_status with its status in HealthStatus: after the detail.
+  Record health = sampleRecord();
+  health.engineAction = "health_status";
+  std::string expected = kSampleCanonical;
+  const std::string detail = R"("actionDetail":"healthy",)";
+  expected.insert(expected.find(detail) + detail.size(), R"("engineAction":"health_status",)");
+  CHECK(canonicalJson(health, kGenesisHash) == expected);
+
+  // Docker's own "health_status: healthy", nothing mapped: no key at all (kSampleCanonical).
+  CHECK(kSampleCanonical.find("engineAction") == std::string::npos);
+}
+
 TEST_CASE("the line parses back as JSON with the same values") {
   const auto parsed = nlohmann::json::parse(chainedLine(sampleRecord(), kGenesisHash).line);
   CHECK(parsed["container"]["labels"]["a\"q"] == "line1\nline2");

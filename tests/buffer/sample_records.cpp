@@ -188,6 +188,7 @@ int main(int argc, char** argv) {
       record.kind = "container.health_status";
       record.action = "health_status";
       record.actionDetail = "healthy";
+      if (i % 8 == 5) record.engineAction = "health_status";  // Podman's HealthStatus
     }
     if (i % 5 == 2) {
       record.container.imageId = "sha256:0123";
