@@ -222,6 +222,16 @@ TEST_CASE("caps on processes, libraries and bytes make a scan partial and say so
 // A real process that names itself as runc's init does until it execs the container's program.
 constexpr const char* kRuncInitShell = "printf 'runc:[2:INIT]' > /proc/$$/comm; sleep 60";
 
+// Waits (bounded) until the kRuncInitShell child `pid` has renamed itself.
+bool waitUntilNamedLikeRunc(int pid) {
+  for (int i = 0; i < 500; ++i) {
+    if (testing::readFile("/proc/" + std::to_string(pid) + "/comm") == "runc:[2:INIT]\n")
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 TEST_CASE("an init still the runtime's, or with no command line yet, is still starting") {
   testing::Child runc({"/bin/sh", "-c", kRuncInitShell});
   testing::Child program({"/bin/sleep", "60"});
@@ -229,11 +239,7 @@ TEST_CASE("an init still the runtime's, or with no command line yet, is still st
   REQUIRE(program.waitUntilSleeping());
   FileHashCache cache;
   ProcfsReader reader("/proc", cache);
-  for (int i = 0; i < 500 && testing::readFile("/proc/" + std::to_string(runc.pid()) + "/comm") !=
-                                 "runc:[2:INIT]\n";
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  REQUIRE(waitUntilNamedLikeRunc(runc.pid()));
   EvidenceOptions options;
   const auto starting = collectEvidence(reader, requestFor("", runc.pid()), options, kRedactor);
   CHECK(initStillStarting(starting) ==
@@ -333,11 +339,7 @@ TEST_CASE_FIXTURE(CollectorFixture,
                   "a scan that keeps finding the init starting is retried, then recorded so") {
   testing::Child runc({"/bin/sh", "-c", kRuncInitShell});
   REQUIRE(testing::waitUntilSleeping(runc.pid()));
-  for (int i = 0; i < 500 && testing::readFile("/proc/" + std::to_string(runc.pid()) + "/comm") !=
-                                 "runc:[2:INIT]\n";
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  REQUIRE(waitUntilNamedLikeRunc(runc.pid()));
   const Redactor redactor;
   EvidenceOptions options;
   options.workers = 1;
