@@ -27,6 +27,7 @@
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
 #include "common/clock.h"
+#include "common/log_limiter.h"
 
 namespace zastava {
 
@@ -101,6 +102,17 @@ class Pipeline {
   void tryReconcile();
   bool isQueued(std::string_view id, std::string_view action);
   void recordEvent(const ReceivedEvent& received);
+  // What the inspect of a start found: the container's facts, or none and why (`problem`, the
+  // record's inspectError): it was gone, or the engine could not answer (`failed`, after asking
+  // again with back-off).
+  struct InspectOutcome {
+    std::optional<ContainerInspect> inspect;
+    bool failed = false;
+    std::string problem;  // what the record's inspectError says; empty when inspected
+  };
+  InspectOutcome inspectForRecord(const EngineEvent& event);
+  // A warning once per container and at most 10 a minute; debug otherwise.
+  void warnInspectFailed(const EngineEvent& event, const Error& error, std::size_t attempts);
   // Asks for evidence of a container whose init process `pid` has none yet; `source` is what
   // asked (the evidence record's source).
   void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
@@ -144,6 +156,8 @@ class Pipeline {
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};
   int reconcileAttempts_ = 0;
+  RecentIds inspectWarned_{1024};  // containers whose failed inspect was logged as a warning
+  LogLimiter inspectWarnings_{10, std::chrono::minutes(1)};
   // Running containers -> the init pid evidence was asked for; forgotten when they die.
   std::unordered_map<std::string, std::int64_t> evidencedPid_;
 

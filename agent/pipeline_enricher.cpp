@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "agent/evidence_collector.h"
@@ -16,6 +17,23 @@
 namespace zastava {
 
 namespace {
+
+// A start's inspect that fails is asked again after each of these (the engine may answer an
+// error while it is busy with the container); a container that is gone is not asked again.
+constexpr std::array<std::chrono::milliseconds, 2> kInspectRetryDelays{
+    std::chrono::milliseconds(100), std::chrono::milliseconds(400)};
+
+// The engine or a proxy answered an error, or the connection broke: worth asking again. Not a
+// refusal (asking again is refused again), a timeout (the engine already had 30 s), a stop.
+bool worthRetrying(ErrorCode code) {
+  return code == ErrorCode::kProtocol || code == ErrorCode::kMalformed ||
+         code == ErrorCode::kUnavailable;
+}
+
+// "failed", "failed 3 times".
+std::string failedTimes(std::size_t attempts) {
+  return attempts == 1 ? "failed" : "failed " + std::to_string(attempts) + " times";
+}
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -189,33 +207,63 @@ void Pipeline::recordEvent(const ReceivedEvent& received) {
     metrics_.countDuplicate();
     return;
   }
-  std::optional<ContainerInspect> inspect;
-  bool inspectFailed = false;
-  if (!stop_ && Tracker::wantsInspect(event.action)) {
-    auto result = api_.inspectContainer(event.actorId);
-    if (result.ok()) {
-      inspect = std::move(result).value();  // nullopt: the container is gone already
-    } else {
-      inspectFailed = true;
-      metrics_.countEngineError(errorCodeName(result.error().code));
-      spdlog::debug("recording {} of {} without inspect details: {}", event.action, event.actorId,
-                    result.error().message);
-    }
-  }
+  InspectOutcome inspected;
+  if (!stop_ && Tracker::wantsInspect(event.action)) inspected = inspectForRecord(event);
+  Record record = tracker_.fromEvent(received, inspected.inspect);
+  record.inspectError = inspected.problem;
   // One dropped (queue full) is not remembered: a later replay may still bring it.
-  if (recorder_.submit(tracker_.fromEvent(received, inspect))) {
+  if (recorder_.submit(std::move(record))) {
     recorded_.remember(received.eventId);
   }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
-  if (event.action == "start" && !inspectFailed && !stop_) {
+  if (event.action == "start" && !inspected.failed && !stop_) {
     // Not running (or gone) by now: the evidence record will say it exited first. When the
-    // inspect failed, the reconciliation after the engine is back asks instead.
+    // inspect failed, the next reconciliation asks instead.
+    const auto& inspect = inspected.inspect;
     const bool running = inspect && inspect->state.running;
     requestEvidence(event.actorId, running ? inspect->state.pid : 0, EvidenceScan::kStart,
                     received.source);
   } else if (event.action == "die" || event.action == "destroy") {
     evidencedPid_.erase(event.actorId);
   }
+}
+
+Pipeline::InspectOutcome Pipeline::inspectForRecord(const EngineEvent& event) {
+  for (std::size_t attempt = 0;; ++attempt) {
+    auto result = api_.inspectContainer(event.actorId);
+    if (result.ok() && result->has_value()) return {std::move(result).value(), false, {}};
+    if (result.ok()) {
+      metrics_.countRecordWithoutInspect("gone");
+      return {std::nullopt, false, "the container was gone before it could be inspected"};
+    }
+    const Error& error = result.error();
+    metrics_.countEngineError(errorCodeName(error.code));
+    const bool last = attempt == kInspectRetryDelays.size() || !worthRetrying(error.code);
+    if (last || !sleepUnlessStopped(kInspectRetryDelays[attempt])) {
+      const std::size_t attempts = attempt + 1;
+      warnInspectFailed(event, error, attempts);
+      metrics_.countRecordWithoutInspect("failed");
+      return {std::nullopt, true, "the inspect " + failedTimes(attempts) + ": " + error.message};
+    }
+  }
+}
+
+void Pipeline::warnInspectFailed(const EngineEvent& event, const Error& error,
+                                 std::size_t attempts) {
+  const bool firstForContainer = !inspectWarned_.contains(event.actorId);
+  inspectWarned_.remember(event.actorId);
+  std::uint64_t heldBack = 0;
+  if (!firstForContainer || !inspectWarnings_.allow(clock_.now(), heldBack)) {
+    spdlog::debug("recording {} of {} without inspect details: the inspect {}: {}", event.action,
+                  event.actorId, failedTimes(attempts), error.message);
+    return;
+  }
+  spdlog::warn(
+      "recording {} of container {} without its image ID, pid and security posture: the "
+      "inspect {}: {}{}",
+      event.action, event.actorId.substr(0, 12), failedTimes(attempts), error.message,
+      heldBack == 0 ? std::string()
+                    : fmt::format(" ({} more such failures not logged)", heldBack));
 }
 
 void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,

@@ -104,6 +104,7 @@ void writeCanonical(JsonWriter& out, const Record& record, std::string_view prev
   if (!record.action.empty()) out.key("action").text(record.action);
   if (!record.actionDetail.empty()) out.key("actionDetail").text(record.actionDetail);
   if (!record.engineAction.empty()) out.key("engineAction").text(record.engineAction);
+  if (!record.inspectError.empty()) out.key("inspectError").text(record.inspectError);
   if (!record.container.id.empty()) {
     out.key("container");
     writeContainer(out, record.container);

@@ -18,8 +18,8 @@ namespace zastava {
 
 inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
 // 2: container.evidence, 3: gap.undeliveredRecords, 4: an evidence record's source is what asked
-// for the scan (was always snapshot), and the optional engineAction
-inline constexpr int kSchemaVersion = 4;
+// for the scan (was always snapshot), and the optional engineAction, 5: the optional inspectError
+inline constexpr int kSchemaVersion = 5;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 
 enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };
@@ -94,6 +94,9 @@ struct Record {
   // The engine's Action exactly as sent, only when `action`/`actionDetail` do not spell it (the
   // decoder mapped a Podman name to Docker's); empty otherwise, and then not written.
   std::string engineAction;
+  // Why a record that is made from an inspect (container.start) has none of its facts: the
+  // container was gone, or the engine did not answer. Empty otherwise, and then not written.
+  std::string inspectError;
   ContainerFacts container;  // left out of the JSON when container.id is empty (agent.* records)
   std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
   std::optional<GapFacts> gap;                    // agent.gap only

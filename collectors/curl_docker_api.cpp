@@ -27,6 +27,14 @@ std::optional<std::pair<int, int>> parseApiVersion(std::string_view text) {
   return std::make_pair(major, minor);
 }
 
+// Docker answers the inspect of a container that no longer exists with 404. Podman does too,
+// except while the container is being removed, when it answers 500 with the cause "no such
+// container" (captured: tests/fixtures/engine/podman-4.3/inspect-rm-exited.json). Both mean gone.
+bool containerGone(const Transfer& response) {
+  return response.status == 404 ||
+         (response.status == 500 && decodeErrorCause(response.body) == "no such container");
+}
+
 class CurlDockerApi final : public DockerApi {
  public:
   explicit CurlDockerApi(Endpoint endpoint) : endpoint_(std::move(endpoint)) { initCurlOnce(); }
@@ -67,7 +75,7 @@ class CurlDockerApi final : public DockerApi {
     const std::string path = containerInspectPath(*ver, id);
     auto response = request(path);
     if (!response.ok()) return response.error();
-    if (response->status == 404) return std::optional<ContainerInspect>();
+    if (containerGone(*response)) return std::optional<ContainerInspect>();
     if (response->status != 200) return statusError(endpoint_, path, *response);
     auto inspect = decodeContainerInspect(response->body);
     if (!inspect.ok()) return inspect.error();

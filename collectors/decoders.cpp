@@ -385,4 +385,10 @@ std::string decodeErrorMessage(std::string_view body) {
   return stringOr(*doc, "message");
 }
 
+std::string decodeErrorCause(std::string_view body) {
+  auto doc = parseObject(body, "error body");
+  if (!doc.ok()) return std::string();
+  return stringOr(*doc, "cause");
+}
+
 }  // namespace zastava

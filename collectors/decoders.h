@@ -38,5 +38,8 @@ void splitAction(std::string_view raw, std::string& action, std::string& detail)
 
 // The text of the engine's {"message": "..."} error body; empty when `body` is not such JSON.
 std::string decodeErrorMessage(std::string_view body);
+// The `cause` of Podman's {"cause": "...", "message": "...", "response": N} error body (Docker's
+// has none); empty when absent.
+std::string decodeErrorCause(std::string_view body);
 
 }  // namespace zastava

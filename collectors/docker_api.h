@@ -40,7 +40,8 @@ class DockerApi {
   virtual Result<VersionInfo> version() = 0;
   // GET /containers/json?all=1. Any thread.
   virtual Result<std::vector<ContainerSummary>> listContainers() = 0;
-  // GET /containers/{id}/json. std::nullopt when the engine says 404 (the container is gone).
+  // GET /containers/{id}/json. std::nullopt when the engine says the container is gone (404, or
+  // Podman's 500 with the cause "no such container" while it removes one).
   // Safe to call from several threads at once.
   virtual Result<std::optional<ContainerInspect>> inspectContainer(std::string_view id) = 0;
   // GET /events?filters={"type":["container"]}&since=... . Blocks, calling `onEvent` for every

@@ -105,6 +105,10 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& reconciled =
       counter(registry, "zastava_agent_reconciled_transitions_total",
               "Container transitions the engine did not deliver, written by reconciliation");
+  prometheus::Family<prometheus::Counter>& withoutInspect =
+      counter(registry, "zastava_agent_records_without_inspect_total",
+              "Start records written without the inspect's facts (image ID, pid, posture), by "
+              "reason: the container was gone, or the inspect failed");
   prometheus::Family<prometheus::Gauge>& cursorLag =
       gauge(registry, "zastava_agent_cursor_lag_seconds",
             "Seconds between now and the engine time of the last durable engine event");
@@ -198,6 +202,7 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
     impl_->engineErrors.Add({{"kind", std::string(errorCodeName(code))}});
   }
   impl_->engineErrors.Add({{"kind", "decode"}});
+  for (const char* reason : {"gone", "failed"}) impl_->withoutInspect.Add({{"reason", reason}});
   for (const char* reason : {"queue_full", "event_queue_full", "evidence_queue_full", "stopped"}) {
     impl_->dropped.Add({{"reason", reason}});
   }
@@ -262,6 +267,9 @@ void Metrics::setLastEventTimestamp(double unixSeconds) {
 void Metrics::countGap() { impl_->gaps.Increment(); }
 void Metrics::countReconciled(std::string_view action) {
   impl_->reconciled.Add({{"action", std::string(action)}}).Increment();
+}
+void Metrics::countRecordWithoutInspect(std::string_view reason) {
+  impl_->withoutInspect.Add({{"reason", std::string(reason)}}).Increment();
 }
 void Metrics::setContainersTracked(std::int64_t count) {
   impl_->containers.Set(static_cast<double>(count));

@@ -60,6 +60,9 @@ class Metrics {
   void countGap();
   // zastava_agent_reconciled_transitions_total{action}: transitions written by reconciliation.
   void countReconciled(std::string_view action);
+  // zastava_agent_records_without_inspect_total{reason}: start records without the inspect's
+  // facts; reason is gone (the container was removed first) or failed (the engine did not answer).
+  void countRecordWithoutInspect(std::string_view reason);
   // zastava_agent_cursor_lag_seconds (gauge, computed at scrape): now minus the engine time of
   // the last durable engine event; absent until there is one.
   // zastava_agent_containers (gauge): containers currently tracked.

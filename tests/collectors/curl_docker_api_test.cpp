@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 #include <utility>
@@ -43,6 +44,8 @@ class FakeEngine {
   std::string listContentType = "application/json";
   bool holdStreamOpen = false;
   std::atomic<int> pingStatus{200};
+  // Inspect answers by container id, besides the running fixture and 404: {status, body}.
+  std::map<std::string, std::pair<int, std::string>> inspectAnswers;
 
   void start() {
     // Before routing, so a request is recorded even when no route answers it, and before the
@@ -68,8 +71,12 @@ class FakeEngine {
                   res.set_content(listBody, listContentType.c_str());
                 });
     server_.Get(R"(/v[0-9.]+/containers/([^/]+)/json)",
-                [](const httplib::Request& req, httplib::Response& res) {
-                  if (req.matches[1] == kRunningId) {
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  if (const auto answer = inspectAnswers.find(req.matches[1]);
+                      answer != inspectAnswers.end()) {
+                    res.status = answer->second.first;
+                    res.set_content(answer->second.second, "application/json");
+                  } else if (req.matches[1] == kRunningId) {
                     res.set_content(readFixture("inspect-running.json"), "application/json");
                   } else {
                     res.status = 404;
@@ -231,6 +238,25 @@ TEST_CASE("other statuses are kProtocol with the engine's message") {
   CHECK(list.error().code == ErrorCode::kProtocol);
   CHECK(list.error().message.find("500") != std::string::npos);
   CHECK(list.error().message.find("something broke") != std::string::npos);
+}
+
+TEST_CASE("an inspect answered 'no such container' is gone; another 500 is an error") {
+  FakeEngine engine;
+  // Podman 4.3 while it removes a --rm container, captured.
+  engine.inspectAnswers["removing"] = {500, readFixture("podman-4.3/inspect-rm-exited.json")};
+  engine.inspectAnswers["broken"] = {500, R"({"message":"something broke"})"};
+  engine.start();
+  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto removing = api->inspectContainer("removing");
+  REQUIRE(removing.ok());
+  CHECK_FALSE(removing->has_value());
+  const auto gone = api->inspectContainer(kGoneId);
+  REQUIRE(gone.ok());
+  CHECK_FALSE(gone->has_value());
+  const auto broken = api->inspectContainer("broken");
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.error().code == ErrorCode::kProtocol);
+  CHECK(broken.error().message.find("HTTP 500: something broke") != std::string::npos);
 }
 
 TEST_CASE("negotiation: /version fallback, numeric comparison, too old") {

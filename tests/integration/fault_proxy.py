@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""A fault injector in front of a real engine's unix socket, for the tests of slow and failing
+inspects: it passes every request through untouched except `GET /v*/containers/{id}/json`, which
+it can answer with an error of its own (as a proxy in front of the engine does when its backend
+fails) or hold until the test lets it through. Nothing here imitates the engine: what reaches
+the agent is either the engine's own answer or the proxy's error.
+
+    proxy = FaultProxy(path, engine_socket).start()
+    proxy.fail_inspects(container_id, times=1)   # the next inspect of it answers 503
+    proxy.fail_inspects(container_id)            # every inspect of it answers 503
+    proxy.hold_inspects()                        # every inspect waits ...
+    proxy.release_inspects()                     # ... until this
+    proxy.inspects[container_id]                 # how many inspects of it arrived
+
+Each connection carries one request (`Connection: close` is added on the way to the engine),
+so every request is seen. Any thread."""
+
+import collections
+import os
+import re
+import selectors
+import socket
+import threading
+
+INSPECT = re.compile(rb"^GET /v[0-9.]+/containers/([^/?]+)/json(\?| )")
+ERROR_BODY = b'{"message":"the test\'s fault proxy answered instead of the engine"}'
+
+
+class FaultProxy:
+    def __init__(self, path, upstream):
+        self.path = path
+        self.upstream = upstream
+        self.endpoint = "unix://" + path
+        self.inspects = collections.Counter()
+        self._lock = threading.Lock()
+        self._failures = {}  # container id -> inspects still to fail (None: all)
+        self._gate = threading.Event()
+        self._gate.set()
+        self._server = None
+        self._closed = False
+
+    def start(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(64)
+        threading.Thread(target=self._accept, name="fault-proxy", daemon=True).start()
+        return self
+
+    def stop(self):
+        self._closed = True
+        self._gate.set()
+        if self._server is not None:
+            self._server.close()
+
+    def fail_inspects(self, container_id, times=None):
+        with self._lock:
+            self._failures[container_id] = times
+
+    def hold_inspects(self):
+        self._gate.clear()
+
+    def release_inspects(self):
+        self._gate.set()
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _should_fail(self, container_id):
+        with self._lock:
+            self.inspects[container_id] += 1
+            if container_id not in self._failures:
+                return False
+            left = self._failures[container_id]
+            if left is None:
+                return True
+            if left <= 0:
+                return False
+            self._failures[container_id] = left - 1
+            return True
+
+    def _serve(self, client):
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            inspect = INSPECT.match(head)
+            if inspect:
+                self._gate.wait()
+                if self._should_fail(inspect.group(1).decode()):
+                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
+                                   b"Content-Type: application/json\r\nConnection: close\r\n"
+                                   b"Content-Length: " + str(len(ERROR_BODY)).encode() +
+                                   b"\r\n\r\n" + ERROR_BODY)
+                    return
+            lines = [line for line in head.split(b"\r\n")
+                     if not line.lower().startswith(b"connection:")]
+            request = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + rest
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as engine:
+                try:
+                    engine.connect(self.upstream)
+                except OSError:
+                    return
+                engine.sendall(request)
+                self._pipe(client, engine)
+
+    @staticmethod
+    def _pipe(client, engine):
+        """Copies bytes both ways until either side closes."""
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ, engine)
+        sel.register(engine, selectors.EVENT_READ, client)
+        while True:
+            for key, _ in sel.select(timeout=1):
+                try:
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        return
+                    key.data.sendall(data)
+                except OSError:
+                    return
