@@ -252,6 +252,88 @@ TEST_CASE("version") {
   CHECK(decodeVersion(R"({"Version":"x"})").error().code == ErrorCode::kMalformed);
 }
 
+// The same containers on Docker 26.1 (API 1.45) and Podman 4.3's compat API (API 1.41), captured
+// by tests/integration/capture_engine_fixtures.py: each engine's answers decode to the same facts.
+struct EngineCapture {
+  const char* dir;
+  const char* runningId;
+  const char* image;  // Config.Image as the engine reports it
+  const char* imageId;
+  std::int64_t runningPid;
+  const char* exitedAt;
+  const char* apiVersion;
+  const char* version;
+};
+
+constexpr EngineCapture kDocker26{
+    "docker-26.1/", "294b0d97c00d9695024eab45d9a7bbd537f41cb512dc07a00a3463fd3df2d895",
+    "zastava-test/busybox:1",
+    "sha256:b9f8c97da9c560a1637c9fc51e765fa329e3fd10e139590ee76f0f7251b94374", 32650,
+    "2026-12-06T06:14:43.567424755Z", "1.45", "26.1.5+dfsg1"};
+constexpr EngineCapture kPodman43{
+    "podman-4.3/", "c7bbcac69ddf7211ca84dff40ed4022b73a5845f894a154a7f478a19aaff91cd",
+    "docker.io/zastava-test/busybox:1",
+    "sha256:4a7bb38ce62dfec51be2a9cdbceb7aec30fd96389ad3dc84a9b52cf3bd3a08ed", 1457,
+    "2026-12-06T06:15:09.855333503Z", "1.41", "4.3.1"};
+
+TEST_CASE("each engine's list, inspects and version decode to the same facts") {
+  for (const EngineCapture& engine : {kDocker26, kPodman43}) {
+    CAPTURE(engine.dir);
+    const std::string dir = engine.dir;
+    const auto running = decodeContainerInspect(readFixture(dir + "inspect-running.json"));
+    REQUIRE(running.ok());
+    CHECK(running->id == engine.runningId);
+    CHECK(running->name == "col-run");
+    CHECK(running->image == engine.image);
+    CHECK(running->imageId == engine.imageId);
+    CHECK(running->path == "sleep");
+    CHECK(running->args == std::vector<std::string>{"300"});
+    CHECK(running->state.status == "running");
+    CHECK(running->state.running);
+    CHECK(running->state.pid == engine.runningPid);
+    CHECK(running->labels.at("app") == "web");
+    CHECK_FALSE(running->posture.privileged);
+    CHECK(running->manifestDigest.empty());  // API < 1.48: no ImageManifestDescriptor
+
+    const auto exited = decodeContainerInspect(readFixture(dir + "inspect-exited.json"));
+    REQUIRE(exited.ok());
+    CHECK(exited->name == "col-exited");
+    CHECK(exited->state.status == "exited");
+    CHECK_FALSE(exited->state.running);
+    CHECK(exited->state.pid == 0);
+    CHECK(exited->state.exitCode == 3);
+    CHECK(exited->state.finishedAt == engine.exitedAt);
+
+    const auto list = decodeContainerList(readFixture(dir + "containers-list.json"));
+    REQUIRE(list.ok());
+    std::map<std::string, std::string> stateByName;
+    for (const auto& c : *list) {
+      REQUIRE(c.names.size() == 1);
+      stateByName[c.names[0]] = c.state;
+      CHECK(c.imageId == engine.imageId);
+      CHECK(c.labels.at("zastava.fixture") == "col");
+    }
+    const std::map<std::string, std::string> expected{{"/col-paused", "paused"},
+                                                      {"/col-created", "created"},
+                                                      {"/col-exited", "exited"},
+                                                      {"/col-run", "running"}};
+    CHECK(stateByName == expected);
+
+    const auto version = decodeVersion(readFixture(dir + "version.json"));
+    REQUIRE(version.ok());
+    CHECK(version->apiVersion == engine.apiVersion);
+    CHECK(version->minApiVersion == "1.24");
+    CHECK(version->version == engine.version);
+  }
+}
+
+TEST_CASE("Podman's answer for a container it is removing has a cause") {
+  const std::string body = readFixture("podman-4.3/inspect-rm-exited.json");
+  CHECK(decodeErrorCause(body) == "no such container");
+  CHECK(decodeErrorMessage(body).find("does not exist in database") != std::string::npos);
+  CHECK(decodeErrorCause(readFixture("inspect-404.json")).empty());  // Docker's has none
+}
+
 }  // namespace
 }  // namespace zastava
 
