@@ -34,6 +34,7 @@ Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& eviden
       metrics_(metrics),
       clock_(clock),
       options_(options),
+      queue_(options.eventQueue),
       tracker_(clock, redactor),
       recorded_(kRecentEngineEvents) {}
 
@@ -59,19 +60,10 @@ void Pipeline::start() {
 }
 
 void Pipeline::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  room_.notify_all();
+  queue_.stop();
+  closeStream_ = true;
   if (streamThread_.joinable()) streamThread_.join();
   if (enrichThread_.joinable()) enrichThread_.join();
-}
-
-bool Pipeline::sleepUnlessStopped(std::chrono::milliseconds duration) {
-  std::unique_lock lock(mu_);
-  return !wake_.wait_for(lock, duration, [this] { return stop_.load(); });
 }
 
 std::chrono::milliseconds Pipeline::nextBackoff(int attempt) const {
@@ -86,11 +78,15 @@ std::chrono::milliseconds Pipeline::nextBackoff(int attempt) const {
 // ---- stream thread (the enricher thread is in pipeline_enricher.cpp) ----
 
 void Pipeline::runStream() {
-  while (!stop_) {
+  while (!queue_.stopping()) {
     Error ended = streamOnce();
-    if (stop_) break;
+    if (queue_.stopping()) break;
+    if (overflowed_) {
+      if (!afterQueueOverflow()) break;
+      continue;
+    }
     onStreamFailed(ended);
-    if (!sleepUnlessStopped(nextBackoff(failedAttempts_++))) break;
+    if (!queue_.sleepFor(nextBackoff(failedAttempts_++))) break;
   }
 }
 
@@ -104,7 +100,8 @@ Error Pipeline::streamOnce() {
   query.silenceCheck = options_.silenceCheck;
   auto result = api_.streamEvents(
       query, [this, since] { onStreamOpen(since); },
-      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since.timeNano); }, stop_);
+      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since.timeNano); },
+      closeStream_);
   if (result.ok()) return Error{ErrorCode::kUnavailable, "event stream closed by the engine"};
   return result.error();
 }
@@ -126,8 +123,8 @@ void Pipeline::onStreamOpen(const EventCursor& since) {
   // ledger is new (afterStreamOpened): a stream that dies within it is not reconciled against,
   // so its undelivered events, replayed by the next one, are not also written as reconciled
   // transitions.
-  enqueue(StreamOpened{since, streamOpenedAt_,
-                       std::chrono::steady_clock::now() + options_.replayWindow});
+  queue_.pushStreamOpened(StreamOpened{since, streamOpenedAt_,
+                                      std::chrono::steady_clock::now() + options_.replayWindow});
 }
 
 void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
@@ -148,37 +145,35 @@ void Pipeline::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
     }
     return;
   }
+  if (overflowed_) return;  // the stream is closing; the next one replays this event
   const UnixNanos time = event->timeNano;
   // On a resumed stream the engine first replays what it kept since `since`.
   const RecordSource source =
       since != 0 && time < streamOpenedAt_ ? RecordSource::kReplay : RecordSource::kStream;
   ReceivedEvent received = receivedEvent(std::move(event.value()), source, clock_.now());
-  if (time >= lastSeen_.timeNano) lastSeen_ = {time, received.eventId};
-  enqueue(std::move(received));
+  EventCursor cursor{time, received.eventId};
+  if (!queue_.pushEvent(std::move(received))) {
+    onQueueOverflow();
+    return;
+  }
+  if (time >= lastSeen_.timeNano) lastSeen_ = std::move(cursor);
 }
 
-bool Pipeline::enqueue(QueueItem item) {
-  const bool isEvent = std::holds_alternative<ReceivedEvent>(item);
-  {
-    std::unique_lock lock(mu_);
-    auto full = [this] { return queuedEvents_ >= options_.eventQueueCapacity; };
-    if (isEvent && full() && !dropping_) {
-      room_.wait_for(lock, options_.queueFullWait, [&] { return stop_ || !full(); });
-    }
-    if (isEvent && full()) {
-      metrics_.countDropped("event_queue_full");
-      if (!dropping_) {
-        spdlog::error("event queue full ({} events): dropping engine events until it drains",
-                      queuedEvents_);
-        dropping_ = true;
-      }
-      return false;
-    }
-    queue_.push_back(std::move(item));
-    if (isEvent) ++queuedEvents_;
-  }
-  wake_.notify_all();
-  return true;
+void Pipeline::onQueueOverflow() {
+  overflowed_ = true;
+  closeStream_ = true;
+  metrics_.countEventQueueOverflow();
+  spdlog::warn(
+      "event queue full ({} events, {} bytes waiting for the enricher): closing the event "
+      "stream to reopen it from the last event queued ({}); the engine sends the rest again",
+      queue_.events(), queue_.bytes(), formatRfc3339Nanos(lastSeen_.timeNano));
+}
+
+bool Pipeline::afterQueueOverflow() {
+  const bool room = queue_.waitForRoom();
+  overflowed_ = false;
+  closeStream_ = false;  // before the check: a stop() after it is seen by the next stream
+  return room && !queue_.stopping();
 }
 
 void Pipeline::onStreamFailed(const Error& error) {

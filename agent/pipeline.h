@@ -1,7 +1,10 @@
-// The Pipeline moves engine facts into the Recorder on two named threads:
+// The Pipeline moves engine facts into the Recorder on two named threads, through an
+// EventQueue (event_queue.h):
 //   zastava-stream: keeps the /events stream open (negotiate, stream, back off, resume a little
-//                   before the last event seen) and only decodes and queues. When the queue is
-//                   full it waits for room at most queueFullWait, then drops (counted);
+//                   before the last event queued) and only decodes and queues. It never waits
+//                   for the enricher: when an event does not fit in the queue it closes the
+//                   stream, waits for room and reopens it from the last event it queued, so the
+//                   engine replays the rest (counted in event_queue_overflows_total);
 //   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
 //                   engine's replay arrive, checks that the replay holds the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
@@ -14,15 +17,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
-#include <variant>
 
+#include "agent/event_queue.h"
 #include "agent/recent_ids.h"
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
@@ -42,19 +42,14 @@ struct PipelineOptions {
   std::chrono::milliseconds maxBackoff{30'000};
   std::chrono::seconds silenceCheck{60};
   // How long the engine's replay of buffered events may take to arrive after the stream opens
-  // (it writes them right after the headers).
+  // (it writes them right after the headers). The wait ends sooner when a live event arrives
+  // behind the replay (EventQueue::waitForReplayEnd).
   std::chrono::milliseconds replayWindow{1'000};
   // How far before the last event seen the stream resumes. The engine stamps an event before it
   // publishes it, so it can deliver one a little after a later-stamped one; and its replay stops
   // at the first event older than `since`. Events replayed again are recognised and skipped.
   std::chrono::milliseconds resumeOverlap{1'000};
-  std::size_t eventQueueCapacity = 1024;
-  // How long the stream waits for room in a full queue before it drops an event; once it has
-  // dropped one it drops without waiting until the enricher takes an event. Meanwhile the
-  // engine keeps what it publishes in its 1024-event buffer for this reader, and only drops
-  // when that is full for 100 ms: a real engine publishes far fewer than 1024 events a second,
-  // so waiting loses nothing there, where dropping here always loses.
-  std::chrono::milliseconds queueFullWait{1'000};
+  EventQueue::Limits eventQueue;
 };
 
 class Pipeline {
@@ -74,14 +69,6 @@ class Pipeline {
   void stop();
 
  private:
-  // The stream (re)opened, resuming after `since`.
-  struct StreamOpened {
-    EventCursor since;
-    UnixNanos openedAt = 0;
-    std::chrono::steady_clock::time_point replayDeadline;
-  };
-  using QueueItem = std::variant<ReceivedEvent, StreamOpened>;
-
   // Stream thread.
   void runStream();
   Error streamOnce();
@@ -89,18 +76,17 @@ class Pipeline {
   void onStreamEvent(Result<EngineEvent>& event, std::int64_t since);
   void queueEvent(Result<EngineEvent>& event, std::int64_t since);
   void onStreamFailed(const Error& error);
-  bool enqueue(QueueItem item);
+  // The queue refused an event: close the stream, to reopen it from the last event queued.
+  void onQueueOverflow();
+  // After an overflow closed the stream: waits for room. False when stopping.
+  bool afterQueueOverflow();
 
   // Enricher thread.
   void runEnricher();
   void afterStreamOpened(const StreamOpened& opened);
-  bool nextIsStreamOpened();
   void checkContinuity(const StreamOpened& opened);
   void recordReplay(const StreamOpened& opened);
-  // Takes the queue's front item. Holds mu_.
-  QueueItem popFront();
   void tryReconcile();
-  bool isQueued(std::string_view id, std::string_view action);
   void recordEvent(const ReceivedEvent& received);
   // What the inspect of a start found: the container's facts, or none and why (`problem`, the
   // record's inspectError): it was gone, or the engine could not answer (`failed`, after asking
@@ -119,8 +105,6 @@ class Pipeline {
                        RecordSource source);
   void requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine);
 
-  // Waits `duration` or until stop(); returns false when stopping. Any pipeline thread.
-  bool sleepUnlessStopped(std::chrono::milliseconds duration);
   std::chrono::milliseconds nextBackoff(int attempt) const;
 
   DockerApi& api_;
@@ -131,16 +115,14 @@ class Pipeline {
   const Clock& clock_;
   const PipelineOptions options_;
 
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::condition_variable room_;  // the enricher took an event from a full queue
-  std::deque<QueueItem> queue_;   // guarded by mu_
-  std::size_t queuedEvents_ = 0;  // guarded by mu_: ReceivedEvent items in queue_
-  bool dropping_ = false;         // guarded by mu_: the queue was full and an event dropped
+  EventQueue queue_;  // its stop flag is the Pipeline's
+
+  // Set by stop() and by an overflow: ends the current stream.
+  std::atomic<bool> closeStream_{false};
 
   // Stream thread only.
-  EventCursor lastSeen_;
+  EventCursor lastSeen_;  // the newest event queued
+  bool overflowed_ = false;  // the queue refused an event of the current stream
   UnixNanos streamOpenedAt_ = 0;
   bool everOpened_ = false;
   bool inIncident_ = false;

@@ -43,31 +43,21 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 void Pipeline::runEnricher() {
   while (true) {
-    std::optional<QueueItem> next;
-    bool reconcileNow = false;
     health_.waiting(Worker::kEnricher);
-    {
-      std::unique_lock lock(mu_);
-      auto reconcileIsDue = [this] {
-        return reconcileDue_ && std::chrono::steady_clock::now() >= nextReconcileAt_;
-      };
-      while (!stop_ && queue_.empty() && !reconcileIsDue()) {
-        if (reconcileDue_) {
-          wake_.wait_until(lock, nextReconcileAt_);
-        } else {
-          wake_.wait(lock);
-        }
-      }
-      if (stop_ && queue_.empty()) return;
-      reconcileNow = !stop_ && reconcileIsDue();
-      if (!reconcileNow) {
-        next = popFront();
-      }
+    const bool reconcileIsDue =
+        reconcileDue_ && std::chrono::steady_clock::now() >= nextReconcileAt_;
+    if (reconcileIsDue && !queue_.stopping()) {
+      health_.working(Worker::kEnricher);
+      tryReconcile();
+      continue;
+    }
+    auto next = queue_.pop(reconcileDue_ ? std::optional(nextReconcileAt_) : std::nullopt);
+    if (!next) {
+      if (queue_.stopping()) return;  // and everything queued is recorded
+      continue;                       // the reconciliation is due
     }
     health_.working(Worker::kEnricher);
-    if (reconcileNow) {
-      tryReconcile();
-    } else if (auto* event = std::get_if<ReceivedEvent>(&*next)) {
+    if (auto* event = std::get_if<ReceivedEvent>(&*next)) {
       recordEvent(*event);
     } else {
       afterStreamOpened(std::get<StreamOpened>(*next));
@@ -80,12 +70,10 @@ void Pipeline::afterStreamOpened(const StreamOpened& opened) {
   // A new ledger's first stream has nothing to replay, and its reconciliation writes snapshots
   // only: nothing a later replay could write again. Any other stream waits for its replay.
   const bool mayReplay = !firstObservation_ || opened.since.timeNano != 0;
-  if (mayReplay) {
-    std::unique_lock lock(mu_);
-    wake_.wait_until(lock, opened.replayDeadline, [this] { return stop_.load(); });
-  }
-  if (stop_) return;
-  if (nextIsStreamOpened()) return;  // that stream died before its replay: the next one checks
+  if (mayReplay && !queue_.waitForReplayEnd(opened.openedAt, opened.replayDeadline)) return;
+  if (queue_.stopping()) return;
+  // That stream died before its replay: the next one checks.
+  if (queue_.frontIsStreamOpened()) return;
   checkContinuity(opened);
   recordReplay(opened);
   reconcileDue_ = opened;
@@ -94,29 +82,17 @@ void Pipeline::afterStreamOpened(const StreamOpened& opened) {
   tryReconcile();
 }
 
-bool Pipeline::nextIsStreamOpened() {
-  std::lock_guard lock(mu_);
-  return !queue_.empty() && std::holds_alternative<StreamOpened>(queue_.front());
-}
-
 void Pipeline::checkContinuity(const StreamOpened& opened) {
   // No engine event recorded yet: nothing anchors a proof either way. The stream resumed from
   // when it last opened and reconciliation covers the rest (docs/records.md).
   if (opened.since.eventId.empty()) return;
   // The engine forgets its oldest events first: if it replays the cursor event, it still has
   // every event published after it.
-  UnixNanos to = opened.openedAt;  // the first event after the cursor that the replay has
-  {
-    std::lock_guard lock(mu_);
-    for (const QueueItem& item : queue_) {
-      const auto* event = std::get_if<ReceivedEvent>(&item);
-      if (event == nullptr || event->event.timeNano >= opened.openedAt) break;
-      if (event->eventId == opened.since.eventId) return;  // the replay covers the outage
-      if (event->event.timeNano > opened.since.timeNano) {
-        to = std::min(to, event->event.timeNano);
-      }
-    }
-  }
+  const ReplayCheck replay = queue_.checkReplay(opened.since, opened.openedAt);
+  if (replay.holdsCursor) return;  // the replay covers the outage
+  // Up to the first event after the cursor that the replay has, else when the stream opened.
+  const UnixNanos to =
+      replay.firstAfter != 0 ? std::min(opened.openedAt, replay.firstAfter) : opened.openedAt;
   std::string reason =
       "the engine no longer had the events after the last one recorded (it restarted, or more "
       "than 256 events happened meanwhile); reconciliation fills in container states";
@@ -127,34 +103,13 @@ void Pipeline::checkContinuity(const StreamOpened& opened) {
 }
 
 void Pipeline::recordReplay(const StreamOpened& opened) {
-  while (true) {
-    std::optional<ReceivedEvent> replayed;
-    {
-      std::lock_guard lock(mu_);
-      if (queue_.empty()) return;
-      auto* event = std::get_if<ReceivedEvent>(&queue_.front());
-      if (event == nullptr || event->event.timeNano >= opened.openedAt) return;
-      replayed = std::get<ReceivedEvent>(popFront());
-    }
-    recordEvent(*replayed);
-  }
-}
-
-Pipeline::QueueItem Pipeline::popFront() {
-  QueueItem item = std::move(queue_.front());
-  queue_.pop_front();
-  if (std::holds_alternative<ReceivedEvent>(item)) {
-    --queuedEvents_;
-    dropping_ = false;
-    room_.notify_one();
-  }
-  return item;
+  while (auto replayed = queue_.popReplayedBefore(opened.openedAt)) recordEvent(*replayed);
 }
 
 void Pipeline::tryReconcile() {
   const auto started = std::chrono::steady_clock::now();
   auto engine = takeInventory(
-      api_, options_.inventoryConcurrency, stop_,
+      api_, options_.inventoryConcurrency, queue_.stopFlag(),
       [this](const Error& error) { metrics_.countEngineError(errorCodeName(error.code)); });
   if (!engine.ok()) {
     if (engine.error().code == ErrorCode::kCancelled) return;
@@ -170,7 +125,7 @@ void Pipeline::tryReconcile() {
   context.now = clock_.now();
   context.firstObservation = firstObservation_;
   context.queued = [this](std::string_view id, std::string_view action) {
-    return isQueued(id, action);
+    return queue_.holds(id, action);
   };
   auto records = reconcile(tracker_, *engine, context);
   std::size_t transitions = 0;
@@ -192,14 +147,6 @@ void Pipeline::tryReconcile() {
   health_.setInventoryDone(true);
 }
 
-bool Pipeline::isQueued(std::string_view id, std::string_view action) {
-  std::lock_guard lock(mu_);
-  return std::any_of(queue_.begin(), queue_.end(), [&](const QueueItem& item) {
-    const auto* queued = std::get_if<ReceivedEvent>(&item);
-    return queued != nullptr && queued->event.actorId == id && queued->event.action == action;
-  });
-}
-
 void Pipeline::recordEvent(const ReceivedEvent& received) {
   const EngineEvent& event = received.event;
   // Replayed again after a reconnect or restart, or a destroy reconciliation wrote first.
@@ -208,7 +155,7 @@ void Pipeline::recordEvent(const ReceivedEvent& received) {
     return;
   }
   InspectOutcome inspected;
-  if (!stop_ && Tracker::wantsInspect(event.action)) inspected = inspectForRecord(event);
+  if (!queue_.stopping() && Tracker::wantsInspect(event.action)) inspected = inspectForRecord(event);
   Record record = tracker_.fromEvent(received, inspected.inspect);
   record.inspectError = inspected.problem;
   // One dropped (queue full) is not remembered: a later replay may still bring it.
@@ -216,7 +163,7 @@ void Pipeline::recordEvent(const ReceivedEvent& received) {
     recorded_.remember(received.eventId);
   }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
-  if (event.action == "start" && !inspected.failed && !stop_) {
+  if (event.action == "start" && !inspected.failed && !queue_.stopping()) {
     // Not running (or gone) by now: the evidence record will say it exited first. When the
     // inspect failed, the next reconciliation asks instead.
     const auto& inspect = inspected.inspect;
@@ -239,7 +186,7 @@ Pipeline::InspectOutcome Pipeline::inspectForRecord(const EngineEvent& event) {
     const Error& error = result.error();
     metrics_.countEngineError(errorCodeName(error.code));
     const bool last = attempt == kInspectRetryDelays.size() || !worthRetrying(error.code);
-    if (last || !sleepUnlessStopped(kInspectRetryDelays[attempt])) {
+    if (last || !queue_.sleepFor(kInspectRetryDelays[attempt])) {
       const std::size_t attempts = attempt + 1;
       warnInspectFailed(event, error, attempts);
       metrics_.countRecordWithoutInspect("failed");

@@ -63,6 +63,11 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& engineErrors =
       counter(registry, "zastava_agent_engine_errors_total",
               "Failed engine requests and undecodable engine JSON, by kind");
+  prometheus::Counter& eventQueueOverflows =
+      counter(registry, "zastava_agent_event_queue_overflows_total",
+              "Times the queue between the event stream and the enricher was full, so the stream "
+              "was closed and reopened from the last event queued")
+          .Add({});
   prometheus::Family<prometheus::Counter>& dropped =
       counter(registry, "zastava_agent_events_dropped_total",
               "Records lost before they were buffered, by reason");
@@ -203,7 +208,7 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
   }
   impl_->engineErrors.Add({{"kind", "decode"}});
   for (const char* reason : {"gone", "failed"}) impl_->withoutInspect.Add({{"reason", reason}});
-  for (const char* reason : {"queue_full", "event_queue_full", "evidence_queue_full", "stopped"}) {
+  for (const char* reason : {"queue_full", "evidence_queue_full", "stopped"}) {
     impl_->dropped.Add({{"reason", reason}});
   }
   for (const char* reason : {"size", "age"}) impl_->segmentsDeleted.Add({{"reason", reason}});
@@ -268,6 +273,7 @@ void Metrics::countGap() { impl_->gaps.Increment(); }
 void Metrics::countReconciled(std::string_view action) {
   impl_->reconciled.Add({{"action", std::string(action)}}).Increment();
 }
+void Metrics::countEventQueueOverflow() { impl_->eventQueueOverflows.Increment(); }
 void Metrics::countRecordWithoutInspect(std::string_view reason) {
   impl_->withoutInspect.Add({{"reason", std::string(reason)}}).Increment();
 }

@@ -36,6 +36,9 @@ class Metrics {
   // an engine request can fail with, and every drop and deletion reason, are exposed at 0 from
   // the start.
   void countEngineError(std::string_view kind);
+  // zastava_agent_event_queue_overflows_total: the stream closed and reopened because the
+  // enricher's queue was full.
+  void countEventQueueOverflow();
   // zastava_agent_events_dropped_total{reason}
   void countDropped(std::string_view reason);
   // zastava_agent_duplicates_suppressed_total

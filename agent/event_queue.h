@@ -1,0 +1,109 @@
+// The queue between the stream thread (zastava-stream), which only reads and decodes, and the
+// enricher thread (zastava-enrich), which makes records: engine events and "the stream opened"
+// markers, in the order the stream produced them. Nothing else reaches into it.
+//
+// It is bounded by events and by bytes, and a push never waits: the stream must keep reading,
+// because the engine silently skips events for a subscriber that falls 100 ms behind. When an
+// event does not fit, pushEvent says so and the stream gives up its connection, waits for room
+// and reopens from the last event it queued, so the engine replays what did not fit (and an
+// agent.gap record covers what the engine no longer has).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <variant>
+
+#include "agent/tracker.h"
+#include "buffer/record.h"
+
+namespace zastava {
+
+// The stream (re)opened, resuming after `since`.
+struct StreamOpened {
+  EventCursor since;
+  UnixNanos openedAt = 0;
+  std::chrono::steady_clock::time_point replayDeadline;
+};
+
+using QueueItem = std::variant<ReceivedEvent, StreamOpened>;
+
+// What the replay at the front of the queue says about the events after a cursor.
+struct ReplayCheck {
+  bool holdsCursor = false;  // the cursor event itself was replayed: nothing after it is lost
+  UnixNanos firstAfter = 0;  // the earliest replayed event after the cursor; 0 when none
+};
+
+class EventQueue {
+ public:
+  // A real engine publishes far fewer than a thousand events a second; these absorb a burst
+  // of several seconds while the writer is slow (an event takes ~0.5 KiB here).
+  struct Limits {
+    std::size_t maxEvents = 4096;
+    std::size_t maxBytes = 4 * 1024 * 1024;
+  };
+  explicit EventQueue(Limits limits) : limits_(limits) {}
+  EventQueue(const EventQueue&) = delete;
+  EventQueue& operator=(const EventQueue&) = delete;
+
+  // Stream thread. Queues `event` and returns true, or returns false, queueing nothing, when
+  // it would exceed either bound. Never waits.
+  bool pushEvent(ReceivedEvent event);
+  // Stream thread. Always queued (markers are not bounded: one per connection).
+  void pushStreamOpened(StreamOpened opened);
+  // Stream thread, after pushEvent refused one: waits until at most half of either bound is
+  // used, or stop(). Returns false when stopping.
+  bool waitForRoom();
+
+  // Enricher thread. The front item, waiting for one until `deadline` (forever when nullopt)
+  // or stop(); nullopt when none came. After stop(), what is queued is still returned, without
+  // waiting.
+  std::optional<QueueItem> pop(std::optional<std::chrono::steady_clock::time_point> deadline);
+  // Enricher thread. The front event when it was sent before `openedAt` (a replay), else
+  // nullopt (and nothing is taken).
+  std::optional<ReceivedEvent> popReplayedBefore(UnixNanos openedAt);
+  // Enricher thread. Waits until the replay of the stream opened at `openedAt` has all arrived,
+  // or `deadline`, or stop(). The engine writes its whole replay before any live event, so an
+  // event stamped at or after `openedAt` (or a newer stream's marker) behind it proves it
+  // complete. Returns false when stopping.
+  bool waitForReplayEnd(UnixNanos openedAt, std::chrono::steady_clock::time_point deadline);
+  // Enricher thread. Looks through the events queued before `openedAt` for `since`'s event.
+  ReplayCheck checkReplay(const EventCursor& since, UnixNanos openedAt) const;
+  // Any thread. True when the front item is a StreamOpened marker.
+  bool frontIsStreamOpened() const;
+  // Any thread. True when an event of container `id` with `action` is waiting.
+  bool holds(std::string_view id, std::string_view action) const;
+
+  // Any thread. Waits `duration` (or until `deadline`), returning false at once when stopping.
+  bool sleepFor(std::chrono::milliseconds duration);
+  bool sleepUntil(std::chrono::steady_clock::time_point deadline);
+  // Any thread: wakes every waiter; later waits return at once.
+  void stop();
+  bool stopping() const { return stop_.load(); }
+  // The flag stop() sets, for calls that poll one (DockerApi, takeInventory).
+  const std::atomic<bool>& stopFlag() const { return stop_; }
+
+  // Any thread, for metrics and tests.
+  std::size_t events() const;
+  std::size_t bytes() const;
+
+ private:
+  // An estimate of what an event holds in memory: its strings and attributes.
+  static std::size_t sizeOf(const ReceivedEvent& event);
+  void took(const QueueItem& item);  // holds mu_
+
+  const Limits limits_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // an item was pushed or taken, or stop()
+  std::deque<QueueItem> items_;      // guarded by mu_
+  std::size_t events_ = 0;           // guarded by mu_: ReceivedEvent items
+  std::size_t bytes_ = 0;            // guarded by mu_: sizeOf() of them
+  std::atomic<bool> stop_{false};    // set under mu_, so no waiter misses it
+};
+
+}  // namespace zastava
