@@ -32,6 +32,14 @@ void EventQueue::pushStreamOpened(StreamOpened opened) {
   changed_.notify_all();
 }
 
+void EventQueue::pushAnswer(InspectAnswer answer) {
+  {
+    std::lock_guard lock(mu_);
+    answers_.push_back(std::move(answer));
+  }
+  changed_.notify_all();
+}
+
 bool EventQueue::waitForRoom() {
   std::unique_lock lock(mu_);
   changed_.wait(lock, [this] {
@@ -52,11 +60,16 @@ std::optional<QueueItem> EventQueue::pop(
   std::optional<QueueItem> item;
   {
     std::unique_lock lock(mu_);
-    const auto ready = [this] { return stop_ || !items_.empty(); };
+    const auto ready = [this] { return stop_ || !items_.empty() || !answers_.empty(); };
     if (deadline) {
       changed_.wait_until(lock, *deadline, ready);
     } else {
       changed_.wait(lock, ready);
+    }
+    if (!answers_.empty()) {
+      item = std::move(answers_.front());
+      answers_.pop_front();
+      return item;
     }
     if (items_.empty()) return std::nullopt;
     item = std::move(items_.front());

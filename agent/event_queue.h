@@ -1,6 +1,7 @@
 // The queue between the stream thread (zastava-stream), which only reads and decodes, and the
 // enricher thread (zastava-enrich), which makes records: engine events and "the stream opened"
-// markers, in the order the stream produced them. Nothing else reaches into it.
+// markers, in the order the stream produced them, and the Inspector's answers, which are taken
+// first (they complete records already written). Nothing else reaches into it.
 //
 // It is bounded by events and by bytes, and a push never waits: the stream must keep reading,
 // because the engine silently skips events for a subscriber that falls 100 ms behind. When an
@@ -19,6 +20,7 @@
 #include <string_view>
 #include <variant>
 
+#include "agent/inspector.h"
 #include "agent/tracker.h"
 #include "buffer/record.h"
 
@@ -31,7 +33,7 @@ struct StreamOpened {
   std::chrono::steady_clock::time_point replayDeadline;
 };
 
-using QueueItem = std::variant<ReceivedEvent, StreamOpened>;
+using QueueItem = std::variant<ReceivedEvent, StreamOpened, InspectAnswer>;
 
 // What the replay at the front of the queue says about the events after a cursor.
 struct ReplayCheck {
@@ -56,16 +58,18 @@ class EventQueue {
   bool pushEvent(ReceivedEvent event);
   // Stream thread. Always queued (markers are not bounded: one per connection).
   void pushStreamOpened(StreamOpened opened);
+  // Inspector threads. Always queued (the Inspector bounds how many are pending).
+  void pushAnswer(InspectAnswer answer);
   // Stream thread, after pushEvent refused one: waits until at most half of either bound is
   // used, or stop(). Returns false when stopping.
   bool waitForRoom();
 
-  // Enricher thread. The front item, waiting for one until `deadline` (forever when nullopt)
-  // or stop(); nullopt when none came. After stop(), what is queued is still returned, without
-  // waiting.
+  // Enricher thread. The oldest answer, else the front item, waiting for one until `deadline`
+  // (forever when nullopt) or stop(); nullopt when none came. After stop(), what is queued is
+  // still returned, without waiting.
   std::optional<QueueItem> pop(std::optional<std::chrono::steady_clock::time_point> deadline);
   // Enricher thread. The front event when it was sent before `openedAt` (a replay), else
-  // nullopt (and nothing is taken).
+  // nullopt (and nothing is taken). Answers are not looked at.
   std::optional<ReceivedEvent> popReplayedBefore(UnixNanos openedAt);
   // Enricher thread. Waits until the replay of the stream opened at `openedAt` has all arrived,
   // or `deadline`, or stop(). The engine writes its whole replay before any live event, so an
@@ -100,7 +104,8 @@ class EventQueue {
   const Limits limits_;
   mutable std::mutex mu_;
   std::condition_variable changed_;  // an item was pushed or taken, or stop()
-  std::deque<QueueItem> items_;      // guarded by mu_
+  std::deque<QueueItem> items_;      // guarded by mu_: events and markers
+  std::deque<InspectAnswer> answers_;  // guarded by mu_
   std::size_t events_ = 0;           // guarded by mu_: ReceivedEvent items
   std::size_t bytes_ = 0;            // guarded by mu_: sizeOf() of them
   std::atomic<bool> stop_{false};    // set under mu_, so no waiter misses it

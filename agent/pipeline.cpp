@@ -35,6 +35,8 @@ Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& eviden
       clock_(clock),
       options_(options),
       queue_(options.eventQueue),
+      inspector_(api, metrics, options.inspector,
+                 [this](InspectAnswer answer) { queue_.pushAnswer(std::move(answer)); }),
       tracker_(clock, redactor),
       recorded_(kRecentEngineEvents) {}
 
@@ -49,6 +51,7 @@ void Pipeline::start() {
   lastSeen_ = recorder_.cursor();
   firstObservation_ = ledger.empty() && lastSeen_.timeNano == 0;
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
+  inspector_.start();
   streamThread_ = std::thread([this] {
     nameThisThread("zastava-stream");
     runStream();
@@ -62,6 +65,7 @@ void Pipeline::start() {
 void Pipeline::stop() {
   queue_.stop();
   closeStream_ = true;
+  inspector_.stop();
   if (streamThread_.joinable()) streamThread_.join();
   if (enrichThread_.joinable()) enrichThread_.join();
 }

@@ -8,8 +8,9 @@
 //   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
 //                   engine's replay arrive, checks that the replay holds the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
-//                   reconciles the ledger with list + inspect. Other events become records,
-//                   starts inspected (see Tracker::wantsInspect).
+//                   reconciles the ledger with list + inspect. Other events become records
+//                   at once; creates and starts are also handed to the Inspector, whose
+//                   answers come back through the queue as container.inspect records.
 // Each container start, and each running container whose current process reconciliation finds
 // without evidence, is handed to the EvidenceCollector, which never makes the enricher wait.
 // The stream is opened before the containers are listed, so nothing falls between them.
@@ -23,6 +24,7 @@
 #include <unordered_map>
 
 #include "agent/event_queue.h"
+#include "agent/inspector.h"
 #include "agent/recent_ids.h"
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
@@ -50,6 +52,7 @@ struct PipelineOptions {
   // at the first event older than `since`. Events replayed again are recognised and skipped.
   std::chrono::milliseconds resumeOverlap{1'000};
   EventQueue::Limits eventQueue;
+  InspectorOptions inspector;
 };
 
 class Pipeline {
@@ -88,17 +91,11 @@ class Pipeline {
   void recordReplay(const StreamOpened& opened);
   void tryReconcile();
   void recordEvent(const ReceivedEvent& received);
-  // What the inspect of a start found: the container's facts, or none and why (`problem`, the
-  // record's inspectError): it was gone, or the engine could not answer (`failed`, after asking
-  // again with back-off).
-  struct InspectOutcome {
-    std::optional<ContainerInspect> inspect;
-    bool failed = false;
-    std::string problem;  // what the record's inspectError says; empty when inspected
-  };
-  InspectOutcome inspectForRecord(const EngineEvent& event);
+  // Asks for what only an inspect knows of a container just created or started.
+  void askInspect(const ReceivedEvent& received);
+  void onInspectAnswer(InspectAnswer answer);
   // A warning once per container and at most 10 a minute; debug otherwise.
-  void warnInspectFailed(const EngineEvent& event, const Error& error, std::size_t attempts);
+  void warnInspectFailed(const InspectAnswer& answer);
   // Asks for evidence of a container whose init process `pid` has none yet; `source` is what
   // asked (the evidence record's source).
   void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
@@ -116,6 +113,7 @@ class Pipeline {
   const PipelineOptions options_;
 
   EventQueue queue_;  // its stop flag is the Pipeline's
+  Inspector inspector_;  // answers go into queue_
 
   // Set by stop() and by an overflow: ends the current stream.
   std::atomic<bool> closeStream_{false};
@@ -138,6 +136,14 @@ class Pipeline {
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};
   int reconcileAttempts_ = 0;
+  // Containers with an inspect on its way -> the start that arrived meanwhile (empty when none):
+  // the engine answers the inspect of a created container once its start is over, so that
+  // answer completes the start too.
+  struct StartWaiting {
+    std::string eventId;
+    RecordSource source = RecordSource::kStream;
+  };
+  std::unordered_map<std::string, std::optional<StartWaiting>> inspecting_;
   RecentIds inspectWarned_{1024};  // containers whose failed inspect was logged as a warning
   LogLimiter inspectWarnings_{10, std::chrono::minutes(1)};
   // Running containers -> the init pid evidence was asked for; forgotten when they die.

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 
 #include "agent/evidence_collector.h"
@@ -17,23 +16,6 @@
 namespace zastava {
 
 namespace {
-
-// A start's inspect that fails is asked again after each of these (the engine may answer an
-// error while it is busy with the container); a container that is gone is not asked again.
-constexpr std::array<std::chrono::milliseconds, 2> kInspectRetryDelays{
-    std::chrono::milliseconds(100), std::chrono::milliseconds(400)};
-
-// The engine or a proxy answered an error, or the connection broke: worth asking again. Not a
-// refusal (asking again is refused again), a timeout (the engine already had 30 s), a stop.
-bool worthRetrying(ErrorCode code) {
-  return code == ErrorCode::kProtocol || code == ErrorCode::kMalformed ||
-         code == ErrorCode::kUnavailable;
-}
-
-// "failed", "failed 3 times".
-std::string failedTimes(std::size_t attempts) {
-  return attempts == 1 ? "failed" : "failed " + std::to_string(attempts) + " times";
-}
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -59,6 +41,8 @@ void Pipeline::runEnricher() {
     health_.working(Worker::kEnricher);
     if (auto* event = std::get_if<ReceivedEvent>(&*next)) {
       recordEvent(*event);
+    } else if (auto* answer = std::get_if<InspectAnswer>(&*next)) {
+      onInspectAnswer(std::move(*answer));
     } else {
       afterStreamOpened(std::get<StreamOpened>(*next));
     }
@@ -154,63 +138,75 @@ void Pipeline::recordEvent(const ReceivedEvent& received) {
     metrics_.countDuplicate();
     return;
   }
-  InspectOutcome inspected;
-  if (!queue_.stopping() && Tracker::wantsInspect(event.action)) inspected = inspectForRecord(event);
-  Record record = tracker_.fromEvent(received, inspected.inspect);
-  record.inspectError = inspected.problem;
   // One dropped (queue full) is not remembered: a later replay may still bring it.
-  if (recorder_.submit(std::move(record))) {
-    recorded_.remember(received.eventId);
-  }
+  if (recorder_.submit(tracker_.fromEvent(received))) recorded_.remember(received.eventId);
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
-  if (event.action == "start" && !inspected.failed && !queue_.stopping()) {
-    // Not running (or gone) by now: the evidence record will say it exited first. When the
-    // inspect failed, the next reconciliation asks instead.
-    const auto& inspect = inspected.inspect;
-    const bool running = inspect && inspect->state.running;
-    requestEvidence(event.actorId, running ? inspect->state.pid : 0, EvidenceScan::kStart,
-                    received.source);
-  } else if (event.action == "die" || event.action == "destroy") {
-    evidencedPid_.erase(event.actorId);
-  }
+  askInspect(received);
+  if (event.action == "die" || event.action == "destroy") evidencedPid_.erase(event.actorId);
 }
 
-Pipeline::InspectOutcome Pipeline::inspectForRecord(const EngineEvent& event) {
-  for (std::size_t attempt = 0;; ++attempt) {
-    auto result = api_.inspectContainer(event.actorId);
-    if (result.ok() && result->has_value()) return {std::move(result).value(), false, {}};
-    if (result.ok()) {
-      metrics_.countRecordWithoutInspect("gone");
-      return {std::nullopt, false, "the container was gone before it could be inspected"};
-    }
-    const Error& error = result.error();
-    metrics_.countEngineError(errorCodeName(error.code));
-    const bool last = attempt == kInspectRetryDelays.size() || !worthRetrying(error.code);
-    if (last || !queue_.sleepFor(kInspectRetryDelays[attempt])) {
-      const std::size_t attempts = attempt + 1;
-      warnInspectFailed(event, error, attempts);
-      metrics_.countRecordWithoutInspect("failed");
-      return {std::nullopt, true, "the inspect " + failedTimes(attempts) + ": " + error.message};
+void Pipeline::askInspect(const ReceivedEvent& received) {
+  const EngineEvent& event = received.event;
+  if (queue_.stopping() || (event.action != "create" && event.action != "start")) return;
+  if (event.action == "start") {
+    const auto inFlight = inspecting_.find(event.actorId);
+    if (inFlight != inspecting_.end()) {
+      inFlight->second = StartWaiting{received.eventId, received.source};
+      return;
     }
   }
+  inspecting_[event.actorId] = std::nullopt;
+  inspector_.request(
+      InspectRequest{event.actorId, received.eventId, event.action, received.source});
 }
 
-void Pipeline::warnInspectFailed(const EngineEvent& event, const Error& error,
-                                 std::size_t attempts) {
-  const bool firstForContainer = !inspectWarned_.contains(event.actorId);
-  inspectWarned_.remember(event.actorId);
-  std::uint64_t heldBack = 0;
-  if (!firstForContainer || !inspectWarnings_.allow(clock_.now(), heldBack)) {
-    spdlog::debug("recording {} of {} without inspect details: the inspect {}: {}", event.action,
-                  event.actorId, failedTimes(attempts), error.message);
+void Pipeline::onInspectAnswer(InspectAnswer answer) {
+  const std::string id = answer.request.containerId;
+  std::optional<StartWaiting> start;
+  if (const auto it = inspecting_.find(id); it != inspecting_.end()) {
+    start = std::move(it->second);
+    inspecting_.erase(it);
+  }
+  // A start that arrived while the create's inspect was on its way: the engine answered once
+  // the start was over, so the answer completes it; unless it still says "created" (it
+  // answered first), and then the start is asked about on its own.
+  bool askForStart = false;
+  if (start) {
+    askForStart = answer.inspect && answer.inspect->state.status == "created";
+    if (!askForStart) answer.request = InspectRequest{id, start->eventId, "start", start->source};
+  }
+  recorder_.submit(tracker_.inspected(answer));
+  if (answer.result == InspectResult::kFailed) warnInspectFailed(answer);
+  if (askForStart) {
+    inspecting_[id] = std::nullopt;
+    inspector_.request(InspectRequest{id, start->eventId, "start", start->source});
+  }
+  // The evidence of a start; not when the inspect failed: the next reconciliation asks.
+  if (answer.request.action != "start" || answer.result == InspectResult::kFailed ||
+      queue_.stopping()) {
     return;
   }
-  spdlog::warn(
-      "recording {} of container {} without its image ID, pid and security posture: the "
-      "inspect {}: {}{}",
-      event.action, event.actorId.substr(0, 12), failedTimes(attempts), error.message,
-      heldBack == 0 ? std::string()
-                    : fmt::format(" ({} more such failures not logged)", heldBack));
+  // Not running (or gone) by now: the evidence record will say it exited first.
+  const auto& inspect = answer.inspect;
+  const bool running = inspect && inspect->state.running;
+  requestEvidence(id, running ? inspect->state.pid : 0, EvidenceScan::kStart,
+                  answer.request.source);
+}
+
+void Pipeline::warnInspectFailed(const InspectAnswer& answer) {
+  const std::string& id = answer.request.containerId;
+  const bool firstForContainer = !inspectWarned_.contains(id);
+  inspectWarned_.remember(id);
+  std::uint64_t heldBack = 0;
+  if (!firstForContainer || !inspectWarnings_.allow(clock_.now(), heldBack)) {
+    spdlog::debug("no inspect facts for the {} of {}: {}", answer.request.action, id,
+                  answer.problem);
+    return;
+  }
+  spdlog::warn("no image ID, pid or security posture for the {} of container {}: {}{}",
+               answer.request.action, id.substr(0, 12), answer.problem,
+               heldBack == 0 ? std::string()
+                             : fmt::format(" ({} more such failures not logged)", heldBack));
 }
 
 void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,

@@ -60,12 +60,16 @@ ReceivedEvent receivedEvent(EngineEvent event, RecordSource source, UnixNanos re
   return ReceivedEvent{std::move(event), std::move(eventId), source, receivedAt};
 }
 
-bool Tracker::wantsInspect(std::string_view action) {
-  // The engine answers an inspect only when it releases the container, and it holds it through
-  // a whole start after a create (`docker run`), and through the clean-up after a death. The
-  // start inspect is worth that short wait: image ID, pid and posture. A create is followed by
-  // its start; a death's event already says the exit code.
-  return action == "start";
+std::string_view inspectResultName(InspectResult result) {
+  switch (result) {
+    case InspectResult::kComplete:
+      return "complete";
+    case InspectResult::kGone:
+      return "gone";
+    case InspectResult::kFailed:
+      return "failed";
+  }
+  return "failed";
 }
 
 std::optional<std::string> stateAfter(std::string_view action) {
@@ -148,14 +152,12 @@ Record Tracker::snapshot(const ContainerInspect& inspect) {
   return record;
 }
 
-Record Tracker::fromEvent(const ReceivedEvent& received,
-                          const std::optional<ContainerInspect>& inspect) {
+Record Tracker::fromEvent(const ReceivedEvent& received) {
   const EngineEvent& event = received.event;
   // A late event of a container reconciliation destroyed is recorded, not remembered.
   std::optional<ContainerFacts> late;
   if (reconciledDestroys_.contains(event.actorId)) late.emplace().id = event.actorId;
   ContainerFacts& facts = late ? *late : remember(event.actorId);
-  if (inspect) applyInspect(*inspect, redactor_, facts);
   if (auto name = event.attributes.find("name"); name != event.attributes.end()) {
     facts.name = name->second;
   }
@@ -188,6 +190,40 @@ Record Tracker::fromEvent(const ReceivedEvent& received,
   } else {
     dropInspectOnly(facts);
   }
+  return record;
+}
+
+Record Tracker::inspected(const InspectAnswer& answer) {
+  const std::string& id = answer.request.containerId;
+  Record record;
+  record.kind = kInspectKind;
+  record.source = answer.request.source;
+  record.observedAt = clock_.now();
+  record.time = record.observedAt;
+  record.eventId = eventIdForInspect(id, answer.request.eventId);
+  record.completes = answer.request.eventId;
+  record.inspectError = answer.problem;
+  // A container destroyed meanwhile is described, not remembered again.
+  auto known = containers_.find(id);
+  ContainerFacts facts;
+  if (known != containers_.end()) {
+    facts = known->second;
+  } else {
+    facts.id = id;
+    facts.state = "removed";
+  }
+  if (answer.inspect) {
+    const std::optional<std::string> state = facts.state;
+    const std::optional<std::int64_t> exitCode = facts.exitCode;
+    const std::string name = facts.name;  // a rename event is newer than the answer
+    applyInspect(*answer.inspect, redactor_, facts);
+    if (!name.empty()) facts.name = name;
+    facts.state = state ? state : std::optional(answer.inspect->state.status);
+    facts.exitCode = state ? exitCode : factsOf(*answer.inspect).exitCode;
+    if (facts.state != "running" && facts.state != "paused") facts.pid.reset();
+  }
+  record.container = facts;
+  if (known != containers_.end()) dropInspectOnly(known->second = std::move(facts));
   return record;
 }
 

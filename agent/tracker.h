@@ -27,6 +27,28 @@ struct ReceivedEvent {
 };
 ReceivedEvent receivedEvent(EngineEvent event, RecordSource source, UnixNanos receivedAt);
 
+// An inspect the enricher wants: of container `containerId`, to complete the record of the
+// engine event `eventId` (its create or start).
+struct InspectRequest {
+  std::string containerId;
+  std::string eventId;
+  std::string action;  // the event's action ("create", "start")
+  RecordSource source = RecordSource::kStream;
+};
+
+// complete: the engine answered with the container. gone: it no longer had it (404, or Podman's
+// 500 "no such container"). failed: no answer even after retries (`problem` says why).
+enum class InspectResult { kComplete, kGone, kFailed };
+std::string_view inspectResultName(InspectResult result);
+
+struct InspectAnswer {
+  InspectRequest request;
+  InspectResult result = InspectResult::kComplete;
+  std::optional<ContainerInspect> inspect;  // kComplete only
+  std::string problem;                      // kGone and kFailed: the record's inspectError
+  std::size_t attempts = 0;
+};
+
 class Tracker {
  public:
   Tracker(const Clock& clock, const Redactor& redactor) : clock_(clock), redactor_(redactor) {}
@@ -36,19 +58,21 @@ class Tracker {
   // Everything an inspect says about a container, as record facts, secrets redacted.
   ContainerFacts factsOf(const ContainerInspect& inspect) const;
 
-  // True for the actions whose record is enriched from a fresh inspect (start).
-  static bool wantsInspect(std::string_view action);
-
   // The container.snapshot record for one inventory observation, observed now.
   Record snapshot(const ContainerInspect& inspect);
 
-  // The record for one engine event. `inspect` (when the action wants one and the container still
-  // exists) supplies image ID, labels, pid, restart count and times; the state, exit code and
-  // name come from the event itself, because the inspect may already describe a later moment.
-  // Its kind and action are the event's action, already in Docker's vocabulary (decodeEvent: a
-  // Podman `remove` is a destroy and forgets the container); when the decoder mapped it, the
-  // record's engineAction keeps the Action as the engine sent it.
-  Record fromEvent(const ReceivedEvent& received, const std::optional<ContainerInspect>& inspect);
+  // The record for one engine event, from the event and what is known of the container (name,
+  // image, image ID, labels, state), never waiting for an inspect. Its kind and action are the
+  // event's action, already in Docker's vocabulary (decodeEvent: a Podman `remove` is a destroy
+  // and forgets the container); when the decoder mapped it, the record's engineAction keeps the
+  // Action as the engine sent it.
+  Record fromEvent(const ReceivedEvent& received);
+
+  // The container.inspect record of an answer, completing the record of the event it was asked
+  // for: the inspect's facts (image ID and digest, pid, posture, environment, restart count),
+  // with the state its events gave the container (the answer may be older than its last
+  // event); or, when the container was gone or the inspect failed, why not.
+  Record inspected(const InspectAnswer& answer);
 
   // Takes the ledger's last word on each container (the containers table) as the starting
   // state; destroyed ones ("removed") are left out.

@@ -104,6 +104,7 @@ void writeCanonical(JsonWriter& out, const Record& record, std::string_view prev
   if (!record.action.empty()) out.key("action").text(record.action);
   if (!record.actionDetail.empty()) out.key("actionDetail").text(record.actionDetail);
   if (!record.engineAction.empty()) out.key("engineAction").text(record.engineAction);
+  if (!record.completes.empty()) out.key("completes").text(record.completes);
   if (!record.inspectError.empty()) out.key("inspectError").text(record.inspectError);
   if (!record.container.id.empty()) {
     out.key("container");
@@ -188,6 +189,12 @@ std::string eventIdForReconcile(std::string_view containerId, std::string_view a
                                 std::string_view discriminator) {
   std::string input = "reconcile\n";
   input.append(containerId).append("\n").append(action).append("\n").append(discriminator);
+  return sha256Prefix(input, kEventIdHexChars);
+}
+
+std::string eventIdForInspect(std::string_view containerId, std::string_view completedEventId) {
+  std::string input = "inspect\n";
+  input.append(containerId).append("\n").append(completedEventId);
   return sha256Prefix(input, kEventIdHexChars);
 }
 

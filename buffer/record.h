@@ -18,9 +18,12 @@ namespace zastava {
 
 inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
 // 2: container.evidence, 3: gap.undeliveredRecords, 4: an evidence record's source is what asked
-// for the scan (was always snapshot), and the optional engineAction, 5: the optional inspectError
-inline constexpr int kSchemaVersion = 5;
+// for the scan (was always snapshot), and the optional engineAction, 5: the optional inspectError,
+// 6: event records are written from the event alone; what an inspect says follows in its own
+// container.inspect record, which `completes` the event's record
+inline constexpr int kSchemaVersion = 6;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
+inline constexpr std::string_view kInspectKind = "container.inspect";
 
 enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };
 std::string_view recordSourceName(RecordSource source);
@@ -94,8 +97,10 @@ struct Record {
   // The engine's Action exactly as sent, only when `action`/`actionDetail` do not spell it (the
   // decoder mapped a Podman name to Docker's); empty otherwise, and then not written.
   std::string engineAction;
-  // Why a record that is made from an inspect (container.start) has none of its facts: the
-  // container was gone, or the engine did not answer. Empty otherwise, and then not written.
+  // container.inspect only: the eventId of the engine event's record it completes.
+  std::string completes;
+  // container.inspect only: why it has none of an inspect's facts (the container was gone, or
+  // the engine did not answer). Empty otherwise, and then not written.
   std::string inspectError;
   ContainerFacts container;  // left out of the JSON when container.id is empty (agent.* records)
   std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
@@ -125,6 +130,8 @@ std::string eventIdForSnapshot(std::string_view containerId, UnixNanos observedA
 // reconciling twice writes it once.
 std::string eventIdForReconcile(std::string_view containerId, std::string_view action,
                                 std::string_view discriminator);
+// The id of a container.inspect record: one per engine event it completes.
+std::string eventIdForInspect(std::string_view containerId, std::string_view completedEventId);
 // The id of a gap record: one per span.
 std::string eventIdForGap(UnixNanos from, UnixNanos to);
 // The id of a container.evidence record: one per container, scan and observation time.

@@ -34,6 +34,11 @@ const prometheus::Histogram::BucketBoundaries kCommitBuckets = {
 const prometheus::Histogram::BucketBoundaries kEvidenceBuckets = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
+// The engine answers an inspect in ~1 ms, or once the container's start or clean-up is over, or
+// never (the request timeout, 30 s).
+const prometheus::Histogram::BucketBoundaries kInspectBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
 // A backend answers in ~1 ms on a LAN to the request timeout (30 s by default).
 const prometheus::Histogram::BucketBoundaries kBackendBuckets = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -110,10 +115,16 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& reconciled =
       counter(registry, "zastava_agent_reconciled_transitions_total",
               "Container transitions the engine did not deliver, written by reconciliation");
-  prometheus::Family<prometheus::Counter>& withoutInspect =
-      counter(registry, "zastava_agent_records_without_inspect_total",
-              "Start records written without the inspect's facts (image ID, pid, posture), by "
-              "reason: the container was gone, or the inspect failed");
+  prometheus::Family<prometheus::Counter>& inspects =
+      counter(registry, "zastava_agent_inspects_total",
+              "Inspects of created and started containers, by result: complete, gone (the "
+              "container was removed first) or failed (the engine did not answer)");
+  prometheus::Histogram& inspectDuration =
+      prometheus::BuildHistogram()
+          .Name("zastava_agent_inspect_duration_seconds")
+          .Help("Duration of one inspect of a created or started container, retries included")
+          .Register(registry)
+          .Add({}, kInspectBuckets);
   prometheus::Family<prometheus::Gauge>& cursorLag =
       gauge(registry, "zastava_agent_cursor_lag_seconds",
             "Seconds between now and the engine time of the last durable engine event");
@@ -207,7 +218,9 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
     impl_->engineErrors.Add({{"kind", std::string(errorCodeName(code))}});
   }
   impl_->engineErrors.Add({{"kind", "decode"}});
-  for (const char* reason : {"gone", "failed"}) impl_->withoutInspect.Add({{"reason", reason}});
+  for (const char* result : {"complete", "gone", "failed"}) {
+    impl_->inspects.Add({{"result", result}});
+  }
   for (const char* reason : {"queue_full", "evidence_queue_full", "stopped"}) {
     impl_->dropped.Add({{"reason", reason}});
   }
@@ -274,8 +287,9 @@ void Metrics::countReconciled(std::string_view action) {
   impl_->reconciled.Add({{"action", std::string(action)}}).Increment();
 }
 void Metrics::countEventQueueOverflow() { impl_->eventQueueOverflows.Increment(); }
-void Metrics::countRecordWithoutInspect(std::string_view reason) {
-  impl_->withoutInspect.Add({{"reason", std::string(reason)}}).Increment();
+void Metrics::countInspect(std::string_view result, double seconds) {
+  impl_->inspects.Add({{"result", std::string(result)}}).Increment();
+  impl_->inspectDuration.Observe(seconds);
 }
 void Metrics::setContainersTracked(std::int64_t count) {
   impl_->containers.Set(static_cast<double>(count));

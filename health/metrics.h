@@ -63,9 +63,9 @@ class Metrics {
   void countGap();
   // zastava_agent_reconciled_transitions_total{action}: transitions written by reconciliation.
   void countReconciled(std::string_view action);
-  // zastava_agent_records_without_inspect_total{reason}: start records without the inspect's
-  // facts; reason is gone (the container was removed first) or failed (the engine did not answer).
-  void countRecordWithoutInspect(std::string_view reason);
+  // zastava_agent_inspects_total{result} and zastava_agent_inspect_duration_seconds (histogram):
+  // inspects of created and started containers; result is complete, gone or failed.
+  void countInspect(std::string_view result, double seconds);
   // zastava_agent_cursor_lag_seconds (gauge, computed at scrape): now minus the engine time of
   // the last durable engine event; absent until there is one.
   // zastava_agent_containers (gauge): containers currently tracked.

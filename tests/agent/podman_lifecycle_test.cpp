@@ -49,7 +49,7 @@ TEST_CASE("Podman's lifecycle: Docker's kinds, the engine's action kept, removed
   std::vector<Record> life;
   std::vector<std::string> states;
   for (const ReceivedEvent& received : podmanEvents()) {
-    Record record = tracker.fromEvent(received, std::nullopt);
+    Record record = tracker.fromEvent(received);
     CHECK(record.eventId == eventIdForEngineEvent("container", received.event.rawAction,
                                                   received.event.actorId, received.event.timeNano));
     if (record.container.id != kLifeId) continue;
@@ -90,7 +90,7 @@ TEST_CASE("Podman's health checks are health_status records with the status as d
   Tracker tracker(clock, kRedactor);
   std::vector<std::string> details;
   for (const ReceivedEvent& received : podmanEvents()) {
-    Record record = tracker.fromEvent(received, std::nullopt);
+    Record record = tracker.fromEvent(received);
     if (record.kind != "container.health_status") continue;
     CHECK(record.action == "health_status");
     CHECK(record.engineAction == "health_status");
@@ -108,7 +108,7 @@ TEST_CASE("a Podman remove after reconciliation destroyed the container is a dup
     if (received.event.attributes["name"] == "col-exit") colExit.push_back(std::move(received));
   }
   REQUIRE(colExit.size() == 6);
-  for (std::size_t i = 0; i < 3; ++i) tracker.fromEvent(colExit[i], std::nullopt);
+  for (std::size_t i = 0; i < 3; ++i) tracker.fromEvent(colExit[i]);
   // The stream opened after the start; the rest was on its way when the list found it gone.
   ReconcileContext context = afterTheCapture();
   context.streamOpenedAt = colExit[2].event.timeNano + 1;

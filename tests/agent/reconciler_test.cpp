@@ -178,8 +178,8 @@ TEST_CASE("a destroy reconciliation wrote is not written again when its event ar
     }
   }
   REQUIRE(colExit.size() == 4);
-  s.tracker.fromEvent(colExit[0], std::nullopt);
-  s.tracker.fromEvent(colExit[1], std::nullopt);
+  s.tracker.fromEvent(colExit[0]);
+  s.tracker.fromEvent(colExit[1]);
   // The stream opened after the start; the death and the destroy, before the list, were still
   // on their way when the reconciliation found the container gone.
   s.context.streamOpenedAt = colExit[1].event.timeNano + 1;
@@ -187,7 +187,7 @@ TEST_CASE("a destroy reconciliation wrote is not written again when its event ar
   CHECK(kinds(records) == std::vector<std::string>{"container.destroy"});
 
   CHECK_FALSE(s.tracker.destroyAlreadyRecorded(colExit[2].event));
-  const Record death = s.tracker.fromEvent(colExit[2], std::nullopt);
+  const Record death = s.tracker.fromEvent(colExit[2]);
   CHECK(death.kind == "container.die");  // a transition the ledger lacks: recorded
   CHECK(death.container.state == "exited");
   CHECK(s.tracker.find(death.container.id) == nullptr);  // but not brought back

@@ -96,7 +96,7 @@ TEST_CASE("records of a risky container carry its posture and none of its secret
   pause.attributes = {{"name", "lead-posture"}, {"aws_secret_key", "shh"}};
   pause.timeNano = 1'795'358'100'000'000'001;
   Record paused =
-      tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, clock.now()), std::nullopt);
+      tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, clock.now()));
   CHECK_FALSE(paused.container.security);
   CHECK(paused.attributes.at("aws_secret_key") == "<redacted>");
 }

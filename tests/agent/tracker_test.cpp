@@ -23,8 +23,7 @@ std::vector<Record> recordLifecycle(Tracker& tracker) {
   for (const auto& line : fixtureLines("events-lifecycle.ndjson")) {
     auto event = decodeEvent(line);
     REQUIRE(event.ok());
-    records.push_back(
-        tracker.fromEvent(receivedEvent(*event, RecordSource::kStream, kNow), std::nullopt));
+    records.push_back(tracker.fromEvent(receivedEvent(*event, RecordSource::kStream, kNow)));
   }
   return records;
 }
@@ -104,7 +103,7 @@ TEST_CASE("destroyed containers are forgotten") {
   CHECK(tracker.trackedCount() == 0);
 }
 
-TEST_CASE("inspect enriches an event with what only inspect knows") {
+TEST_CASE("an event is recorded from itself; the inspect's answer completes it in its own record") {
   FakeClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto inspect = decodeContainerInspect(readFixture("inspect-running.json"));
@@ -116,34 +115,101 @@ TEST_CASE("inspect enriches an event with what only inspect knows") {
   start.attributes = {{"name", "col-run"}, {"image", "zastava-test/busybox:1"}};
   start.timeNano = kNow - 5;
 
-  Record record = tracker.fromEvent(receivedEvent(start, RecordSource::kReplay, kNow), *inspect);
+  const ReceivedEvent received = receivedEvent(start, RecordSource::kReplay, kNow);
+  Record started = tracker.fromEvent(received);
+  CHECK(started.source == RecordSource::kReplay);
+  CHECK(started.container.state == "running");
+  CHECK(started.container.imageId.empty());  // not known yet
+  CHECK_FALSE(started.container.security);
+
+  clock.advance(std::chrono::milliseconds(3));
+  InspectAnswer answer;
+  answer.request = InspectRequest{inspect->id, received.eventId, "start", RecordSource::kReplay};
+  answer.inspect = *inspect;
+  Record record = tracker.inspected(answer);
+  CHECK(record.kind == "container.inspect");
+  CHECK(record.completes == received.eventId);
+  CHECK(record.eventId == eventIdForInspect(inspect->id, received.eventId));
   CHECK(record.source == RecordSource::kReplay);
+  CHECK(record.time == kNow + 3'000'000);
+  CHECK(record.timeNano == 0);
+  CHECK(record.action.empty());
+  CHECK(record.inspectError.empty());
   CHECK(record.container.imageId ==
         "sha256:31db03b08020d054ab408407b5705a62c8c6a4bf614b0e2b7b2925679b1c74ee");
   CHECK(record.container.pid == 5905);
   CHECK(record.container.restartCount == 0);
   CHECK(record.container.labels.at("app") == "web");
+  CHECK(record.container.security);
   CHECK(record.container.startedAt.has_value());
   CHECK_FALSE(record.container.finishedAt.has_value());  // "0001-01-01T00:00:00Z" means never
 
   EngineEvent pause = start;
   pause.action = pause.rawAction = "pause";
   pause.timeNano = kNow - 4;
-  Record paused =
-      tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, kNow), std::nullopt);
-  CHECK(paused.container.imageId == record.container.imageId);  // remembered without inspect
+  Record paused = tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, kNow));
+  CHECK(paused.container.imageId == record.container.imageId);  // remembered from the inspect
   CHECK(paused.container.state == "paused");
-  CHECK_FALSE(paused.container.security);  // posture only where inspected
+  CHECK_FALSE(paused.container.security);  // posture only in the inspect record
 
   EngineEvent die = start;
   die.action = die.rawAction = "die";
   die.attributes["exitCode"] = "2";
   die.timeNano = kNow - 3;
-  Record died = tracker.fromEvent(receivedEvent(die, RecordSource::kStream, kNow), std::nullopt);
+  Record died = tracker.fromEvent(receivedEvent(die, RecordSource::kStream, kNow));
   CHECK(died.container.imageId == record.container.imageId);
   CHECK(died.container.exitCode == 2);
   CHECK(died.container.state == "exited");
   CHECK_FALSE(died.container.pid.has_value());
+}
+
+TEST_CASE("an answer older than the container's last event keeps the state the events gave") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock, kRedactor);
+  auto inspect = decodeContainerInspect(readFixture("inspect-running.json"));
+  REQUIRE(inspect.ok());
+  EngineEvent start;
+  start.type = "container";
+  start.action = start.rawAction = "start";
+  start.actorId = inspect->id;
+  start.attributes = {{"name", "renamed"}};
+  start.timeNano = kNow - 5;
+  const ReceivedEvent received = receivedEvent(start, RecordSource::kStream, kNow);
+  tracker.fromEvent(received);
+  EngineEvent die = start;
+  die.action = die.rawAction = "die";
+  die.attributes["exitCode"] = "137";
+  die.timeNano = kNow - 4;
+  tracker.fromEvent(receivedEvent(die, RecordSource::kStream, kNow));
+
+  InspectAnswer answer;  // says running, pid 5905: older than the death
+  answer.request = InspectRequest{inspect->id, received.eventId, "start", RecordSource::kStream};
+  answer.inspect = *inspect;
+  Record record = tracker.inspected(answer);
+  CHECK(record.container.state == "exited");
+  CHECK(record.container.exitCode == 137);
+  CHECK_FALSE(record.container.pid.has_value());
+  CHECK(record.container.name == "renamed");
+  CHECK(record.container.security);
+  CHECK(tracker.find(inspect->id)->imageId == inspect->imageId);
+}
+
+TEST_CASE("an answer without facts says why; a destroyed container is not remembered again") {
+  FakeClock clock(kNow);
+  Tracker tracker(clock, kRedactor);
+  InspectAnswer answer;
+  answer.request = InspectRequest{"gone-id", "0123456789abcdef0123456789abcdef", "create",
+                                  RecordSource::kStream};
+  answer.result = InspectResult::kGone;
+  answer.problem = "the container was gone before it could be inspected";
+  Record record = tracker.inspected(answer);
+  CHECK(record.kind == "container.inspect");
+  CHECK(record.inspectError == answer.problem);
+  CHECK(record.container.id == "gone-id");
+  CHECK(record.container.state == "removed");
+  CHECK_FALSE(record.container.security);
+  CHECK(tracker.find("gone-id") == nullptr);
+  CHECK(tracker.trackedCount() == 0);
 }
 
 TEST_CASE("snapshots describe the inspected state, one id per observation") {
@@ -171,13 +237,6 @@ TEST_CASE("snapshots describe the inspected state, one id per observation") {
 
   clock.advance(std::chrono::seconds(1));
   CHECK(tracker.snapshot(*running).eventId != first.eventId);
-}
-
-TEST_CASE("only start is inspected") {
-  CHECK(Tracker::wantsInspect("start"));
-  for (const char* action : {"create", "die", "kill", "pause", "destroy", "exec_start", "rename"}) {
-    CHECK_FALSE(Tracker::wantsInspect(action));
-  }
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ TEST_CASE("the exposition has every documented metric and passes promtool") {
         "zastava_agent_buffer_segments_deleted_total", "zastava_agent_buffer_bytes",
         "zastava_agent_buffer_commit_duration_seconds_bucket",
         "zastava_agent_last_event_timestamp_seconds", "zastava_agent_build_info",
-        "zastava_agent_records_without_inspect_total"}) {
+        "zastava_agent_inspects_total"}) {
     CAPTURE(name);
     CHECK(contains(text, std::string("\n") + name));
   }
