@@ -766,12 +766,31 @@ def schema_errors(schema, records):
 
 
 def engine_kind(event):
-    return "container." + event["Action"].split(": ", 1)[0]
+    """The record kind of a container event (docs/records.md, "Engine actions and record
+    kinds")."""
+    return "container." + record_action(event)[0]
 
 
 def split_action(raw):
     verb, _, detail = raw.partition(": ")
     return verb, detail
+
+
+# docs/records.md, "Engine actions and record kinds": Podman's words for Docker's actions.
+PODMAN_ACTIONS = {"remove": "destroy", "exec": "exec_start", "exec_died": "exec_die"}
+
+
+def record_action(event):
+    """(action, actionDetail, engineAction) of the record the agent writes for a container
+    event, as docs/records.md says: Docker's words (Podman's remove, exec and exec_died
+    mapped), a Podman health_status's status from the event's top-level HealthStatus, and
+    engineAction the Action as sent when action and detail do not spell it (None otherwise)."""
+    verb, detail = split_action(event["Action"])
+    action = PODMAN_ACTIONS.get(verb, verb)
+    if action == "health_status" and not detail:
+        detail = event.get("HealthStatus") or ""
+    mapped = (action, detail) != (verb, split_action(event["Action"])[1])
+    return action, detail, event["Action"] if mapped else None
 
 
 class Workspace:
@@ -888,8 +907,9 @@ def wait_recorded(agent, event_ids, timeout=30):
 
 
 def exactly_once_problems(engine_events, records, where):
-    """For each engine event: exactly one record with its expected eventId whose fields match.
-    records: parsed JSON objects. Returns a list of problem strings."""
+    """For each engine event: exactly one record with its expected eventId whose fields match
+    (the action in Docker's words, and engineAction: record_action). records: parsed JSON
+    objects. Returns a list of problem strings."""
     problems = []
     by_id = {}
     for rec in records:
@@ -902,7 +922,7 @@ def exactly_once_problems(engine_events, records, where):
             problems.append(f"{where}: {desc} (eventId {eid}) appears {len(found)} times")
             continue
         rec = found[0]
-        verb, detail = split_action(ev["Action"])
+        verb, detail, engine_action = record_action(ev)
         want = {"kind": "container." + verb, "action": verb, "timeNano": ev["timeNano"],
                 "time": rfc3339_nanos(ev["timeNano"])}
         got = {k: rec.get(k) for k in want}
@@ -911,6 +931,9 @@ def exactly_once_problems(engine_events, records, where):
         if rec.get("actionDetail", "") != detail:  # exactly what followed ": ", or absent
             problems.append(f"{where}: {desc}: actionDetail {rec.get('actionDetail')!r} != "
                             f"{detail!r}")
+        if rec.get("engineAction") != engine_action:  # only where the agent mapped it
+            problems.append(f"{where}: {desc}: engineAction {rec.get('engineAction')!r} != "
+                            f"{engine_action!r}")
         if (rec.get("container") or {}).get("id") != ev["Actor"]["ID"]:
             problems.append(f"{where}: {desc}: container.id {rec.get('container')}")
         if rec.get("attributes") != ev["Actor"].get("Attributes", {}):
