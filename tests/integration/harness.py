@@ -132,12 +132,19 @@ def skip_reason():
     return f"missing: {', '.join(missing)}" if missing else None
 
 
+# The script's --agent and --source-dir (main() sets them), for helpers that need them.
+ARGS = None
+
+
 def main(test_module_globals, why_skip=skip_reason):
     """Entry point for test scripts: parse our flags, store them, run unittest.
     Exits 77 (CTest SKIP_RETURN_CODE) when the machine cannot run them (why_skip() says why;
     by default: not root, or dockerd/haproxy/promtool missing), except under CI, where the test
-    command has installed everything and a missing part is a failure."""
+    command has installed everything and a missing part is a failure; also when every test
+    was skipped (an engine that is not available here: engines.unavailable)."""
+    global ARGS
     args, argv = parse_args()
+    ARGS = args
     reason = why_skip()
     if reason:
         if os.environ.get("CI"):
@@ -152,7 +159,12 @@ def main(test_module_globals, why_skip=skip_reason):
     unittest.TestCase.maxDiff = None  # show every problem in a failed list comparison
     prog = unittest.main(argv=argv, verbosity=2, exit=False)
     print_fault_summary()
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
+    result = prog.result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    # A class whose set-up skipped counts as one skip and no test run.
+    skipped_tests = sum(isinstance(t, unittest.TestCase) for t, _ in result.skipped)
+    sys.exit(77 if result.skipped and result.testsRun == skipped_tests else 0)
 
 
 def tail(path, max_chars=4000):
@@ -211,7 +223,18 @@ def docker_cli():
 
 
 class PrivateDockerd:
-    """dockerd started as DESIGN.md says, in base_dir (keep it short)."""
+    """dockerd started as DESIGN.md says, in base_dir (keep it short).
+
+    The class attributes are what the engine-matrix tests (issue 18) need to know of an engine;
+    engines.py's engines override them. Tests read these facts, never the engine's name."""
+
+    label = "docker20"  # its name in ZIT_ENGINE and in the ENGINE MATRIX row
+    api_version = "1.41"  # the API version it speaks (/version's ApiVersion)
+    removal_action = "destroy"  # the Action of a container's removal
+    exec_actions = ("exec_create", "exec_start", "exec_die")  # the Actions of a `docker exec`
+    reports_stop = True  # `docker stop` always sends a `stop` event
+    rename_has_old_name = True  # a rename's attributes carry oldName
+    schedules_health_checks = True  # it runs health checks itself (else: run_health_check)
 
     def __init__(self, base_dir, extra_args=()):
         self.dir = base_dir
@@ -271,6 +294,20 @@ class PrivateDockerd:
     def restart(self):
         self.stop()
         self.start()
+
+    def close(self):
+        """The end of a workspace: stopped (dockerd stops its containers too)."""
+        self.stop()
+
+    def forget_events(self):
+        """Makes a stopped engine forget the events it had: nothing to do for dockerd, which
+        keeps them only in memory (engines.PodmanService keeps them in a file)."""
+        assert self.proc is None or self.proc.poll() is not None, "the engine is running"
+
+    def run_health_check(self, name):
+        """Runs container `name`'s health check now, for an engine that does not schedule
+        them (schedules_health_checks False)."""
+        raise NotImplementedError(f"{self.name} runs health checks itself")
 
     def docker(self, *args, check=True, timeout=60):
         """Runs the docker CLI against this engine; returns stdout stripped."""
@@ -808,8 +845,11 @@ class Workspace:
         self._cleanups.append(fn)
 
     def dockerd(self, name="d", extra_args=()):
-        d = PrivateDockerd(os.path.join(self.dir, name), extra_args)
-        self.on_cleanup(d.stop)
+        """The engine ZIT_ENGINE names (engines.make_engine: Debian 12's dockerd unless set),
+        started in DIR/NAME, closed at the workspace's close."""
+        import engines  # not at the top: engines imports this module
+        d = engines.make_engine(os.path.join(self.dir, name), extra_args)
+        self.on_cleanup(d.close)
         d.start()
         return d
 
