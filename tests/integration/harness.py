@@ -159,6 +159,7 @@ def main(test_module_globals, why_skip=skip_reason):
     unittest.TestCase.maxDiff = None  # show every problem in a failed list comparison
     prog = unittest.main(argv=argv, verbosity=2, exit=False)
     print_fault_summary()
+    print_matrix_row()
     result = prog.result
     if not result.wasSuccessful():
         sys.exit(1)
@@ -946,10 +947,15 @@ def wait_recorded(agent, event_ids, timeout=30):
     return missing
 
 
-def exactly_once_problems(engine_events, records, where):
+# The record fields exactly_once_problems compares with the engine's event.
+EVENT_FIELDS = ("kind", "action", "timeNano", "time", "actionDetail", "engineAction",
+                "container.id", "attributes", "source")
+
+
+def exactly_once_problems(engine_events, records, where, counts=None):
     """For each engine event: exactly one record with its expected eventId whose fields match
-    (the action in Docker's words, and engineAction: record_action). records: parsed JSON
-    objects. Returns a list of problem strings."""
+    (EVENT_FIELDS; the action in Docker's words, record_action). records: parsed JSON objects.
+    Returns a list of problem strings; adds the fields compared to counts["fields"] if given."""
     problems = []
     by_id = {}
     for rec in records:
@@ -981,6 +987,8 @@ def exactly_once_problems(engine_events, records, where):
                             f"{ev['Actor'].get('Attributes')}")
         if rec.get("source") not in ("stream", "replay"):
             problems.append(f"{where}: {desc}: source {rec.get('source')!r}")
+        if counts is not None:
+            counts["fields"] = counts.get("fields", 0) + len(EVENT_FIELDS)
     return problems
 
 
@@ -1008,45 +1016,65 @@ def wait_engine_settled(d, timeout=60):
                timeout, "engine containers to settle (none restarting/removing)")
 
 
-def table_problems(d, data_dir, destroyed_ids=(), unknowable_ids=()):
+def table_problems(d, data_dir, destroyed_ids=(), unknowable_ids=(), counts=None):
     """(a): the containers table against the engine. Every container the engine has: a row
     with the same name, state and (for exited ones) exit code. Every id in destroyed_ids: state
     removed (no row allowed only for unknowable_ids: containers whose whole life fell where the
-    engine could report nothing). Every row not removed: the engine must still have it."""
+    engine could report nothing). Every row not removed: the engine must still have it.
+    With counts: adds the containers compared ("containers"), those whose row agreed ("equal")
+    and the fields compared ("fields")."""
     engine = engine_containers(d)
     try:
         rows = {r["container_id"]: r for r in read_containers_table(data_dir)}
     except sqlite3.Error as exc:
         return [f"containers table unreadable: {exc}"]
     problems = []
+    tally = {"containers": 0, "equal": 0, "fields": 0}
+
+    def compared(fields, problem=None):
+        tally["containers"] += 1
+        tally["fields"] += fields
+        if problem:
+            problems.append(problem)
+        else:
+            tally["equal"] += 1
     for cid, info in sorted(engine.items()):
         st = info["State"]
         name = info["Name"].lstrip("/")
         row = rows.get(cid)
         if row is None:
-            problems.append(f"table: engine has {name} ({cid[:12]}) {st['Status']}, no row")
+            compared(0, f"table: engine has {name} ({cid[:12]}) {st['Status']}, no row")
             continue
         got = (row["name"], row["state"])
         if got != (name, st["Status"]):
-            problems.append(f"table: {name} ({cid[:12]}) is {got}, engine says "
-                            f"{(name, st['Status'])}")
-        elif st["Status"] == "exited" and row["exit_code"] != st["ExitCode"]:
-            problems.append(f"table: {name} ({cid[:12]}) exit_code {row['exit_code']!r}, "
-                            f"engine says {st['ExitCode']}")
+            compared(2, f"table: {name} ({cid[:12]}) is {got}, engine says "
+                        f"{(name, st['Status'])}")
+        elif st["Status"] == "exited":
+            compared(3, None if row["exit_code"] == st["ExitCode"] else
+                     f"table: {name} ({cid[:12]}) exit_code {row['exit_code']!r}, engine says "
+                     f"{st['ExitCode']}")
+        else:
+            compared(2)
     for cid in destroyed_ids:
         if cid in engine:
             continue
         row = rows.get(cid)
         if row is None:
             if cid not in unknowable_ids:
-                problems.append(f"table: destroyed container {cid[:12]} has no row")
+                compared(0, f"table: destroyed container {cid[:12]} has no row")
         elif row["state"] != "removed":
-            problems.append(f"table: destroyed container {row['name']} ({cid[:12]}) has state "
-                            f"{row['state']!r}, not 'removed'")
+            compared(1, f"table: destroyed container {row['name']} ({cid[:12]}) has state "
+                        f"{row['state']!r}, not 'removed'")
+        else:
+            compared(1)
     for cid, row in sorted(rows.items()):
-        if cid not in engine and row["state"] != "removed" and cid not in destroyed_ids:
-            problems.append(f"table: {row['name']} ({cid[:12]}) is {row['state']!r}; the engine "
-                            f"no longer has it")
+        if cid not in engine and cid not in destroyed_ids:
+            compared(1, None if row["state"] == "removed" else
+                     f"table: {row['name']} ({cid[:12]}) is {row['state']!r}; the engine no "
+                     f"longer has it")
+    if counts is not None:
+        for k, v in tally.items():
+            counts[k] = counts.get(k, 0) + v
     return problems
 
 
@@ -1110,15 +1138,16 @@ def stop_and_check_ledger(test, agent, expected, missing, source_dir):
     return problems, stats, records
 
 
-def ledger_file_problems(data_dir, engine_events, source_dir):
-    """(b) + (c) on the files of a stopped agent. Returns (problems, stats): stats has
-    expected / recorded / duplicates / missing as in the fault summary table."""
+def ledger_file_problems(data_dir, engine_events, source_dir, counts=None):
+    """(b) + (c) on the files of a stopped agent. Returns (problems, stats, records): stats has
+    expected / recorded / duplicates / missing as in the fault summary table. counts: as
+    exactly_once_problems'."""
     problems = []
     lines = read_ndjson(data_dir)
     records = [json.loads(x) for x in lines]
     rows = read_sqlite(data_dir)
     # (b) every engine event exactly once, with the engine's fields
-    problems += exactly_once_problems(engine_events, records, "ndjson")
+    problems += exactly_once_problems(engine_events, records, "ndjson", counts)
     have = {}
     for r in records:
         have[r.get("eventId")] = have.get(r.get("eventId"), 0) + 1
@@ -1186,6 +1215,87 @@ def print_fault_summary():
     for r in FAULT_ROWS:
         print(fmt(r[:6]) + (f"   ({r[6]})" if r[6] else ""))
     print("=======================", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The engine matrix (issue 18): lifecycle, engine restart and proxy on each engine (ZIT_ENGINE),
+# each ending with the agent's ledger against the engine's own /events; one row per script
+
+class EngineSpan:
+    """The engine's own container events from now on, across engine restarts: a restarted
+    dockerd forgets its events, so read() before every engine stop and at the end; events
+    holds the union (by eventId), in the engine's order."""
+
+    def __init__(self, d):
+        self.d = d
+        self.since_ns = time.time_ns()
+        self.events = []
+
+    def read(self):
+        """Adds what the engine reports from the span's start until now (a moment ahead, so
+        the last events are in); returns events. (Asks from a second earlier and cuts at the
+        start itself, whatever precision the engine's `since` has.)"""
+        have = {expected_event_id(e) for e in self.events}
+        self.events += [e for e in self.d.events(self.since_ns / 1e9 - 1, time.time() + 0.5)
+                        if e["timeNano"] >= self.since_ns and expected_event_id(e) not in have]
+        return self.events
+
+
+_MATRIX_COLUMNS = ["test", "engine", "API version", "events expected", "recorded", "missing",
+                   "duplicated", "final states equal", "fields checked"]
+_MATRIX_WIDTHS = [14, 8] + [len(c) for c in _MATRIX_COLUMNS[2:]]  # aligned across scripts
+MATRIX = {}  # this script's row, summed over the runs (agents) it compared
+
+
+def engine_matrix_check(d, agent, events, source_dir):
+    """The end of an engine-matrix run, on a stopped agent and a running engine: its ledger
+    against `events`, what the engine itself reported of the span it watched (EngineSpan):
+    each exactly once with the engine's fields, no eventId twice, NDJSON == SQLite, chain,
+    schema (ledger_file_problems); and every container's final state in its table equal to the
+    engine's (table_problems; those removed in `events` must be `removed`). Adds its counts to
+    this script's ENGINE MATRIX row (printed by main()); returns the problems."""
+    counts = {}
+    problems, stats, _ = ledger_file_problems(agent.data_dir, events, source_dir, counts)
+    destroyed = sorted({e["Actor"]["ID"] for e in events if record_action(e)[0] == "destroy"})
+    problems += table_problems(d, agent.data_dir, destroyed, counts=counts)
+    status, version = d.api("GET", "/version")
+    api = version.get("ApiVersion") if status == 200 and isinstance(version, dict) else None
+    if api != d.api_version:
+        problems.append(f"{d.name} speaks API {api}, {type(d).__name__} says {d.api_version}")
+    row = MATRIX.setdefault("row", {"engine": d.label, "api": api, "expected": 0,
+                                    "recorded": 0, "missing": 0, "duplicates": 0,
+                                    "containers": 0, "equal": 0, "fields": 0, "notes": []})
+    for key in ("expected", "recorded", "missing", "duplicates"):
+        row[key] += stats[key]
+    for key in ("containers", "equal", "fields"):
+        row[key] += counts.get(key, 0)
+    log(f"ledger vs {d.name}: {stats}, {counts}, {len(problems)} problems")
+    return problems
+
+
+def skip_part(d, what, why):
+    """A part of a test that `d` cannot do: said in the log and in the ENGINE MATRIX row, never
+    silently."""
+    log(f"SKIPPED on {d.label}: {what}: {why}")
+    MATRIX.setdefault("skipped", []).append(what)
+
+
+def print_matrix_row():
+    """The ENGINE MATRIX header and this script's row (scripts/test.sh collects them from the
+    test log: the lines that begin with "ENGINE MATRIX |")."""
+    row = MATRIX.get("row")
+    if not row:
+        return
+    test = os.path.splitext(os.path.basename(sys.argv[0]))[0].removeprefix("test_")
+    equal = f"{'yes' if row['equal'] == row['containers'] else 'NO'} " \
+            f"{row['equal']}/{row['containers']}"
+    cells = [test, row["engine"], str(row["api"]), str(row["expected"]), str(row["recorded"]),
+             str(row["missing"]), str(row["duplicates"]), equal, str(row["fields"])]
+    fmt = lambda cs: "ENGINE MATRIX | " + " | ".join(  # noqa: E731
+        c.ljust(w) for c, w in zip(cs, _MATRIX_WIDTHS)).rstrip()
+    skipped = MATRIX.get("skipped")
+    print("\n" + fmt(_MATRIX_COLUMNS))
+    print(fmt(cells) + (f"   (skipped: {'; '.join(skipped)})" if skipped else ""), flush=True)
 
 
 def wait_metric(agent, name, pred, timeout=30, labels=None):
