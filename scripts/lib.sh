@@ -9,11 +9,12 @@ BUILD_PACKAGES=(cmake make g++ pkg-config git
 # the demo run against: a real engine, a real proxy, real checkers.
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;
 # fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian and installed
-# in a Debian root made by debootstrap.)
+# in a Debian root made by debootstrap; podman is the engine matrix's third engine, beside
+# docker.io and Debian 13's docker.io, which the tests fetch themselves.)
 TEST_PACKAGES=(doctest-dev nlohmann-json3-dev
   docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl sqlite3
   systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
-  util-linux e2fsprogs dpkg-dev lintian debootstrap)
+  util-linux e2fsprogs dpkg-dev lintian debootstrap podman)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

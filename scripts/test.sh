@@ -3,7 +3,8 @@
 # address+undefined sanitizer build. Unit tests use fixtures captured from a real engine;
 # integration tests start a private dockerd, haproxy and promtool (root required).
 # Every part runs even when an earlier one failed; one summary at the end names each part's
-# result and the failed tests, and the exit code is non-zero when anything failed.
+# result and the failed tests, and the exit code is non-zero when anything failed. Under it, the
+# ENGINE MATRIX rows of the normal part's engine-matrix tests (tests/integration/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -27,6 +28,7 @@ part() {
     return 0
   fi
   log "running the tests of the $name"
+  rm -f "$dir/Testing/Temporary/LastTest.log"  # engine_matrix_rows reads this run's only
   local status=0
   env "${PART_ENV[@]}" ctest --test-dir "$dir" --output-on-failure -j2 2>&1 | tee "$output" ||
     status=$?
@@ -55,13 +57,27 @@ part() {
   fi
 }
 
+# engine_matrix_rows DIR: the ENGINE MATRIX rows the tests of DIR's last ctest run printed,
+# sorted by test and engine, under one header. ctest --output-on-failure shows no passed test's
+# output, but its LastTest.log keeps every test's.
+engine_matrix_rows() {
+  local log=$1/Testing/Temporary/LastTest.log header='^ENGINE MATRIX \| test '
+  [[ -f $log ]] || return 0
+  grep -m 1 -E "$header" "$log" || return 0
+  grep '^ENGINE MATRIX |' "$log" | grep -vE "$header" | sort -t'|' -k2,3 || true
+}
+
 PART_ENV=()
 part "normal build (RelWithDebInfo)" build/test RelWithDebInfo
+mapfile -t matrix < <(engine_matrix_rows build/test)
 
 PART_ENV=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)
 part "sanitizer build (address,undefined)" build/asan Debug -DZASTAVA_SANITIZE=address,undefined
 
 log "summary"
 printf '  %s\n' "${summary[@]}" >&2
+if [[ ${#matrix[@]} -gt 0 ]]; then
+  printf '  %s\n' "${matrix[@]}" >&2
+fi
 echo "tests: $total_passed passed, $total_failed failed"
 [[ $failed_parts -eq 0 ]]

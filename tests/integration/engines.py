@@ -11,8 +11,13 @@ PodmanService  Debian 12's podman 4.3 serving the Docker-compatible API (API 1.4
                file locks, no network).
 
 Both are harness.PrivateDockerd subclasses: start(), stop(), endpoint, docker(...),
-api(...), events(since, until), make_busybox_image() work as there. A missing binary or a
-failed download raises unittest.SkipTest with the reason, or RuntimeError under CI.
+api(...), events(since, until), make_busybox_image() work as there, and their class attributes
+say how they differ (the facts the engine-matrix tests read). A missing binary or a failed
+download raises unittest.SkipTest with the reason, or RuntimeError under CI.
+
+make_engine() is the one place that picks the engine of a test (harness.Workspace.dockerd): the
+environment variable ZIT_ENGINE, `docker20` (Debian 12's dockerd, the default), `docker26` or
+`podman`.
 
     python3 tests/integration/engines.py fetch CACHE_DIR   # fetch + unpack Docker 26 only
 """
@@ -186,7 +191,11 @@ def _fetch(cache_dir, root, stamp):
 
 class Docker26(h.PrivateDockerd):
     """Debian 13's dockerd 26.1, unpacked in cache_dir (fetched the first time), started like
-    PrivateDockerd with Debian 12's containerd and runc; docker(...) uses the trixie CLI."""
+    PrivateDockerd with Debian 12's containerd and runc; docker(...) uses the trixie CLI.
+    (With --bridge=none, a container renamed while running needs `--network none`.)"""
+
+    label = "docker26"
+    api_version = "1.45"
 
     def __init__(self, base_dir, cache_dir, extra_args=()):
         missing = [t for t in ("containerd", "runc") if not shutil.which(t)]
@@ -219,6 +228,14 @@ class PodmanService(h.PrivateDockerd):
     the API podman serves); podman(...) the podman CLI on the same storage (for what the
     compat API lacks: `podman healthcheck run`, as nothing runs health checks without
     systemd)."""
+
+    label = "podman"
+    api_version = "1.41"
+    removal_action = "remove"  # never destroy
+    exec_actions = ("exec", "exec_died")  # no exec_create; no command in the Action
+    reports_stop = False  # `stop` before `die` only at times
+    rename_has_old_name = False
+    schedules_health_checks = False  # systemd timers would: run_health_check
 
     def __init__(self, base_dir, extra_args=()):
         if os.geteuid() != 0:
@@ -301,6 +318,24 @@ runroot = "{d}/run"
         if running:
             self.podman("stop", "--all", "--time", "2", check=False, timeout=120)
 
+    def close(self):
+        """Stopped, and its containers removed (they would outlive the workspace)."""
+        self.stop()
+        self.remove_all_containers()
+
+    def forget_events(self):
+        """Makes the stopped service forget its events as a restarted dockerd does: podman
+        keeps them in its events file across restarts, so that file goes (as a rotated-away
+        log would)."""
+        super().forget_events()
+        if os.path.exists(self.events_path):
+            os.remove(self.events_path)
+
+    def run_health_check(self, name):
+        """`podman healthcheck run NAME`: its health_status event carries the status in a
+        top-level HealthStatus."""
+        self.podman("healthcheck", "run", name)
+
     def events(self, since, until, container_ids=None):
         """As PrivateDockerd.events. Podman 4.3 answers /events with `until` unreliably (the
         same query returns all, one or none of the events), so this asks for everything since
@@ -381,10 +416,27 @@ def start_docker26(ws, cache_dir, name="d26", extra_args=()):
 
 def start_podman(ws, name="pod"):
     p = PodmanService(os.path.join(ws.dir, name))
-    ws.on_cleanup(p.remove_all_containers)  # cleanups run in reverse: after stop()
-    ws.on_cleanup(p.stop)
+    ws.on_cleanup(p.close)
     p.start()
     return p
+
+
+ENGINES = ("docker20", "docker26", "podman")
+
+
+def make_engine(base_dir, extra_args=()):
+    """The engine ZIT_ENGINE names (docker20 when unset), not started: Debian 12's dockerd
+    (harness.PrivateDockerd), Docker26 (unpacked in default_cache_dir, fetched the first time)
+    or PodmanService. Unavailable engines: as their constructors say."""
+    engine = os.environ.get("ZIT_ENGINE") or "docker20"
+    if engine == "docker20":
+        return h.PrivateDockerd(base_dir, extra_args)
+    if engine == "docker26":
+        agent = h.ARGS.agent if h.ARGS else None
+        return Docker26(base_dir, default_cache_dir(agent), extra_args)
+    if engine == "podman":
+        return PodmanService(base_dir, extra_args)
+    raise ValueError(f"ZIT_ENGINE={engine!r}: want one of {', '.join(ENGINES)}")
 
 
 def default_cache_dir(agent=None):

@@ -132,12 +132,19 @@ def skip_reason():
     return f"missing: {', '.join(missing)}" if missing else None
 
 
+# The script's --agent and --source-dir (main() sets them), for helpers that need them.
+ARGS = None
+
+
 def main(test_module_globals, why_skip=skip_reason):
     """Entry point for test scripts: parse our flags, store them, run unittest.
     Exits 77 (CTest SKIP_RETURN_CODE) when the machine cannot run them (why_skip() says why;
     by default: not root, or dockerd/haproxy/promtool missing), except under CI, where the test
-    command has installed everything and a missing part is a failure."""
+    command has installed everything and a missing part is a failure; also when every test
+    was skipped (an engine that is not available here: engines.unavailable)."""
+    global ARGS
     args, argv = parse_args()
+    ARGS = args
     reason = why_skip()
     if reason:
         if os.environ.get("CI"):
@@ -152,7 +159,13 @@ def main(test_module_globals, why_skip=skip_reason):
     unittest.TestCase.maxDiff = None  # show every problem in a failed list comparison
     prog = unittest.main(argv=argv, verbosity=2, exit=False)
     print_fault_summary()
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
+    print_matrix_row()
+    result = prog.result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    # A class whose set-up skipped counts as one skip and no test run.
+    skipped_tests = sum(isinstance(t, unittest.TestCase) for t, _ in result.skipped)
+    sys.exit(77 if result.skipped and result.testsRun == skipped_tests else 0)
 
 
 def tail(path, max_chars=4000):
@@ -211,7 +224,18 @@ def docker_cli():
 
 
 class PrivateDockerd:
-    """dockerd started as DESIGN.md says, in base_dir (keep it short)."""
+    """dockerd started as DESIGN.md says, in base_dir (keep it short).
+
+    The class attributes are what the engine-matrix tests (issue 18) need to know of an engine;
+    engines.py's engines override them. Tests read these facts, never the engine's name."""
+
+    label = "docker20"  # its name in ZIT_ENGINE and in the ENGINE MATRIX row
+    api_version = "1.41"  # the API version it speaks (/version's ApiVersion)
+    removal_action = "destroy"  # the Action of a container's removal
+    exec_actions = ("exec_create", "exec_start", "exec_die")  # the Actions of a `docker exec`
+    reports_stop = True  # `docker stop` always sends a `stop` event
+    rename_has_old_name = True  # a rename's attributes carry oldName
+    schedules_health_checks = True  # it runs health checks itself (else: run_health_check)
 
     def __init__(self, base_dir, extra_args=()):
         self.dir = base_dir
@@ -271,6 +295,20 @@ class PrivateDockerd:
     def restart(self):
         self.stop()
         self.start()
+
+    def close(self):
+        """The end of a workspace: stopped (dockerd stops its containers too)."""
+        self.stop()
+
+    def forget_events(self):
+        """Makes a stopped engine forget the events it had: nothing to do for dockerd, which
+        keeps them only in memory (engines.PodmanService keeps them in a file)."""
+        assert self.proc is None or self.proc.poll() is not None, "the engine is running"
+
+    def run_health_check(self, name):
+        """Runs container `name`'s health check now, for an engine that does not schedule
+        them (schedules_health_checks False)."""
+        raise NotImplementedError(f"{self.name} runs health checks itself")
 
     def docker(self, *args, check=True, timeout=60):
         """Runs the docker CLI against this engine; returns stdout stripped."""
@@ -766,12 +804,31 @@ def schema_errors(schema, records):
 
 
 def engine_kind(event):
-    return "container." + event["Action"].split(": ", 1)[0]
+    """The record kind of a container event (docs/records.md, "Engine actions and record
+    kinds")."""
+    return "container." + record_action(event)[0]
 
 
 def split_action(raw):
     verb, _, detail = raw.partition(": ")
     return verb, detail
+
+
+# docs/records.md, "Engine actions and record kinds": Podman's words for Docker's actions.
+PODMAN_ACTIONS = {"remove": "destroy", "exec": "exec_start", "exec_died": "exec_die"}
+
+
+def record_action(event):
+    """(action, actionDetail, engineAction) of the record the agent writes for a container
+    event, as docs/records.md says: Docker's words (Podman's remove, exec and exec_died
+    mapped), a Podman health_status's status from the event's top-level HealthStatus, and
+    engineAction the Action as sent when action and detail do not spell it (None otherwise)."""
+    verb, detail = split_action(event["Action"])
+    action = PODMAN_ACTIONS.get(verb, verb)
+    if action == "health_status" and not detail:
+        detail = event.get("HealthStatus") or ""
+    mapped = (action, detail) != (verb, split_action(event["Action"])[1])
+    return action, detail, event["Action"] if mapped else None
 
 
 class Workspace:
@@ -789,8 +846,11 @@ class Workspace:
         self._cleanups.append(fn)
 
     def dockerd(self, name="d", extra_args=()):
-        d = PrivateDockerd(os.path.join(self.dir, name), extra_args)
-        self.on_cleanup(d.stop)
+        """The engine ZIT_ENGINE names (engines.make_engine: Debian 12's dockerd unless set),
+        started in DIR/NAME, closed at the workspace's close."""
+        import engines  # not at the top: engines imports this module
+        d = engines.make_engine(os.path.join(self.dir, name), extra_args)
+        self.on_cleanup(d.close)
         d.start()
         return d
 
@@ -887,9 +947,15 @@ def wait_recorded(agent, event_ids, timeout=30):
     return missing
 
 
-def exactly_once_problems(engine_events, records, where):
-    """For each engine event: exactly one record with its expected eventId whose fields match.
-    records: parsed JSON objects. Returns a list of problem strings."""
+# The record fields exactly_once_problems compares with the engine's event.
+EVENT_FIELDS = ("kind", "action", "timeNano", "time", "actionDetail", "engineAction",
+                "container.id", "attributes", "source")
+
+
+def exactly_once_problems(engine_events, records, where, counts=None):
+    """For each engine event: exactly one record with its expected eventId whose fields match
+    (EVENT_FIELDS; the action in Docker's words, record_action). records: parsed JSON objects.
+    Returns a list of problem strings; adds the fields compared to counts["fields"] if given."""
     problems = []
     by_id = {}
     for rec in records:
@@ -902,7 +968,7 @@ def exactly_once_problems(engine_events, records, where):
             problems.append(f"{where}: {desc} (eventId {eid}) appears {len(found)} times")
             continue
         rec = found[0]
-        verb, detail = split_action(ev["Action"])
+        verb, detail, engine_action = record_action(ev)
         want = {"kind": "container." + verb, "action": verb, "timeNano": ev["timeNano"],
                 "time": rfc3339_nanos(ev["timeNano"])}
         got = {k: rec.get(k) for k in want}
@@ -911,6 +977,9 @@ def exactly_once_problems(engine_events, records, where):
         if rec.get("actionDetail", "") != detail:  # exactly what followed ": ", or absent
             problems.append(f"{where}: {desc}: actionDetail {rec.get('actionDetail')!r} != "
                             f"{detail!r}")
+        if rec.get("engineAction") != engine_action:  # only where the agent mapped it
+            problems.append(f"{where}: {desc}: engineAction {rec.get('engineAction')!r} != "
+                            f"{engine_action!r}")
         if (rec.get("container") or {}).get("id") != ev["Actor"]["ID"]:
             problems.append(f"{where}: {desc}: container.id {rec.get('container')}")
         if rec.get("attributes") != ev["Actor"].get("Attributes", {}):
@@ -918,6 +987,8 @@ def exactly_once_problems(engine_events, records, where):
                             f"{ev['Actor'].get('Attributes')}")
         if rec.get("source") not in ("stream", "replay"):
             problems.append(f"{where}: {desc}: source {rec.get('source')!r}")
+        if counts is not None:
+            counts["fields"] = counts.get("fields", 0) + len(EVENT_FIELDS)
     return problems
 
 
@@ -945,45 +1016,65 @@ def wait_engine_settled(d, timeout=60):
                timeout, "engine containers to settle (none restarting/removing)")
 
 
-def table_problems(d, data_dir, destroyed_ids=(), unknowable_ids=()):
+def table_problems(d, data_dir, destroyed_ids=(), unknowable_ids=(), counts=None):
     """(a): the containers table against the engine. Every container the engine has: a row
     with the same name, state and (for exited ones) exit code. Every id in destroyed_ids: state
     removed (no row allowed only for unknowable_ids: containers whose whole life fell where the
-    engine could report nothing). Every row not removed: the engine must still have it."""
+    engine could report nothing). Every row not removed: the engine must still have it.
+    With counts: adds the containers compared ("containers"), those whose row agreed ("equal")
+    and the fields compared ("fields")."""
     engine = engine_containers(d)
     try:
         rows = {r["container_id"]: r for r in read_containers_table(data_dir)}
     except sqlite3.Error as exc:
         return [f"containers table unreadable: {exc}"]
     problems = []
+    tally = {"containers": 0, "equal": 0, "fields": 0}
+
+    def compared(fields, problem=None):
+        tally["containers"] += 1
+        tally["fields"] += fields
+        if problem:
+            problems.append(problem)
+        else:
+            tally["equal"] += 1
     for cid, info in sorted(engine.items()):
         st = info["State"]
         name = info["Name"].lstrip("/")
         row = rows.get(cid)
         if row is None:
-            problems.append(f"table: engine has {name} ({cid[:12]}) {st['Status']}, no row")
+            compared(0, f"table: engine has {name} ({cid[:12]}) {st['Status']}, no row")
             continue
         got = (row["name"], row["state"])
         if got != (name, st["Status"]):
-            problems.append(f"table: {name} ({cid[:12]}) is {got}, engine says "
-                            f"{(name, st['Status'])}")
-        elif st["Status"] == "exited" and row["exit_code"] != st["ExitCode"]:
-            problems.append(f"table: {name} ({cid[:12]}) exit_code {row['exit_code']!r}, "
-                            f"engine says {st['ExitCode']}")
+            compared(2, f"table: {name} ({cid[:12]}) is {got}, engine says "
+                        f"{(name, st['Status'])}")
+        elif st["Status"] == "exited":
+            compared(3, None if row["exit_code"] == st["ExitCode"] else
+                     f"table: {name} ({cid[:12]}) exit_code {row['exit_code']!r}, engine says "
+                     f"{st['ExitCode']}")
+        else:
+            compared(2)
     for cid in destroyed_ids:
         if cid in engine:
             continue
         row = rows.get(cid)
         if row is None:
             if cid not in unknowable_ids:
-                problems.append(f"table: destroyed container {cid[:12]} has no row")
+                compared(0, f"table: destroyed container {cid[:12]} has no row")
         elif row["state"] != "removed":
-            problems.append(f"table: destroyed container {row['name']} ({cid[:12]}) has state "
-                            f"{row['state']!r}, not 'removed'")
+            compared(1, f"table: destroyed container {row['name']} ({cid[:12]}) has state "
+                        f"{row['state']!r}, not 'removed'")
+        else:
+            compared(1)
     for cid, row in sorted(rows.items()):
-        if cid not in engine and row["state"] != "removed" and cid not in destroyed_ids:
-            problems.append(f"table: {row['name']} ({cid[:12]}) is {row['state']!r}; the engine "
-                            f"no longer has it")
+        if cid not in engine and cid not in destroyed_ids:
+            compared(1, None if row["state"] == "removed" else
+                     f"table: {row['name']} ({cid[:12]}) is {row['state']!r}; the engine no "
+                     f"longer has it")
+    if counts is not None:
+        for k, v in tally.items():
+            counts[k] = counts.get(k, 0) + v
     return problems
 
 
@@ -1047,15 +1138,16 @@ def stop_and_check_ledger(test, agent, expected, missing, source_dir):
     return problems, stats, records
 
 
-def ledger_file_problems(data_dir, engine_events, source_dir):
-    """(b) + (c) on the files of a stopped agent. Returns (problems, stats): stats has
-    expected / recorded / duplicates / missing as in the fault summary table."""
+def ledger_file_problems(data_dir, engine_events, source_dir, counts=None):
+    """(b) + (c) on the files of a stopped agent. Returns (problems, stats, records): stats has
+    expected / recorded / duplicates / missing as in the fault summary table. counts: as
+    exactly_once_problems'."""
     problems = []
     lines = read_ndjson(data_dir)
     records = [json.loads(x) for x in lines]
     rows = read_sqlite(data_dir)
     # (b) every engine event exactly once, with the engine's fields
-    problems += exactly_once_problems(engine_events, records, "ndjson")
+    problems += exactly_once_problems(engine_events, records, "ndjson", counts)
     have = {}
     for r in records:
         have[r.get("eventId")] = have.get(r.get("eventId"), 0) + 1
@@ -1123,6 +1215,87 @@ def print_fault_summary():
     for r in FAULT_ROWS:
         print(fmt(r[:6]) + (f"   ({r[6]})" if r[6] else ""))
     print("=======================", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# The engine matrix (issue 18): lifecycle, engine restart and proxy on each engine (ZIT_ENGINE),
+# each ending with the agent's ledger against the engine's own /events; one row per script
+
+class EngineSpan:
+    """The engine's own container events from now on, across engine restarts: a restarted
+    dockerd forgets its events, so read() before every engine stop and at the end; events
+    holds the union (by eventId), in the engine's order."""
+
+    def __init__(self, d):
+        self.d = d
+        self.since_ns = time.time_ns()
+        self.events = []
+
+    def read(self):
+        """Adds what the engine reports from the span's start until now (a moment ahead, so
+        the last events are in); returns events. (Asks from a second earlier and cuts at the
+        start itself, whatever precision the engine's `since` has.)"""
+        have = {expected_event_id(e) for e in self.events}
+        self.events += [e for e in self.d.events(self.since_ns / 1e9 - 1, time.time() + 0.5)
+                        if e["timeNano"] >= self.since_ns and expected_event_id(e) not in have]
+        return self.events
+
+
+_MATRIX_COLUMNS = ["test", "engine", "API version", "events expected", "recorded", "missing",
+                   "duplicated", "final states equal", "fields checked"]
+_MATRIX_WIDTHS = [14, 8] + [len(c) for c in _MATRIX_COLUMNS[2:]]  # aligned across scripts
+MATRIX = {}  # this script's row, summed over the runs (agents) it compared
+
+
+def engine_matrix_check(d, agent, events, source_dir):
+    """The end of an engine-matrix run, on a stopped agent and a running engine: its ledger
+    against `events`, what the engine itself reported of the span it watched (EngineSpan):
+    each exactly once with the engine's fields, no eventId twice, NDJSON == SQLite, chain,
+    schema (ledger_file_problems); and every container's final state in its table equal to the
+    engine's (table_problems; those removed in `events` must be `removed`). Adds its counts to
+    this script's ENGINE MATRIX row (printed by main()); returns the problems."""
+    counts = {}
+    problems, stats, _ = ledger_file_problems(agent.data_dir, events, source_dir, counts)
+    destroyed = sorted({e["Actor"]["ID"] for e in events if record_action(e)[0] == "destroy"})
+    problems += table_problems(d, agent.data_dir, destroyed, counts=counts)
+    status, version = d.api("GET", "/version")
+    api = version.get("ApiVersion") if status == 200 and isinstance(version, dict) else None
+    if api != d.api_version:
+        problems.append(f"{d.name} speaks API {api}, {type(d).__name__} says {d.api_version}")
+    row = MATRIX.setdefault("row", {"engine": d.label, "api": api, "expected": 0,
+                                    "recorded": 0, "missing": 0, "duplicates": 0,
+                                    "containers": 0, "equal": 0, "fields": 0, "notes": []})
+    for key in ("expected", "recorded", "missing", "duplicates"):
+        row[key] += stats[key]
+    for key in ("containers", "equal", "fields"):
+        row[key] += counts.get(key, 0)
+    log(f"ledger vs {d.name}: {stats}, {counts}, {len(problems)} problems")
+    return problems
+
+
+def skip_part(d, what, why):
+    """A part of a test that `d` cannot do: said in the log and in the ENGINE MATRIX row, never
+    silently."""
+    log(f"SKIPPED on {d.label}: {what}: {why}")
+    MATRIX.setdefault("skipped", []).append(what)
+
+
+def print_matrix_row():
+    """The ENGINE MATRIX header and this script's row (scripts/test.sh collects them from the
+    test log: the lines that begin with "ENGINE MATRIX |")."""
+    row = MATRIX.get("row")
+    if not row:
+        return
+    test = os.path.splitext(os.path.basename(sys.argv[0]))[0].removeprefix("test_")
+    equal = f"{'yes' if row['equal'] == row['containers'] else 'NO'} " \
+            f"{row['equal']}/{row['containers']}"
+    cells = [test, row["engine"], str(row["api"]), str(row["expected"]), str(row["recorded"]),
+             str(row["missing"]), str(row["duplicates"]), equal, str(row["fields"])]
+    fmt = lambda cs: "ENGINE MATRIX | " + " | ".join(  # noqa: E731
+        c.ljust(w) for c, w in zip(cs, _MATRIX_WIDTHS)).rstrip()
+    skipped = MATRIX.get("skipped")
+    print("\n" + fmt(_MATRIX_COLUMNS))
+    print(fmt(cells) + (f"   (skipped: {'; '.join(skipped)})" if skipped else ""), flush=True)
 
 
 def wait_metric(agent, name, pred, timeout=30, labels=None):

@@ -30,8 +30,10 @@ class Metrics(h.WorkspaceTest):
         cls.agent = cls.ws.agent(ARGS.agent, cls.d.endpoint)
         cls.agent.start()
         cls.agent.wait_ready()
-        h.wait_until(lambda: h.read_sqlite(cls.agent.data_dir, "SELECT 1 FROM events"), 20,
-                     "the snapshot record in SQLite")
+        # events_total counts a record once durable: committed to SQLite, then its NDJSON line
+        # synced; waiting for the SQLite row alone raced with the sync
+        h.wait_metric(cls.agent, "zastava_agent_events_total", lambda v: (v or 0) >= 1, 20,
+                      {"kind": "container.snapshot", "source": "snapshot"})
         cls.text = cls.agent.metrics()
 
     def test_promtool_check_metrics(self):
