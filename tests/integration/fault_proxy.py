@@ -8,6 +8,8 @@ the agent is either the engine's own answer or the proxy's error.
     proxy = FaultProxy(path, engine_socket).start()
     proxy.fail_inspects(container_id, times=1)   # the next inspect of it answers 503
     proxy.fail_inspects(container_id)            # every inspect of it answers 503
+    proxy.fail_inspects(ANY, times=2)            # the next two inspects of any container
+    proxy.fail_inspects(ANY, times=0)            # no more failures
     proxy.hold_inspects()                        # every inspect waits ...
     proxy.release_inspects()                     # ... until this
     proxy.inspects[container_id]                 # how many inspects of it arrived
@@ -22,6 +24,7 @@ import selectors
 import socket
 import threading
 
+ANY = "*"  # fail_inspects: whatever the container
 INSPECT = re.compile(rb"^GET /v[0-9.]+/containers/([^/?]+)/json(\?| )")
 ERROR_BODY = b'{"message":"the test\'s fault proxy answered instead of the engine"}'
 
@@ -75,14 +78,15 @@ class FaultProxy:
     def _should_fail(self, container_id):
         with self._lock:
             self.inspects[container_id] += 1
-            if container_id not in self._failures:
+            key = container_id if container_id in self._failures else ANY
+            if key not in self._failures:
                 return False
-            left = self._failures[container_id]
+            left = self._failures[key]
             if left is None:
                 return True
             if left <= 0:
                 return False
-            self._failures[container_id] = left - 1
+            self._failures[key] = left - 1
             return True
 
     def _serve(self, client):

@@ -202,24 +202,39 @@ class Lifecycle(h.WorkspaceTest):
         self.assertTrue(kill_dies)
         self.assertEqual(self.record_for(kill_dies[-1])["container"].get("exitCode"), 137)
 
-    def test_enrichment_on_start_die(self):
-        """create records carry the event's name, image and state; start/die records add
-        imageId and restartCount from inspect"""
-        create = self.record_for(self.events_of("fail", "create")[0])["container"]
-        self.assertEqual((create.get("name"), create.get("image"), create.get("state")),
-                         ("fail", self.image, "created"), create)
-        self.assertNotIn("security", create)
-        for action in ("start", "die"):
-            ev = self.events_of("fail", action)[0]
-            c = self.record_for(ev)["container"]
-            self.assertEqual(c.get("name"), "fail", f"{action}: {c}")
-            self.assertEqual(c.get("image"), self.image, f"{action}: {c}")
-            self.assertTrue(c.get("imageId", "").startswith("sha256:"), f"{action}: {c}")
-            self.assertIn("state", c, f"{action}: {c}")
-            self.assertIn("restartCount", c, f"{action}: {c}")
-        # state as of the event is racy for a container that exits at once; a long-running one:
-        start = self.events_of("hc", "start")[0]
-        c = self.record_for(start)["container"]
+    def inspect_of(self, record):
+        """The container.inspect record that completes `record`."""
+        found = [r for r in self.records
+                 if r["kind"] == "container.inspect" and r.get("completes") == record["eventId"]]
+        self.assertEqual(len(found), 1, f"container.inspect completing {record['kind']}")
+        return found[0]
+
+    def test_records_from_events_then_inspect(self):
+        """create, start and die records carry what their event says (name, image, state,
+        exitCode), never an inspect's facts; the container.inspect record that completes the
+        start adds imageId, restartCount, pid and posture"""
+        for action, state in (("create", "created"), ("start", "running"), ("die", "exited")):
+            c = self.record_for(self.events_of("fail", action)[0])["container"]
+            self.assertEqual((c.get("name"), c.get("image"), c.get("state")),
+                             ("fail", self.image, state), f"{action}: {c}")
+            for key in ("security", "env", "imageDigest", "pid"):
+                self.assertNotIn(key, c, f"{action}: {c}")
+        self.assertEqual(self.record_for(self.events_of("fail", "die")[0])["container"]
+                         ["exitCode"], 3)
+        for name in ("fail", "hc"):
+            start = self.record_for(self.events_of(name, "start")[0])
+            inspect = self.inspect_of(start)
+            c = inspect["container"]
+            self.assertEqual(inspect["source"], start["source"])
+            self.assertGreaterEqual(inspect["time"], start["time"])
+            self.assertNotIn("inspectError", inspect)
+            self.assertEqual(c.get("name"), name, c)
+            self.assertTrue(c.get("imageId", "").startswith("sha256:"), c)
+            self.assertIn("restartCount", c, c)
+            self.assertIn("risks", c.get("security", {}), c)
+            self.assertIn("imageDigest", c, c)
+        # a long-running one is still running when the answer comes
+        c = self.inspect_of(self.record_for(self.events_of("hc", "start")[0]))["container"]
         self.assertEqual(c.get("state"), "running", c)
         self.assertGreater(c.get("pid", 0), 0, c)
 
