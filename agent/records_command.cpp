@@ -170,6 +170,7 @@ std::string formatRecordLine(const RecordSummary& record) {
     details.push_back("gap " + displayTime(record.gapFrom) + " .. " + displayTime(record.gapTo) +
                       ": " + record.gapReason);
   }
+  if (!record.inspectError.empty()) details.push_back("no inspect: " + record.inspectError);
   if (!record.risks.empty()) details.push_back("risks: " + joined(record.risks));
   for (const std::string& detail : details) line += "  " + detail;
   while (!line.empty() && line.back() == ' ') line.pop_back();

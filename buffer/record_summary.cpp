@@ -53,6 +53,7 @@ Result<RecordSummary> summarizeRecord(std::string_view line) {
   }
   summary.time = *parsedTime;
   summary.actionDetail = textOr(record, "actionDetail");
+  summary.inspectError = textOr(record, "inspectError");
   object part;
   if (record["container"].get(part) == simdjson::SUCCESS) readContainer(part, summary);
   if (record["evidence"].get(part) == simdjson::SUCCESS) {

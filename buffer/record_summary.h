@@ -25,6 +25,7 @@ struct RecordSummary {
   std::string state;  // empty when the record does not say
   std::optional<std::int64_t> exitCode;
   std::vector<std::string> risks;  // container.security.risks, on records made from an inspect
+  std::string inspectError;        // container.inspect records without an inspect's facts
   // container.evidence records: what started the scan and how much of it could be read.
   std::string evidenceScan;
   std::string evidenceStatus;

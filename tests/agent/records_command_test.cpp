@@ -148,12 +148,16 @@ TEST_CASE("filters: kind in full or by action, container by name or id prefix, t
 }
 
 TEST_CASE("one readable line: time, source, kind, container, then what applies") {
-  RecordSummary start = summary("container.start", "web", "8c34aa");
-  start.state = "running";
-  start.risks = {"privileged", "docker-socket-mounted"};
-  CHECK(formatRecordLine(start) ==
-        "2026-12-06T05:00:00.000Z  stream     container.start          web                   "
+  RecordSummary inspect = summary("container.inspect", "web", "8c34aa");
+  inspect.state = "running";
+  inspect.risks = {"privileged", "docker-socket-mounted"};
+  CHECK(formatRecordLine(inspect) ==
+        "2026-12-06T05:00:00.000Z  stream     container.inspect        web                   "
         "running  risks: privileged, docker-socket-mounted");
+  inspect.risks.clear();
+  inspect.inspectError = "the container was gone before it could be inspected";
+  CHECK(contains(formatRecordLine(inspect),
+                 "running  no inspect: the container was gone before it could be inspected"));
   RecordSummary die = summary("container.die", "", "8c34aa0123456789");
   die.source = "reconcile";
   die.state = "exited";

@@ -15,8 +15,13 @@ RecordSummary summaryOf(const Record& record) {
   return *summary;
 }
 
-TEST_CASE("a start record made from an inspect: time, source, kind, container, state, risks") {
+TEST_CASE("an inspect record: time, source, kind, container, state, risks") {
   Record record = testing::engineRecord("8c34aa", "start", testing::kStart);
+  record.kind = std::string(kInspectKind);
+  record.action.clear();
+  record.timeNano = 0;
+  record.attributes.clear();
+  record.completes = record.eventId;
   record.container.state = "running";
   auto posture = std::make_shared<SecurityPosture>();
   posture->privileged = true;
@@ -25,13 +30,19 @@ TEST_CASE("a start record made from an inspect: time, source, kind, container, s
   const RecordSummary summary = summaryOf(record);
   CHECK(summary.time == testing::kStart);
   CHECK(summary.source == "stream");
-  CHECK(summary.kind == "container.start");
+  CHECK(summary.kind == "container.inspect");
   CHECK(summary.containerId == "8c34aa");
   CHECK(summary.containerName == "web");
   CHECK(summary.state == "running");
   CHECK_FALSE(summary.exitCode);
   CHECK(summary.risks == securityRisks(*posture));
   CHECK(summary.risks.front() == "privileged");
+  CHECK(summary.inspectError.empty());
+
+  record.container.security.reset();
+  record.inspectError = "the container was gone before it could be inspected";
+  CHECK(summaryOf(record).inspectError == record.inspectError);
+  CHECK(summaryOf(record).risks.empty());
 }
 
 TEST_CASE("a death's exit code and a health status's detail") {
