@@ -5,14 +5,19 @@
 #   ingest  bench/ingest.py: ingest throughput against a fake engine (issue 5, item 1)
 #   engine  bench/engine.py: start-up inventory, event latency, memory, idle CPU and evidence
 #           cost against a private real dockerd (issue 5, the rest); needs root
+#   proxy   bench/proxy.py: event latency direct and through docker-socket-proxy's haproxy
+#           configuration, with and without `option http-no-delay`, the agent beside
+#           `curl -N` on the same events (issue 19); needs root
 #
-#   bench/run.sh [--suite ingest|engine|all] [--repeat R] [--no-build]
+#   bench/run.sh [--suite ingest|engine|proxy|all] [--repeat R] [--no-build]
 #                [--events N] [--peers agent,cli,python,raw,delivery] (ingest)
 #                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence]
-#                [--hold-ms MS] (engine; MS: how long each latency container runs before its kill)
+#                [--hold-ms MS] (engine and proxy; MS: how long each latency container runs
+#                before its kill)
+#                [--lifecycles N] (proxy: containers per repetition, 5 events each)
 #
 # Needs (installed from Debian when missing, as root): docker.io (dockerd and the docker CLI),
-# busybox-static, python3-docker, curl, cmake and the agent's build dependencies.
+# busybox-static, python3-docker, curl, haproxy, cmake and the agent's build dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -25,6 +30,7 @@ peers=agent,cli,python,raw,delivery
 sizes=100,500,1000
 only=startup,latency,memory,idle,evidence
 hold_ms=0
+lifecycles=50
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite="$2"; shift 2 ;;
@@ -34,24 +40,28 @@ while [ $# -gt 0 ]; do
     --sizes) sizes="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --hold-ms) hold_ms="$2"; shift 2 ;;
+    --lifecycles) lifecycles="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case "$suite" in
-  ingest|engine|all) ;;
-  *) echo "bench/run.sh: --suite is ingest, engine or all, not $suite" >&2; exit 2 ;;
+  ingest|engine|proxy|all) ;;
+  *) echo "bench/run.sh: --suite is ingest, engine, proxy or all, not $suite" >&2; exit 2 ;;
 esac
 run_ingest=0
 run_engine=0
-[ "$suite" = engine ] || run_ingest=1
-[ "$suite" = ingest ] || run_engine=1
+run_proxy=0
+case "$suite" in ingest|all) run_ingest=1 ;; esac
+case "$suite" in engine|all) run_engine=1 ;; esac
+case "$suite" in proxy|all) run_proxy=1 ;; esac
 
 # ensure_packages (scripts/lib.sh) installs only what is missing, and only as root.
 packages=(docker.io curl)
 [ "$run_ingest" = 0 ] || packages+=(python3-docker)
-[ "$run_engine" = 0 ] || packages+=(busybox-static)
+[ "$run_engine$run_proxy" = 00 ] || packages+=(busybox-static)
+[ "$run_proxy" = 0 ] || packages+=(haproxy)
 [ "$build" = 0 ] || packages+=("${BUILD_PACKAGES[@]}")
 ensure_packages "${packages[@]}"
 
@@ -85,4 +95,9 @@ if [ "$run_engine" = 1 ]; then
   /usr/bin/python3 bench/engine.py --agent build/bench/agent/zastava-agent --repeat "$repeat" \
     --sizes "$sizes" --only "$only" --hold-ms "$hold_ms" \
     --library-floor build/bench/tools/library_floor
+fi
+if [ "$run_proxy" = 1 ]; then
+  # proxy.py prints its own machine line.
+  /usr/bin/python3 bench/proxy.py --agent build/bench/agent/zastava-agent --repeat "$repeat" \
+    --lifecycles "$lifecycles" --hold-ms "$hold_ms"
 fi
