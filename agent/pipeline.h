@@ -8,7 +8,8 @@
 //   zastava-enrich: takes the queue in order. Each time the stream (re)opens it lets the
 //                   engine's replay arrive, checks that the replay holds the cursor event
 //                   (if not, events may be lost: an agent.gap record), records the replay, then
-//                   reconciles the ledger with list + inspect. Other events become records
+//                   reconciles the ledger with list + inspect; and every auditInterval it
+//                   compares the ledger with the engine's list. Other events become records
 //                   at once; creates and starts are also handed to the Inspector, whose
 //                   answers come back through the queue as container.inspect records.
 // Each container start, and each running container whose current process reconciliation finds
@@ -53,6 +54,12 @@ struct PipelineOptions {
   std::chrono::milliseconds resumeOverlap{1'000};
   EventQueue::Limits eventQueue;
   InspectorOptions inspector;
+  // How often the ledger is checked against the engine's container list (one GET
+  // /containers/json); 0 turns the audit off. A list that disagrees is looked at again
+  // `auditConfirmDelay` later (events on their way explain most), and only what disagrees both
+  // times is reconciled.
+  std::chrono::seconds auditInterval{300};
+  std::chrono::milliseconds auditConfirmDelay{2'000};
 };
 
 class Pipeline {
@@ -90,6 +97,11 @@ class Pipeline {
   void checkContinuity(const StreamOpened& opened);
   void recordReplay(const StreamOpened& opened);
   void tryReconcile();
+  // The periodic audit: list, compare with the ledger, confirm, reconcile what disagrees.
+  bool auditIsDue() const;
+  void runAudit();
+  void reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::string>& disagreeing,
+                           const std::vector<ContainerSummary>& engine);
   void recordEvent(const ReceivedEvent& received);
   // Asks for what only an inspect knows of a container just created or started.
   void askInspect(const ReceivedEvent& received);
@@ -136,6 +148,14 @@ class Pipeline {
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};
   int reconcileAttempts_ = 0;
+  // The audit: armed once the first reconciliation is done.
+  std::optional<std::chrono::steady_clock::time_point> nextAuditAt_;
+  struct AuditSuspects {
+    std::vector<std::string> ids;  // sorted
+    UnixNanos listedAt = 0;
+  };
+  std::optional<AuditSuspects> auditSuspects_;  // a first list disagreed: look again
+  UnixNanos ledgerAgreedAt_ = 0;  // when the ledger last agreed with the engine
   // Containers with an inspect on its way -> the start that arrived meanwhile (empty when none):
   // the engine answers the inspect of a created container once its start is over, so that
   // answer completes the start too.

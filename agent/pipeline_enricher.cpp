@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 
 #include "agent/evidence_collector.h"
@@ -28,15 +29,25 @@ void Pipeline::runEnricher() {
     health_.waiting(Worker::kEnricher);
     const bool reconcileIsDue =
         reconcileDue_ && std::chrono::steady_clock::now() >= nextReconcileAt_;
-    if (reconcileIsDue && !queue_.stopping()) {
+    if (!queue_.stopping() && (reconcileIsDue || auditIsDue())) {
       health_.working(Worker::kEnricher);
-      tryReconcile();
+      if (reconcileIsDue) {
+        tryReconcile();
+      } else {
+        runAudit();
+      }
       continue;
     }
-    auto next = queue_.pop(reconcileDue_ ? std::optional(nextReconcileAt_) : std::nullopt);
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    if (reconcileDue_) {
+      deadline = nextReconcileAt_;
+    } else if (options_.auditInterval.count() > 0) {
+      deadline = nextAuditAt_;
+    }
+    auto next = queue_.pop(deadline);
     if (!next) {
       if (queue_.stopping()) return;  // and everything queued is recorded
-      continue;                       // the reconciliation is due
+      continue;                       // a reconciliation or an audit is due
     }
     health_.working(Worker::kEnricher);
     if (auto* event = std::get_if<ReceivedEvent>(&*next)) {
@@ -129,6 +140,84 @@ void Pipeline::tryReconcile() {
   firstObservation_ = false;
   reconcileDue_.reset();
   health_.setInventoryDone(true);
+  ledgerAgreedAt_ = context.now;
+  auditSuspects_.reset();
+  if (options_.auditInterval.count() > 0) {
+    nextAuditAt_ = std::chrono::steady_clock::now() + options_.auditInterval;
+  }
+}
+
+bool Pipeline::auditIsDue() const {
+  return !reconcileDue_ && nextAuditAt_ && std::chrono::steady_clock::now() >= *nextAuditAt_;
+}
+
+void Pipeline::runAudit() {
+  const auto started = std::chrono::steady_clock::now();
+  nextAuditAt_ = started + options_.auditInterval;
+  const UnixNanos listedAt = clock_.now();
+  auto listed = api_.listContainers();
+  if (!listed.ok()) {
+    // An engine that is down also ends the stream, whose reconnection reconciles.
+    metrics_.countEngineError(errorCodeName(listed.error().code));
+    metrics_.countAudit("failed");
+    spdlog::debug("audit: cannot list the containers: {}", listed.error().message);
+    auditSuspects_.reset();
+    return;
+  }
+  std::vector<std::string> disagreeing = auditDisagreements(tracker_, *listed);
+  if (!auditSuspects_ && !disagreeing.empty()) {
+    // Events the engine sent before its answer may still be on their way (queued, or in the
+    // socket): look again once they are recorded; only what disagrees both times counts.
+    auditSuspects_ = AuditSuspects{std::move(disagreeing), listedAt};
+    nextAuditAt_ = started + options_.auditConfirmDelay;
+    return;
+  }
+  if (auditSuspects_) {
+    std::vector<std::string> both;
+    std::set_intersection(auditSuspects_->ids.begin(), auditSuspects_->ids.end(),
+                          disagreeing.begin(), disagreeing.end(), std::back_inserter(both));
+    disagreeing = std::move(both);
+  }
+  if (disagreeing.empty()) {
+    metrics_.countAudit("agree");
+    ledgerAgreedAt_ = auditSuspects_ ? auditSuspects_->listedAt : listedAt;
+    auditSuspects_.reset();
+    return;
+  }
+  const UnixNanos firstListedAt = auditSuspects_->listedAt;
+  auditSuspects_.reset();
+  metrics_.countAudit("disagree");
+  reconcileAfterAudit(firstListedAt, disagreeing, *listed);
+}
+
+void Pipeline::reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::string>& disagreeing,
+                                   const std::vector<ContainerSummary>& engine) {
+  std::string names;
+  for (const std::string& id : disagreeing) {
+    std::string name;
+    if (const ContainerFacts* known = tracker_.find(id)) name = known->name;
+    for (const ContainerSummary& listed : engine) {
+      if (listed.id == id && !listed.names.empty()) name = listed.names.front().substr(1);
+    }
+    if (!names.empty()) names += ", ";
+    names += (name.empty() ? id.substr(0, 12) : name);
+  }
+  metrics_.countAuditDisagreements(disagreeing.size());
+  spdlog::warn(
+      "audit: the ledger disagrees with the engine about {} container(s): {}; events were lost "
+      "(cause unknown): writing a gap record and reconciling",
+      disagreeing.size(), names);
+  metrics_.countGap();
+  recorder_.submit(tracker_.gap(
+      ledgerAgreedAt_, listedAt,
+      "the periodic audit found the ledger disagreeing with the engine about " + names +
+          ": their events in this span never arrived (cause unknown); reconciliation wrote "
+          "what changed"));
+  // Transitions before the first list that the stream has not delivered since are lost.
+  reconcileDue_ = StreamOpened{EventCursor{}, listedAt, {}};
+  nextReconcileAt_ = {};
+  reconcileAttempts_ = 0;
+  tryReconcile();
 }
 
 void Pipeline::recordEvent(const ReceivedEvent& received) {

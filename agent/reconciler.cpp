@@ -53,7 +53,7 @@ class ContainerReconciler {
 
  private:
   bool beforeStream(std::optional<UnixNanos> t) const {
-    return t.has_value() && *t < context_.streamOpenedAt;
+    return t.has_value() && *t < context_.streamOpenedAt - context_.inFlight.count();
   }
 
   void emit(const ContainerFacts& facts, std::string_view action, UnixNanos time,
@@ -147,6 +147,23 @@ std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspe
     out.push_back(tracker.reconciled(facts, "destroy", context.now, ""));
   }
   return out;
+}
+
+std::vector<std::string> auditDisagreements(const Tracker& tracker,
+                                            const std::vector<ContainerSummary>& engine) {
+  std::set<std::string> disagree;
+  std::set<std::string, std::less<>> listed;
+  for (const ContainerSummary& container : engine) {
+    listed.insert(container.id);
+    if (container.state == "restarting" || container.state == "removing") continue;
+    const std::string state = container.state == "dead" ? "exited" : container.state;
+    const ContainerFacts* known = tracker.find(container.id);
+    if (known == nullptr || known->state != state) disagree.insert(container.id);
+  }
+  for (const std::string& id : tracker.knownIds()) {
+    if (!listed.contains(id)) disagree.insert(id);
+  }
+  return {disagree.begin(), disagree.end()};
 }
 
 }  // namespace zastava

@@ -5,7 +5,9 @@
 // opened, or its event is already queued) is left to the stream, so nothing is written twice.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +19,11 @@ namespace zastava {
 
 struct ReconcileContext {
   UnixNanos streamOpenedAt = 0;   // transitions from then on come through the stream
+  // And so may those a little before: the engine dates a container's Created, StartedAt and
+  // FinishedAt before it stamps and sends the event (and a proxy may hold the event a while),
+  // so the event of a transition dated just before the stream opened can arrive after the
+  // reconciliation looked: it is left to the stream (or its replay).
+  std::chrono::nanoseconds inFlight{std::chrono::seconds(1)};
   UnixNanos now = 0;              // the time given to transitions the engine does not date
   bool firstObservation = false;  // a new ledger: write snapshots only, no transitions
   // True when the stream has already queued `action` for container `id`.
@@ -28,5 +35,12 @@ struct ReconcileContext {
 // Enricher thread (it owns the tracker).
 std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspect>& engine,
                               const ReconcileContext& context);
+
+// The periodic audit's cheap check: the ids of the containers whose state in the engine's list
+// differs from the ledger's (listed but unknown, known but not listed, or in another state).
+// A container between two states (restarting, removing) is not compared; dead counts as
+// exited. Sorted. Enricher thread.
+std::vector<std::string> auditDisagreements(const Tracker& tracker,
+                                            const std::vector<ContainerSummary>& engine);
 
 }  // namespace zastava

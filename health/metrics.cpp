@@ -115,6 +115,13 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& reconciled =
       counter(registry, "zastava_agent_reconciled_transitions_total",
               "Container transitions the engine did not deliver, written by reconciliation");
+  prometheus::Family<prometheus::Counter>& audits =
+      counter(registry, "zastava_agent_audits_total",
+              "Periodic audits of the ledger against the engine's container list, by result");
+  prometheus::Counter& auditDisagreements =
+      counter(registry, "zastava_agent_audit_disagreements_total",
+              "Containers an audit found the ledger disagreeing with the engine about")
+          .Add({});
   prometheus::Family<prometheus::Counter>& inspects =
       counter(registry, "zastava_agent_inspects_total",
               "Inspects of created and started containers, by result: complete, gone (the "
@@ -221,6 +228,9 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
   for (const char* result : {"complete", "gone", "failed"}) {
     impl_->inspects.Add({{"result", result}});
   }
+  for (const char* result : {"agree", "disagree", "failed"}) {
+    impl_->audits.Add({{"result", result}});
+  }
   for (const char* reason : {"queue_full", "evidence_queue_full", "stopped"}) {
     impl_->dropped.Add({{"reason", reason}});
   }
@@ -287,6 +297,12 @@ void Metrics::countReconciled(std::string_view action) {
   impl_->reconciled.Add({{"action", std::string(action)}}).Increment();
 }
 void Metrics::countEventQueueOverflow() { impl_->eventQueueOverflows.Increment(); }
+void Metrics::countAudit(std::string_view result) {
+  impl_->audits.Add({{"result", std::string(result)}}).Increment();
+}
+void Metrics::countAuditDisagreements(std::size_t containers) {
+  impl_->auditDisagreements.Increment(static_cast<double>(containers));
+}
 void Metrics::countInspect(std::string_view result, double seconds) {
   impl_->inspects.Add({{"result", std::string(result)}}).Increment();
   impl_->inspectDuration.Observe(seconds);

@@ -68,6 +68,11 @@ class Metrics {
   void countInspect(std::string_view result, double seconds);
   // zastava_agent_cursor_lag_seconds (gauge, computed at scrape): now minus the engine time of
   // the last durable engine event; absent until there is one.
+  // zastava_agent_audits_total{result}: periodic audits of the ledger against the engine's list;
+  // result is agree, disagree or failed (the list could not be had).
+  void countAudit(std::string_view result);
+  // zastava_agent_audit_disagreements_total: containers an audit found the ledger wrong about.
+  void countAuditDisagreements(std::size_t containers);
   // zastava_agent_containers (gauge): containers currently tracked.
   void setContainersTracked(std::int64_t count);
   // zastava_agent_evidence_scans_total{scan,status}: container.evidence scans done; scan is

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,19 @@ TEST_CASE("transitions after the stream opened are left to the stream") {
   CHECK(s.run({exited}).empty());
 }
 
+TEST_CASE("a transition dated just before the stream opened is left to the stream too") {
+  // The engine sets FinishedAt, then stamps and sends the die event: it may arrive after the
+  // reconciliation, through the stream that had just opened.
+  Scenario s;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  s.ledgerSawStart(exited);
+  const UnixNanos finished = *parseRfc3339Nanos(exited.state.finishedAt);
+  s.context.streamOpenedAt = finished + 500'000'000;
+  CHECK(s.run({exited}).empty());
+  s.context.streamOpenedAt = finished + 1'500'000'000;
+  CHECK(kinds(s.run({exited})) == std::vector<std::string>{"container.die"});
+}
+
 TEST_CASE("a known container the engine no longer lists was destroyed, unless queued") {
   Scenario s;
   const ContainerInspect running = fixture("inspect-running.json");
@@ -265,6 +279,74 @@ TEST_CASE("a gap record names its span and reason, and has no container") {
                   R"(000000000Z","fromTimeNano":1795358399999999990,"toTimeNano":)"
                   R"(1795358400000000000,"reason":"engine restarted"})") != std::string::npos);
   CHECK(tracker.gap(1, 2, "x").eventId == tracker.gap(1, 2, "y").eventId);
+}
+
+}  // namespace
+}  // namespace zastava
+
+namespace zastava {
+namespace {
+
+// The captured list (tests/fixtures/engine/containers-list.json): col-paused, col-created,
+// col-exited, col-run, in the states their names say.
+std::vector<ContainerSummary> capturedList() {
+  auto list = decodeContainerList(testing::readFixture("containers-list.json"));
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 4);
+  return *list;
+}
+
+// A ledger that agrees with `list`.
+void restoreAgreeing(Tracker& tracker, const std::vector<ContainerSummary>& list) {
+  std::vector<ContainerFacts> ledger;
+  for (const ContainerSummary& container : list) {
+    ContainerFacts facts;
+    facts.id = container.id;
+    facts.name = container.names.at(0).substr(1);
+    facts.state = container.state;
+    ledger.push_back(facts);
+  }
+  tracker.restore(ledger);
+}
+
+TEST_CASE("audit: a ledger that agrees with the engine's list has no disagreement") {
+  FakeClock clock{kNow};
+  Tracker tracker{clock, kRedactor};
+  const auto list = capturedList();
+  restoreAgreeing(tracker, list);
+  CHECK(auditDisagreements(tracker, list).empty());
+}
+
+TEST_CASE("audit: another state, an unknown container and a vanished one disagree") {
+  FakeClock clock{kNow};
+  Tracker tracker{clock, kRedactor};
+  auto list = capturedList();
+  restoreAgreeing(tracker, list);
+  std::vector<std::string> expected;
+
+  list.at(3).state = "exited";  // col-run died unseen
+  expected.push_back(list.at(3).id);
+  ContainerSummary unseen = list.at(0);  // a container the ledger never heard of
+  unseen.id = std::string(64, 'a');
+  list.push_back(unseen);
+  expected.push_back(unseen.id);
+  const std::string vanished = list.at(1).id;  // col-created removed unseen
+  list.erase(list.begin() + 1);
+  expected.push_back(vanished);
+
+  std::sort(expected.begin(), expected.end());
+  CHECK(auditDisagreements(tracker, list) == expected);
+}
+
+TEST_CASE("audit: a container between states is not compared; dead counts as exited") {
+  FakeClock clock{kNow};
+  Tracker tracker{clock, kRedactor};
+  auto list = capturedList();
+  restoreAgreeing(tracker, list);
+  list.at(0).state = "restarting";
+  list.at(1).state = "removing";
+  list.at(2).state = "dead";  // col-exited, exited in the ledger
+  CHECK(auditDisagreements(tracker, list).empty());
 }
 
 }  // namespace
