@@ -36,6 +36,7 @@ struct Config {
   LogLevel logLevel = LogLevel::kInfo;    // LogLevel, or Serilog__MinimumLevel__Default
   int inventoryConcurrency = 8;           // Inventory:Concurrency, 1..64: parallel inspects
   int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600
+  int auditIntervalSeconds = 300;         // Reconcile:AuditIntervalSeconds, 0..86400 (0: off)
   int silenceCheckSeconds = 60;           // EventStream:SilenceCheckSeconds, 1..86400
   // Evidence:EnvKeepValues and Evidence:RedactPatterns, comma-separated lists.
   std::vector<std::string> envKeepValues = RedactionPolicy{}.keepValues;

@@ -127,6 +127,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   PipelineOptions pipelineOptions;
   pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
+  pipelineOptions.auditInterval = std::chrono::seconds(config.auditIntervalSeconds);
   pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));

@@ -76,6 +76,15 @@ TEST_CASE("every integer key checks its range") {
   }
 }
 
+TEST_CASE("the audit interval may be 0 (off), not negative or over a day") {
+  CHECK(parseArgs({"--reconcile-audit-interval-seconds", "0"}).ok());
+  for (const char* bad : {"-1", "86401", "5m"}) {
+    CAPTURE(bad);
+    CHECK(contains(envError("ZASTAVA_AGENT__Reconcile__AuditIntervalSeconds", bad),
+                   std::string("ZASTAVA_AGENT__Reconcile__AuditIntervalSeconds: '") + bad + "'"));
+  }
+}
+
 TEST_CASE("empty values are errors, except where empty means not set") {
   CHECK(envError("ZASTAVA_AGENT__HealthCheck__Port", "") ==
         "ZASTAVA_AGENT__HealthCheck__Port: is empty; expected a whole number between 1 and "

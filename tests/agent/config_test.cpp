@@ -53,6 +53,8 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__LogLevel", "--log-level", "debug"},
     {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "64"},
     {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "1"},
+    {"ZASTAVA_AGENT__Reconcile__AuditIntervalSeconds", "--reconcile-audit-interval-seconds",
+     "0"},
     {"ZASTAVA_AGENT__EventStream__SilenceCheckSeconds", "--event-stream-silence-check-seconds",
      "5"},
     {"ZASTAVA_AGENT__Evidence__EnvKeepValues", "--evidence-env-keep-values", "PATH, LANG"},
@@ -89,6 +91,7 @@ void checkAllSet(const Config& c) {
   CHECK(c.logLevel == LogLevel::kDebug);
   CHECK(c.inventoryConcurrency == 64);
   CHECK(c.reconnectMaxBackoffSeconds == 1);
+  CHECK(c.auditIntervalSeconds == 0);
   CHECK(c.silenceCheckSeconds == 5);
   CHECK(c.envKeepValues == std::vector<std::string>{"PATH", "LANG"});
   CHECK(c.redactPatterns == std::vector<std::string>{"*PASS*", "tls.?ey"});

@@ -2,8 +2,10 @@
 """A fault injector in front of a real engine's unix socket, for the tests of slow and failing
 inspects: it passes every request through untouched except `GET /v*/containers/{id}/json`, which
 it can answer with an error of its own (as a proxy in front of the engine does when its backend
-fails) or hold until the test lets it through. Nothing here imitates the engine: what reaches
-the agent is either the engine's own answer or the proxy's error.
+fails) or hold until the test lets it through; and it can cut a container's events out of the
+`/events` stream, as the engine does for a subscriber that falls behind (it skips events
+silently). Nothing here imitates the engine: what reaches the agent is the engine's own answer,
+less what the proxy cut, or the proxy's error.
 
     proxy = FaultProxy(path, engine_socket).start()
     proxy.fail_inspects(container_id, times=1)   # the next inspect of it answers 503
@@ -13,11 +15,13 @@ the agent is either the engine's own answer or the proxy's error.
     proxy.hold_inspects()                        # every inspect waits ...
     proxy.release_inspects()                     # ... until this
     proxy.inspects[container_id]                 # how many inspects of it arrived
+    proxy.cut_events_of("name")                  # /events streams lose that container's events
 
 Each connection carries one request (`Connection: close` is added on the way to the engine),
 so every request is seen. Any thread."""
 
 import collections
+import json
 import os
 import re
 import selectors
@@ -26,6 +30,7 @@ import threading
 
 ANY = "*"  # fail_inspects: whatever the container
 INSPECT = re.compile(rb"^GET /v[0-9.]+/containers/([^/?]+)/json(\?| )")
+EVENTS = re.compile(rb"^GET (/v[0-9.]+)?/events(\?| )")
 ERROR_BODY = b'{"message":"the test\'s fault proxy answered instead of the engine"}'
 
 
@@ -37,6 +42,8 @@ class FaultProxy:
         self.inspects = collections.Counter()
         self._lock = threading.Lock()
         self._failures = {}  # container id -> inspects still to fail (None: all)
+        self._cut_names = set()
+        self.events_cut = 0
         self._gate = threading.Event()
         self._gate.set()
         self._server = None
@@ -60,6 +67,10 @@ class FaultProxy:
     def fail_inspects(self, container_id, times=None):
         with self._lock:
             self._failures[container_id] = times
+
+    def cut_events_of(self, name):
+        with self._lock:
+            self._cut_names.add(name)
 
     def hold_inspects(self):
         self._gate.clear()
@@ -116,7 +127,51 @@ class FaultProxy:
                 except OSError:
                     return
                 engine.sendall(request)
-                self._pipe(client, engine)
+                if EVENTS.match(head):
+                    self._relay_events(client, engine)
+                else:
+                    self._pipe(client, engine)
+
+    def _cut(self, line):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        name = event.get("Actor", {}).get("Attributes", {}).get("name")
+        with self._lock:
+            if name in self._cut_names:
+                self.events_cut += 1
+                return True
+        return False
+
+    def _relay_events(self, client, engine):
+        """Copies the engine's chunked /events answer, less the events of containers named in
+        cut_events_of; each remaining chunk goes on as the engine sent it."""
+        reader = engine.makefile("rb")
+        try:
+            while True:  # the status line and headers
+                line = reader.readline()
+                if not line:
+                    return
+                client.sendall(line)
+                if line in (b"\r\n", b"\n"):
+                    break
+            while True:  # chunks: size line, data, CRLF
+                size_line = reader.readline()
+                if not size_line:
+                    return
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                data = reader.read(size) if size else b""
+                reader.readline()
+                if size == 0:
+                    client.sendall(b"0\r\n\r\n")
+                    return
+                kept = b"".join(line for line in data.splitlines(keepends=True)
+                                if not self._cut(line))
+                if kept:
+                    client.sendall(b"%x\r\n" % len(kept) + kept + b"\r\n")
+        except (OSError, ValueError):
+            return
 
     @staticmethod
     def _pipe(client, engine):
