@@ -1,198 +1,43 @@
 #include "agent/pipeline.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <random>
 
-#include "buffer/recorder.h"
-#include "common/thread_name.h"
-#include "health/health_state.h"
-#include "health/metrics.h"
-
 namespace zastava {
 
-namespace {
-
-// Where a stream resumes after `last`, the last event seen: a little before it (see
-// PipelineOptions::resumeOverlap). Without an event, from when the last stream opened.
-UnixNanos resumePoint(const EventCursor& last, std::chrono::milliseconds overlap) {
-  if (last.eventId.empty()) return last.timeNano;
-  const auto overlapNanos = std::chrono::duration_cast<std::chrono::nanoseconds>(overlap).count();
-  return std::max<UnixNanos>(last.timeNano - overlapNanos, 1);
-}
-
-}  // namespace
-
-Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
-                   HealthState& health, Metrics& metrics, const Clock& clock,
-                   const Redactor& redactor, PipelineOptions options)
-    : api_(api),
-      recorder_(recorder),
-      evidence_(evidence),
-      health_(health),
-      metrics_(metrics),
-      clock_(clock),
-      options_(options),
-      queue_(options.eventQueue),
-      inspector_(api, metrics, options.inspector,
-                 [this](InspectAnswer answer) { queue_.pushAnswer(std::move(answer)); }),
-      tracker_(clock, redactor),
-      recorded_(kRecentEngineEvents) {}
-
-Pipeline::~Pipeline() { stop(); }
-
-void Pipeline::start() {
-  const auto& ledger = recorder_.containersAtOpen();
-  tracker_.restore(ledger);
-  for (const std::string& eventId : recorder_.recentEngineEventsAtOpen()) {
-    recorded_.remember(eventId);
-  }
-  lastSeen_ = recorder_.cursor();
-  firstObservation_ = ledger.empty() && lastSeen_.timeNano == 0;
-  metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
-  inspector_.start();
-  streamThread_ = std::thread([this] {
-    nameThisThread("zastava-stream");
-    runStream();
-  });
-  enrichThread_ = std::thread([this] {
-    nameThisThread("zastava-enrich");
-    runEnricher();
-  });
-}
-
-void Pipeline::stop() {
-  queue_.stop();
-  closeStream_ = true;
-  inspector_.stop();
-  if (streamThread_.joinable()) streamThread_.join();
-  if (enrichThread_.joinable()) enrichThread_.join();
-}
-
-std::chrono::milliseconds Pipeline::nextBackoff(int attempt) const {
-  // Exponential with full jitter in [base/2, base]: many agents restarted together spread out.
+std::chrono::milliseconds backoffDelay(int attempt, std::chrono::milliseconds initial,
+                                       std::chrono::milliseconds max) {
   thread_local std::mt19937 random{std::random_device{}()};
-  auto base = options_.initialBackoff * (1LL << std::min(attempt, 16));
-  base = std::min<std::chrono::milliseconds>(base, options_.maxBackoff);
+  auto base = initial * (1LL << std::min(attempt, 16));
+  base = std::min<std::chrono::milliseconds>(base, max);
   std::uniform_int_distribution<std::int64_t> jitter(base.count() / 2, base.count());
   return std::chrono::milliseconds(jitter(random));
 }
 
-// ---- stream thread (the enricher thread is in pipeline_enricher.cpp) ----
+Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
+                   HealthState& health, Metrics& metrics, const Clock& clock,
+                   const Redactor& redactor, PipelineOptions options)
+    : options_(std::move(options)),
+      queue_(options_.eventQueue),
+      inspector_(api, metrics, options_.inspector,
+                 [this](InspectAnswer answer) { queue_.pushAnswer(std::move(answer)); }),
+      stream_(api, queue_, health, metrics, clock, options_),
+      enricher_(api, recorder, evidence, inspector_, queue_, health, metrics, clock, redactor,
+                options_) {}
 
-void Pipeline::runStream() {
-  while (!queue_.stopping()) {
-    Error ended = streamOnce();
-    if (queue_.stopping()) break;
-    if (overflowed_) {
-      if (!afterQueueOverflow()) break;
-      continue;
-    }
-    onStreamFailed(ended);
-    if (!queue_.sleepFor(nextBackoff(failedAttempts_++))) break;
-  }
+Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::start() {
+  const EventCursor cursor = enricher_.start();
+  inspector_.start();
+  stream_.start(cursor);
 }
 
-Error Pipeline::streamOnce() {
-  auto version = api_.negotiate();
-  if (!version.ok()) return version.error();
-  // `since` is inclusive: the engine sends the last event seen again if it still has it.
-  const EventCursor since = lastSeen_;
-  EventQuery query;
-  query.sinceNano = resumePoint(since, options_.resumeOverlap);
-  query.silenceCheck = options_.silenceCheck;
-  auto result = api_.streamEvents(
-      query, [this, since] { onStreamOpen(since); },
-      [this, since](Result<EngineEvent> event) { onStreamEvent(event, since.timeNano); },
-      closeStream_);
-  if (result.ok()) return Error{ErrorCode::kUnavailable, "event stream closed by the engine"};
-  return result.error();
-}
-
-void Pipeline::onStreamOpen(const EventCursor& since) {
-  streamOpenedAt_ = clock_.now();
-  health_.setEngineReachable(true);
-  if (inIncident_) {
-    spdlog::info("docker engine reachable again (API {}) after {} failed attempts; resuming",
-                 api_.apiVersion(), failedAttempts_);
-  } else {
-    spdlog::info("watching container events (engine API {})", api_.apiVersion());
-  }
-  if (everOpened_) metrics_.countReconnect();
-  everOpened_ = true;
-  inIncident_ = false;
-  failedAttempts_ = 0;
-  // Even a stream opened without `since` (nothing to replay) is given the window, unless the
-  // ledger is new (afterStreamOpened): a stream that dies within it is not reconciled against,
-  // so its undelivered events, replayed by the next one, are not also written as reconciled
-  // transitions.
-  queue_.pushStreamOpened(StreamOpened{since, streamOpenedAt_,
-                                      std::chrono::steady_clock::now() + options_.replayWindow});
-}
-
-void Pipeline::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
-  health_.working(Worker::kStream);
-  queueEvent(event, since);
-  health_.waiting(Worker::kStream);
-}
-
-void Pipeline::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
-  if (!event.ok()) {
-    metrics_.countEngineError("decode");
-    if (!decodeWarned_) {
-      spdlog::warn(
-          "skipping an engine event that does not decode (counted in "
-          "zastava_agent_engine_errors_total{{kind=\"decode\"}}): {}",
-          event.error().message);
-      decodeWarned_ = true;
-    }
-    return;
-  }
-  if (overflowed_) return;  // the stream is closing; the next one replays this event
-  const UnixNanos time = event->timeNano;
-  // On a resumed stream the engine first replays what it kept since `since`.
-  const RecordSource source =
-      since != 0 && time < streamOpenedAt_ ? RecordSource::kReplay : RecordSource::kStream;
-  ReceivedEvent received = receivedEvent(std::move(event.value()), source, clock_.now());
-  EventCursor cursor{time, received.eventId};
-  if (!queue_.pushEvent(std::move(received))) {
-    onQueueOverflow();
-    return;
-  }
-  if (time >= lastSeen_.timeNano) lastSeen_ = std::move(cursor);
-}
-
-void Pipeline::onQueueOverflow() {
-  overflowed_ = true;
-  closeStream_ = true;
-  metrics_.countEventQueueOverflow();
-  spdlog::warn(
-      "event queue full ({} events, {} bytes waiting for the enricher): closing the event "
-      "stream to reopen it from the last event queued ({}); the engine sends the rest again",
-      queue_.events(), queue_.bytes(), formatRfc3339Nanos(lastSeen_.timeNano));
-}
-
-bool Pipeline::afterQueueOverflow() {
-  const bool room = queue_.waitForRoom();
-  overflowed_ = false;
-  closeStream_ = false;  // before the check: a stop() after it is seen by the next stream
-  return room && !queue_.stopping();
-}
-
-void Pipeline::onStreamFailed(const Error& error) {
-  health_.setEngineReachable(false, error.message);
-  metrics_.countEngineError(errorCodeName(error.code));
-  if (!inIncident_) {
-    spdlog::warn(
-        "docker engine: {} (retrying with backoff up to {} s; further failures are "
-        "logged at debug level)",
-        error.message, options_.maxBackoff.count() / 1000);
-    inIncident_ = true;
-  } else {
-    spdlog::debug("docker engine still failing (attempt {}): {}", failedAttempts_ + 1,
-                  error.message);
-  }
+void Pipeline::stop() {
+  queue_.stop();
+  stream_.stop();
+  inspector_.stop();
+  enricher_.stop();
 }
 
 }  // namespace zastava

@@ -1,16 +1,16 @@
-// The Pipeline's enricher thread (zastava-enrich): see pipeline.h. The stream thread and the
-// Pipeline's lifecycle are in pipeline.cpp.
+#include "agent/enricher.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <iterator>
 #include <chrono>
+#include <iterator>
 
 #include "agent/evidence_collector.h"
-#include "agent/pipeline.h"
 #include "agent/reconciler.h"
 #include "buffer/recorder.h"
 #include "collectors/inventory.h"
+#include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -24,7 +24,45 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-void Pipeline::runEnricher() {
+Enricher::Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
+                   Inspector& inspector, EventQueue& queue, HealthState& health,
+                   Metrics& metrics, const Clock& clock, const Redactor& redactor,
+                   const PipelineOptions& options)
+    : api_(api),
+      recorder_(recorder),
+      evidence_(evidence),
+      inspector_(inspector),
+      queue_(queue),
+      health_(health),
+      metrics_(metrics),
+      clock_(clock),
+      options_(options),
+      tracker_(clock, redactor),
+      recorded_(kRecentEngineEvents) {}
+
+Enricher::~Enricher() { stop(); }
+
+EventCursor Enricher::start() {
+  const auto& ledger = recorder_.containersAtOpen();
+  tracker_.restore(ledger);
+  for (const std::string& eventId : recorder_.recentEngineEventsAtOpen()) {
+    recorded_.remember(eventId);
+  }
+  EventCursor cursor = recorder_.cursor();
+  firstObservation_ = ledger.empty() && cursor.timeNano == 0;
+  metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
+  thread_ = std::thread([this] {
+    nameThisThread("zastava-enrich");
+    run();
+  });
+  return cursor;
+}
+
+void Enricher::stop() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Enricher::run() {
   while (true) {
     health_.waiting(Worker::kEnricher);
     const bool reconcileIsDue =
@@ -60,7 +98,7 @@ void Pipeline::runEnricher() {
   }
 }
 
-void Pipeline::afterStreamOpened(const StreamOpened& opened) {
+void Enricher::afterStreamOpened(const StreamOpened& opened) {
   health_.setInventoryDone(false, "reconciling with the engine after the event stream opened");
   // A new ledger's first stream has nothing to replay, and its reconciliation writes snapshots
   // only: nothing a later replay could write again. Any other stream waits for its replay.
@@ -77,7 +115,7 @@ void Pipeline::afterStreamOpened(const StreamOpened& opened) {
   tryReconcile();
 }
 
-void Pipeline::checkContinuity(const StreamOpened& opened) {
+void Enricher::checkContinuity(const StreamOpened& opened) {
   // No engine event recorded yet: nothing anchors a proof either way. The stream resumed from
   // when it last opened and reconciliation covers the rest (docs/records.md).
   if (opened.since.eventId.empty()) return;
@@ -97,11 +135,11 @@ void Pipeline::checkContinuity(const StreamOpened& opened) {
   recorder_.submit(tracker_.gap(opened.since.timeNano, to, std::move(reason)));
 }
 
-void Pipeline::recordReplay(const StreamOpened& opened) {
+void Enricher::recordReplay(const StreamOpened& opened) {
   while (auto replayed = queue_.popReplayedBefore(opened.openedAt)) recordEvent(*replayed);
 }
 
-void Pipeline::tryReconcile() {
+void Enricher::tryReconcile() {
   const auto started = std::chrono::steady_clock::now();
   auto engine = takeInventory(
       api_, options_.inventoryConcurrency, queue_.stopFlag(),
@@ -112,7 +150,8 @@ void Pipeline::tryReconcile() {
     if (reconcileAttempts_ == 0) {
       spdlog::warn("container inventory failed, retrying with backoff: {}", engine.error().message);
     }
-    nextReconcileAt_ = std::chrono::steady_clock::now() + nextBackoff(reconcileAttempts_++);
+    nextReconcileAt_ = std::chrono::steady_clock::now() +
+                       backoffDelay(reconcileAttempts_++, options_.initialBackoff, options_.maxBackoff);
     return;
   }
   ReconcileContext context;
@@ -147,11 +186,11 @@ void Pipeline::tryReconcile() {
   }
 }
 
-bool Pipeline::auditIsDue() const {
+bool Enricher::auditIsDue() const {
   return !reconcileDue_ && nextAuditAt_ && std::chrono::steady_clock::now() >= *nextAuditAt_;
 }
 
-void Pipeline::runAudit() {
+void Enricher::runAudit() {
   const auto started = std::chrono::steady_clock::now();
   nextAuditAt_ = started + options_.auditInterval;
   const UnixNanos listedAt = clock_.now();
@@ -190,7 +229,7 @@ void Pipeline::runAudit() {
   reconcileAfterAudit(firstListedAt, disagreeing, *listed);
 }
 
-void Pipeline::reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::string>& disagreeing,
+void Enricher::reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::string>& disagreeing,
                                    const std::vector<ContainerSummary>& engine) {
   std::string names;
   for (const std::string& id : disagreeing) {
@@ -220,7 +259,7 @@ void Pipeline::reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::st
   tryReconcile();
 }
 
-void Pipeline::recordEvent(const ReceivedEvent& received) {
+void Enricher::recordEvent(const ReceivedEvent& received) {
   const EngineEvent& event = received.event;
   // Replayed again after a reconnect or restart, or a destroy reconciliation wrote first.
   if (recorded_.contains(received.eventId) || tracker_.destroyAlreadyRecorded(event)) {
@@ -234,7 +273,7 @@ void Pipeline::recordEvent(const ReceivedEvent& received) {
   if (event.action == "die" || event.action == "destroy") evidencedPid_.erase(event.actorId);
 }
 
-void Pipeline::askInspect(const ReceivedEvent& received) {
+void Enricher::askInspect(const ReceivedEvent& received) {
   const EngineEvent& event = received.event;
   if (queue_.stopping() || (event.action != "create" && event.action != "start")) return;
   if (event.action == "start") {
@@ -249,7 +288,7 @@ void Pipeline::askInspect(const ReceivedEvent& received) {
       InspectRequest{event.actorId, received.eventId, event.action, received.source});
 }
 
-void Pipeline::onInspectAnswer(InspectAnswer answer) {
+void Enricher::onInspectAnswer(InspectAnswer answer) {
   const std::string id = answer.request.containerId;
   std::optional<StartWaiting> start;
   if (const auto it = inspecting_.find(id); it != inspecting_.end()) {
@@ -282,7 +321,7 @@ void Pipeline::onInspectAnswer(InspectAnswer answer) {
                   answer.request.source);
 }
 
-void Pipeline::warnInspectFailed(const InspectAnswer& answer) {
+void Enricher::warnInspectFailed(const InspectAnswer& answer) {
   const std::string& id = answer.request.containerId;
   const bool firstForContainer = !inspectWarned_.contains(id);
   inspectWarned_.remember(id);
@@ -298,7 +337,7 @@ void Pipeline::warnInspectFailed(const InspectAnswer& answer) {
                              : fmt::format(" ({} more such failures not logged)", heldBack));
 }
 
-void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
+void Enricher::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
                                RecordSource source) {
   const auto known = evidencedPid_.find(id);
   if (pid != 0 && known != evidencedPid_.end() && known->second == pid) return;
@@ -311,7 +350,7 @@ void Pipeline::requestEvidence(const std::string& id, std::int64_t pid, Evidence
   if (evidence_.request(std::move(request)) && pid != 0) evidencedPid_[id] = pid;
 }
 
-void Pipeline::requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine) {
+void Enricher::requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine) {
   std::unordered_map<std::string, std::int64_t> running;
   const RecordSource source =
       firstObservation_ ? RecordSource::kSnapshot : RecordSource::kReconcile;

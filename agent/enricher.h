@@ -1,0 +1,119 @@
+// The enricher thread (zastava-enrich): takes the EventQueue in order and makes records.
+// - An engine event becomes its record at once, from the event and what the Tracker knows;
+//   creates and starts are also handed to the Inspector, whose answers come back through the
+//   queue and become container.inspect records.
+// - Each time the stream (re)opens, it lets the engine's replay arrive, checks that the replay
+//   holds the cursor event (if not, events may be lost: an agent.gap record), records the
+//   replay, then reconciles the ledger with list + inspect.
+// - Every auditInterval it compares the ledger with the engine's list (the audit).
+// - Each container start, and each running container whose current process reconciliation
+//   finds without evidence, is handed to the EvidenceCollector, which never makes it wait.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/event_queue.h"
+#include "agent/inspector.h"
+#include "agent/pipeline_options.h"
+#include "agent/recent_ids.h"
+#include "agent/tracker.h"
+#include "collectors/docker_api.h"
+#include "common/clock.h"
+#include "common/log_limiter.h"
+
+namespace zastava {
+
+class EvidenceCollector;
+class HealthState;
+class Metrics;
+class Recorder;
+
+class Enricher {
+ public:
+  Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, Inspector& inspector,
+           EventQueue& queue, HealthState& health, Metrics& metrics, const Clock& clock,
+           const Redactor& redactor, const PipelineOptions& options);
+  ~Enricher();
+  Enricher(const Enricher&) = delete;
+  Enricher& operator=(const Enricher&) = delete;
+
+  // Restores the ledger's containers and recent events, and starts the thread. Returns the
+  // ledger's cursor, for the stream to resume after. Main thread, once.
+  EventCursor start();
+  // Joins the thread, which returns once the queue is stopped and drained. Main thread.
+  void stop();
+
+ private:
+  void run();
+  void afterStreamOpened(const StreamOpened& opened);
+  void checkContinuity(const StreamOpened& opened);
+  void recordReplay(const StreamOpened& opened);
+  void tryReconcile();
+  // The periodic audit: list, compare with the ledger, confirm, reconcile what disagrees.
+  bool auditIsDue() const;
+  void runAudit();
+  void reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::string>& disagreeing,
+                           const std::vector<ContainerSummary>& engine);
+  void recordEvent(const ReceivedEvent& received);
+  // Asks for what only an inspect knows of a container just created or started.
+  void askInspect(const ReceivedEvent& received);
+  void onInspectAnswer(InspectAnswer answer);
+  // A warning once per container and at most 10 a minute; debug otherwise.
+  void warnInspectFailed(const InspectAnswer& answer);
+  // Asks for evidence of a container whose init process `pid` has none yet; `source` is what
+  // asked (the evidence record's source).
+  void requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,
+                       RecordSource source);
+  void requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine);
+
+
+  DockerApi& api_;
+  Recorder& recorder_;
+  EvidenceCollector& evidence_;
+  Inspector& inspector_;
+  EventQueue& queue_;
+  HealthState& health_;
+  Metrics& metrics_;
+  const Clock& clock_;
+  const PipelineOptions& options_;
+
+  // The enricher thread's own.
+  Tracker tracker_;
+  // The engine events last handed to the Recorder: one the engine replays after a reconnect or
+  // restart is recognised before it reaches the Tracker, whose state it would move backwards.
+  RecentIds recorded_;
+  bool firstObservation_ = false;  // the ledger was empty at start: snapshots, not transitions
+  std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
+  std::chrono::steady_clock::time_point nextReconcileAt_{};
+  int reconcileAttempts_ = 0;
+  // The audit: armed once the first reconciliation is done.
+  std::optional<std::chrono::steady_clock::time_point> nextAuditAt_;
+  struct AuditSuspects {
+    std::vector<std::string> ids;  // sorted
+    UnixNanos listedAt = 0;
+  };
+  std::optional<AuditSuspects> auditSuspects_;  // a first list disagreed: look again
+  UnixNanos ledgerAgreedAt_ = 0;  // when the ledger last agreed with the engine
+  // Containers with an inspect on its way -> the start that arrived meanwhile (empty when none):
+  // the engine answers the inspect of a created container once its start is over, so that
+  // answer completes the start too.
+  struct StartWaiting {
+    std::string eventId;
+    RecordSource source = RecordSource::kStream;
+  };
+  std::unordered_map<std::string, std::optional<StartWaiting>> inspecting_;
+  RecentIds inspectWarned_{1024};  // containers whose failed inspect was logged as a warning
+  LogLimiter inspectWarnings_{10, std::chrono::minutes(1)};
+  // Running containers -> the init pid evidence was asked for; forgotten when they die.
+  std::unordered_map<std::string, std::int64_t> evidencedPid_;
+
+  std::thread thread_;
+};
+
+}  // namespace zastava

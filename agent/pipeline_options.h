@@ -1,0 +1,40 @@
+// What the Pipeline's parts (EventStream, Enricher, EventQueue, Inspector) are tuned with; main
+// fills it from the configuration.
+#pragma once
+
+#include <chrono>
+
+#include "agent/event_queue.h"
+#include "agent/inspector.h"
+
+namespace zastava {
+
+struct PipelineOptions {
+  int inventoryConcurrency = 8;
+  std::chrono::milliseconds initialBackoff{500};
+  std::chrono::milliseconds maxBackoff{30'000};
+  std::chrono::seconds silenceCheck{60};
+  // How long the engine's replay of buffered events may take to arrive after the stream opens
+  // (it writes them right after the headers). The wait ends sooner when a live event arrives
+  // behind the replay (EventQueue::waitForReplayEnd).
+  std::chrono::milliseconds replayWindow{1'000};
+  // How far before the last event seen the stream resumes. The engine stamps an event before it
+  // publishes it, so it can deliver one a little after a later-stamped one; and its replay stops
+  // at the first event older than `since`. Events replayed again are recognised and skipped.
+  std::chrono::milliseconds resumeOverlap{1'000};
+  EventQueue::Limits eventQueue;
+  InspectorOptions inspector;
+  // How often the ledger is checked against the engine's container list (one GET
+  // /containers/json); 0 turns the audit off. A list that disagrees is looked at again
+  // `auditConfirmDelay` later (events on their way explain most), and only what disagrees both
+  // times is reconciled.
+  std::chrono::seconds auditInterval{300};
+  std::chrono::milliseconds auditConfirmDelay{2'000};
+};
+
+// The wait before retry `attempt` (0-based): exponential from `initial` up to `max`, with full
+// jitter in [base/2, base] so that many agents restarted together spread out. Any thread.
+std::chrono::milliseconds backoffDelay(int attempt, std::chrono::milliseconds initial,
+                                       std::chrono::milliseconds max);
+
+}  // namespace zastava
