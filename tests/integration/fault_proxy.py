@@ -14,6 +14,9 @@ less what the proxy cut, or the proxy's error.
     proxy.fail_inspects(ANY, times=0)            # no more failures
     proxy.hold_inspects()                        # every inspect waits ...
     proxy.release_inspects()                     # ... until this
+    proxy.hold_next_inspect()                    # the next inspect (of whichever container)
+    proxy.held_id                                #   waits, its container's id here, until
+    proxy.release_held()                         #   this (or the agent gives up on it)
     proxy.inspects[container_id]                 # how many inspects of it arrived
     proxy.cut_events_of("name")                  # /events streams lose that container's events
 
@@ -46,6 +49,9 @@ class FaultProxy:
         self.events_cut = 0
         self._gate = threading.Event()
         self._gate.set()
+        self._hold_next = False
+        self.held_id = None
+        self._held = threading.Event()
         self._server = None
         self._closed = False
 
@@ -61,6 +67,7 @@ class FaultProxy:
     def stop(self):
         self._closed = True
         self._gate.set()
+        self._held.set()
         if self._server is not None:
             self._server.close()
 
@@ -71,6 +78,23 @@ class FaultProxy:
     def cut_events_of(self, name):
         with self._lock:
             self._cut_names.add(name)
+
+    def hold_next_inspect(self):
+        with self._lock:
+            self._hold_next = True
+            self.held_id = None
+            self._held.clear()
+
+    def release_held(self):
+        self._held.set()
+
+    def _hold_this(self, container_id):
+        with self._lock:
+            if not self._hold_next:
+                return False
+            self._hold_next = False
+            self.held_id = container_id
+            return True
 
     def hold_inspects(self):
         self._gate.clear()
@@ -112,6 +136,8 @@ class FaultProxy:
             inspect = INSPECT.match(head)
             if inspect:
                 self._gate.wait()
+                if self._hold_this(inspect.group(1).decode()):
+                    self._held.wait()
                 if self._should_fail(inspect.group(1).decode()):
                     client.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
                                    b"Content-Type: application/json\r\nConnection: close\r\n"
