@@ -99,6 +99,13 @@ void Enricher::run() {
 }
 
 void Enricher::afterStreamOpened(const StreamOpened& opened) {
+  if (opened.afterOverflow && !opened.since.eventId.empty()) {
+    // Reopened to catch up, engine healthy: once the replay reaches the cursor event, nothing
+    // was lost and the events are recorded as they come (no fixed wait, no reconciliation).
+    if (!queue_.waitForEvent(opened.since.eventId, opened.replayDeadline)) return;
+    if (queue_.frontIsStreamOpened()) return;  // the next stream checks
+    if (checkContinuity(opened)) return;
+  }
   health_.setInventoryDone(false, "reconciling with the engine after the event stream opened");
   // A new ledger's first stream has nothing to replay, and its reconciliation writes snapshots
   // only: nothing a later replay could write again. Any other stream waits for its replay.
@@ -107,7 +114,7 @@ void Enricher::afterStreamOpened(const StreamOpened& opened) {
   if (queue_.stopping()) return;
   // That stream died before its replay: the next one checks.
   if (queue_.frontIsStreamOpened()) return;
-  checkContinuity(opened);
+  if (!opened.afterOverflow) checkContinuity(opened);  // else checked above: a gap is written
   recordReplay(opened);
   reconcileDue_ = opened;
   nextReconcileAt_ = {};
@@ -115,14 +122,14 @@ void Enricher::afterStreamOpened(const StreamOpened& opened) {
   tryReconcile();
 }
 
-void Enricher::checkContinuity(const StreamOpened& opened) {
+bool Enricher::checkContinuity(const StreamOpened& opened) {
   // No engine event recorded yet: nothing anchors a proof either way. The stream resumed from
   // when it last opened and reconciliation covers the rest (docs/records.md).
-  if (opened.since.eventId.empty()) return;
+  if (opened.since.eventId.empty()) return false;
   // The engine forgets its oldest events first: if it replays the cursor event, it still has
   // every event published after it.
   const ReplayCheck replay = queue_.checkReplay(opened.since, opened.openedAt);
-  if (replay.holdsCursor) return;  // the replay covers the outage
+  if (replay.holdsCursor) return true;  // the replay covers the outage
   // Up to the first event after the cursor that the replay has, else when the stream opened.
   const UnixNanos to =
       replay.firstAfter != 0 ? std::min(opened.openedAt, replay.firstAfter) : opened.openedAt;
@@ -133,6 +140,7 @@ void Enricher::checkContinuity(const StreamOpened& opened) {
                formatRfc3339Nanos(opened.since.timeNano), formatRfc3339Nanos(to), reason);
   metrics_.countGap();
   recorder_.submit(tracker_.gap(opened.since.timeNano, to, std::move(reason)));
+  return false;
 }
 
 void Enricher::recordReplay(const StreamOpened& opened) {

@@ -52,7 +52,8 @@ class Enricher {
  private:
   void run();
   void afterStreamOpened(const StreamOpened& opened);
-  void checkContinuity(const StreamOpened& opened);
+  // True when the replay holds the cursor event (nothing lost); otherwise writes the gap.
+  bool checkContinuity(const StreamOpened& opened);
   void recordReplay(const StreamOpened& opened);
   void tryReconcile();
   // The periodic audit: list, compare with the ledger, confirm, reconcile what disagrees.

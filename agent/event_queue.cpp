@@ -110,6 +110,20 @@ bool EventQueue::waitForReplayEnd(UnixNanos openedAt,
   return !stop_;
 }
 
+bool EventQueue::waitForEvent(const std::string& eventId,
+                              std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  changed_.wait_until(lock, deadline, [&] {
+    if (stop_ || events_ >= limits_.maxEvents) return true;
+    for (const QueueItem& item : items_) {
+      const auto* event = std::get_if<ReceivedEvent>(&item);
+      if (event == nullptr || event->eventId == eventId) return true;
+    }
+    return false;
+  });
+  return !stop_;
+}
+
 ReplayCheck EventQueue::checkReplay(const EventCursor& since, UnixNanos openedAt) const {
   ReplayCheck check;
   std::lock_guard lock(mu_);

@@ -31,6 +31,9 @@ struct StreamOpened {
   EventCursor since;
   UnixNanos openedAt = 0;
   std::chrono::steady_clock::time_point replayDeadline;
+  // Reopened because the queue was full, not because the engine failed: when the replay holds
+  // the cursor event nothing was lost, and there is nothing to reconcile.
+  bool afterOverflow = false;
 };
 
 using QueueItem = std::variant<ReceivedEvent, StreamOpened, InspectAnswer>;
@@ -76,6 +79,10 @@ class EventQueue {
   // event stamped at or after `openedAt` (or a newer stream's marker) behind it proves it
   // complete. Returns false when stopping.
   bool waitForReplayEnd(UnixNanos openedAt, std::chrono::steady_clock::time_point deadline);
+  // Enricher thread. Waits until the event `eventId` is queued (the replay after an overflow
+  // reached the cursor), or the queue is full, or a newer stream's marker is queued, or
+  // `deadline`, or stop(). Returns false when stopping.
+  bool waitForEvent(const std::string& eventId, std::chrono::steady_clock::time_point deadline);
   // Enricher thread. Looks through the events queued before `openedAt` for `since`'s event.
   ReplayCheck checkReplay(const EventCursor& since, UnixNanos openedAt) const;
   // Any thread. True when the front item is a StreamOpened marker.

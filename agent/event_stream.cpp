@@ -12,6 +12,8 @@ namespace zastava {
 
 namespace {
 
+constexpr std::size_t kOverflowReplay = 256;
+
 // Where a stream resumes after `last`, the last event seen: a little before it (see
 // PipelineOptions::resumeOverlap). Without an event, from when the last stream opened.
 UnixNanos resumePoint(const EventCursor& last, std::chrono::milliseconds overlap) {
@@ -62,6 +64,9 @@ Error EventStream::streamOnce() {
   const EventCursor since = lastSeen_;
   EventQuery query;
   query.sinceNano = resumePoint(since, options_.resumeOverlap);
+  if (reopeningAfterOverflow_ && recentTimes_.size() == kOverflowReplay) {
+    query.sinceNano = std::max(query.sinceNano, recentTimes_.front());
+  }
   query.silenceCheck = options_.silenceCheck;
   auto result = api_.streamEvents(
       query, [this, since] { onStreamOpen(since); },
@@ -89,7 +94,9 @@ void EventStream::onStreamOpen(const EventCursor& since) {
   // so its undelivered events, replayed by the next one, are not also written as reconciled
   // transitions.
   queue_.pushStreamOpened(StreamOpened{since, streamOpenedAt_,
-                                      std::chrono::steady_clock::now() + options_.replayWindow});
+                                      std::chrono::steady_clock::now() + options_.replayWindow,
+                                      reopeningAfterOverflow_});
+  reopeningAfterOverflow_ = false;
 }
 
 void EventStream::onStreamEvent(Result<EngineEvent>& event, std::int64_t since) {
@@ -122,6 +129,8 @@ void EventStream::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
     return;
   }
   if (time >= lastSeen_.timeNano) lastSeen_ = std::move(cursor);
+  recentTimes_.push_back(time);
+  if (recentTimes_.size() > kOverflowReplay) recentTimes_.pop_front();
 }
 
 void EventStream::onQueueOverflow() {
@@ -137,6 +146,7 @@ void EventStream::onQueueOverflow() {
 bool EventStream::afterQueueOverflow() {
   const bool room = queue_.waitForRoom();
   overflowed_ = false;
+  reopeningAfterOverflow_ = true;
   closeStream_ = false;  // before the check: a stop() after it is seen by the next stream
   return room && !queue_.stopping();
 }
