@@ -128,6 +128,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
   pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
+  pipelineOptions.eventQueue = eventQueueLimits(config);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
   Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,
