@@ -289,13 +289,18 @@ class QueueOverflow(h.WorkspaceTest):
         recorded = sum(1 for i in ids if times[i])
         dupes = sum(1 for i in ids if times[i] > 1)
         forgotten = sum(1 for e in may if h.expected_event_id(e) not in recorded_ids)
+        lives_twice = collections.Counter(
+            (r["kind"], r["container"]["id"]) for r in records
+            if r.get("kind") in ("container.create", "container.destroy"))
+        twice = sum(1 for n in lives_twice.values() if n > 1)
         stats = {"expected": len(seen), "recorded": recorded, "duplicates": dupes,
                  "missing": len(seen) - recorded - forgotten}
         h.log(f"agent.gap records: {[g['gap'] for g in h.gap_records(records)]}")
         h.fault_row("7 event queue overflow", int(overflows), stats,
                     f"{MAX_EVENTS}-event queue, writer frozen; {lives.started} lives; "
                     f"{len(spans)} agent.gap covering {forgotten} unrecorded events the "
-                    f"engine forgot; {time.monotonic() - started:.0f} s")
+                    f"engine forgot; {twice} creates or destroys written twice; "
+                    f"{time.monotonic() - started:.0f} s")
         self.assertEqual(problems, [])
 
 
