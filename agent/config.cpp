@@ -281,6 +281,14 @@ BufferLimits bufferLimits(const Config& config) {
   return limits;
 }
 
+EventQueue::Limits eventQueueLimits(const Config& config) {
+  constexpr std::size_t kMiB = 1024 * 1024;
+  EventQueue::Limits limits;
+  limits.maxEvents = static_cast<std::size_t>(config.eventQueueMaxEvents);
+  limits.maxBytes = static_cast<std::size_t>(config.eventQueueMaxMb) * kMiB;
+  return limits;
+}
+
 EvidenceOptions evidenceOptions(const Config& config) {
   constexpr std::uint64_t kMiB = 1024 * 1024;
   EvidenceOptions options;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/event_queue.h"
 #include "agent/evidence_collector.h"
 #include "agent/redaction.h"
 #include "buffer/dispatcher.h"
@@ -38,6 +39,8 @@ struct Config {
   int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600
   int auditIntervalSeconds = 300;         // Reconcile:AuditIntervalSeconds, 0..86400 (0: off)
   int silenceCheckSeconds = 60;           // EventStream:SilenceCheckSeconds, 1..86400
+  int eventQueueMaxEvents = 4096;         // EventQueue:MaxEvents, 16..1048576
+  int eventQueueMaxMb = 4;                // EventQueue:MaxMb, 1..1024
   // Evidence:EnvKeepValues and Evidence:RedactPatterns, comma-separated lists.
   std::vector<std::string> envKeepValues = RedactionPolicy{}.keepValues;
   std::vector<std::string> redactPatterns = RedactionPolicy{}.alwaysRedact;
@@ -116,6 +119,10 @@ Result<LogLevel> parseLogLevel(std::string_view text);
 
 // The buffer limits in bytes (1 MB = 1 MiB) and nanoseconds. Any thread.
 BufferLimits bufferLimits(const Config& config);
+
+// The bounds of the queue between the event stream and the enricher (EventQueue:*), in events
+// and bytes (1 MB = 1 MiB). Any thread.
+EventQueue::Limits eventQueueLimits(const Config& config);
 
 // The evidence settings (Evidence:*) in the collector's units. Any thread.
 EvidenceOptions evidenceOptions(const Config& config);

@@ -48,6 +48,13 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
     {"EventStream:SilenceCheckSeconds", "--event-stream-silence-check-seconds", "N",
      "after this long without an event, ping the engine and reopen the stream if it is gone",
      ValueKind::kInteger, &Config::silenceCheckSeconds, 1, 86400},
+    {"EventQueue:MaxEvents", "--event-queue-max-events", "N",
+     "engine events waiting for the enricher at most; when full the stream is reopened and the "
+     "engine sends the rest again",
+     ValueKind::kInteger, &Config::eventQueueMaxEvents, 16, 1048576},
+    {"EventQueue:MaxMb", "--event-queue-max-mb", "N",
+     "memory those waiting events may take, in MiB; reaching it is the same as MaxEvents",
+     ValueKind::kInteger, &Config::eventQueueMaxMb, 1, 1024},
     {"Evidence:EnvKeepValues", "--evidence-env-keep-values", "NAMES",
      "environment variables whose values are recorded; every other value is \"<redacted>\"",
      ValueKind::kNameList, &Config::envKeepValues},

@@ -129,6 +129,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
   pipelineOptions.auditInterval = std::chrono::seconds(config.auditIntervalSeconds);
   pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
+  pipelineOptions.eventQueue = eventQueueLimits(config);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
   Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,

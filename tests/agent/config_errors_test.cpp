@@ -52,6 +52,25 @@ TEST_CASE("evidence keys where 0 means off still check their range and paths") {
   CHECK(contains(flagError({"--evidence-proc-root", "proc"}), "--evidence-proc-root: 'proc'"));
 }
 
+TEST_CASE("event queue bounds: at least 16 events and 1 MiB") {
+  const std::string events = "ZASTAVA_AGENT__EventQueue__MaxEvents";
+  CHECK(envError(events, "15") == events + ": '15' is not a whole number between 16 and 1048576");
+  CHECK(envError(events, "1048577") ==
+        events + ": '1048577' is not a whole number between 16 and 1048576");
+  CHECK(flagError({"--event-queue-max-events", "4k"}) ==
+        "--event-queue-max-events: '4k' is not a whole number between 16 and 1048576");
+  const std::string mb = "ZASTAVA_AGENT__EventQueue__MaxMb";
+  CHECK(envError(mb, "0") == mb + ": '0' is not a whole number between 1 and 1024");
+  CHECK(envError(mb, "1025") == mb + ": '1025' is not a whole number between 1 and 1024");
+  CHECK(flagError({"--event-queue-max-mb", "0.5"}) ==
+        "--event-queue-max-mb: '0.5' is not a whole number between 1 and 1024");
+  CHECK(contains(envError(mb, ""), mb + ": is empty"));
+  auto smallest = parseArgs({"--event-queue-max-events", "16", "--event-queue-max-mb", "1"});
+  REQUIRE(smallest.ok());
+  CHECK(smallest->config.eventQueueMaxEvents == 16);
+  CHECK(smallest->config.eventQueueMaxMb == 1);
+}
+
 TEST_CASE("every integer key checks its range") {
   struct Range {
     const char* env;
@@ -64,6 +83,8 @@ TEST_CASE("every integer key checks its range") {
       {"ZASTAVA_AGENT__EventBuffer__RetentionHours", "--event-buffer-retention-hours", "87601"},
       {"ZASTAVA_AGENT__Inventory__Concurrency", "--inventory-concurrency", "65"},
       {"ZASTAVA_AGENT__Reconnect__MaxBackoffSeconds", "--reconnect-max-backoff-seconds", "3601"},
+      {"ZASTAVA_AGENT__EventQueue__MaxEvents", "--event-queue-max-events", "1048577"},
+      {"ZASTAVA_AGENT__EventQueue__MaxMb", "--event-queue-max-mb", "1025"},
       {"ZASTAVA_AGENT__Evidence__MaxProcesses", "--evidence-max-processes", "100001"},
       {"ZASTAVA_AGENT__Evidence__MaxLibraries", "--evidence-max-libraries", "100001"},
       {"ZASTAVA_AGENT__Evidence__MaxHashMb", "--evidence-max-hash-mb", "65537"},

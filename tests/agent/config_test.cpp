@@ -31,6 +31,8 @@ TEST_CASE("defaults match the documented table") {
   CHECK(c.logLevel == LogLevel::kInfo);
   CHECK(c.inventoryConcurrency == 8);
   CHECK(c.reconnectMaxBackoffSeconds == 30);
+  CHECK(c.eventQueueMaxEvents == 4096);
+  CHECK(c.eventQueueMaxMb == 4);
   CHECK(parsed->origins.empty());
 }
 
@@ -57,6 +59,8 @@ const KeyCase kEveryKey[] = {
      "0"},
     {"ZASTAVA_AGENT__EventStream__SilenceCheckSeconds", "--event-stream-silence-check-seconds",
      "5"},
+    {"ZASTAVA_AGENT__EventQueue__MaxEvents", "--event-queue-max-events", "16"},
+    {"ZASTAVA_AGENT__EventQueue__MaxMb", "--event-queue-max-mb", "64"},
     {"ZASTAVA_AGENT__Evidence__EnvKeepValues", "--evidence-env-keep-values", "PATH, LANG"},
     {"ZASTAVA_AGENT__Evidence__RedactPatterns", "--evidence-redact-patterns", "*PASS*,tls.?ey"},
     {"ZASTAVA_AGENT__Evidence__ProcRoot", "--evidence-proc-root", "/host/proc"},
@@ -93,6 +97,8 @@ void checkAllSet(const Config& c) {
   CHECK(c.reconnectMaxBackoffSeconds == 1);
   CHECK(c.auditIntervalSeconds == 0);
   CHECK(c.silenceCheckSeconds == 5);
+  CHECK(c.eventQueueMaxEvents == 16);
+  CHECK(c.eventQueueMaxMb == 64);
   CHECK(c.envKeepValues == std::vector<std::string>{"PATH", "LANG"});
   CHECK(c.redactPatterns == std::vector<std::string>{"*PASS*", "tls.?ey"});
   CHECK(c.evidenceProcRoot == "/host/proc");
@@ -130,6 +136,18 @@ TEST_CASE("dispatcherOptions: the Backend:* keys in the dispatcher's units") {
   CHECK(options.retentionNanos == 2 * 3600LL * 1'000'000'000);
   CHECK(options.dataDirectory == "/srv/z");
   CHECK(options.failuresBeforeUnready == 3);
+}
+
+TEST_CASE("eventQueueLimits: the EventQueue:* keys in events and bytes") {
+  const EventQueue::Limits defaults = eventQueueLimits(Config{});
+  CHECK(defaults.maxEvents == EventQueue::Limits{}.maxEvents);
+  CHECK(defaults.maxBytes == EventQueue::Limits{}.maxBytes);
+  Config config;
+  config.eventQueueMaxEvents = 16;
+  config.eventQueueMaxMb = 1024;
+  const EventQueue::Limits limits = eventQueueLimits(config);
+  CHECK(limits.maxEvents == 16);
+  CHECK(limits.maxBytes == 1024ull << 20);
 }
 
 TEST_CASE("evidenceOptions: the Evidence:* keys in the collector's units") {
