@@ -8,7 +8,10 @@
 //
 // The events are built from the lines of events-lifecycle.ndjson (captured from a real engine):
 // each generated container replays the lifecycle of one captured container, with its own 64-hex
-// id, name, compose labels and a strictly increasing time/timeNano, so every event is distinct.
+// id, name, compose labels and a strictly increasing time/timeNano, so every event is distinct:
+// --interval-us apart (1 µs by default) plus a jitter under 1 µs, the last one stamped when the
+// log is built. The agent resumes 1 s before the last event it queued, so with the default the
+// replay after a reopen starts from the first event of up to a million.
 // The whole /events body (one HTTP chunk per event, as the engine flushes them) is built before
 // the socket is opened, so generation is not measured.
 //
@@ -55,7 +58,8 @@ struct Options {
   std::string socketPath = "/tmp/zastava-bench.sock";
   std::string fixtures = "tests/fixtures/engine";
   std::uint64_t events = 1'000'000;
-  std::uint64_t containers = 1000;  // generated containers alive at once
+  std::uint64_t containers = 1000;     // generated containers alive at once
+  std::uint64_t intervalNanos = 1000;  // engine time between consecutive events
 };
 
 // One captured event with the values we substitute located by key.
@@ -162,8 +166,10 @@ std::string buildEvents(const std::vector<Template>& templates, const Options& o
   const std::uint64_t slots = options.containers;
   const std::uint64_t kinds = templates.size();
   const auto now = std::chrono::system_clock::now().time_since_epoch();
-  const auto base =
+  // The log is history when clients connect: its last event is stamped about now.
+  const auto nowNanos =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+  const std::uint64_t base = nowNanos - count * options.intervalNanos;
   std::string body;
   body.reserve(count * (templates[0].line.size() + 200));
   eventTimes.reserve(count);
@@ -189,7 +195,8 @@ std::string buildEvents(const std::vector<Template>& templates, const Options& o
                "\"Attributes\":{\"com.docker.compose.project\":\"bench\","
                "\"com.docker.compose.service\":\"" +
                    service + "\",");
-    const std::uint64_t timeNano = base + k * 1000 + (mix(k) % 997);  // strictly increasing
+    // Strictly increasing: the jitter is less than the interval.
+    const std::uint64_t timeNano = base + k * options.intervalNanos + (mix(k) % 997);
     replaceNumber(line, "timeNano", timeNano);
     replaceNumber(line, "time", timeNano / 1'000'000'000);
     line += '\n';
@@ -373,7 +380,7 @@ void serve(int fd) {
 }
 
 void usage() {
-  std::cerr << "usage: fake_engine [--socket PATH] [--events N] [--containers C] "
+  std::cerr << "usage: fake_engine [--socket PATH] [--events N] [--containers C] [--interval-us U] "
                "[--fixtures DIR]\n";
   std::exit(2);
 }
@@ -390,6 +397,8 @@ int main(int argc, char** argv) {
       options.socketPath = value;
     } else if (arg == "--events") {
       options.events = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (arg == "--interval-us") {
+      options.intervalNanos = std::strtoull(value.c_str(), nullptr, 10) * 1000;
     } else if (arg == "--containers") {
       options.containers = std::strtoull(value.c_str(), nullptr, 10);
     } else if (arg == "--fixtures") {
@@ -398,7 +407,7 @@ int main(int argc, char** argv) {
       usage();
     }
   }
-  if (options.events == 0 || options.containers == 0) usage();
+  if (options.events == 0 || options.containers == 0 || options.intervalNanos == 0) usage();
   ::signal(SIGPIPE, SIG_IGN);
 
   versionJson = readFile(options.fixtures + "/version.json");

@@ -328,6 +328,8 @@ def main():
     p.add_argument("--timeout", type=float, default=0, help="per peer, s (0: N/2000 + 60)")
     p.add_argument("--stall", type=float, default=20, help="give up after s without progress")
     p.add_argument("--peers", default="agent,cli,python,raw,delivery")
+    p.add_argument("--event-interval-us", type=int, default=1,
+                   help="engine time between consecutive events (the fake engine's --interval-us)")
     args = p.parse_args()
     if not args.timeout:
         args.timeout = args.events / 2000 + 60
@@ -342,7 +344,8 @@ def main():
     work = tempfile.mkdtemp(prefix="zbench-", dir="/tmp")
     engine_log = open(os.path.join(work, "engine.log"), "w+")
     engine = subprocess.Popen([args.fake_engine, "--socket", args.socket, "--events",
-                               str(args.events), "--fixtures", args.fixtures],
+                               str(args.events), "--fixtures", args.fixtures,
+                               "--interval-us", str(args.event_interval_us)],
                               stdout=engine_log, stderr=subprocess.STDOUT)
     results = {peer: [] for peer in peers}
     try:

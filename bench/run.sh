@@ -7,7 +7,8 @@
 #           cost against a private real dockerd (issue 5, the rest); needs root
 #
 #   bench/run.sh [--suite ingest|engine|all] [--repeat R] [--no-build]
-#                [--events N] [--peers agent,cli,python,raw,delivery] (ingest)
+#                [--events N] [--peers agent,cli,python,raw,delivery]
+#                [--event-interval-us U] (ingest; U: engine time between events, default 1)
 #                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence]
 #                [--hold-ms MS] (engine; MS: how long each latency container runs before its kill)
 #
@@ -25,6 +26,7 @@ peers=agent,cli,python,raw,delivery
 sizes=100,500,1000
 only=startup,latency,memory,idle,evidence
 hold_ms=0
+interval_us=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite="$2"; shift 2 ;;
@@ -34,8 +36,9 @@ while [ $# -gt 0 ]; do
     --sizes) sizes="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --hold-ms) hold_ms="$2"; shift 2 ;;
+    --event-interval-us) interval_us="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +81,7 @@ if [ "$run_ingest" = 1 ]; then
     "kernel $(uname -r), Debian $(cat /etc/debian_version)"
   /usr/bin/python3 bench/ingest.py --events "$events" --repeat "$repeat" --peers "$peers" \
     --agent build/bench/agent/zastava-agent --fake-engine build/bench/tools/fake_engine \
-    --fixtures tests/fixtures/engine
+    --fixtures tests/fixtures/engine --event-interval-us "$interval_us"
 fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.
