@@ -193,11 +193,14 @@ def run_agent(args, work, port, deliver=False):
                             'source="replay"') - sum_where(
             seen, "zastava_agent_events_total", 'kind="container.evidence",source="stream"',
             'kind="container.evidence",source="replay"')
-        if deliver:  # every record, evidence included, must reach the sink
-            delivered = seen.get("zastava_agent_backend_delivered_records_total", 0)
-            records = sum_where(seen, "zastava_agent_events_total", "{")
-            durable -= records - int(delivered)
-        return durable, durable
+        if not deliver:
+            return durable, durable
+        # Every record, evidence included, must reach the sink. Progress is engine records
+        # only: gap and reconcile records come and go through delivery without any.
+        delivered = seen.get("zastava_agent_backend_delivered_records_total", 0)
+        undelivered = sum_where(seen, "zastava_agent_events_total", "{") - int(delivered)
+        return durable - undelivered, durable if undelivered <= 0 else min(durable,
+                                                                          args.events - 1)
 
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
     progress()
@@ -415,7 +418,9 @@ def report(args, results):
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else 0
 
-    rates = {peer: med([r[1] / r[0] if r[0] > 0 else 0 for r in rs]) for peer, rs in results.items()}
+    # A repetition that stalled before N has no rate for N events.
+    rates = {peer: med([r[1] / r[0] for r in rs if r[4] == "complete" and r[0] > 0])
+             for peer, rs in results.items()}
     print(f"\nIngest throughput, N = {args.events:,} events, medians of {args.repeat} repetitions")
     print("| peer | events/s | durable/received | wall s | CPU s | peak RSS MiB | agent ÷ peer |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -425,13 +430,15 @@ def report(args, results):
              "raw": "raw limit: `curl --unix-socket` > file",
              "delivery": "zastava-agent + delivery to a loopback backend (until all accepted)"}
     for peer, rs in results.items():
-        ratio = rates["agent"] / rates[peer] if "agent" in rates and rates[peer] else 0
+        agent_rate = rates.get("agent", 0)
+        ratio = agent_rate / rates[peer] if agent_rate and rates[peer] else None
         stalled = sum(r[4] != "complete" for r in rs)
         note = f" ({stalled} of {len(rs)} incomplete)" if stalled else ""
-        print(f"| {names[peer]} | {rates[peer]:,.0f} | {med([r[1] for r in rs]):,.0f}{note} | "
+        rate = f"{rates[peer]:,.0f}" if rates[peer] else "none complete"
+        print(f"| {names[peer]} | {rate} | {med([r[1] for r in rs]):,.0f}{note} | "
               f"{med([r[0] for r in rs]):.2f} | {med([r[2] for r in rs]):.2f} | "
               f"{med([r[3] for r in rs]) / 1024:.1f} | "
-              f"{'' if peer == 'agent' else f'{ratio:.2f}'} |")
+              f"{'' if peer == 'agent' else '—' if ratio is None else f'{ratio:.2f}'} |")
     if "delivery" in results:
         rss = med([r[5].get("rss_after") for r in results["delivery"]]) / 1024
         print(f"\ndelivery: VmRSS {RSS_SETTLE} s after the last record was accepted {rss:.1f} MiB "
@@ -460,7 +467,7 @@ def report(args, results):
     incomplete = [f"{peer} rep {rep}" for peer, rs in results.items()
                   for rep, r in enumerate(rs, 1) if r[4] != "complete"]
     if incomplete:
-        print(f"\nWARNING: not complete (the rate counts what was done until the last progress): "
+        print(f"\nWARNING: not complete (stopped before N events; no rate): "
               f"{', '.join(incomplete)}")
     return complete
 
