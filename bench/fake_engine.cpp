@@ -1,26 +1,40 @@
 // A load generator for the ingest benchmark: serves the minimal read-only Docker Engine API
-// (API 1.41, the shape of Debian's docker.io 20.10) over a unix socket and answers every
-// GET /events with the same N container events at full speed, then keeps the connection open
-// (idle) until the client closes it.
+// (API 1.41, the shape of Debian's docker.io 20.10) over a unix socket. It keeps N generated
+// container events as its event log and answers GET /events with the events of that log at
+// full speed (all of them, or those from `since` on), then keeps the connection open (idle)
+// until the client closes it.
 //
 //   fake_engine --socket /tmp/zb.sock --events 1000000 --fixtures tests/fixtures/engine
 //
 // The events are built from the lines of events-lifecycle.ndjson (captured from a real engine):
 // each generated container replays the lifecycle of one captured container, with its own 64-hex
-// id, name, compose labels and a strictly increasing time/timeNano, so every event is distinct.
+// id, name, compose labels and a strictly increasing time/timeNano, so every event is distinct:
+// --interval-us apart (1 µs by default) plus a jitter under 1 µs, the last one stamped when the
+// log is built. The agent resumes 1 s before the last event it queued, so with the default the
+// replay after a reopen starts from the first event of up to a million.
 // The whole /events body (one HTTP chunk per event, as the engine flushes them) is built before
 // the socket is opened, so generation is not measured.
+//
+// `since` is honoured the way Podman does it, not Docker: Podman keeps its whole event log (a
+// file or the journal) and replays every event from `since` on, however old; Docker keeps only
+// its last 256 events in memory, so a client that reopens the stream after more than 256 events
+// always finds a gap. A request with since=SECONDS[.FRACTION] (the Unix time the agent and the
+// Docker CLI send) gets every event whose timeNano is >= that time, found by a binary search
+// over the events' times; the body is served from that event's offset. Without `since`, every
+// event. The filters, and `until` (the agent never sends it), are not applied: every generated
+// event is a container event. A `since` that does not parse gets 400, like the engine.
 //
 // Requests: GET|HEAD /_ping, GET /version, GET /containers/json (always []), GET
 // /containers/{id}/json (always 404 "No such container": the container is gone, the cheapest
 // realistic answer), GET /events; each with or without a /vX.Y prefix and any query. Anything
 // else gets 404 {"message":"page not found"}, like the engine. Connections are kept alive; one
-// thread per connection.
+// thread per connection. Each /events request is logged on stdout with where it starts.
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -31,6 +45,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -42,7 +58,8 @@ struct Options {
   std::string socketPath = "/tmp/zastava-bench.sock";
   std::string fixtures = "tests/fixtures/engine";
   std::uint64_t events = 1'000'000;
-  std::uint64_t containers = 1000;  // generated containers alive at once
+  std::uint64_t containers = 1000;     // generated containers alive at once
+  std::uint64_t intervalNanos = 1000;  // engine time between consecutive events
 };
 
 // One captured event with the values we substitute located by key.
@@ -54,8 +71,13 @@ struct Template {
   std::size_t original = 0;  // which captured container it belongs to
 };
 
-std::string versionJson;  // set once in main, read-only afterwards
-std::string eventsBody;   // set once in main, read-only afterwards
+// Set once in main, read-only afterwards.
+std::string versionJson;
+std::string eventsBody;                 // every event's chunk, in order
+std::vector<std::uint64_t> eventTimes;  // event k's timeNano, strictly increasing
+std::vector<std::size_t> eventOffsets;  // where event k's chunk starts in eventsBody
+
+std::mutex logMutex;
 
 // The value of the first `"key":"value"` in `line`; empty when absent.
 std::string stringValue(const std::string& line, const std::string& key) {
@@ -144,10 +166,14 @@ std::string buildEvents(const std::vector<Template>& templates, const Options& o
   const std::uint64_t slots = options.containers;
   const std::uint64_t kinds = templates.size();
   const auto now = std::chrono::system_clock::now().time_since_epoch();
-  const auto base =
+  // The log is history when clients connect: its last event is stamped about now.
+  const auto nowNanos =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+  const std::uint64_t base = nowNanos - count * options.intervalNanos;
   std::string body;
   body.reserve(count * (templates[0].line.size() + 200));
+  eventTimes.reserve(count);
+  eventOffsets.reserve(count);
   char head[32];
   for (std::uint64_t k = 0; k < count; ++k) {
     const std::uint64_t slot = k % slots;
@@ -169,10 +195,13 @@ std::string buildEvents(const std::vector<Template>& templates, const Options& o
                "\"Attributes\":{\"com.docker.compose.project\":\"bench\","
                "\"com.docker.compose.service\":\"" +
                    service + "\",");
-    const std::uint64_t timeNano = base + k * 1000 + (mix(k) % 997);  // strictly increasing
+    // Strictly increasing: the jitter is less than the interval.
+    const std::uint64_t timeNano = base + k * options.intervalNanos + (mix(k) % 997);
     replaceNumber(line, "timeNano", timeNano);
     replaceNumber(line, "time", timeNano / 1'000'000'000);
     line += '\n';
+    eventTimes.push_back(timeNano);
+    eventOffsets.push_back(body.size());
     const int n = std::snprintf(head, sizeof head, "%zx\r\n", line.size());
     body.append(head, static_cast<std::size_t>(n));
     body += line;
@@ -229,6 +258,44 @@ std::string_view route(std::string_view target) {
   return target;
 }
 
+// The value of query parameter `name` in `target`, nullopt when absent.
+std::optional<std::string_view> queryValue(std::string_view target, std::string_view name) {
+  const auto query = target.find('?');
+  if (query == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(query + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=') {
+      return pair.substr(name.size() + 1);
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+// SECONDS[.FRACTION] as nanoseconds since the epoch (the fraction's digits beyond 9 are
+// ignored); nullopt when it does not parse.
+std::optional<std::uint64_t> parseUnixNanos(std::string_view text) {
+  std::uint64_t seconds = 0;
+  std::uint64_t nanos = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    seconds = seconds * 10 + static_cast<std::uint64_t>(text[i] - '0');
+  }
+  if (i == 0 || i > 12) return std::nullopt;
+  if (i < text.size()) {
+    if (text[i++] != '.') return std::nullopt;
+    std::uint64_t scale = 100'000'000;
+    for (; i < text.size(); ++i, scale /= 10) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      nanos += scale * static_cast<std::uint64_t>(text[i] - '0');
+    }
+  }
+  return seconds * 1'000'000'000 + nanos;
+}
+
 // Serves one connection until the peer closes it. Returns after a /events stream ends.
 void serve(int fd) {
   std::string buffer;
@@ -267,9 +334,33 @@ void serve(int fd) {
       ok = respond(fd, 404, "Not Found", "application/json",
                    "{\"message\":\"No such container: " + std::string(id) + "\"}\n", head);
     } else if (path == "/events") {
-      // Like the engine: chunked, one chunk per event, then idle until the client hangs up.
+      // Like Podman: the log from the first event at or after `since` (all of it without), one
+      // chunk per event, then idle until the client hangs up.
+      std::size_t first = 0;
+      if (const auto since = queryValue(target, "since")) {
+        const auto nanos = parseUnixNanos(*since);
+        if (!nanos) {
+          ok = respond(fd, 400, "Bad Request", "application/json",
+                       "{\"message\":\"invalid since: " + std::string(*since) + "\"}\n", false);
+          if (!ok) {
+            ::close(fd);
+            return;
+          }
+          continue;
+        }
+        first = static_cast<std::size_t>(
+            std::lower_bound(eventTimes.begin(), eventTimes.end(), *nanos) - eventTimes.begin());
+      }
+      {
+        std::lock_guard lock(logMutex);
+        std::printf("fake_engine: GET %s: from event %zu of %zu\n", target.c_str(), first,
+                    eventTimes.size());
+        std::fflush(stdout);
+      }
+      const std::size_t offset =
+          first < eventOffsets.size() ? eventOffsets[first] : eventsBody.size();
       if (!sendAll(fd, headers(200, "OK", "application/json", "Transfer-Encoding: chunked\r\n")) ||
-          !sendAll(fd, eventsBody)) {
+          !sendAll(fd, std::string_view(eventsBody).substr(offset))) {
         ::close(fd);
         return;
       }
@@ -289,7 +380,7 @@ void serve(int fd) {
 }
 
 void usage() {
-  std::cerr << "usage: fake_engine [--socket PATH] [--events N] [--containers C] "
+  std::cerr << "usage: fake_engine [--socket PATH] [--events N] [--containers C] [--interval-us U] "
                "[--fixtures DIR]\n";
   std::exit(2);
 }
@@ -306,6 +397,8 @@ int main(int argc, char** argv) {
       options.socketPath = value;
     } else if (arg == "--events") {
       options.events = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (arg == "--interval-us") {
+      options.intervalNanos = std::strtoull(value.c_str(), nullptr, 10) * 1000;
     } else if (arg == "--containers") {
       options.containers = std::strtoull(value.c_str(), nullptr, 10);
     } else if (arg == "--fixtures") {
@@ -314,7 +407,7 @@ int main(int argc, char** argv) {
       usage();
     }
   }
-  if (options.events == 0 || options.containers == 0) usage();
+  if (options.events == 0 || options.containers == 0 || options.intervalNanos == 0) usage();
   ::signal(SIGPIPE, SIG_IGN);
 
   versionJson = readFile(options.fixtures + "/version.json");

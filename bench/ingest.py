@@ -1,11 +1,18 @@
 #!/usr/bin/python3
 """Ingest-throughput benchmark (issue 5, item 1), driven by bench/run.sh.
 
-Starts bench's fake engine once, then per repetition measures, each on its own /events
-connection to the same N-event stream:
-  agent   zastava-agent with a fresh data dir: time from start until every engine event is
-          accounted for (records made durable, counted in zastava_agent_events_total with source
-          stream|replay, plus any zastava_agent_events_dropped_total{reason="event_queue_full"})
+Starts bench's fake engine once (its N events are its event log; /events?since= replays from
+there, like Podman), then per repetition measures, each on its own /events connection:
+  agent   zastava-agent with a fresh data dir: time from start until every engine event is a
+          record made durable (zastava_agent_events_total with source stream|replay, evidence
+          left out), or until the last record when nothing moves for --stall s. When its event
+          queue is full the agent closes the stream and reopens it with since=
+          (zastava_agent_event_queue_overflows_total); what the engine replays again is
+          suppressed as duplicates. Afterwards its ledger (the SQLite events table) is checked
+          against the engine's N events: an event whose eventId is not there must lie in an
+          agent.gap record's span, or be a destroy a reconciliation wrote first (a duplicate by
+          design); otherwise the run prints a WARNING and exits non-zero. A repetition that
+          stalled is complete only when nothing but such destroys is missing
   cli     docker events --format '{{json .}}' > file, until N lines
   python  python3-docker DockerClient.events(decode=True) written as JSON lines, until N lines
   raw     curl --unix-socket -sN .../events > file, until N lines
@@ -16,10 +23,15 @@ and prints medians and ratios. Times are wall clock from process start (the fake
 body ready before it listens, so generation is not measured).
 """
 import argparse
+import bisect
+import hashlib
 import http.server
+import json
 import os
 import shutil
 import signal
+import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -178,37 +190,122 @@ def run_agent(args, work, port, deliver=False):
         if values:
             seen.clear()
             seen.update(values)
+        # Engine events only: a container.evidence record has its start event's source too.
         durable = sum_where(seen, "zastava_agent_events_total", 'source="stream"',
-                            'source="replay"')
-        # Any reason: the recorder's queue_full also drops engine events (mixed with evidence
-        # records, so the sum can pass N; a stall ends the wait otherwise).
-        dropped = sum_where(seen, "zastava_agent_events_dropped_total", "reason=")
-        if deliver:  # every record, evidence included, must reach the sink
-            delivered = seen.get("zastava_agent_backend_delivered_records_total", 0)
-            records = sum_where(seen, "zastava_agent_events_total", "{")
-            durable -= records - int(delivered)
-        return durable, durable + dropped
+                            'source="replay"') - sum_where(
+            seen, "zastava_agent_events_total", 'kind="container.evidence",source="stream"',
+            'kind="container.evidence",source="replay"')
+        if not deliver:
+            return durable, durable
+        # Every record, evidence included, must reach the sink. Progress is engine records
+        # only: gap and reconcile records come and go through delivery without any.
+        delivered = seen.get("zastava_agent_backend_delivered_records_total", 0)
+        undelivered = sum_where(seen, "zastava_agent_events_total", "{") - int(delivered)
+        return durable - undelivered, durable if undelivered <= 0 else min(durable,
+                                                                          args.events - 1)
 
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
     progress()
     time.sleep(RSS_SETTLE)  # the writer returns a burst's memory once it is idle
     rss_after = vm_rss_kib(proc.pid)
+    progress()
     stop(proc)
     log.close()
     if sink:
         sink.shutdown()
         sink.server_close()
     extra = {
-        "dropped": sum_where(seen, "zastava_agent_events_dropped_total", "reason="),
+        "overflows": int(seen.get("zastava_agent_event_queue_overflows_total", 0)),
+        "gaps": int(seen.get("zastava_agent_gaps_total", 0)),
+        "duplicates": int(seen.get("zastava_agent_duplicates_suppressed_total", 0)),
         "drops": {k.split('reason="')[1].rstrip('"}'): int(v) for k, v in seen.items()
                   if k.startswith("zastava_agent_events_dropped_total{") and v},
-        "duplicates": sum_where(seen, "zastava_agent_duplicates_suppressed_total", "{", "}")
-        if any(k.startswith("zastava_agent_duplicates_suppressed_total") for k in seen) else 0,
         "evidence": sum_where(seen, "zastava_agent_events_total", 'kind="container.evidence"'),
         "rss_after": rss_after,
+        "ledger": check_ledger(os.path.join(data, "zastava-agent.db"), args.engine_events),
     }
+    ledger = extra["ledger"]
+    # The engine's destroy of a container a reconciliation destroyed first is a duplicate, never
+    # a record: the stall that ends such a run is its end, if nothing else is missing.
+    if why.startswith("stalled") and ledger.get("reconciled_destroy") and not (
+            ledger["in_gap"] or ledger["uncovered"]):
+        why = "complete"
     shutil.rmtree(data, ignore_errors=True)
     return elapsed, done, cpu, hwm, why, extra
+
+
+def engine_events(socket_path, n):
+    """The fake engine's N events as (timeNano, eventId, container id of a destroy else None),
+    in order: the eventId as the agent derives it (buffer/record.cpp, eventIdForEngineEvent)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(socket_path)
+    conn.sendall(b"GET /v1.41/events HTTP/1.1\r\nHost: bench\r\n\r\n")
+    events, rest = [], b""
+    while len(events) < n:
+        block = conn.recv(1 << 22)
+        if not block:
+            break
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if not line.startswith(b"{"):
+                continue  # chunk framing
+            event = json.loads(line)
+            actor = event["Actor"]["ID"]
+            time_nano = event["timeNano"]
+            digest = hashlib.sha256(
+                f"engine\n{event['Type']}\n{event['Action']}\n{actor}\n{time_nano}".encode())
+            destroyed = actor if event["Action"] == "destroy" else None
+            events.append((time_nano, digest.hexdigest()[:32], destroyed))
+    conn.close()
+    if len(events) != n:
+        sys.exit(f"the fake engine sent {len(events)} events, not {n}")
+    return events
+
+
+def check_ledger(db_path, events):
+    """Which engine events the ledger lacks, and whether something accounts for each: a gap
+    record's span, or (a destroy) the same container's destroy written by a reconciliation."""
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        ids = {row[0] for row in db.execute(
+            "SELECT event_id FROM events WHERE source IN ('stream', 'replay')")}
+        spans = sorted((g["fromTimeNano"], g["toTimeNano"]) for g in (
+            json.loads(row[0])["gap"] for row in db.execute(
+                "SELECT record FROM events WHERE kind = 'agent.gap'")))
+        destroyed = {row[0] for row in db.execute(
+            "SELECT container_id FROM events WHERE source = 'reconcile' "
+            "AND kind = 'container.destroy'")}
+        reconcile = db.execute("SELECT count(*) FROM events WHERE source = 'reconcile' "
+                               "AND kind != 'agent.gap'")
+        reconcile = reconcile.fetchone()[0]
+        db.close()
+    except (sqlite3.Error, KeyError, ValueError) as error:
+        return {"error": str(error)}
+    merged = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    starts = [m[0] for m in merged]
+    missing = in_gap = reconciled_destroy = 0
+    uncovered = []
+    for time_nano, event_id, destroyed_id in events:
+        if event_id in ids:
+            continue
+        missing += 1
+        at = bisect.bisect_right(starts, time_nano) - 1
+        if at >= 0 and time_nano <= merged[at][1]:
+            in_gap += 1
+        elif destroyed_id is not None and destroyed_id in destroyed:
+            reconciled_destroy += 1
+        else:
+            uncovered.append(time_nano)
+    return {"present": len(events) - missing, "missing": missing, "in_gap": in_gap,
+            "reconciled_destroy": reconciled_destroy, "uncovered": len(uncovered),
+            "first_uncovered": uncovered[0] if uncovered else None,
+            "gap_records": len(spans), "reconcile_records": reconcile}
 
 
 def run_file_peer(args, work, name, cmd):
@@ -242,6 +339,8 @@ def main():
     p.add_argument("--timeout", type=float, default=0, help="per peer, s (0: N/2000 + 60)")
     p.add_argument("--stall", type=float, default=20, help="give up after s without progress")
     p.add_argument("--peers", default="agent,cli,python,raw,delivery")
+    p.add_argument("--event-interval-us", type=int, default=1,
+                   help="engine time between consecutive events (the fake engine's --interval-us)")
     args = p.parse_args()
     if not args.timeout:
         args.timeout = args.events / 2000 + 60
@@ -256,18 +355,23 @@ def main():
     work = tempfile.mkdtemp(prefix="zbench-", dir="/tmp")
     engine_log = open(os.path.join(work, "engine.log"), "w+")
     engine = subprocess.Popen([args.fake_engine, "--socket", args.socket, "--events",
-                               str(args.events), "--fixtures", args.fixtures],
+                               str(args.events), "--fixtures", args.fixtures,
+                               "--interval-us", str(args.event_interval_us)],
                               stdout=engine_log, stderr=subprocess.STDOUT)
     results = {peer: [] for peer in peers}
     try:
         deadline = time.monotonic() + 300
-        while not os.path.exists(args.socket):
+        while True:  # it says it listens once the socket exists
+            engine_log.seek(0)
+            started = engine_log.readline()
+            if os.path.exists(args.socket) and started.endswith("\n"):
+                break
             if engine.poll() is not None or time.monotonic() > deadline:
-                engine_log.seek(0)
-                sys.exit("fake engine did not start: " + engine_log.read())
+                sys.exit("fake engine did not start: " + started + engine_log.read())
             time.sleep(0.1)
-        engine_log.seek(0)
-        print(engine_log.read().strip(), flush=True)
+        print(started.strip(), flush=True)
+        # The ledger check's reference, read on a connection of its own (not timed).
+        args.engine_events = engine_events(args.socket, args.events)
         for rep in range(1, args.repeat + 1):
             for peer in peers:
                 if peer in ("agent", "delivery"):
@@ -280,11 +384,11 @@ def main():
                 note = "" if why == "complete" else f"  [{why}]"
                 if extra.get("rss_after"):
                     note += f", RSS {RSS_SETTLE} s after {extra['rss_after'] / 1024:.1f} MiB"
-                if extra.get("dropped"):
-                    note += f"  DROPPED {extra['dropped']} records {extra['drops']}"
                 print(f"rep {rep} {peer:7s} {done:>9d} events in {elapsed:7.2f} s = "
                       f"{rate:>9.0f} events/s, cpu {cpu or 0:6.2f} s, peak RSS "
                       f"{(hwm or 0) / 1024:7.1f} MiB{note}", flush=True)
+                if "ledger" in extra:
+                    print(f"      {peer}: {agent_summary(extra)}", flush=True)
                 time.sleep(1)
     finally:
         stop(engine)
@@ -293,16 +397,38 @@ def main():
             os.unlink(args.socket)
         except OSError:
             pass
-    report(args, results)
+    complete = report(args, results)
     shutil.rmtree(work, ignore_errors=True)
+    if not complete:
+        sys.exit(1)
+
+
+def agent_summary(extra):
+    """One line: how the agent's stream went and what its ledger lacks."""
+    ledger = extra["ledger"]
+    if "error" in ledger:
+        return f"ledger not readable: {ledger['error']}"
+    text = (f"{extra['overflows']} queue overflows (stream reopened), {extra['gaps']} gaps "
+            f"({ledger['gap_records']} agent.gap records), {extra['duplicates']} duplicates "
+            f"suppressed, {ledger['reconcile_records']} reconcile records; ledger holds "
+            f"{ledger['present']:,} of the engine's events, {ledger['missing']:,} missing: "
+            f"{ledger['in_gap']:,} inside a gap's span, {ledger['reconciled_destroy']:,} destroys "
+            f"written by reconciliation first, {ledger['uncovered']:,} unaccounted for")
+    if extra["drops"]:
+        text += f"; records dropped by reason {extra['drops']}"
+    return text
 
 
 def report(args, results):
+    """Prints the table and the agent's accounting; False when an engine event is missing from
+    an agent's ledger without a gap covering it."""
     def med(values):
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else 0
 
-    rates = {peer: med([r[1] / r[0] if r[0] > 0 else 0 for r in rs]) for peer, rs in results.items()}
+    # A repetition that stalled before N has no rate for N events.
+    rates = {peer: med([r[1] / r[0] for r in rs if r[4] == "complete" and r[0] > 0])
+             for peer, rs in results.items()}
     print(f"\nIngest throughput, N = {args.events:,} events, medians of {args.repeat} repetitions")
     print("| peer | events/s | durable/received | wall s | CPU s | peak RSS MiB | agent ÷ peer |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -312,26 +438,46 @@ def report(args, results):
              "raw": "raw limit: `curl --unix-socket` > file",
              "delivery": "zastava-agent + delivery to a loopback backend (until all accepted)"}
     for peer, rs in results.items():
-        ratio = rates["agent"] / rates[peer] if "agent" in rates and rates[peer] else 0
-        print(f"| {names[peer]} | {rates[peer]:,.0f} | {med([r[1] for r in rs]):,.0f} | "
+        agent_rate = rates.get("agent", 0)
+        ratio = agent_rate / rates[peer] if agent_rate and rates[peer] else None
+        stalled = sum(r[4] != "complete" for r in rs)
+        note = f" ({stalled} of {len(rs)} incomplete)" if stalled else ""
+        rate = f"{rates[peer]:,.0f}" if rates[peer] else "none complete"
+        print(f"| {names[peer]} | {rate} | {med([r[1] for r in rs]):,.0f}{note} | "
               f"{med([r[0] for r in rs]):.2f} | {med([r[2] for r in rs]):.2f} | "
               f"{med([r[3] for r in rs]) / 1024:.1f} | "
-              f"{'' if peer == 'agent' else f'{ratio:.2f}'} |")
+              f"{'' if peer == 'agent' else '—' if ratio is None else f'{ratio:.2f}'} |")
     if "delivery" in results:
         rss = med([r[5].get("rss_after") for r in results["delivery"]]) / 1024
         print(f"\ndelivery: VmRSS {RSS_SETTLE} s after the last record was accepted {rss:.1f} MiB "
               "(median)")
-    if "agent" in results:
-        drops = [r[5].get("drops", {}) for r in results["agent"]]
-        dups = [r[5].get("duplicates", 0) for r in results["agent"]]
-        evidence = [r[5].get("evidence", 0) for r in results["agent"]]
-        rss_after = med([r[5].get("rss_after") for r in results["agent"]]) / 1024
-        print(f"\nagent: records dropped per repetition, by reason {drops} (must be none), duplicates suppressed "
-              f"{dups}, container.evidence records on top {evidence}; VmRSS {RSS_SETTLE} s after "
-              f"the last event {rss_after:.1f} MiB (median)")
-        if any(any(d.values()) for d in drops):
-            print("WARNING: the agent DROPPED engine events: its bounded event queue overflowed, "
-                  "so its rate counts only the records it kept.")
+    complete = True
+    for peer in ("agent", "delivery"):
+        if peer not in results:
+            continue
+        extras = [r[5] for r in results[peer]]
+        print(f"\n{peer}, per repetition: queue overflows (stream reopened) "
+              f"{[e['overflows'] for e in extras]}, gaps {[e['gaps'] for e in extras]}, "
+              f"duplicates suppressed {[e['duplicates'] for e in extras]}, "
+              f"engine events missing from the ledger "
+              f"{[e['ledger'].get('missing') for e in extras]}, of which in no gap's span "
+              f"{[e['ledger'].get('uncovered') for e in extras]}; container.evidence records on "
+              f"top {[e['evidence'] for e in extras]}")
+        if peer == "agent":
+            rss_after = med([e.get("rss_after") for e in extras]) / 1024
+            print(f"agent: VmRSS {RSS_SETTLE} s after the last event {rss_after:.1f} MiB (median)")
+        for rep, e in enumerate(extras, 1):
+            ledger = e["ledger"]
+            if "error" in ledger or ledger["uncovered"] or e["drops"]:
+                complete = False
+                print(f"WARNING: {peer} rep {rep}: engine events missing from the ledger with no "
+                      f"agent.gap record covering them: {agent_summary(e)}")
+    incomplete = [f"{peer} rep {rep}" for peer, rs in results.items()
+                  for rep, r in enumerate(rs, 1) if r[4] != "complete"]
+    if incomplete:
+        print(f"\nWARNING: not complete (stopped before N events; no rate): "
+              f"{', '.join(incomplete)}")
+    return complete
 
 
 if __name__ == "__main__":

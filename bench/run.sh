@@ -10,7 +10,8 @@
 #           `curl -N` on the same events (issue 19); needs root
 #
 #   bench/run.sh [--suite ingest|engine|proxy|all] [--repeat R] [--no-build]
-#                [--events N] [--peers agent,cli,python,raw,delivery] (ingest)
+#                [--events N] [--peers agent,cli,python,raw,delivery]
+#                [--event-interval-us U] (ingest; U: engine time between events, default 1)
 #                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence]
 #                [--hold-ms MS] (engine and proxy; MS: how long each latency container runs
 #                before its kill)
@@ -31,6 +32,7 @@ sizes=100,500,1000
 only=startup,latency,memory,idle,evidence
 hold_ms=0
 lifecycles=50
+interval_us=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite="$2"; shift 2 ;;
@@ -41,8 +43,9 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift 2 ;;
     --hold-ms) hold_ms="$2"; shift 2 ;;
     --lifecycles) lifecycles="$2"; shift 2 ;;
+    --event-interval-us) interval_us="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -88,7 +91,7 @@ if [ "$run_ingest" = 1 ]; then
     "kernel $(uname -r), Debian $(cat /etc/debian_version)"
   /usr/bin/python3 bench/ingest.py --events "$events" --repeat "$repeat" --peers "$peers" \
     --agent build/bench/agent/zastava-agent --fake-engine build/bench/tools/fake_engine \
-    --fixtures tests/fixtures/engine
+    --fixtures tests/fixtures/engine --event-interval-us "$interval_us"
 fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.
