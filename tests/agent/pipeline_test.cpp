@@ -165,6 +165,162 @@ TEST_CASE("pipeline: events arriving while a resumed stream replays a burst are 
                             idsOf(capture, {"col-life", "col-exit", "col-health"}));
 }
 
+// The queue refuses an event: the stream closes, waits for room and reopens from the last event
+// queued. `connections` are the engine's; all but the last were closed by the agent. Checks
+// that every reopen resumed from the newest event queued before it, and returns the lines
+// refused (the last one each closed connection sent).
+std::vector<std::size_t> checkResumedFromLastQueued(
+    const Capture& capture, const std::vector<ScriptedDockerApi::Opened>& connections,
+    std::int64_t overlap) {
+  std::vector<std::size_t> refused;
+  UnixNanos lastQueued = 0;
+  for (std::size_t k = 0; k < connections.size(); ++k) {
+    CAPTURE(k);
+    if (k > 0) CHECK(connections[k].since == lastQueued - overlap);
+    const auto& sent = connections[k].sent;
+    const bool last = k + 1 == connections.size();
+    if (!last) {
+      CHECK(connections[k].cancelled);
+      REQUIRE(!sent.empty());
+      refused.push_back(sent.back());
+    }
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      if (!last && i + 1 == sent.size()) break;
+      lastQueued = std::max(lastQueued, capture.at(sent[i]));
+    }
+  }
+  return refused;
+}
+
+std::size_t totalSent(const std::vector<ScriptedDockerApi::Opened>& connections) {
+  std::size_t total = 0;
+  for (const auto& connection : connections) total += connection.sent.size();
+  return total;
+}
+
+// "since: lines sent" of each connection, for failure messages.
+std::string describe(const std::vector<ScriptedDockerApi::Opened>& connections) {
+  std::string out;
+  for (const auto& connection : connections) {
+    out += formatRfc3339Nanos(connection.since) + ":";
+    for (std::size_t line : connection.sent) out += " " + std::to_string(line);
+    out += "\n";
+  }
+  return out;
+}
+
+// The last `count` connections all resumed from the same point: the stream goes round in
+// circles.
+bool goingRound(const std::vector<ScriptedDockerApi::Opened>& connections, std::size_t count) {
+  if (connections.size() < count + 1) return false;
+  for (std::size_t k = connections.size() - count; k < connections.size(); ++k) {
+    if (connections[k].since != connections.back().since) return false;
+  }
+  return true;
+}
+
+PipelineOptions tinyQueue() {
+  PipelineOptions options = testOptions();
+  options.eventQueue.maxEvents = 4;
+  return options;
+}
+
+// The enricher is held in its first reconciliation by a list the engine is slow to answer, so
+// the stream fills the queue with lines 0..3 and line 4 does not fit.
+void overflowOnce(Scenario& s) {
+  s.api().holdList();
+  s.api().listWaitsForLedger();
+  s.start();
+  REQUIRE(eventually([&] { return s.metric("zastava_agent_event_queue_overflows_total") >= 1; }));
+  REQUIRE(s.api().connections().size() >= 1);
+  CHECK(s.api().connections()[0].sent == lines(0, 4));
+  s.api().releaseList();
+}
+
+TEST_CASE("pipeline: a full event queue closes the stream, which resumes from the last queued") {
+  const Capture& capture = testing::docker20();
+  Scenario s(capture, tinyQueue());
+  overflowOnce(s);
+  // Waits until everything is recorded, or the stream is seen resuming from the same point ten
+  // times over.
+  REQUIRE(eventually([&] {
+    return (s.engineRecords() == 42 && s.inspectRecords() == 3 && s.api().allSent()) ||
+           goingRound(s.api().connections(), 10);
+  }));
+  const auto connections = s.api().connections();
+  INFO("connections (since: lines sent):\n" << describe(connections));
+  REQUIRE(connections.size() >= 2);
+  CHECK(connections[1].since == capture.at(3) - overlapNanos(s.options()));
+  // Lines 0..3 lie within 180 ms: resumed a second before line 3, the engine replays them
+  // ahead of line 4 and they fill the queue again, so line 4 must not be refused every time.
+  CHECK_FALSE(goingRound(connections, 10));
+  checkResumedFromLastQueued(capture, connections, overlapNanos(s.options()));
+  CHECK(recordedEvents(s.ledger().records()) == expectedEvents(capture, lines(0, 41)));
+}
+
+// With the overlap shortened to a millisecond (the captured events are at most 2 us out of
+// order), a replay after an overflow is the cursor, the line refused and at most one more.
+TEST_CASE("pipeline: overflows resume from the last queued; every event is recorded once") {
+  const Capture& capture = testing::docker20();
+  PipelineOptions options = tinyQueue();
+  options.resumeOverlap = std::chrono::milliseconds(1);
+  Scenario s(capture, options);
+  overflowOnce(s);
+  REQUIRE(eventually(
+      [&] { return s.engineRecords() == 42 && s.inspectRecords() == 3 && s.api().allSent(); }));
+  s.stop();
+
+  const auto connections = s.api().connections();
+  INFO("connections (since: lines sent):\n" << describe(connections));
+  REQUIRE(connections.size() >= 2);
+  CHECK(connections[1].since == capture.at(3) - overlapNanos(options));
+  const std::vector<std::size_t> refused =
+      checkResumedFromLastQueued(capture, connections, overlapNanos(options));
+  CHECK(s.metric("zastava_agent_event_queue_overflows_total") ==
+        static_cast<double>(refused.size()));
+
+  const std::vector<json> records = s.ledger().records();
+  CHECK(recordedEvents(records) == expectedEvents(capture, lines(0, 41)));
+  CHECK(withKind(records, "agent.gap").empty());
+  // Every line sent was refused, recorded, or recognised as recorded already.
+  CHECK(s.metric("zastava_agent_duplicates_suppressed_total") ==
+        static_cast<double>(totalSent(connections) - refused.size() - 42));
+  checkInspectsAfterDestroy(capture, records,
+                            idsOf(capture, {"col-life", "col-exit", "col-health"}));
+}
+
+TEST_CASE("pipeline: events a full queue refused that the engine no longer has leave a gap") {
+  const Capture& capture = testing::docker20();
+  PipelineOptions options = tinyQueue();
+  options.resumeOverlap = std::chrono::milliseconds(1);
+  Scenario s(capture, options);
+  // While the agent waits for room the engine publishes lines 5..9 and forgets everything
+  // before line 8 (other traffic pushed it out of its last 256 events).
+  s.api().script({Connection{}, Connection{.publishedBefore = 9,
+                                           .has = [](std::size_t line) { return line >= 8; }}});
+  overflowOnce(s);
+  REQUIRE(eventually(
+      [&] { return s.engineRecords() == 4 + 34 && s.inspectRecords() == 3 && s.api().allSent(); }));
+  s.stop();
+
+  const auto connections = s.api().connections();
+  INFO("connections (since: lines sent):\n" << describe(connections));
+  REQUIRE(connections.size() >= 2);
+  CHECK(connections[1].since == capture.at(3) - overlapNanos(options));
+  CHECK(connections[1].sent.front() == 8);
+  checkResumedFromLastQueued(capture, connections, overlapNanos(options));
+
+  const std::vector<json> records = s.ledger().records();
+  CHECK(recordedEvents(records) == expectedEvents(capture, lines(0, 3) + lines(8, 41)));
+  const std::vector<json> gaps = withKind(records, "agent.gap");
+  REQUIRE(gaps.size() == 1);
+  CHECK(s.metric("zastava_agent_gaps_total") == 1);
+  CHECK(gaps[0]["gap"]["fromTimeNano"].get<std::int64_t>() == capture.at(3));
+  CHECK(gaps[0]["gap"]["toTimeNano"].get<std::int64_t>() == capture.at(8));
+  checkInspectsAfterDestroy(capture, records,
+                            idsOf(capture, {"col-life", "col-exit", "col-health"}));
+}
+
 TEST_CASE("pipeline: a held inspect delays no other record; its answer follows when released") {
   const Capture& capture = testing::docker20();
   Scenario s(capture);
