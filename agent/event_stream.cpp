@@ -12,7 +12,11 @@ namespace zastava {
 
 namespace {
 
-constexpr std::size_t kOverflowReplay = 256;
+// The engine's ring, and a quarter of the queue at most: what a reopened stream replays of the
+// events already queued fits the free half of the queue, beside new ones.
+std::size_t overflowReplayBound(const EventQueue::Limits& limits) {
+  return std::clamp<std::size_t>(limits.maxEvents / 4, 1, 256);
+}
 
 // Where a stream resumes after `last`, the last event seen: a little before it (see
 // PipelineOptions::resumeOverlap). Without an event, from when the last stream opened.
@@ -26,8 +30,13 @@ UnixNanos resumePoint(const EventCursor& last, std::chrono::milliseconds overlap
 
 EventStream::EventStream(DockerApi& api, EventQueue& queue, HealthState& health,
                          Metrics& metrics, const Clock& clock, const PipelineOptions& options)
-    : api_(api), queue_(queue), health_(health), metrics_(metrics), clock_(clock),
-      options_(options) {}
+    : api_(api),
+      queue_(queue),
+      health_(health),
+      metrics_(metrics),
+      clock_(clock),
+      options_(options),
+      overflowReplay_(overflowReplayBound(options.eventQueue)) {}
 
 EventStream::~EventStream() { stop(); }
 
@@ -64,7 +73,7 @@ Error EventStream::streamOnce() {
   const EventCursor since = lastSeen_;
   EventQuery query;
   query.sinceNano = resumePoint(since, options_.resumeOverlap);
-  if (reopeningAfterOverflow_ && recentTimes_.size() == kOverflowReplay) {
+  if (reopeningAfterOverflow_ && recentTimes_.size() == overflowReplay_) {
     query.sinceNano = std::max(query.sinceNano, recentTimes_.front());
   }
   query.silenceCheck = options_.silenceCheck;
@@ -130,7 +139,7 @@ void EventStream::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
   }
   if (time >= lastSeen_.timeNano) lastSeen_ = std::move(cursor);
   recentTimes_.push_back(time);
-  if (recentTimes_.size() > kOverflowReplay) recentTimes_.pop_front();
+  if (recentTimes_.size() > overflowReplay_) recentTimes_.pop_front();
 }
 
 void EventStream::onQueueOverflow() {

@@ -59,9 +59,10 @@ class EventStream {
 
   // The stream thread's own.
   EventCursor lastSeen_;     // the newest event queued
-  // The times of the last kOverflowReplay events queued: after an overflow the stream resumes
+  // The times of the last overflowReplay_ events queued: after an overflow the stream resumes
   // no earlier than the oldest of them, so the replay of what was already queued stays small
   // (it must fit the queue's free half and the enricher's memory of recorded events).
+  const std::size_t overflowReplay_;
   std::deque<UnixNanos> recentTimes_;
   bool reopeningAfterOverflow_ = false;
   bool overflowed_ = false;  // the queue refused an event of the current stream
