@@ -14,6 +14,10 @@ namespace {
 
 // The engine's ring, and a quarter of the queue at most: what a reopened stream replays of the
 // events already queued fits the free half of the queue, beside new ones.
+// How much earlier than events sent before it the engine may stamp an event (microseconds in the
+// captured streams).
+constexpr UnixNanos kReorderMargin = 100'000;
+
 std::size_t overflowReplayBound(const EventQueue::Limits& limits) {
   return std::clamp<std::size_t>(limits.maxEvents / 4, 1, 256);
 }
@@ -74,7 +78,9 @@ Error EventStream::streamOnce() {
   EventQuery query;
   query.sinceNano = resumePoint(since, options_.resumeOverlap);
   if (reopeningAfterOverflow_ && recentTimes_.size() == overflowReplay_) {
-    query.sinceNano = std::max(query.sinceNano, recentTimes_.front());
+    // The refused event may be stamped a little before events queued ahead of it.
+    const UnixNanos floor = std::min(recentTimes_.front(), refusedAt_) - kReorderMargin;
+    query.sinceNano = std::max(query.sinceNano, floor);
   }
   query.silenceCheck = options_.silenceCheck;
   auto result = api_.streamEvents(
@@ -134,6 +140,7 @@ void EventStream::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
   ReceivedEvent received = receivedEvent(std::move(event.value()), source, clock_.now());
   EventCursor cursor{time, received.eventId};
   if (!queue_.pushEvent(std::move(received))) {
+    refusedAt_ = time;
     onQueueOverflow();
     return;
   }

@@ -65,6 +65,7 @@ class EventStream {
   const std::size_t overflowReplay_;
   std::deque<UnixNanos> recentTimes_;
   bool reopeningAfterOverflow_ = false;
+  UnixNanos refusedAt_ = 0;  // the time of the event the queue refused last
   bool overflowed_ = false;  // the queue refused an event of the current stream
   UnixNanos streamOpenedAt_ = 0;
   bool everOpened_ = false;
