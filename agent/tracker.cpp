@@ -165,7 +165,13 @@ Record Tracker::fromEvent(const ReceivedEvent& received) {
     facts.image = image->second;
   }
   if (auto state = stateAfter(event.action)) facts.state = *state;
-  if (event.action == "start") facts.exitCode.reset();
+  if (event.action == "start") {
+    facts.exitCode.reset();
+    // Until the inspect says the engine's own StartedAt (a little earlier), the start event's
+    // time: a reconciliation before the answer must know this start already happened.
+    facts.startedAt = formatRfc3339Nanos(event.timeNano);
+    facts.finishedAt.reset();
+  }
   if (event.action == "die") {
     facts.exitCode = parseInt(event.attributes, "exitCode");
     facts.pid.reset();
