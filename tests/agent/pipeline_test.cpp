@@ -81,7 +81,7 @@ TEST_CASE("pipeline: a replay without the cursor event leaves one gap record, th
   // out of its last 256 events): col-exit's create, start and death, col-health's create.
   s.api().script(
       {Connection{.endAfter = 19}, Connection{.publishedBefore = 41,
-                                              .openAt = *parseRfc3339Nanos("2026-11-22T14:37:50Z"),
+                                              .openAt = *parseRfc3339Nanos("2026-11-22T14:37:55Z"),
                                               .has = [](std::size_t line) { return line >= 24; }}});
   s.start();
   // col-life's and col-health's inspects; col-exit's create and start were lost.

@@ -28,12 +28,14 @@ using json = nlohmann::json;
 inline const std::string kGone = "the container was gone before it could be inspected";
 
 // Short backoffs, so a stream the engine closes is reopened at once; enough inspect workers for
-// every container of a capture to have its inspect held at the same time.
+// every container of a capture to have its inspect held at the same time; no periodic audit
+// (its lists would come on a schedule of their own).
 inline PipelineOptions testOptions() {
   PipelineOptions options;
   options.initialBackoff = std::chrono::milliseconds(1);
   options.maxBackoff = std::chrono::milliseconds(10);
   options.inspector.workers = 8;
+  options.auditInterval = std::chrono::seconds(0);
   return options;
 }
 
