@@ -159,12 +159,8 @@ bool EventQueue::holds(std::string_view id, std::string_view action) const {
 }
 
 bool EventQueue::sleepFor(std::chrono::milliseconds duration) {
-  return sleepUntil(std::chrono::steady_clock::now() + duration);
-}
-
-bool EventQueue::sleepUntil(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
-  return !changed_.wait_until(lock, deadline, [this] { return stop_.load(); });
+  return !changed_.wait_for(lock, duration, [this] { return stop_.load(); });
 }
 
 void EventQueue::stop() {

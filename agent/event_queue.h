@@ -90,9 +90,8 @@ class EventQueue {
   // Any thread. True when an event of container `id` with `action` is waiting.
   bool holds(std::string_view id, std::string_view action) const;
 
-  // Any thread. Waits `duration` (or until `deadline`), returning false at once when stopping.
+  // Any thread. Waits `duration`, returning false at once when stopping.
   bool sleepFor(std::chrono::milliseconds duration);
-  bool sleepUntil(std::chrono::steady_clock::time_point deadline);
   // Any thread: wakes every waiter; later waits return at once.
   void stop();
   bool stopping() const { return stop_.load(); }

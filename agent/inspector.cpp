@@ -80,11 +80,6 @@ void Inspector::request(InspectRequest request) {
   onAnswer_(std::move(answer));
 }
 
-std::size_t Inspector::pending() const {
-  std::lock_guard lock(mu_);
-  return waiting_.size() + inFlight_;
-}
-
 void Inspector::runWorker() {
   while (true) {
     InspectRequest request;
@@ -94,12 +89,9 @@ void Inspector::runWorker() {
       if (stopping_) return;
       request = std::move(waiting_.front());
       waiting_.pop_front();
-      ++inFlight_;
     }
     InspectAnswer answer = inspect(request);
     if (!stopFlag_) onAnswer_(std::move(answer));
-    std::lock_guard lock(mu_);
-    --inFlight_;
   }
 }
 

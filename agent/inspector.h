@@ -49,8 +49,6 @@ class Inspector {
 
   // Queues an inspect. Never waits. Any thread (the enricher's).
   void request(InspectRequest request);
-  // Requests queued or in flight. Any thread.
-  std::size_t pending() const;
 
  private:
   void runWorker();
@@ -66,7 +64,6 @@ class Inspector {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::deque<InspectRequest> waiting_;  // guarded by mu_
-  std::size_t inFlight_ = 0;            // guarded by mu_
   bool stopping_ = false;               // guarded by mu_
   std::atomic<bool> stopFlag_{false};
   std::vector<std::thread> workers_;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Event latency through docker-socket-proxy (issue 19), driven by bench/run.sh --suite proxy.
+"""Event latency through docker-socket-proxy, driven by bench/run.sh --suite proxy.
 
 Starts a private dockerd (bench/engine.py's, under /tmp/zbe-XXXX) and two haproxy instances in
 front of its socket, both with the configuration of tecnativa/docker-socket-proxy

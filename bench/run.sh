@@ -7,7 +7,7 @@
 #           cost against a private real dockerd (issue 5, the rest); needs root
 #   proxy   bench/proxy.py: event latency direct and through docker-socket-proxy's haproxy
 #           configuration, with and without `option http-no-delay`, the agent beside
-#           `curl -N` on the same events (issue 19); needs root
+#           `curl -N` on the same events; needs root
 #
 #   bench/run.sh [--suite ingest|engine|proxy|all] [--repeat R] [--no-build]
 #                [--events N] [--peers agent,cli,python,raw,delivery]

@@ -226,7 +226,7 @@ def docker_cli():
 class PrivateDockerd:
     """dockerd started as DESIGN.md says, in base_dir (keep it short).
 
-    The class attributes are what the engine-matrix tests (issue 18) need to know of an engine;
+    The class attributes are what the engine-matrix tests need to know of an engine;
     engines.py's engines override them. Tests read these facts, never the engine's name."""
 
     label = "docker20"  # its name in ZIT_ENGINE and in the ENGINE MATRIX row
@@ -1218,7 +1218,7 @@ def print_fault_summary():
 
 
 # ----------------------------------------------------------------------------------------------
-# The engine matrix (issue 18): lifecycle, engine restart and proxy on each engine (ZIT_ENGINE),
+# The engine matrix: lifecycle, engine restart and proxy on each engine (ZIT_ENGINE),
 # each ending with the agent's ledger against the engine's own /events; one row per script
 
 class EngineSpan:
