@@ -242,7 +242,11 @@ PipelineOptions tinyQueue() {
 }
 
 // The enricher is held in its first reconciliation by a list the engine is slow to answer, so
-// the stream fills the queue with lines 0..3 and line 4 does not fit.
+// the stream fills the queue with lines 0..3 and line 4 does not fit. Tests that use it wait
+// until the engine has sent every line and every container's inspect is recorded: each waited
+// for the container's destroy in the ledger, and the last line is a destroy, so every line went
+// through the queue by then (in order, a refused one sent again before those after it) and what
+// is missing after stop() was lost.
 void overflowOnce(Scenario& s) {
   s.api().holdList();
   s.api().listWaitsForLedger();
@@ -257,11 +261,10 @@ TEST_CASE("pipeline: a full event queue closes the stream, which resumes from th
   const Capture& capture = testing::docker20();
   Scenario s(capture, tinyQueue());
   overflowOnce(s);
-  // Waits until everything is recorded, or the stream is seen resuming from the same point ten
-  // times over.
+  // Waits until everything is in (see overflowOnce), or the stream is seen resuming from the same
+  // point ten times over.
   REQUIRE(eventually([&] {
-    return (s.engineRecords() == 42 && s.inspectRecords() == 3 && s.api().allSent()) ||
-           goingRound(s.api().connections(), 10);
+    return (s.inspectRecords() == 3 && s.api().allSent()) || goingRound(s.api().connections(), 10);
   }));
   const auto connections = s.api().connections();
   INFO("connections (since: lines sent):\n" << describe(connections));
@@ -284,8 +287,7 @@ TEST_CASE("pipeline: overflows resume from the last queued; every event is recor
   options.resumeOverlap = std::chrono::milliseconds(1);
   Scenario s(capture, options);
   overflowOnce(s);
-  const bool done = eventually(
-      [&] { return s.engineRecords() == 42 && s.inspectRecords() == 3 && s.api().allSent(); });
+  const bool done = eventually([&] { return s.inspectRecords() == 3 && s.api().allSent(); });
   INFO("engine records " << s.engineRecords() << ", inspect records " << s.inspectRecords()
                          << ", all sent " << s.api().allSent() << "\n"
                          << describe(s.api().connections()));
@@ -321,8 +323,7 @@ TEST_CASE("pipeline: events a full queue refused that the engine no longer has l
   s.api().script({Connection{}, Connection{.publishedBefore = 9,
                                            .has = [](std::size_t line) { return line >= 8; }}});
   overflowOnce(s);
-  REQUIRE(eventually(
-      [&] { return s.engineRecords() == 4 + 34 && s.inspectRecords() == 3 && s.api().allSent(); }));
+  REQUIRE(eventually([&] { return s.inspectRecords() == 3 && s.api().allSent(); }));
   s.stop();
 
   const auto connections = s.api().connections();
