@@ -344,6 +344,35 @@ TEST_CASE("pipeline: events a full queue refused that the engine no longer has l
                             idsOf(capture, {"col-life", "col-exit", "col-health"}));
 }
 
+TEST_CASE("pipeline: an event a full queue refused is replayed even if stamped before the cursor") {
+  const Capture& capture = testing::docker20();
+  Scenario s(capture, tinyQueue());
+  // The engine delivered line 23 (col-health's create, 14:37:36.452988821) after line 22
+  // (col-exit's death, 14:37:36.452990934): stamped 2 us earlier, published later. The agent's
+  // first stream opens after line 18; with the enricher held in its first reconciliation, lines
+  // 19..22 fill the queue and line 23 is refused. The engine still has every line: the resumed
+  // stream must bring line 23 again, and nothing may be missing without a gap record.
+  s.api().script({Connection{.publishedBefore = 18}});
+  s.api().holdList();
+  s.api().listWaitsForLedger();
+  s.start();
+  REQUIRE(eventually([&] { return s.metric("zastava_agent_event_queue_overflows_total") >= 1; }));
+  REQUIRE(s.api().connections().size() == 1);
+  CHECK(s.api().connections()[0].sent == lines(19, 23));
+  s.api().releaseList();
+  // col-exit's and col-health's inspects (col-life's create and starts came before line 19).
+  REQUIRE(eventually([&] { return s.inspectRecords() == 2 && s.api().allSent(); }));
+  s.stop();
+
+  const auto connections = s.api().connections();
+  INFO("connections (since: lines sent):\n" << describe(connections));
+  REQUIRE(connections.size() >= 2);
+  CHECK(connections[1].since <= capture.at(23));  // else the engine cannot send line 23 again
+  const std::vector<json> records = s.ledger().records();
+  CHECK(withKind(records, "agent.gap").empty());
+  CHECK(recordedEvents(records) == expectedEvents(capture, lines(19, 41)));
+}
+
 TEST_CASE("pipeline: a held inspect delays no other record; its answer follows when released") {
   const Capture& capture = testing::docker20();
   Scenario s(capture);
