@@ -242,7 +242,11 @@ PipelineOptions tinyQueue() {
 }
 
 // The enricher is held in its first reconciliation by a list the engine is slow to answer, so
-// the stream fills the queue with lines 0..3 and line 4 does not fit.
+// the stream fills the queue with lines 0..3 and line 4 does not fit. Tests that use it wait
+// until the engine has sent every line and every container's inspect is recorded: each waited
+// for the container's destroy in the ledger, and the last line is a destroy, so every line went
+// through the queue by then (in order, a refused one sent again before those after it) and what
+// is missing after stop() was lost.
 void overflowOnce(Scenario& s) {
   s.api().holdList();
   s.api().listWaitsForLedger();
@@ -257,11 +261,10 @@ TEST_CASE("pipeline: a full event queue closes the stream, which resumes from th
   const Capture& capture = testing::docker20();
   Scenario s(capture, tinyQueue());
   overflowOnce(s);
-  // Waits until everything is recorded, or the stream is seen resuming from the same point ten
-  // times over.
+  // Waits until everything is in (see overflowOnce), or the stream is seen resuming from the same
+  // point ten times over.
   REQUIRE(eventually([&] {
-    return (s.engineRecords() == 42 && s.inspectRecords() == 3 && s.api().allSent()) ||
-           goingRound(s.api().connections(), 10);
+    return (s.inspectRecords() == 3 && s.api().allSent()) || goingRound(s.api().connections(), 10);
   }));
   const auto connections = s.api().connections();
   INFO("connections (since: lines sent):\n" << describe(connections));
@@ -284,8 +287,7 @@ TEST_CASE("pipeline: overflows resume from the last queued; every event is recor
   options.resumeOverlap = std::chrono::milliseconds(1);
   Scenario s(capture, options);
   overflowOnce(s);
-  const bool done = eventually(
-      [&] { return s.engineRecords() == 42 && s.inspectRecords() == 3 && s.api().allSent(); });
+  const bool done = eventually([&] { return s.inspectRecords() == 3 && s.api().allSent(); });
   INFO("engine records " << s.engineRecords() << ", inspect records " << s.inspectRecords()
                          << ", all sent " << s.api().allSent() << "\n"
                          << describe(s.api().connections()));
@@ -321,8 +323,7 @@ TEST_CASE("pipeline: events a full queue refused that the engine no longer has l
   s.api().script({Connection{}, Connection{.publishedBefore = 9,
                                            .has = [](std::size_t line) { return line >= 8; }}});
   overflowOnce(s);
-  REQUIRE(eventually(
-      [&] { return s.engineRecords() == 4 + 34 && s.inspectRecords() == 3 && s.api().allSent(); }));
+  REQUIRE(eventually([&] { return s.inspectRecords() == 3 && s.api().allSent(); }));
   s.stop();
 
   const auto connections = s.api().connections();
@@ -341,6 +342,35 @@ TEST_CASE("pipeline: events a full queue refused that the engine no longer has l
   CHECK(gaps[0]["gap"]["toTimeNano"].get<std::int64_t>() == capture.at(8));
   checkInspectsAfterDestroy(capture, records,
                             idsOf(capture, {"col-life", "col-exit", "col-health"}));
+}
+
+TEST_CASE("pipeline: an event a full queue refused is replayed even if stamped before the cursor") {
+  const Capture& capture = testing::docker20();
+  Scenario s(capture, tinyQueue());
+  // The engine delivered line 23 (col-health's create, 14:37:36.452988821) after line 22
+  // (col-exit's death, 14:37:36.452990934): stamped 2 us earlier, published later. The agent's
+  // first stream opens after line 18; with the enricher held in its first reconciliation, lines
+  // 19..22 fill the queue and line 23 is refused. The engine still has every line: the resumed
+  // stream must bring line 23 again, and nothing may be missing without a gap record.
+  s.api().script({Connection{.publishedBefore = 18}});
+  s.api().holdList();
+  s.api().listWaitsForLedger();
+  s.start();
+  REQUIRE(eventually([&] { return s.metric("zastava_agent_event_queue_overflows_total") >= 1; }));
+  REQUIRE(s.api().connections().size() == 1);
+  CHECK(s.api().connections()[0].sent == lines(19, 23));
+  s.api().releaseList();
+  // col-exit's and col-health's inspects (col-life's create and starts came before line 19).
+  REQUIRE(eventually([&] { return s.inspectRecords() == 2 && s.api().allSent(); }));
+  s.stop();
+
+  const auto connections = s.api().connections();
+  INFO("connections (since: lines sent):\n" << describe(connections));
+  REQUIRE(connections.size() >= 2);
+  CHECK(connections[1].since <= capture.at(23));  // else the engine cannot send line 23 again
+  const std::vector<json> records = s.ledger().records();
+  CHECK(withKind(records, "agent.gap").empty());
+  CHECK(recordedEvents(records) == expectedEvents(capture, lines(19, 41)));
 }
 
 TEST_CASE("pipeline: a held inspect delays no other record; its answer follows when released") {

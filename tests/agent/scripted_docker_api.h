@@ -102,7 +102,8 @@ class ScriptedDockerApi final : public DockerApi {
     std::lock_guard lock(mu_);
     heldInspects_.erase(id);
   }
-  // Every hold ends and open streams wait for nothing: before Pipeline::stop().
+  // Every hold ends (an open stream stays open until the agent closes it): before
+  // Pipeline::stop(), which joins the threads the holds would keep waiting.
   void shutdown() {
     {
       std::lock_guard lock(mu_);
@@ -274,13 +275,9 @@ class ScriptedDockerApi final : public DockerApi {
         return okResult();
       }
     }
-    while (!stop.load()) {
-      {
-        std::lock_guard lock(mu_);
-        if (shutdown_) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    // Open until the agent closes it (Pipeline::stop() does, after shutdown(): ending it at
+    // shutdown() would look like the engine closing it, and the agent would reconnect).
+    while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return cancelled();
   }
 
