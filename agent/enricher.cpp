@@ -116,10 +116,7 @@ void Enricher::afterStreamOpened(const StreamOpened& opened) {
   if (queue_.frontIsStreamOpened()) return;
   if (!opened.afterOverflow) checkContinuity(opened);  // else checked above: a gap is written
   recordReplay(opened);
-  reconcileDue_ = opened;
-  nextReconcileAt_ = {};
-  reconcileAttempts_ = 0;
-  tryReconcile();
+  scheduleReconcile(opened);
 }
 
 bool Enricher::checkContinuity(const StreamOpened& opened) {
@@ -147,6 +144,14 @@ void Enricher::recordReplay(const StreamOpened& opened) {
   while (auto replayed = queue_.popReplayedBefore(opened.openedAt)) recordEvent(*replayed);
 }
 
+void Enricher::scheduleReconcile(StreamOpened opened) {
+  reconcileDue_ = std::move(opened);
+  nextReconcileAt_ = {};
+  reconcileAttempts_ = 0;
+  lookingAgain_ = false;
+  tryReconcile();
+}
+
 void Enricher::tryReconcile() {
   const auto started = std::chrono::steady_clock::now();
   auto engine = takeInventory(
@@ -166,9 +171,11 @@ void Enricher::tryReconcile() {
   context.streamOpenedAt = reconcileDue_->openedAt;
   context.now = clock_.now();
   context.firstObservation = firstObservation_;
+  if (lookingAgain_) context.inFlight = {};
   context.queued = [this](std::string_view id, std::string_view action) {
     return queue_.holds(id, action);
   };
+  const bool lookAgain = !lookingAgain_ && anyTransitionInFlight(*engine, context);
   auto records = reconcile(tracker_, *engine, context);
   std::size_t transitions = 0;
   for (Record& record : records) {
@@ -181,11 +188,18 @@ void Enricher::tryReconcile() {
   }
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   requestEvidenceOfRunning(*engine);
-  spdlog::info("reconciled {} containers with the engine in {:.3f} s: {} {}", engine->size(),
+  spdlog::info("reconciled {} containers with the engine in {:.3f} s: {} {}{}", engine->size(),
                secondsSince(started), firstObservation_ ? records.size() : transitions,
-               firstObservation_ ? "snapshots" : "transitions the engine did not deliver");
+               firstObservation_ ? "snapshots" : "transitions the engine did not deliver",
+               lookingAgain_ ? " (second look at transitions dated as the stream opened)" : "");
   firstObservation_ = false;
-  reconcileDue_.reset();
+  lookingAgain_ = lookAgain;
+  if (lookAgain) {
+    nextReconcileAt_ = std::chrono::steady_clock::now() + options_.lookAgainDelay;
+    reconcileAttempts_ = 0;
+  } else {
+    reconcileDue_.reset();
+  }
   health_.setInventoryDone(true);
   ledgerAgreedAt_ = context.now;
   auditSuspects_.reset();
@@ -216,7 +230,7 @@ void Enricher::runAudit() {
     // Events the engine sent before its answer may still be on their way (queued, or in the
     // socket): look again once they are recorded; only what disagrees both times counts.
     auditSuspects_ = AuditSuspects{std::move(disagreeing), listedAt};
-    nextAuditAt_ = started + options_.auditConfirmDelay;
+    nextAuditAt_ = started + options_.lookAgainDelay;
     return;
   }
   if (auditSuspects_) {
@@ -261,10 +275,7 @@ void Enricher::reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::st
           ": their events in this span never arrived (cause unknown); reconciliation wrote "
           "what changed"));
   // Transitions before the first list that the stream has not delivered since are lost.
-  reconcileDue_ = StreamOpened{EventCursor{}, listedAt, {}};
-  nextReconcileAt_ = {};
-  reconcileAttempts_ = 0;
-  tryReconcile();
+  scheduleReconcile(StreamOpened{EventCursor{}, listedAt, {}});
 }
 
 void Enricher::recordEvent(const ReceivedEvent& received) {

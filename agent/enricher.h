@@ -55,6 +55,8 @@ class Enricher {
   // True when the replay holds the cursor event (nothing lost); otherwise writes the gap.
   bool checkContinuity(const StreamOpened& opened);
   void recordReplay(const StreamOpened& opened);
+  // Reconciles as if the stream opened at `opened.openedAt`, now or (after a failure) later.
+  void scheduleReconcile(StreamOpened opened);
   void tryReconcile();
   // The periodic audit: list, compare with the ledger, confirm, reconcile what disagrees.
   bool auditIsDue() const;
@@ -93,6 +95,9 @@ class Enricher {
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
   std::chrono::steady_clock::time_point nextReconcileAt_{};
   int reconcileAttempts_ = 0;
+  // The due reconciliation is the second look at transitions the first one left to the stream
+  // (anyTransitionInFlight): whatever the stream has not delivered by now, it writes.
+  bool lookingAgain_ = false;
   // The audit: armed once the first reconciliation is done.
   std::optional<std::chrono::steady_clock::time_point> nextAuditAt_;
   struct AuditSuspects {

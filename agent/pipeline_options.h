@@ -25,11 +25,12 @@ struct PipelineOptions {
   EventQueue::Limits eventQueue;
   InspectorOptions inspector;
   // How often the ledger is checked against the engine's container list (one GET
-  // /containers/json); 0 turns the audit off. A list that disagrees is looked at again
-  // `auditConfirmDelay` later (events on their way explain most), and only what disagrees both
-  // times is reconciled.
+  // /containers/json); 0 turns the audit off.
   std::chrono::seconds auditInterval{300};
-  std::chrono::milliseconds auditConfirmDelay{2'000};
+  // What events on their way may still explain is looked at again this much later: an audit's
+  // disagreement (only what disagrees both times is reconciled), and transitions a
+  // reconciliation left to the stream because they were dated just before it opened.
+  std::chrono::milliseconds lookAgainDelay{2'000};
 };
 
 // The wait before retry `attempt` (0-based): exponential from `initial` up to `max`, with full

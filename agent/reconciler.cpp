@@ -1,5 +1,6 @@
 #include "agent/reconciler.h"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <string>
@@ -147,6 +148,20 @@ std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspe
     out.push_back(tracker.reconciled(facts, "destroy", context.now, ""));
   }
   return out;
+}
+
+bool anyTransitionInFlight(const std::vector<ContainerInspect>& engine,
+                           const ReconcileContext& context) {
+  if (context.firstObservation) return false;
+  const UnixNanos marginStart = context.streamOpenedAt - context.inFlight.count();
+  const auto inMargin = [&](const std::string& rfc3339) {
+    const auto t = parseRfc3339Nanos(rfc3339);
+    return t && *t >= marginStart && *t < context.streamOpenedAt;
+  };
+  return std::ranges::any_of(engine, [&](const ContainerInspect& container) {
+    return inMargin(container.created) || inMargin(container.state.startedAt) ||
+           inMargin(container.state.finishedAt);
+  });
 }
 
 std::vector<std::string> auditDisagreements(const Tracker& tracker,

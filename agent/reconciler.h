@@ -36,6 +36,13 @@ struct ReconcileContext {
 std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspect>& engine,
                               const ReconcileContext& context);
 
+// True when a container's Created, StartedAt or FinishedAt falls in the `inFlight` margin
+// before the stream opened: reconcile() left that transition to the stream, and if its event
+// never comes (an engine that restarted has lost it) only a second look, with no margin, writes
+// it. False for a first observation. Enricher thread.
+bool anyTransitionInFlight(const std::vector<ContainerInspect>& engine,
+                           const ReconcileContext& context);
+
 // The periodic audit's cheap check: the ids of the containers whose state in the engine's list
 // differs from the ledger's (listed but unknown, known but not listed, or in another state).
 // A container between two states (restarting, removing) is not compared; dead counts as

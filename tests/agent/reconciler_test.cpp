@@ -161,9 +161,33 @@ TEST_CASE("a transition dated just before the stream opened is left to the strea
   s.ledgerSawStart(exited);
   const UnixNanos finished = *parseRfc3339Nanos(exited.state.finishedAt);
   s.context.streamOpenedAt = finished + 500'000'000;
+  CHECK(anyTransitionInFlight({exited}, s.context));
   CHECK(s.run({exited}).empty());
   s.context.streamOpenedAt = finished + 1'500'000'000;
+  CHECK_FALSE(anyTransitionInFlight({exited}, s.context));
   CHECK(kinds(s.run({exited})) == std::vector<std::string>{"container.die"});
+}
+
+TEST_CASE("the second look writes a transition left to the stream whose event never came") {
+  // An engine that restarted as the container stopped (Podman does) has lost the die event.
+  Scenario s;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  s.ledgerSawStart(exited);
+  s.context.streamOpenedAt = *parseRfc3339Nanos(exited.state.finishedAt) + 500'000'000;
+  REQUIRE(s.run({exited}).empty());
+  s.context.inFlight = {};
+  CHECK_FALSE(anyTransitionInFlight({exited}, s.context));
+  const auto records = s.run({exited});
+  REQUIRE(kinds(records) == std::vector<std::string>{"container.die"});
+  CHECK(records[0].container.finishedAt == exited.state.finishedAt);
+}
+
+TEST_CASE("a first observation leaves nothing in flight: it writes snapshots only") {
+  Scenario s;
+  const ContainerInspect exited = fixture("inspect-exited.json");
+  s.context.firstObservation = true;
+  s.context.streamOpenedAt = *parseRfc3339Nanos(exited.state.finishedAt) + 500'000'000;
+  CHECK_FALSE(anyTransitionInFlight({exited}, s.context));
 }
 
 TEST_CASE("a known container the engine no longer lists was destroyed, unless queued") {
