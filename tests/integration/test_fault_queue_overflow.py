@@ -9,7 +9,9 @@ the stream is closed by an overflow behind it (more overflows than reopenings), 
 lasts as long as the freeze, and a few more lives after that, which the engine has to replay.
 Then the filesystem thaws and the agent catches up, its small queue overflowing again while
 the engine replays. Twice, the agent catching up in between, so the queue overflows at least
-twice whatever the timing.
+twice whatever the timing; the second time with enough lives after the stream closed that the
+engine forgets the last event queued: the reopened stream's replay lacks it, and the agent
+writes an agent.gap record and reconciles while its small queue keeps overflowing.
 
 A live /events reader in the test sees every event, so the events the engine forgot are known
 too. At the end: zastava_agent_event_queue_overflows_total >= 2 and the "event queue full"
@@ -37,8 +39,11 @@ MAX_EVENTS = 16     # EventQueue:MaxEvents, the smallest allowed
 PARALLEL = 8        # threads making container lives
 MIN_LIVES = 40      # container lives while frozen, at least
 RECORDER_QUEUE = 512  # RecorderOptions::queueCapacity: beyond it, submit() waits for the writer
-LIVES_AFTER = 16    # more lives once the overflow is counted: the stream is closed meanwhile
-ROUNDS = 2          # freezes, each ending with the stream closed behind the writer
+# Freezes, each ending with the stream closed behind the writer; then this many more lives,
+# which the engine has to replay: 16 (96 events) it still has all of; 60 (360 events) push the
+# last event queued out of its 256-event memory, so the agent must write an agent.gap record.
+LIVES_AFTER = (16, 60)
+ROUNDS = len(LIVES_AFTER)
 CATCH_UP_SECONDS = 120
 END_MARKER = "end-marker"
 
@@ -199,7 +204,7 @@ class QueueOverflow(h.WorkspaceTest):
 
         destroyed, problems, rounds = [], [], 0
         for r in range(ROUNDS):
-            lives = self.frozen_round(d, agent, data, f"q{r}-")
+            lives = self.frozen_round(d, agent, data, f"q{r}-", LIVES_AFTER[r])
             destroyed += lives.ids
             rounds += 1
             if r + 1 < ROUNDS and not self.wait_caught_up(agent, reader.events[:]):
@@ -271,6 +276,9 @@ class QueueOverflow(h.WorkspaceTest):
         if overflows < ROUNDS:
             problems.append(f"zastava_agent_event_queue_overflows_total {overflows}, want at "
                             f"least one per round ({ROUNDS})")
+        if rounds == ROUNDS and not spans:
+            problems.append(f"no agent.gap record, although {LIVES_AFTER[-1] * 6} events "
+                            f"pushed the last event queued out of the engine's memory")
         if gaps_metric != len(spans):
             problems.append(f"zastava_agent_gaps_total {gaps_metric}, {len(spans)} agent.gap "
                             f"records")
@@ -299,9 +307,9 @@ class QueueOverflow(h.WorkspaceTest):
                     f"{time.monotonic() - started:.0f} s")
         self.assertEqual(problems, [])
 
-    def frozen_round(self, d, agent, data, prefix):
+    def frozen_round(self, d, agent, data, prefix, after):
         """Freezes the data directory, makes container lives until the stream is closed behind
-        the hung writer, LIVES_AFTER more, and thaws. Returns the Lives."""
+        the hung writer, `after` more, and thaws. Returns the Lives."""
         subprocess.run(["fsfreeze", "-f", data], check=True)
         frozen_at = time.monotonic()
         lives = Lives(d, prefix)
@@ -313,7 +321,7 @@ class QueueOverflow(h.WorkspaceTest):
                          "the frozen writer", interval=0.2)
             self.assertEqual(lives.errors, [], "container lives")
             overflowed_after = lives.started
-            self.assertTrue(lives.stop_after(LIVES_AFTER), "container lives did not end")
+            self.assertTrue(lives.stop_after(after), "container lives did not end")
             self.assertEqual(lives.errors, [], "container lives")
             self.assertTrue(agent.alive(), "the agent must survive a hung writer")
         finally:
