@@ -92,9 +92,9 @@ void Enricher::run() {
       recordEvent(*event);
     } else if (auto* answer = std::get_if<InspectAnswer>(&*next)) {
       onInspectAnswer(std::move(*answer));
-    } else {
-      afterStreamOpened(std::get<StreamOpened>(*next));
-    }
+    } else if (auto* opened = std::get_if<StreamOpened>(&*next)) {
+      afterStreamOpened(*opened);
+    }  // a StreamCut after its stream's replay was recorded: nothing to do
   }
 }
 
@@ -104,7 +104,7 @@ void Enricher::afterStreamOpened(const StreamOpened& opened) {
     // was lost and the events are recorded as they come (no fixed wait, no reconciliation).
     if (!queue_.waitForEvent(opened.since.eventId, opened.replayDeadline)) return;
     if (queue_.frontIsStreamOpened()) return;  // the next stream checks
-    if (checkContinuity(opened)) return;
+    if (checkContinuity(opened, queue_.replayCut(opened.openedAt)) && !reconcileOwed_) return;
   }
   health_.setInventoryDone(false, "reconciling with the engine after the event stream opened");
   // A new ledger's first stream has nothing to replay, and its reconciliation writes snapshots
@@ -114,12 +114,20 @@ void Enricher::afterStreamOpened(const StreamOpened& opened) {
   if (queue_.stopping()) return;
   // That stream died before its replay: the next one checks.
   if (queue_.frontIsStreamOpened()) return;
-  if (!opened.afterOverflow) checkContinuity(opened);  // else checked above: a gap is written
+  const bool cut = queue_.replayCut(opened.openedAt);
+  if (!opened.afterOverflow) checkContinuity(opened, cut);  // else checked above
   recordReplay(opened);
+  if (cut) {
+    // The next stream delivers the rest of the replay: a reconciliation now would write, as
+    // transitions the engine did not deliver, what it is about to deliver.
+    reconcileDue_.reset();
+    reconcileOwed_ = true;
+    return;
+  }
   scheduleReconcile(opened);
 }
 
-bool Enricher::checkContinuity(const StreamOpened& opened) {
+bool Enricher::checkContinuity(const StreamOpened& opened, bool cut) {
   // No engine event recorded yet: nothing anchors a proof either way. The stream resumed from
   // when it last opened and reconciliation covers the rest (docs/records.md).
   if (opened.since.eventId.empty()) return false;
@@ -127,6 +135,9 @@ bool Enricher::checkContinuity(const StreamOpened& opened) {
   // every event published after it.
   const ReplayCheck replay = queue_.checkReplay(opened.since, opened.openedAt);
   if (replay.holdsCursor) return true;  // the replay covers the outage
+  // Cut short by the queue before it reached the cursor or anything after it: it proves nothing
+  // either way. The next stream resumes from the same cursor and is checked in turn.
+  if (cut && replay.firstAfter == 0) return true;
   // Up to the first event after the cursor that the replay has, else when the stream opened.
   const UnixNanos to =
       replay.firstAfter != 0 ? std::min(opened.openedAt, replay.firstAfter) : opened.openedAt;
@@ -137,6 +148,7 @@ bool Enricher::checkContinuity(const StreamOpened& opened) {
                formatRfc3339Nanos(opened.since.timeNano), formatRfc3339Nanos(to), reason);
   metrics_.countGap();
   recorder_.submit(tracker_.gap(opened.since.timeNano, to, std::move(reason)));
+  reconcileOwed_ = true;
   return false;
 }
 
@@ -167,6 +179,14 @@ void Enricher::tryReconcile() {
                        backoffDelay(reconcileAttempts_++, options_.initialBackoff, options_.maxBackoff);
     return;
   }
+  // The stream was closed (queue full) since it opened: what happened after it opened may be
+  // neither queued nor recorded, so a container missing from the list may have its destroy
+  // still to come. The next stream's replay brings it, and that stream is reconciled instead.
+  if (queue_.holdsCut()) {
+    reconcileDue_.reset();
+    reconcileOwed_ = true;
+    return;
+  }
   ReconcileContext context;
   context.streamOpenedAt = reconcileDue_->openedAt;
   context.now = clock_.now();
@@ -193,6 +213,7 @@ void Enricher::tryReconcile() {
                firstObservation_ ? "snapshots" : "transitions the engine did not deliver",
                lookingAgain_ ? " (second look at transitions dated as the stream opened)" : "");
   firstObservation_ = false;
+  reconcileOwed_ = false;
   lookingAgain_ = lookAgain;
   if (lookAgain) {
     nextReconcileAt_ = std::chrono::steady_clock::now() + options_.lookAgainDelay;

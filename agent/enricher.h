@@ -52,8 +52,10 @@ class Enricher {
  private:
   void run();
   void afterStreamOpened(const StreamOpened& opened);
-  // True when the replay holds the cursor event (nothing lost); otherwise writes the gap.
-  bool checkContinuity(const StreamOpened& opened);
+  // True when the replay holds the cursor event (nothing lost), or was `cut` short by a full
+  // queue before any event from the cursor on (it proves nothing; the next stream's replay is
+  // checked). Otherwise writes the gap and owes a reconciliation.
+  bool checkContinuity(const StreamOpened& opened, bool cut);
   void recordReplay(const StreamOpened& opened);
   // Reconciles as if the stream opened at `opened.openedAt`, now or (after a failure) later.
   void scheduleReconcile(StreamOpened opened);
@@ -93,6 +95,9 @@ class Enricher {
   RecentIds recorded_;
   bool firstObservation_ = false;  // the ledger was empty at start: snapshots, not transitions
   std::optional<StreamOpened> reconcileDue_;  // the stream opened; reconcile not done yet
+  // A gap was found, or a reconciliation was put off because the queue cut the stream: the next
+  // stream whose replay arrives whole is reconciled, even one reopened after an overflow.
+  bool reconcileOwed_ = false;
   std::chrono::steady_clock::time_point nextReconcileAt_{};
   int reconcileAttempts_ = 0;
   // The due reconciliation is the second look at transitions the first one left to the stream

@@ -40,6 +40,32 @@ void EventQueue::pushAnswer(InspectAnswer answer) {
   changed_.notify_all();
 }
 
+void EventQueue::pushStreamCut(StreamCut cut) {
+  {
+    std::lock_guard lock(mu_);
+    items_.emplace_back(cut);
+  }
+  changed_.notify_all();
+}
+
+bool EventQueue::replayCut(UnixNanos openedAt) const {
+  std::lock_guard lock(mu_);
+  for (const QueueItem& item : items_) {
+    const auto* event = std::get_if<ReceivedEvent>(&item);
+    if (event == nullptr) return std::holds_alternative<StreamCut>(item);
+    if (event->event.timeNano >= openedAt) return false;
+  }
+  return false;
+}
+
+bool EventQueue::holdsCut() const {
+  std::lock_guard lock(mu_);
+  for (const QueueItem& item : items_) {
+    if (std::holds_alternative<StreamCut>(item)) return true;
+  }
+  return false;
+}
+
 bool EventQueue::waitForRoom() {
   std::unique_lock lock(mu_);
   changed_.wait(lock, [this] {
@@ -114,7 +140,7 @@ bool EventQueue::waitForEvent(const std::string& eventId,
                               std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
   changed_.wait_until(lock, deadline, [&] {
-    if (stop_ || events_ >= limits_.maxEvents) return true;
+    if (stop_) return true;
     for (const QueueItem& item : items_) {
       const auto* event = std::get_if<ReceivedEvent>(&item);
       if (event == nullptr || event->eventId == eventId) return true;

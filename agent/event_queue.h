@@ -36,7 +36,13 @@ struct StreamOpened {
   bool afterOverflow = false;
 };
 
-using QueueItem = std::variant<ReceivedEvent, StreamOpened, InspectAnswer>;
+// The stream opened at `openedAt` was closed because the queue was full: what the engine sent
+// after the events queued before this marker comes again with the next stream.
+struct StreamCut {
+  UnixNanos openedAt = 0;
+};
+
+using QueueItem = std::variant<ReceivedEvent, StreamOpened, StreamCut, InspectAnswer>;
 
 // What the replay at the front of the queue says about the events after a cursor.
 struct ReplayCheck {
@@ -63,6 +69,8 @@ class EventQueue {
   void pushStreamOpened(StreamOpened opened);
   // Inspector threads. Always queued (the Inspector bounds how many are pending).
   void pushAnswer(InspectAnswer answer);
+  // Stream thread, when pushEvent refused an event. Always queued.
+  void pushStreamCut(StreamCut cut);
   // Stream thread, after pushEvent refused one: waits until at most half of either bound is
   // used, or stop(). Returns false when stopping.
   bool waitForRoom();
@@ -80,11 +88,16 @@ class EventQueue {
   // complete. Returns false when stopping.
   bool waitForReplayEnd(UnixNanos openedAt, std::chrono::steady_clock::time_point deadline);
   // Enricher thread. Waits until the event `eventId` is queued (the replay after an overflow
-  // reached the cursor), or the queue is full, or a newer stream's marker is queued, or
-  // `deadline`, or stop(). Returns false when stopping.
+  // reached the cursor), or a marker is queued (the queue cut the stream, or a newer one
+  // opened), or `deadline`, or stop(). Returns false when stopping.
   bool waitForEvent(const std::string& eventId, std::chrono::steady_clock::time_point deadline);
   // Enricher thread. Looks through the events queued before `openedAt` for `since`'s event.
   ReplayCheck checkReplay(const EventCursor& since, UnixNanos openedAt) const;
+  // Enricher thread. True when the events at the front sent before `openedAt` (the replay) are
+  // followed by a StreamCut: the queue cut the replay short.
+  bool replayCut(UnixNanos openedAt) const;
+  // Any thread. True when a StreamCut marker is waiting.
+  bool holdsCut() const;
   // Any thread. True when the front item is a StreamOpened marker.
   bool frontIsStreamOpened() const;
   // Any thread. True when an event of container `id` with `action` is waiting.

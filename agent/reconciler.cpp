@@ -22,6 +22,10 @@ class ContainerReconciler {
       : tracker_(tracker), engine_(engine), context_(context), out_(out) {}
 
   void unknownContainer() {
+    // Its create event is waiting in the queue: the stream tells its whole life. (The engine
+    // stamps the event after the container's Created time, so Created alone may fall before the
+    // stream opened although the event comes after.)
+    if (context_.queued(engine_.id, "create")) return;
     ContainerFacts facts = tracker_.factsOf(engine_);
     facts.state = "created";
     facts.pid.reset();

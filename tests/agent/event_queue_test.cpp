@@ -90,6 +90,27 @@ TEST_CASE("event queue: the replay before the stream opened is checked and taken
   CHECK_FALSE(queue.holds(events[4].event.actorId, "no-such-action"));
 }
 
+TEST_CASE("event queue: a cut marker behind the replay says the queue cut it short") {
+  const auto events = capturedEvents();
+  EventQueue queue({100, 1 << 20});
+  for (int i = 0; i < 3; ++i) REQUIRE(queue.pushEvent(events[i]));
+  const UnixNanos openedAt = events[5].event.timeNano;  // all three are replay
+  CHECK_FALSE(queue.replayCut(openedAt));
+  CHECK_FALSE(queue.holdsCut());
+  queue.pushStreamCut(StreamCut{openedAt});
+  CHECK(queue.replayCut(openedAt));
+  CHECK(queue.holdsCut());
+  // A live event between the replay and the marker: the replay itself arrived whole.
+  EventQueue live({100, 1 << 20});
+  REQUIRE(live.pushEvent(events[0]));
+  REQUIRE(live.pushEvent(events[5]));
+  live.pushStreamCut(StreamCut{openedAt});
+  CHECK_FALSE(live.replayCut(openedAt));
+  CHECK(live.holdsCut());
+  // Waiting for an event the cut stream will never deliver ends at the marker.
+  CHECK(queue.waitForEvent("never-delivered", steady_clock::now() + std::chrono::hours(1)));
+}
+
 TEST_CASE("event queue: waitForRoom returns once half is free, and on stop") {
   const auto events = capturedEvents();
   EventQueue queue({4, 1 << 20});
