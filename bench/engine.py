@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Real-engine benchmarks (issue 5, items 2-6), driven by bench/run.sh.
+"""Real-engine benchmarks (docs/BENCHMARKS.md, sections 2-6), driven by bench/run.sh.
 
 Starts a private dockerd (tests/integration/harness.py's PrivateDockerd, under /tmp/zbe-XXXX),
 imports the busybox test image and an image of dynamically linked host programs, and measures

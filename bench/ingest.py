@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Ingest-throughput benchmark (issue 5, item 1), driven by bench/run.sh.
+"""Ingest-throughput benchmark, driven by bench/run.sh.
 
 Starts bench's fake engine once (its N events are its event log; /events?since= replays from
 there, like Podman), then per repetition measures, each on its own /events connection:

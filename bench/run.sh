@@ -2,9 +2,9 @@
 # Benchmarks, one command: builds the agent, the memory floor (bench/library_floor.cpp) and, for
 # ingest, the fake engine in Release under build/bench, then runs the suites, each side by side
 # with its peers, printing medians and ratios:
-#   ingest  bench/ingest.py: ingest throughput against a fake engine (issue 5, item 1)
+#   ingest  bench/ingest.py: ingest throughput against a fake engine
 #   engine  bench/engine.py: start-up inventory, event latency, memory, idle CPU and evidence
-#           cost against a private real dockerd (issue 5, the rest); needs root
+#           cost against a private real dockerd; needs root
 #   proxy   bench/proxy.py: event latency direct and through docker-socket-proxy's haproxy
 #           configuration, with and without `option http-no-delay`, the agent beside
 #           `curl -N` on the same events; needs root

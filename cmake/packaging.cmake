@@ -1,4 +1,4 @@
-# What `cmake --install` puts where, and how `cpack -G DEB` packs it (issue 6).
+# What `cmake --install` puts where, and how `cpack -G DEB` packs it.
 # Paths are for the package's /usr prefix; /etc is absolute (GNUInstallDirs would give
 # <prefix>/etc). The binary's own rule is in agent/CMakeLists.txt (DESTINATION bin).
 include(GNUInstallDirs)

@@ -224,7 +224,7 @@ def docker_cli():
 
 
 class PrivateDockerd:
-    """dockerd started as DESIGN.md says, in base_dir (keep it short).
+    """A private dockerd in base_dir (keep it short): vfs storage, no bridge, no iptables.
 
     The class attributes are what the engine-matrix tests need to know of an engine;
     engines.py's engines override them. Tests read these facts, never the engine's name."""
@@ -1101,7 +1101,7 @@ def gap_records(records):
 
 
 def gap_problems(records):
-    """Shape of every agent.gap record (issue "zero-loss ledger")."""
+    """Shape of every agent.gap record (docs/records.md)."""
     problems = []
     for r in gap_records(records):
         g = r.get("gap")

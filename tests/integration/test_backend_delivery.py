@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Backend delivery (docs/backend.md, issue 7): the real agent POSTs its ledger to a real HTTP(S)
+"""Backend delivery (docs/backend.md): the real agent POSTs its ledger to a real HTTP(S)
 receiver (backend_receiver.py, the oracle), while a private dockerd produces the records.
 
 Every test ends by comparing what the receiver accepted, de-duplicated by eventId and in

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""cmake/packaging.cmake (issue 6): `cpack -G DEB` on the build tree holding --agent makes a
+"""cmake/packaging.cmake: `cpack -G DEB` on the build tree holding --agent makes a
 .deb with the expected files, modes, root ownership, conffiles and control fields; lintian
 reports no error; the maintainer scripts parse and refuse unknown arguments. As root: a real
 install (apt-get, as docs/operations.md says) in an isolated Debian 12 root, never on this

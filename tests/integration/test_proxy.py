@@ -4,10 +4,11 @@
 Allowed: CONTAINERS=1 EVENTS=1 PING=1 VERSION=1 (nothing else, GET only). First prove the proxy
 refuses everything else with haproxy's HTML 403; then the agent works unchanged through it
 (snapshot + lifecycle recorded, /readyz 200) and haproxy's log shows it sent only the five
-read-only requests of DESIGN.md promise 1. With CONTAINERS=0 or EVENTS=0 the agent stays up,
-is not ready, and its log names the refused endpoint and the permission needed. The engine is
-ZIT_ENGINE's (harness.Workspace.dockerd); the agent through the proxy ends with the ENGINE MATRIX
-comparison of its ledger with the engine's own /events (harness.engine_matrix_check)."""
+read-only requests (docs/architecture.md, "The promises"). With CONTAINERS=0 or EVENTS=0 the
+agent stays up, is not ready, and its log names the refused endpoint and the permission needed.
+The engine is ZIT_ENGINE's (harness.Workspace.dockerd); the agent through the proxy ends with
+the ENGINE MATRIX comparison of its ledger with the engine's own /events
+(harness.engine_matrix_check)."""
 
 import os
 import re

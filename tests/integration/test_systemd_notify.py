@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""systemd's notify protocol, against a real NOTIFY_SOCKET datagram listener (issue 6, item 1).
+"""systemd's notify protocol, against a real NOTIFY_SOCKET datagram listener.
 
 - READY=1 comes only once the agent is ready (stream open, first inventory done): not while the
   engine is down, and together with STATUS=watching containers once it is up;

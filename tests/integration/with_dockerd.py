@@ -2,9 +2,9 @@
 
     with_dockerd.py COMMAND [ARGS...]
 
-Starts dockerd in /tmp/zit-XXXX as DESIGN.md says, imports zastava-test/busybox:1, runs COMMAND
-with ZASTAVA_TEST_DOCKER_HOST (the engine's unix:// endpoint) and ZASTAVA_TEST_DOCKER_CLI (the
-docker CLI to use) in its environment, stops dockerd and exits with COMMAND's status. Exits 77
+Starts dockerd in /tmp/zit-XXXX (harness.PrivateDockerd), imports zastava-test/busybox:1, runs
+COMMAND with ZASTAVA_TEST_DOCKER_HOST (the engine's unix:// endpoint) and ZASTAVA_TEST_DOCKER_CLI
+(the docker CLI to use) in its environment, stops dockerd and exits with COMMAND's status. Exits 77
 (skipped) when this machine cannot run dockerd, except under CI, where that is a failure.
 """
 
