@@ -44,18 +44,36 @@ else()
   message(STATUS "help2man not found: no man page is made, and the package has none")
 endif()
 
+# The package's maintainer: whoever builds and ships it, "Name <email>". It is the Maintainer
+# field of the .deb and the trailer of its changelog. Set it when configuring the build tree:
+# -DZASTAVA_DEB_MAINTAINER="Jane Doe <jane@example.org>", or export DEBFULLNAME and DEBEMAIL
+# (as for dch) before cmake first runs. Without either, the package says it is a local build
+# with no address to write to (.invalid, RFC 2606), and cmake says how to set it.
+set(_local_build_maintainer "zastava-agent local build <local-build@zastava-agent.invalid>")
+if("$ENV{DEBEMAIL}" MATCHES "<.+@.+>")  # dch's other form: DEBEMAIL="Name <email>"
+  set(_maintainer "$ENV{DEBEMAIL}")
+elseif(NOT "$ENV{DEBFULLNAME}" STREQUAL "" AND NOT "$ENV{DEBEMAIL}" STREQUAL "")
+  set(_maintainer "$ENV{DEBFULLNAME} <$ENV{DEBEMAIL}>")
+else()
+  set(_maintainer ${_local_build_maintainer})
+endif()
+set(ZASTAVA_DEB_MAINTAINER "${_maintainer}" CACHE STRING
+    "Maintainer of the .deb, \"Name <email>\": its Maintainer field and changelog trailer")
+if("${ZASTAVA_DEB_MAINTAINER}" STREQUAL "${_local_build_maintainer}")
+  message(STATUS "Package maintainer: ${ZASTAVA_DEB_MAINTAINER} (set -DZASTAVA_DEB_MAINTAINER="
+                 "\"Name <email>\", or DEBFULLNAME and DEBEMAIL, to ship it)")
+endif()
+
 # Documentation keeps the repository's layout, so README.md's links to docs/ still work.
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${_deploy}/debian/copyright DESTINATION ${_docdir})
 file(GLOB _docs ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${_docs} ${PROJECT_SOURCE_DIR}/docs/record-schema.json DESTINATION ${_docdir}/docs)
-# A native package's changelog is changelog.gz, compressed without a timestamp (gzip -n).
-configure_file(${_deploy}/debian/changelog changelog COPYONLY)  # re-run on change
+# A native package's changelog is changelog.gz, compressed without a timestamp (gzip -n); its
+# trailers name ZASTAVA_DEB_MAINTAINER.
+configure_file(${_deploy}/debian/changelog.in changelog @ONLY)  # re-run on change
 execute_process(COMMAND gzip -9nf ${CMAKE_CURRENT_BINARY_DIR}/changelog COMMAND_ERROR_IS_FATAL ANY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/changelog.gz DESTINATION ${_docdir})
 
-set(ZASTAVA_DEB_MAINTAINER
-    "Seed a0cd78e1 maintainers <maintainers@users.noreply.h-seed-a0cd78e1.example>"
-    CACHE STRING "Maintainer field of the .deb (also the deploy/debian/changelog trailer)")
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME ${PROJECT_NAME})
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
