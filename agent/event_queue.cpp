@@ -40,10 +40,10 @@ void EventQueue::pushAnswer(InspectAnswer answer) {
   changed_.notify_all();
 }
 
-void EventQueue::pushStreamCut(StreamCut cut) {
+void EventQueue::pushStreamCut() {
   {
     std::lock_guard lock(mu_);
-    items_.emplace_back(cut);
+    items_.emplace_back(StreamCut{});
   }
   changed_.notify_all();
 }

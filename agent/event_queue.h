@@ -36,11 +36,9 @@ struct StreamOpened {
   bool afterOverflow = false;
 };
 
-// The stream opened at `openedAt` was closed because the queue was full: what the engine sent
-// after the events queued before this marker comes again with the next stream.
-struct StreamCut {
-  UnixNanos openedAt = 0;
-};
+// The stream was closed because the queue was full: what the engine sent after the events
+// queued before this marker comes again with the next stream.
+struct StreamCut {};
 
 using QueueItem = std::variant<ReceivedEvent, StreamOpened, StreamCut, InspectAnswer>;
 
@@ -70,7 +68,7 @@ class EventQueue {
   // Inspector threads. Always queued (the Inspector bounds how many are pending).
   void pushAnswer(InspectAnswer answer);
   // Stream thread, when pushEvent refused an event. Always queued.
-  void pushStreamCut(StreamCut cut);
+  void pushStreamCut();
   // Stream thread, after pushEvent refused one: waits until at most half of either bound is
   // used, or stop(). Returns false when stopping.
   bool waitForRoom();

@@ -152,7 +152,7 @@ void EventStream::queueEvent(Result<EngineEvent>& event, std::int64_t since) {
 void EventStream::onQueueOverflow() {
   overflowed_ = true;
   closeStream_ = true;
-  queue_.pushStreamCut(StreamCut{streamOpenedAt_});
+  queue_.pushStreamCut();
   metrics_.countEventQueueOverflow();
   spdlog::warn(
       "event queue full ({} events, {} bytes waiting for the enricher): closing the event "

@@ -58,7 +58,7 @@ class ContainerReconciler {
 
  private:
   bool beforeStream(std::optional<UnixNanos> t) const {
-    return t.has_value() && *t < context_.streamOpenedAt - context_.inFlight.count();
+    return t.has_value() && *t < context_.leftToStreamFrom();
   }
 
   void emit(const ContainerFacts& facts, std::string_view action, UnixNanos time,
@@ -157,10 +157,9 @@ std::vector<Record> reconcile(Tracker& tracker, const std::vector<ContainerInspe
 bool anyTransitionInFlight(const std::vector<ContainerInspect>& engine,
                            const ReconcileContext& context) {
   if (context.firstObservation) return false;
-  const UnixNanos marginStart = context.streamOpenedAt - context.inFlight.count();
   const auto inMargin = [&](const std::string& rfc3339) {
     const auto t = parseRfc3339Nanos(rfc3339);
-    return t && *t >= marginStart && *t < context.streamOpenedAt;
+    return t && *t >= context.leftToStreamFrom() && *t < context.streamOpenedAt;
   };
   return std::ranges::any_of(engine, [&](const ContainerInspect& container) {
     return inMargin(container.created) || inMargin(container.state.startedAt) ||

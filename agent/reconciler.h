@@ -24,6 +24,8 @@ struct ReconcileContext {
   // so the event of a transition dated just before the stream opened can arrive after the
   // reconciliation looked: it is left to the stream (or its replay).
   std::chrono::nanoseconds inFlight{std::chrono::seconds(1)};
+  // Transitions dated from here on are left to the stream.
+  UnixNanos leftToStreamFrom() const { return streamOpenedAt - inFlight.count(); }
   UnixNanos now = 0;              // the time given to transitions the engine does not date
   bool firstObservation = false;  // a new ledger: write snapshots only, no transitions
   // True when the stream has already queued `action` for container `id`.

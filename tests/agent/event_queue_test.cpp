@@ -97,14 +97,14 @@ TEST_CASE("event queue: a cut marker behind the replay says the queue cut it sho
   const UnixNanos openedAt = events[5].event.timeNano;  // all three are replay
   CHECK_FALSE(queue.replayCut(openedAt));
   CHECK_FALSE(queue.holdsCut());
-  queue.pushStreamCut(StreamCut{openedAt});
+  queue.pushStreamCut();
   CHECK(queue.replayCut(openedAt));
   CHECK(queue.holdsCut());
   // A live event between the replay and the marker: the replay itself arrived whole.
   EventQueue live({100, 1 << 20});
   REQUIRE(live.pushEvent(events[0]));
   REQUIRE(live.pushEvent(events[5]));
-  live.pushStreamCut(StreamCut{openedAt});
+  live.pushStreamCut();
   CHECK_FALSE(live.replayCut(openedAt));
   CHECK(live.holdsCut());
   // Waiting for an event the cut stream will never deliver ends at the marker.
