@@ -882,11 +882,14 @@ def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line
             print(f"| {name} | {med([len(r[key]) for r in latency]):.0f} | " +
                   " | ".join(f"{med([s[key][i] for s in sums]):.1f}" for i in range(3)) + " |")
         a = med([s["agent"][1] for s in sums])
+        o = med([s["observed"][1] for s in sums])
         c = med([s["cli"][1] for s in sums])
-        print(f"agent ÷ CLI p99: {fmt(ratio(a, c), '.2f')}; mean group commit (SQLite + NDJSON "
+        print(f"p99 ÷ CLI's p99: agent's NDJSON line {fmt(ratio(a, c), '.2f')}, agent's "
+              f"observedAt {fmt(ratio(o, c), '.2f')}; mean group commit (SQLite + NDJSON "
               f"fdatasync) {fmt(med([r['commit_ms'] for r in latency]), '.2f')} ms; events "
               f"generated at {med([r['expected'] / r['gen_s'] for r in latency]):.0f}/s")
-        print(f"goal agent p99 < 10 ms: {'met' if a is not None and a < 10 else 'MISSED'}")
+        print(f"goal agent's NDJSON line p99 < 5 ms: "
+              f"{'met' if a is not None and a < 5 else 'MISSED'}")
         pooled = {}
         for r in latency:
             for action, values in r["by_action"].items():
