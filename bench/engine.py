@@ -49,7 +49,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -523,51 +522,6 @@ def run_inventory(bench, sizes, repeat, want):
 # ----------------------------------------------------------------------------------------------
 # Event latency
 
-class Tailer(threading.Thread):
-    """Polls files every 1 ms and stamps each new complete line with time.time_ns() taken after
-    the read that found it. sources: name -> function returning the current paths (in order)."""
-
-    def __init__(self, sources):
-        super().__init__(daemon=True, name="tailer")
-        self.sources = sources
-        self.lines = {name: [] for name in sources}
-        self.state = {}  # path -> [fd, partial bytes]
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            for name, paths in self.sources.items():
-                for path in paths():
-                    self.poll(name, path)
-            time.sleep(0.001)
-        for st in self.state.values():
-            os.close(st[0])
-
-    def poll(self, name, path):
-        st = self.state.get(path)
-        if st is None:
-            try:
-                st = self.state[path] = [os.open(path, os.O_RDONLY), b""]
-            except FileNotFoundError:
-                return
-        chunks = []
-        while True:
-            block = os.read(st[0], 1 << 20)
-            if not block:
-                break
-            chunks.append(block)
-        if not chunks:
-            return
-        seen = time.time_ns()
-        data = st[1] + b"".join(chunks)
-        *complete, st[1] = data.split(b"\n")
-        self.lines[name].extend((line, seen) for line in complete if line)
-
-    def stop(self):
-        self.halt.set()
-        self.join(10)
-
-
 def lifecycle(bench, labels, hold_s=0.0):
     """create, start, kill (-> kill, die), rm (-> destroy): 5 engine events, the kill hold_s
     after the start. Returns the id."""
@@ -614,7 +568,7 @@ def latency_run(bench, n_events):
         bench.wait_ready(proc, port, "the latency run")
         cli = bench.start_events_cli(cli_out)
         segments = os.path.join(data, "runtime-events")
-        tailer = Tailer({"agent": lambda: harness.segment_paths(data),
+        tailer = harness.Tailer({"agent": lambda: harness.segment_paths(data),
                          "cli": lambda: [cli_out]})
         tailer.start()
         # Warm-up lifecycles, not measured, until both peers have all 5 events of one (the

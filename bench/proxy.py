@@ -16,7 +16,7 @@ the start) and, per event, it takes the time from its engine timeNano until
   - its line appeared in the agent's NDJSON segment,
   - its line appeared in curl's output file (curl -N: no buffering, writes at once).
 One thread polls the files every 1 ms and stamps each new line with the wall clock after the
-read (bench/engine.py's Tailer), so the two file figures carry up to 1 ms of polling; observedAt
+read (the tests' harness.Tailer), so the two file figures carry up to 1 ms of polling; observedAt
 does not. It prints every repetition, then a table of medians over repetitions of each
 percentile, the ratios proxy ÷ direct and agent ÷ curl, the agent's figures by action, and how
 many of its container.start records lack the inspect's facts (`inspectError`: the inspect came
@@ -36,7 +36,7 @@ import sys
 import time
 import urllib.parse
 
-import engine  # bench/engine.py: the private engine, processes, Tailer, percentiles
+import engine  # bench/engine.py: the private engine, processes, percentiles
 from engine import BenchError, fmt, harness, log, med, percentile, ratio
 
 CURL = "/usr/bin/curl"
@@ -160,7 +160,7 @@ def latency_run(bench, n_lifecycles, hold_s):
             data = agents[route][1]
             sources["agent " + route] = (lambda d=data: harness.segment_paths(d))
             sources["curl " + route] = (lambda p=outs[route]: [p])
-        tailer = engine.Tailer(sources)
+        tailer = harness.Tailer(sources)
         tailer.start()
 
         def complete(cids, want):

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -702,6 +703,52 @@ def segment_paths(data_dir):
         nums = re.findall(r"\d+", name)
         return (int(nums[-1]) if nums else -1, name)
     return [os.path.join(d, n) for n in sorted(names, key=seq)]
+
+
+
+class Tailer(threading.Thread):
+    """Polls files every 1 ms and stamps each new complete line with time.time_ns() taken after
+    the read that found it. sources: name -> function returning the current paths (in order)."""
+
+    def __init__(self, sources):
+        super().__init__(daemon=True, name="tailer")
+        self.sources = sources
+        self.lines = {name: [] for name in sources}
+        self.state = {}  # path -> [fd, partial bytes]
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            for name, paths in self.sources.items():
+                for path in paths():
+                    self.poll(name, path)
+            time.sleep(0.001)
+        for st in self.state.values():
+            os.close(st[0])
+
+    def poll(self, name, path):
+        st = self.state.get(path)
+        if st is None:
+            try:
+                st = self.state[path] = [os.open(path, os.O_RDONLY), b""]
+            except FileNotFoundError:
+                return
+        chunks = []
+        while True:
+            block = os.read(st[0], 1 << 20)
+            if not block:
+                break
+            chunks.append(block)
+        if not chunks:
+            return
+        seen = time.time_ns()
+        data = st[1] + b"".join(chunks)
+        *complete, st[1] = data.split(b"\n")
+        self.lines[name].extend((line, seen) for line in complete if line)
+
+    def stop(self):
+        self.halt.set()
+        self.join(10)
 
 
 def read_ndjson(data_dir):
