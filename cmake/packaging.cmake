@@ -65,7 +65,8 @@ if("${ZASTAVA_DEB_MAINTAINER}" STREQUAL "${_local_build_maintainer}")
 endif()
 
 # Documentation keeps the repository's layout, so README.md's links to docs/ still work.
-install(FILES ${PROJECT_SOURCE_DIR}/README.md ${_deploy}/debian/copyright DESTINATION ${_docdir})
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/CONTRIBUTING.md ${_deploy}/debian/copyright
+        DESTINATION ${_docdir})
 file(GLOB _docs ${PROJECT_SOURCE_DIR}/docs/*.md)
 install(FILES ${_docs} ${PROJECT_SOURCE_DIR}/docs/record-schema.json DESTINATION ${_docdir}/docs)
 # A native package's changelog is changelog.gz, compressed without a timestamp (gzip -n); its

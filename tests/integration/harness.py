@@ -115,6 +115,7 @@ def parse_args():
     parser.add_argument("--agent", required=True, help="path to the zastava-agent binary")
     parser.add_argument("--source-dir", required=True, help="repository root")
     args, rest = parser.parse_known_args()
+    args.source_dir = os.path.abspath(args.source_dir)  # tools started elsewhere read from it
     return args, [sys.argv[0]] + rest
 
 

@@ -77,6 +77,7 @@ def expected_files():
         "/usr/share/zastava-agent/dashboards/zastava-observability.json": 0o644,
         "/usr/share/man/man8/zastava-agent.8.gz": 0o644,
         DOC + "README.md": 0o644,
+        DOC + "CONTRIBUTING.md": 0o644,  # docs/architecture.md links to it
         DOC + "copyright": 0o644,
         DOC + "changelog.gz": 0o644,
         DOC + "docs/record-schema.json": 0o644,
