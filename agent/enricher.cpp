@@ -22,6 +22,13 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The container.inspect of a start the container had already been restarted after when its
+// inspect could be asked: a later start's record has the facts.
+InspectAnswer notAsked(const std::string& id, const std::string& startId, RecordSource source) {
+  return InspectAnswer{InspectRequest{id, startId, "start", source}, InspectResult::kNotAsked,
+                       std::nullopt, std::string(kStartedAgainBeforeInspect), 0};
+}
+
 }  // namespace
 
 Enricher::Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
@@ -319,35 +326,42 @@ void Enricher::askInspect(const ReceivedEvent& received) {
   if (event.action == "start") {
     const auto inFlight = inspecting_.find(event.actorId);
     if (inFlight != inspecting_.end()) {
-      inFlight->second = StartWaiting{received.eventId, received.source};
+      inFlight->second.push_back(StartWaiting{received.eventId, received.source});
       return;
     }
   }
-  inspecting_[event.actorId] = std::nullopt;
+  inspecting_[event.actorId] = {};
   inspector_.request(
       InspectRequest{event.actorId, received.eventId, event.action, received.source});
 }
 
 void Enricher::onInspectAnswer(InspectAnswer answer) {
   const std::string id = answer.request.containerId;
-  std::optional<StartWaiting> start;
+  std::vector<StartWaiting> waiting;
   if (const auto it = inspecting_.find(id); it != inspecting_.end()) {
-    start = std::move(it->second);
+    waiting = std::move(it->second);
     inspecting_.erase(it);
   }
   // A start that arrived while the create's inspect was on its way: the engine answered once
-  // the start was over, so the answer completes it; unless it still says "created" (it
-  // answered first), and then the start is asked about on its own.
-  bool askForStart = false;
-  if (start) {
-    askForStart = answer.inspect && answer.inspect->state.status == "created";
-    if (!askForStart) answer.request = InspectRequest{id, start->eventId, "start", start->source};
+  // that start was over, so the answer completes it; unless it still says "created" (it
+  // answered first).
+  auto unanswered = waiting.begin();
+  if (answer.request.action == "create" && unanswered != waiting.end() &&
+      !(answer.inspect && answer.inspect->state.status == "created")) {
+    answer.request = InspectRequest{id, unanswered->eventId, "start", unanswered->source};
+    ++unanswered;
   }
   recorder_.submit(tracker_.inspected(answer));
   if (answer.result == InspectResult::kFailed) warnInspectFailed(answer);
-  if (askForStart) {
-    inspecting_[id] = std::nullopt;
-    inspector_.request(InspectRequest{id, start->eventId, "start", start->source});
+  // Starts the answer does not describe: the newest is asked about on its own; those before
+  // it were over before anyone could ask.
+  if (unanswered != waiting.end()) {
+    for (; unanswered + 1 != waiting.end(); ++unanswered) {
+      recorder_.submit(
+          tracker_.inspected(notAsked(id, unanswered->eventId, unanswered->source)));
+    }
+    inspecting_[id] = {};
+    inspector_.request(InspectRequest{id, unanswered->eventId, "start", unanswered->source});
   }
   // The evidence of a start; not when the inspect failed: the next reconciliation asks.
   if (answer.request.action != "start" || answer.result == InspectResult::kFailed ||

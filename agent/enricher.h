@@ -111,14 +111,14 @@ class Enricher {
   };
   std::optional<AuditSuspects> auditSuspects_;  // a first list disagreed: look again
   UnixNanos ledgerAgreedAt_ = 0;  // when the ledger last agreed with the engine
-  // Containers with an inspect on its way -> the start that arrived meanwhile (empty when none):
-  // the engine answers the inspect of a created container once its start is over, so that
-  // answer completes the start too.
+  // Containers with an inspect on its way -> the starts that arrived meanwhile, oldest first: the
+  // engine answers the inspect of a created container once its start is over, so that answer
+  // completes the first of them; a later one is asked about on its own (onInspectAnswer).
   struct StartWaiting {
     std::string eventId;
     RecordSource source = RecordSource::kStream;
   };
-  std::unordered_map<std::string, std::optional<StartWaiting>> inspecting_;
+  std::unordered_map<std::string, std::vector<StartWaiting>> inspecting_;
   RecentIds inspectWarned_{1024};  // containers whose failed inspect was logged as a warning
   LogLimiter inspectWarnings_{10, std::chrono::minutes(1)};
   // Running containers -> the init pid evidence was asked for; forgotten when they die.

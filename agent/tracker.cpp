@@ -68,6 +68,8 @@ std::string_view inspectResultName(InspectResult result) {
       return "gone";
     case InspectResult::kFailed:
       return "failed";
+    case InspectResult::kNotAsked:
+      return "not_asked";
   }
   return "failed";
 }

@@ -38,14 +38,19 @@ struct InspectRequest {
 
 // complete: the engine answered with the container. gone: it no longer had it (404, or Podman's
 // 500 "no such container"). failed: no answer even after retries (`problem` says why).
-enum class InspectResult { kComplete, kGone, kFailed };
+// kNotAsked: a start followed by another before its inspect could be asked; never sent to the
+// engine, so never counted in inspects_total.
+enum class InspectResult { kComplete, kGone, kFailed, kNotAsked };
+inline constexpr std::string_view kStartedAgainBeforeInspect =
+    "not inspected: the container started again before this start could be inspected; the "
+    "next start's container.inspect record has its facts";
 std::string_view inspectResultName(InspectResult result);
 
 struct InspectAnswer {
   InspectRequest request;
   InspectResult result = InspectResult::kComplete;
   std::optional<ContainerInspect> inspect;  // kComplete only
-  std::string problem;                      // kGone and kFailed: the record's inspectError
+  std::string problem;  // kGone, kFailed and kNotAsked: the record's inspectError
   std::size_t attempts = 0;
 };
 

@@ -18,7 +18,7 @@ TEST_CASE("pipeline: the captured lifecycle is recorded once, in order, then eac
   const Capture& capture = testing::docker20();
   Scenario s(capture);
   s.start();
-  REQUIRE(eventually([&] { return s.engineRecords() == 42 && s.inspectRecords() == 3; }));
+  REQUIRE(eventually([&] { return s.engineRecords() == 42 && s.inspectRecords() == 5; }));
   REQUIRE(eventually([&] { return s.reconciledOnce(); }));
   s.stop();
 
@@ -27,13 +27,15 @@ TEST_CASE("pipeline: the captured lifecycle is recorded once, in order, then eac
   CHECK(recordedSources(records) == expectedSources(capture, lines(0, 41), {}));
   // col-life was created, then started three times (lines 1, 10 and 16), col-exit and
   // col-health were run: each one's inspect, asked at its create and held by the engine until
-  // the container was gone, completes the start that was waiting for it, the latest.
+  // the container was gone, completes its first start; col-life's last start is asked about on
+  // its own, and its second says it could not be inspected.
   checkInspectsAfterDestroy(capture, records,
                             idsOf(capture, {"col-life", "col-exit", "col-health"}));
-  CHECK(records.size() == 42 + 3);  // no gap, snapshot or reconciled transition
+  CHECK(records.size() == 42 + 5);  // no gap, snapshot or reconciled transition
   CHECK(s.metric("zastava_agent_duplicates_suppressed_total") == 0);
   CHECK(s.metric("zastava_agent_gaps_total") == 0);
-  CHECK(s.metric("zastava_agent_inspects_total{result=\"gone\"}") == 3);
+  // col-life's create and last start were asked about; its second start was not.
+  CHECK(s.metric("zastava_agent_inspects_total{result=\"gone\"}") == 4);
   const auto connections = s.api().connections();
   REQUIRE(connections.size() == 1);
   CHECK(connections[0].since == 0);
@@ -46,7 +48,7 @@ TEST_CASE("pipeline: a stream the engine closes is resumed before the cursor, wi
   // (before the four listed containers were created: the list is empty).
   s.api().script({Connection{.endAfter = 9}, Connection{.publishedBefore = 41}});
   s.start();
-  REQUIRE(eventually([&] { return s.engineRecords() == 42 && s.inspectRecords() == 3; }));
+  REQUIRE(eventually([&] { return s.engineRecords() == 42 && s.inspectRecords() == 5; }));
   REQUIRE(eventually([&] { return s.reconciledAtTheEnd(); }));
   s.stop();
 
@@ -84,8 +86,8 @@ TEST_CASE("pipeline: a replay without the cursor event leaves one gap record, th
                                               .openAt = *parseRfc3339Nanos("2026-11-22T14:37:55Z"),
                                               .has = [](std::size_t line) { return line >= 24; }}});
   s.start();
-  // col-life's and col-health's inspects; col-exit's create and start were lost.
-  REQUIRE(eventually([&] { return s.engineRecords() == 20 + 18 && s.inspectRecords() == 2; }));
+  // col-life's (one per start) and col-health's inspects; col-exit's create and start were lost.
+  REQUIRE(eventually([&] { return s.engineRecords() == 20 + 18 && s.inspectRecords() == 4; }));
   REQUIRE(eventually([&] { return s.reconciledAtTheEnd(); }));
   s.stop();
 
@@ -140,7 +142,7 @@ TEST_CASE("pipeline: events arriving while a resumed stream replays a burst are 
   // then sends 38..41 as they happen.
   s.api().script({Connection{.endAfter = 37}, Connection{}});
   s.start();
-  REQUIRE(eventually([&] { return s.engineRecords() == 42 && s.inspectRecords() == 3; }));
+  REQUIRE(eventually([&] { return s.engineRecords() == 42 && s.inspectRecords() == 5; }));
   REQUIRE(eventually([&] { return s.reconciledAtTheEnd(); }));
   s.stop();
 
@@ -264,7 +266,7 @@ TEST_CASE("pipeline: a full event queue closes the stream, which resumes from th
   // Waits until everything is in (see overflowOnce), or the stream is seen resuming from the same
   // point ten times over.
   REQUIRE(eventually([&] {
-    return (s.inspectRecords() == 3 && s.api().allSent()) || goingRound(s.api().connections(), 10);
+    return (s.inspectRecords() == 5 && s.api().allSent()) || goingRound(s.api().connections(), 10);
   }));
   const auto connections = s.api().connections();
   INFO("connections (since: lines sent):\n" << describe(connections));
@@ -287,7 +289,7 @@ TEST_CASE("pipeline: overflows resume from the last queued; every event is recor
   options.resumeOverlap = std::chrono::milliseconds(1);
   Scenario s(capture, options);
   overflowOnce(s);
-  const bool done = eventually([&] { return s.inspectRecords() == 3 && s.api().allSent(); });
+  const bool done = eventually([&] { return s.inspectRecords() == 5 && s.api().allSent(); });
   INFO("engine records " << s.engineRecords() << ", inspect records " << s.inspectRecords()
                          << ", all sent " << s.api().allSent() << "\n"
                          << describe(s.api().connections()));
@@ -323,7 +325,7 @@ TEST_CASE("pipeline: events a full queue refused that the engine no longer has l
   s.api().script({Connection{}, Connection{.publishedBefore = 9,
                                            .has = [](std::size_t line) { return line >= 8; }}});
   overflowOnce(s);
-  REQUIRE(eventually([&] { return s.inspectRecords() == 3 && s.api().allSent(); }));
+  REQUIRE(eventually([&] { return s.inspectRecords() == 5 && s.api().allSent(); }));
   s.stop();
 
   const auto connections = s.api().connections();
@@ -391,15 +393,27 @@ TEST_CASE("pipeline: a held inspect delays no other record; its answer follows w
     CHECK(s.api().inspectCalls()[colLife] == 1);
   }
   s.api().releaseInspect(colLife);
-  REQUIRE(eventually([&] { return s.inspectRecords() == 3; }));
+  REQUIRE(eventually([&] { return s.inspectRecords() == 5; }));
   s.stop();
 
+  // col-life started three times (lines 1, 10 and 16) while its create's inspect was held:
+  // the answer completes the first start, the newest is asked about on its own, and the one
+  // between says it could not be inspected. Every start has its container.inspect record.
   const std::vector<json> records = s.ledger().records();
-  CHECK(records.size() == 42 + 3);
-  const json& last = records.back();
-  CHECK(text(last, "kind") == kInspectKind);
-  CHECK(containerOf(last) == colLife);
-  CHECK(text(last, "completes") == eventIdOf(capture, lastStart(capture, colLife)));
+  CHECK(records.size() == 42 + 5);
+  std::vector<std::pair<std::string, std::string>> completed;  // completes, inspectError
+  for (const json& record : records) {
+    if (text(record, "kind") == kInspectKind && containerOf(record) == colLife) {
+      completed.emplace_back(text(record, "completes"), text(record, "inspectError"));
+    }
+  }
+  CHECK(completed == std::vector<std::pair<std::string, std::string>>{
+                         {eventIdOf(capture, 1), kGone},
+                         {eventIdOf(capture, 10), std::string(kStartedAgainBeforeInspect)},
+                         {eventIdOf(capture, 16), kGone}});
+  CHECK(startsOf(capture, colLife) == std::vector<std::size_t>{1, 10, 16});
+  CHECK(s.api().inspectCalls()[colLife] == 2);
+  CHECK(s.metric("zastava_agent_inspects_total{result=\"gone\"}") == 4);  // asked: 2 + 2
   checkInspectsAfterDestroy(capture, records,
                             idsOf(capture, {"col-life", "col-exit", "col-health"}));
 }
@@ -408,8 +422,8 @@ TEST_CASE("pipeline: an inspect answered 404 says the container was gone") {
   const Capture& capture = testing::docker26();
   Scenario s(capture);
   s.start();
-  // col-life, col-exit, col-health, col-oom, col-rm and col-rm2.
-  REQUIRE(eventually([&] { return s.engineRecords() == 62 && s.inspectRecords() == 6; }));
+  // col-life (three starts), col-exit, col-health, col-oom, col-rm and col-rm2.
+  REQUIRE(eventually([&] { return s.engineRecords() == 62 && s.inspectRecords() == 8; }));
   s.stop();
 
   const std::vector<json> records = s.ledger().records();
@@ -436,7 +450,8 @@ TEST_CASE("pipeline: an inspect answered 404 says the container was gone") {
     CHECK_FALSE(inspect["container"].contains(fact));
   }
   CHECK(s.api().inspectCalls()[colRm] == 1);  // gone is not asked again
-  CHECK(s.metric("zastava_agent_inspects_total{result=\"gone\"}") == 6);
+  // col-life's create and last start were asked about; its second start was not.
+  CHECK(s.metric("zastava_agent_inspects_total{result=\"gone\"}") == 7);
   CHECK(s.metric("zastava_agent_inspects_total{result=\"failed\"}") == 0);
   checkInspectsAfterDestroy(
       capture, records,
@@ -451,7 +466,7 @@ TEST_CASE("pipeline: Podman's remove is one container.destroy; reconciliation ad
   // reconciliation lists nothing (the listed containers were removed before the lifecycle).
   s.api().script({Connection{.endAfter = 51}, Connection{.endAfter = 52}, Connection{}});
   s.start();
-  REQUIRE(eventually([&] { return s.engineRecords() == 53 && s.inspectRecords() == 6; }));
+  REQUIRE(eventually([&] { return s.engineRecords() == 53 && s.inspectRecords() == 8; }));
   REQUIRE(eventually([&] {
     const auto connections = s.api().connections();
     return connections.size() == 3 && connections[2].replayed && s.reconciledAtTheEnd();
