@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -77,6 +78,7 @@ class RecorderImpl final : public Recorder {
       } else if (queue_.size() >=
                  (failing_ ? options_.failingQueueCapacity : options_.queueCapacity)) {
         dropReason = "queue_full";
+        rememberDropped(record);
       } else {
         queue_.push_back(std::move(record));
         ++submitted_;
@@ -131,6 +133,8 @@ class RecorderImpl final : public Recorder {
   Result<void> maintain();
   void releaseMemoryAfterBurst(std::size_t committed);
   void reportOutcome(const Result<void>& result);
+  void rememberDropped(const Record& record);
+  void queueGapForDropped();
 
   const RecorderOptions options_;
   Clock& clock_;
@@ -156,6 +160,13 @@ class RecorderImpl final : public Recorder {
   bool stopping_ = false;             // guarded by mu_
   bool writerExited_ = false;         // guarded by mu_
   std::chrono::steady_clock::time_point stopDeadline_;  // guarded by mu_
+  // Records refused while the buffer was not writable: an agent.gap once it is again.
+  struct Dropped {
+    std::int64_t records = 0;
+    UnixNanos from = 0;
+    UnixNanos to = 0;
+  };
+  std::optional<Dropped> dropped_;  // guarded by mu_
 
   // Writer thread only.
   std::vector<Record> batch_;        // taken from queue_, not yet committed to SQLite
@@ -293,10 +304,39 @@ Result<void> RecorderImpl::maintain() {
   return okResult();
 }
 
+// Under mu_.
+void RecorderImpl::rememberDropped(const Record& record) {
+  if (!dropped_) dropped_ = Dropped{0, record.time, record.time};
+  ++dropped_->records;
+  dropped_->from = std::min(dropped_->from, record.time);
+  dropped_->to = std::max(dropped_->to, record.time);
+}
+
+// After the records kept while the buffer was not writable, before any submitted since: the
+// span whose records were refused, so the ledger says what it is missing.
+void RecorderImpl::queueGapForDropped() {
+  std::lock_guard lock(mu_);
+  if (!dropped_) return;
+  const std::string refused =
+      fmt::format("{} record{}", dropped_->records, dropped_->records == 1 ? "" : "s");
+  spdlog::warn("buffer: {} from {} to {} were refused while it was not writable; an agent.gap "
+               "record says so",
+               refused, formatRfc3339Nanos(dropped_->from), formatRfc3339Nanos(dropped_->to));
+  const std::string reason =
+      fmt::format("{} refused while the buffer was not writable ({})", refused, failure_);
+  const UnixNanos now = clock_.now();
+  queue_.push_back(
+      gapRecord(GapFacts{dropped_->from, dropped_->to, reason, std::nullopt}, now, now));
+  ++submitted_;
+  metrics_.countGap();
+  dropped_.reset();
+}
+
 void RecorderImpl::reportOutcome(const Result<void>& result) {
   if (result) {
     if (!failure_.empty()) {
       spdlog::info("buffer: writable again after: {}", failure_);
+      queueGapForDropped();
       failure_.clear();
       {
         std::lock_guard lock(mu_);

@@ -178,7 +178,7 @@ TEST_CASE("records only SQLite holds are appended to NDJSON at the next start") 
   CHECK(chainVerifies(allSegmentLines(f.segmentDir)));
 }
 
-TEST_CASE("a failing disk degrades health, queues, drops beyond capacity, then loses nothing") {
+TEST_CASE("a failing disk degrades health, queues, refuses beyond capacity with a gap record") {
   Fixture f;
   f.health.setInventoryDone();
   f.health.setEngineReachable(true);
@@ -215,9 +215,16 @@ TEST_CASE("a failing disk degrades health, queues, drops beyond capacity, then l
   recorder->flush();
   recorder->stop();
   const auto ndjson = allSegmentLines(f.segmentDir);
-  CHECK(ndjson.size() == 10);
+  REQUIRE(ndjson.size() == 11);  // the 10 accepted, then the gap of the one refused
   CHECK(ndjson == f.storedLines());
   CHECK(chainVerifies(ndjson));
+  const auto gap = nlohmann::json::parse(ndjson.back());
+  CHECK(gap["kind"] == "agent.gap");
+  CHECK(gap["gap"]["fromTimeNano"] == kStart + 10);
+  CHECK(gap["gap"]["toTimeNano"] == kStart + 10);
+  const std::string reason = gap["gap"]["reason"];
+  CHECK(reason.find("1 record refused while the buffer was not writable (") == 0);
+  CHECK(metricValue(f.metrics, "zastava_agent_gaps_total") == 1);
   CHECK(metricValue(f.metrics, "zastava_agent_buffer_writable") == 1);
 }
 
