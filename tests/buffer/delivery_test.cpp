@@ -11,7 +11,8 @@
 #include <thread>
 
 #include "buffer/backend_client.h"
-#include "buffer/delivery_queue.h"
+#include "buffer/delivery_backlog.h"
+#include "buffer/delivery_ledger.h"
 #include "buffer/dispatcher.h"
 #include "buffer/quarantine.h"
 #include "buffer/recorder.h"
@@ -112,8 +113,8 @@ struct Ledger {
     for (const auto& record : *committed) lines.push_back(record.line);
     return lines;
   }
-  std::unique_ptr<DeliveryQueue> queue() {
-    auto opened = DeliveryQueue::open(db);
+  std::unique_ptr<DeliveryLedger> queue() {
+    auto opened = DeliveryLedger::open(db);
     REQUIRE(opened.ok());
     return std::move(*opened);
   }
@@ -252,17 +253,18 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   options.failuresBeforeUnready = 1;
   options.dataDirectory = tmp.path();
   options.retentionNanos = 3600 * kSecond;
-  auto dispatcher = Dispatcher::create(options, clock, metrics, health);
-  REQUIRE(dispatcher.ok());
+  auto client = BackendClient::create(options.backend);
+  REQUIRE(client.ok());
+  DeliveryBacklog backlog{metrics};
   RecorderOptions recorderOptions;
   recorderOptions.dataDirectory = tmp.path();
   recorderOptions.keepUndelivered = true;
-  recorderOptions.onCommitted = [&](std::size_t records, std::uint64_t bytes) {
-    (*dispatcher)->recordsCommitted(records, bytes);
-  };
+  recorderOptions.commitObserver = &backlog;
   auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
   REQUIRE(recorder.ok());
-  REQUIRE((*dispatcher)->start(**recorder).ok());
+  auto dispatcher = Dispatcher::start(options, std::move(*client), backlog, **recorder, clock,
+                                      metrics, health);
+  REQUIRE(dispatcher.ok());
   for (int i = 0; i < 5; ++i) {
     REQUIRE((*recorder)->submit(engineRecord("old" + std::to_string(i), "start", kStart + i)));
   }
