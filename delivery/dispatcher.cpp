@@ -1,4 +1,4 @@
-#include "buffer/dispatcher.h"
+#include "delivery/dispatcher.h"
 
 #include <spdlog/spdlog.h>
 
@@ -8,12 +8,12 @@
 #include <system_error>
 #include <thread>
 
-#include "buffer/backend_client.h"
 #include "buffer/delivery_ledger.h"
-#include "buffer/quarantine.h"
 #include "buffer/record.h"
-#include "buffer/recorder.h"
+#include "buffer/recorder.h"  // kDatabaseFileName
 #include "common/thread_name.h"
+#include "delivery/backend_client.h"
+#include "delivery/quarantine.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -41,8 +41,8 @@ std::string urlForLog(const std::string& url) {
 class DispatcherImpl final : public Dispatcher {
  public:
   DispatcherImpl(const DispatcherOptions& options, std::unique_ptr<BackendClient> client,
-                 std::unique_ptr<DeliveryLedger> ledger, DeliveryBacklog& backlog,
-                 RecordSink& gaps, Clock& clock, Metrics& metrics, HealthState& health)
+                 std::unique_ptr<DeliveryLedger> ledger, DeliveryBacklog& backlog, RecordSink& gaps,
+                 Clock& clock, Metrics& metrics, HealthState& health)
       : options_(options),
         client_(std::move(client)),
         ledger_(std::move(ledger)),
@@ -314,9 +314,8 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::start(const DispatcherOptions& o
   backlog.set(*counted);
   spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting",
                urlForLog(options.backend.url), counted->records, counted->bytes);
-  auto dispatcher = std::make_unique<DispatcherImpl>(options, std::move(client),
-                                                     std::move(*ledger), backlog, gaps, clock,
-                                                     metrics, health);
+  auto dispatcher = std::make_unique<DispatcherImpl>(options, std::move(client), std::move(*ledger),
+                                                     backlog, gaps, clock, metrics, health);
   auto started = dispatcher->startThread();
   if (!started) return started.error();
   return std::unique_ptr<Dispatcher>(std::move(dispatcher));

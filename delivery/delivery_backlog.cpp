@@ -1,4 +1,4 @@
-#include "buffer/delivery_backlog.h"
+#include "delivery/delivery_backlog.h"
 
 #include <algorithm>
 

@@ -5,9 +5,9 @@
 // undelivered records the retention deletes are counted and announced by an agent.gap record.
 // Readiness fails after Backend:FailuresBeforeUnready failed attempts in a row.
 //
-// It reads the ledger through DeliveryLedger (its own SQLite connection), learns of commits
-// through the DeliveryBacklog the Recorder tells, and writes its agent.gap records to a
-// RecordSink (the Recorder). Made in this order: BackendClient (checks the files),
+// It reads the ledger through buffer/'s DeliveryLedger (a SQLite connection of its own), learns
+// of commits through the DeliveryBacklog the Recorder tells, and writes its agent.gap records to
+// a RecordSink (the Recorder). Made in this order: BackendClient (checks the files),
 // DeliveryBacklog, Recorder, Dispatcher.
 #pragma once
 
@@ -17,11 +17,11 @@
 #include <memory>
 #include <string>
 
-#include "buffer/backend_client.h"
-#include "buffer/delivery_backlog.h"
 #include "buffer/record_sink.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "delivery/backend_client.h"
+#include "delivery/delivery_backlog.h"
 
 namespace zastava {
 
