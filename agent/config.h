@@ -16,9 +16,9 @@
 #include "agent/event_queue.h"
 #include "agent/evidence_collector.h"
 #include "agent/redaction.h"
-#include "buffer/dispatcher.h"
 #include "buffer/recorder.h"
 #include "common/result.h"
+#include "delivery/dispatcher.h"
 #include "health/health_state.h"
 
 namespace zastava {

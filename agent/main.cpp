@@ -15,10 +15,12 @@
 #include "agent/logging.h"
 #include "agent/pipeline.h"
 #include "agent/records_command.h"
-#include "buffer/dispatcher.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
+#include "delivery/backend_client.h"
+#include "delivery/delivery_backlog.h"
+#include "delivery/dispatcher.h"
 #include "health/health_state.h"
 #include "health/http_server.h"
 #include "health/metrics.h"
@@ -95,33 +97,40 @@ int run(const Config& config, const Endpoint& endpoint) {
     spdlog::critical("{}", started.error().message);
     return kExitStartFailure;
   }
+  // Backend delivery (with Backend:Url), in dependency order: the client, the backlog the
+  // Recorder tells of its commits, the Recorder, then the Dispatcher, which reads the ledger and
+  // writes its agent.gap records to the Recorder.
+  const DispatcherOptions delivery = dispatcherOptions(config);
+  std::unique_ptr<BackendClient> backend;
+  std::unique_ptr<DeliveryBacklog> backlog;
+  if (delivery.enabled()) {
+    auto client = BackendClient::create(delivery.backend);
+    if (!client.ok()) {
+      spdlog::critical("cannot deliver to the backend: {}", client.error().message);
+      return kExitConfigError;
+    }
+    backend = std::move(*client);
+    backlog = std::make_unique<DeliveryBacklog>(metrics);
+  }
   RecorderOptions recorderOptions;
   recorderOptions.dataDirectory = config.dataDirectory;
   recorderOptions.limits = bufferLimits(config);
-  std::unique_ptr<Dispatcher> dispatcher;
-  if (const DispatcherOptions delivery = dispatcherOptions(config); delivery.enabled()) {
-    auto created = Dispatcher::create(delivery, clock, metrics, health);
-    if (!created.ok()) {
-      spdlog::critical("cannot deliver to the backend: {}", created.error().message);
-      return kExitConfigError;
-    }
-    dispatcher = std::move(*created);
-    recorderOptions.keepUndelivered = true;
-    recorderOptions.onCommitted = [&delivering = *dispatcher](std::size_t records,
-                                                              std::uint64_t bytes) {
-      delivering.recordsCommitted(records, bytes);
-    };
-  }
+  recorderOptions.keepUndelivered = delivery.enabled();
+  recorderOptions.commitObserver = backlog.get();
   auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
   if (!recorder.ok()) {
     spdlog::critical("cannot open the event buffer: {}", recorder.error().message);
     return kExitStartFailure;
   }
-  if (dispatcher) {
-    if (auto started = dispatcher->start(**recorder); !started.ok()) {
+  std::unique_ptr<Dispatcher> dispatcher;
+  if (delivery.enabled()) {
+    auto started = Dispatcher::start(delivery, std::move(backend), *backlog, **recorder, clock,
+                                     metrics, health);
+    if (!started.ok()) {
       spdlog::critical("cannot start backend delivery: {}", started.error().message);
       return kExitStartFailure;
     }
+    dispatcher = std::move(*started);
   }
   auto api = makeCurlDockerApi(endpoint);
   PipelineOptions pipelineOptions;

@@ -274,8 +274,8 @@ Result<void> RecorderImpl::writeOnce() {
     metrics_.countEvent(committed.kind, recordSourceName(committed.source));
     newest = std::max(newest, committed.timeNano);
   }
-  if (options_.onCommitted && !unsynced_.empty()) {
-    options_.onCommitted(unsynced_.size(), unsyncedBytes_);
+  if (options_.commitObserver != nullptr && !unsynced_.empty()) {
+    options_.commitObserver->recordsCommitted(unsynced_.size(), unsyncedBytes_);
   }
   unsynced_.clear();
   unsyncedBytes_ = 0;

@@ -7,11 +7,12 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <vector>
 
+#include "buffer/commit_observer.h"
 #include "buffer/record.h"
+#include "buffer/record_sink.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -33,10 +34,6 @@ struct BufferLimits {
   std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;  // EventBuffer:RetentionHours
 };
 
-// What the writer reports after each group commit: records made durable and their NDJSON bytes
-// (newlines included).
-using CommitListener = std::function<void(std::size_t records, std::uint64_t bytes)>;
-
 struct RecorderOptions {
   std::filesystem::path dataDirectory;  // holds runtime-events/ and zastava-agent.db
   BufferLimits limits;
@@ -49,10 +46,12 @@ struct RecorderOptions {
   // Backend delivery is on: the retention leaves records the backend has not accepted to the
   // Dispatcher, which counts them as expired (docs/backend.md).
   bool keepUndelivered = false;
-  CommitListener onCommitted;  // called on the writer thread; may be empty
+  // Told after each group commit, on the writer thread; null: nobody is. Borrowed: it must
+  // outlive the Recorder.
+  CommitObserver* commitObserver = nullptr;
 };
 
-class Recorder {
+class Recorder : public RecordSink {
  public:
   // Creates the data directory layout (0750 dirs, 0640 NDJSON, 0600 db), opens SQLite in WAL
   // mode, appends to NDJSON what only SQLite holds (see resync.h), and starts the writer thread;
@@ -67,7 +66,7 @@ class Recorder {
   // While the buffer is failing (disk full) it never waits: a full queue drops the record,
   // counted in zastava_agent_events_dropped_total{reason="queue_full"}. False when dropped, and
   // after stop() (reason="stopped"). Any thread.
-  virtual bool submit(Record record) = 0;
+  bool submit(Record record) override = 0;
 
   // Blocks until everything submitted before the call is committed (or failed). Any thread.
   virtual void flush() = 0;

@@ -24,9 +24,10 @@ class SqliteConnection;
 class SqliteStatement;
 
 inline constexpr int kStoreSchemaVersion = 2;
-// The meta key of the delivery cursor: the rowid of the last record the backend accepted.
+// The meta key of the delivery cursor: the rowid of the last record the backend accepted
+// (DeliveryLedger moves it, the retention reads it).
 inline constexpr std::string_view kDeliveryCursorKey = "delivery_rowid";
-// Sets meta key ?1 to value ?2.
+// Sets meta key ?1 to value ?2 (SqliteStore's and DeliveryLedger's).
 inline constexpr const char* kSetMeta =
     "INSERT INTO meta(key, value) VALUES(?1, ?2) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -63,7 +64,7 @@ class SqliteStore {
   Result<std::vector<CommittedRecord>> commit(std::span<const Record> batch);
 
   // Deletes events whose time_nano is before `cutoff` (with `keepUndelivered`, only those the
-  // backend has accepted: see delivery_queue.h), never the newest one, and containers marked
+  // backend has accepted: see delivery_ledger.h), never the newest one, and containers marked
   // "removed" not updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
   Result<std::int64_t> pruneOlderThan(UnixNanos cutoff, bool keepUndelivered);
 

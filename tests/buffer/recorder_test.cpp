@@ -6,11 +6,13 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "buffer/commit_observer.h"
 #include "buffer/sqlite_store.h"
 #include "buffer_test_util.h"
 #include "health/health_state.h"
@@ -113,6 +115,69 @@ TEST_CASE("submitted records end up in SQLite and NDJSON, identical, in order, c
   CHECK(testing::fileMode(f.dataDir / "zastava-agent.db") == 0600);
   CHECK(testing::fileMode(f.dataDir) == 0750);
   CHECK(testing::fileMode(f.segmentDir) == 0750);
+}
+
+// Adds up what the writer tells it, and checks each time that the lines are in NDJSON already.
+class CountingObserver final : public CommitObserver {
+ public:
+  explicit CountingObserver(std::filesystem::path segmentDir)
+      : segmentDir_(std::move(segmentDir)) {}
+  void recordsCommitted(std::size_t records, std::uint64_t bytes) override {
+    std::lock_guard lock(mu_);
+    records_ += records;
+    bytes_ += bytes;
+    if (records == 0) toldOfNothing_ = true;
+    if (allSegmentLines(segmentDir_).size() < records_) toldEarly_ = true;
+  }
+  std::size_t records() {
+    std::lock_guard lock(mu_);
+    return records_;
+  }
+  std::uint64_t bytes() {
+    std::lock_guard lock(mu_);
+    return bytes_;
+  }
+  bool toldEarly() {
+    std::lock_guard lock(mu_);
+    return toldEarly_;
+  }
+  bool toldOfNothing() {
+    std::lock_guard lock(mu_);
+    return toldOfNothing_;
+  }
+
+ private:
+  const std::filesystem::path segmentDir_;
+  std::mutex mu_;
+  std::size_t records_ = 0;     // guarded by mu_
+  std::uint64_t bytes_ = 0;     // guarded by mu_
+  bool toldEarly_ = false;      // guarded by mu_
+  bool toldOfNothing_ = false;  // guarded by mu_
+};
+
+TEST_CASE("the commit observer is told of new records once they are durable, not of duplicates") {
+  Fixture f;
+  CountingObserver observer(f.segmentDir);
+  RecorderOptions options;
+  options.dataDirectory = f.dataDir;
+  options.commitObserver = &observer;
+  auto recorder = Recorder::open(options, f.clock, f.metrics, f.health);
+  REQUIRE(recorder.ok());
+  for (int i = 0; i < 20; ++i) {
+    CHECK((*recorder)->submit(engineRecord("c" + std::to_string(i), "start", kStart + i)));
+  }
+  (*recorder)->flush();
+  CHECK((*recorder)->submit(engineRecord("c0", "start", kStart)));  // a duplicate alone
+  (*recorder)->stop();
+
+  const auto lines = allSegmentLines(f.segmentDir);
+  REQUIRE(lines.size() == 20);
+  std::uint64_t bytes = 0;
+  for (const auto& line : lines) bytes += line.size() + 1;
+  CHECK(observer.records() == 20);
+  CHECK(observer.bytes() == bytes);
+  CHECK_FALSE(observer.toldEarly());
+  CHECK_FALSE(observer.toldOfNothing());
 }
 
 TEST_CASE("the chain and cursor continue in new segments after a restart") {

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <filesystem>
 
-#include "buffer/delivery_queue.h"
+#include "buffer/delivery_ledger.h"
 #include "common/result.h"
 
 namespace zastava {

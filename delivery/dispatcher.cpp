@@ -1,21 +1,19 @@
-#include "buffer/dispatcher.h"
+#include "delivery/dispatcher.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <random>
 #include <system_error>
 #include <thread>
 
-#include "buffer/backend_client.h"
-#include "buffer/delivery_queue.h"
-#include "buffer/quarantine.h"
+#include "buffer/delivery_ledger.h"
 #include "buffer/record.h"
-#include "buffer/recorder.h"
+#include "buffer/recorder.h"  // kDatabaseFileName
 #include "common/thread_name.h"
+#include "delivery/backend_client.h"
+#include "delivery/quarantine.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 
@@ -43,9 +41,13 @@ std::string urlForLog(const std::string& url) {
 class DispatcherImpl final : public Dispatcher {
  public:
   DispatcherImpl(const DispatcherOptions& options, std::unique_ptr<BackendClient> client,
+                 std::unique_ptr<DeliveryLedger> ledger, DeliveryBacklog& backlog, RecordSink& gaps,
                  Clock& clock, Metrics& metrics, HealthState& health)
       : options_(options),
         client_(std::move(client)),
+        ledger_(std::move(ledger)),
+        backlog_(backlog),
+        gaps_(gaps),
         clock_(clock),
         metrics_(metrics),
         health_(health),
@@ -54,30 +56,7 @@ class DispatcherImpl final : public Dispatcher {
 
   ~DispatcherImpl() override { stop(); }
 
-  void recordsCommitted(std::size_t records, std::uint64_t bytes) override {
-    {
-      std::lock_guard lock(mu_);
-      backlog_.records += static_cast<std::int64_t>(records);
-      backlog_.bytes += static_cast<std::int64_t>(bytes);
-      metrics_.setBackendBacklog(backlog_.records, backlog_.bytes);
-    }
-    wake_.notify_one();
-  }
-
-  Result<void> start(Recorder& recorder) override {
-    recorder_ = &recorder;
-    auto queue = DeliveryQueue::open(options_.dataDirectory / kDatabaseFileName);
-    if (!queue) return queue.error();
-    queue_ = std::move(*queue);
-    auto backlog = queue_->backlog();
-    if (!backlog) return backlog.error();
-    {
-      std::lock_guard lock(mu_);
-      backlog_ = *backlog;
-      metrics_.setBackendBacklog(backlog_.records, backlog_.bytes);
-    }
-    spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting", urlForLog(options_.backend.url),
-                 backlog->records, backlog->bytes);
+  Result<void> startThread() {
     try {
       thread_ = std::thread([this] { run(); });
     } catch (const std::system_error& e) {
@@ -88,12 +67,8 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   void stop() override {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
+    backlog_.close();
     cancel_ = true;
-    wake_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -108,31 +83,21 @@ class DispatcherImpl final : public Dispatcher {
   void expireIfDue();
   void reportHead(const PendingBatch& batch);
   bool sendNow(const PendingBatch& batch);
-  // Waits until `deadline`, stop(), or `ready` (checked under mu_). False once stopping.
-  template <typename Ready>
-  bool waitUntil(SteadyTime deadline, Ready ready);
+  // Waits until `deadline` or stop().
+  void sleepUntil(SteadyTime deadline);
   std::chrono::milliseconds nextBackoff();
-  bool stopping() {
-    std::lock_guard lock(mu_);
-    return stopping_;
-  }
-  std::int64_t backlogRecords();
-  bool batchWouldBeFull() const;
+  bool batchWouldBeFull(const Backlog& backlog) const;
 
   const DispatcherOptions options_;
   std::unique_ptr<BackendClient> client_;
+  std::unique_ptr<DeliveryLedger> ledger_;
+  DeliveryBacklog& backlog_;  // records after the cursor
+  RecordSink& gaps_;
   Clock& clock_;
   Metrics& metrics_;
   HealthState& health_;
-  Recorder* recorder_ = nullptr;
-  std::unique_ptr<DeliveryQueue> queue_;
   std::thread thread_;
   std::atomic<bool> cancel_{false};
-
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
-  Backlog backlog_;        // guarded by mu_: records after the cursor
 
   // Delivery thread only.
   std::size_t batchLimit_;  // records per batch; halved by 413s
@@ -140,56 +105,50 @@ class DispatcherImpl final : public Dispatcher {
   std::chrono::seconds backoff_{kFirstBackoff};
   std::int64_t headRowid_ = -1;  // the first undelivered record, as last seen
   SteadyTime headSeenAt_;
-  std::string queueError_;  // the current ledger read error, empty when none
+  std::string ledgerError_;  // the current ledger read error, empty when none
   UnixNanos lastExpiry_ = 0;
   std::minstd_rand random_;
 };
 
-template <typename Ready>
-bool DispatcherImpl::waitUntil(SteadyTime deadline, Ready ready) {
-  std::unique_lock lock(mu_);
-  wake_.wait_until(lock, deadline, [&] { return stopping_ || ready(); });
-  return !stopping_;
+void DispatcherImpl::sleepUntil(SteadyTime deadline) {
+  backlog_.waitUntil(deadline, [](const Backlog&) { return false; });
 }
 
 void DispatcherImpl::run() {
   nameThisThread("zastava-deliver");
-  while (!stopping()) {
+  while (!backlog_.closed()) {
     expireIfDue();
-    const std::int64_t backlogBefore = backlogRecords();
-    auto batch = queue_->next(batchLimit_, options_.batchMaxBytes);
+    const std::int64_t backlogBefore = backlog_.current().records;
+    auto batch = ledger_->next(batchLimit_, options_.batchMaxBytes);
     if (!batch) {
-      if (queueError_ != batch.error().message) {
-        queueError_ = batch.error().message;
-        spdlog::warn("backend: cannot read the records to deliver, retrying: {}", queueError_);
+      if (ledgerError_ != batch.error().message) {
+        ledgerError_ = batch.error().message;
+        spdlog::warn("backend: cannot read the records to deliver, retrying: {}", ledgerError_);
       }
-      waitUntil(std::chrono::steady_clock::now() + nextBackoff(), [] { return false; });
+      sleepUntil(std::chrono::steady_clock::now() + nextBackoff());
       continue;
     }
-    queueError_.clear();
+    ledgerError_.clear();
     reportHead(*batch);
     // Records committed since the read wake the wait: they may fill the batch.
-    auto more = [&] { return backlog_.records != backlogBefore && batchWouldBeFull(); };
+    auto more = [&](const Backlog& now) {
+      return now.records != backlogBefore && batchWouldBeFull(now);
+    };
     if (batch->records == 0) {
-      waitUntil(std::chrono::steady_clock::now() + kExpiryInterval,
-                [&] { return backlog_.records != backlogBefore; });
+      backlog_.waitUntil(std::chrono::steady_clock::now() + kExpiryInterval,
+                         [&](const Backlog& now) { return now.records != backlogBefore; });
     } else if (sendNow(*batch)) {
       deliver(*batch);
     } else {
-      waitUntil(headSeenAt_ + options_.batchMaxWait, more);
+      backlog_.waitUntil(headSeenAt_ + options_.batchMaxWait, more);
     }
   }
 }
 
-std::int64_t DispatcherImpl::backlogRecords() {
-  std::lock_guard lock(mu_);
-  return backlog_.records;
-}
-
-// Under mu_: the backlog holds a full batch (next() would stop at a limit).
-bool DispatcherImpl::batchWouldBeFull() const {
-  return backlog_.records >= static_cast<std::int64_t>(batchLimit_) ||
-         backlog_.bytes > static_cast<std::int64_t>(options_.batchMaxBytes);
+// The backlog holds a full batch (next() would stop at a limit).
+bool DispatcherImpl::batchWouldBeFull(const Backlog& backlog) const {
+  return backlog.records >= static_cast<std::int64_t>(batchLimit_) ||
+         backlog.bytes > static_cast<std::int64_t>(options_.batchMaxBytes);
 }
 
 // A batch goes when it is full or its first record has waited Backend:BatchMaxWaitMs.
@@ -202,7 +161,7 @@ void DispatcherImpl::reportHead(const PendingBatch& batch) {
   if (head == headRowid_) return;
   headRowid_ = head;
   headSeenAt_ = std::chrono::steady_clock::now();
-  auto observed = head == 0 ? Result<UnixNanos>(UnixNanos{0}) : queue_->observedAt(head);
+  auto observed = head == 0 ? Result<UnixNanos>(UnixNanos{0}) : ledger_->observedAt(head);
   metrics_.setBackendOldestUndelivered(observed ? *observed : clock_.now());
 }
 
@@ -234,16 +193,13 @@ void DispatcherImpl::deliver(const PendingBatch& batch) {
 }
 
 void DispatcherImpl::moveCursorPast(const PendingBatch& batch) {
-  if (auto stored = queue_->markDelivered(batch.lastRowid); !stored) {
+  if (auto stored = ledger_->markDelivered(batch.lastRowid); !stored) {
     spdlog::warn("backend: delivered, but the delivery cursor was not stored ({}); a restart "
                  "sends these records again",
                  stored.error().message);
   }
-  std::lock_guard lock(mu_);
-  backlog_.records = std::max<std::int64_t>(backlog_.records - batch.records, 0);
-  backlog_.bytes = std::max<std::int64_t>(
-      backlog_.bytes - static_cast<std::int64_t>(batch.body.size()), 0);
-  metrics_.setBackendBacklog(backlog_.records, backlog_.bytes);
+  backlog_.remove(static_cast<std::int64_t>(batch.records),
+                  static_cast<std::int64_t>(batch.body.size()));
 }
 
 void DispatcherImpl::accepted(const PendingBatch& batch, const BackendAnswer& answer) {
@@ -272,7 +228,7 @@ void DispatcherImpl::failed(const BackendAnswer& answer) {
   if (answer.retryAfter) {
     wait = std::max<std::chrono::milliseconds>(wait, std::min(*answer.retryAfter, kMaxRetryAfter));
   }
-  waitUntil(std::chrono::steady_clock::now() + wait, [] { return false; });
+  sleepUntil(std::chrono::steady_clock::now() + wait);
 }
 
 // Between half and all of the current back-off, which then doubles up to Backend:RetryMaxSeconds.
@@ -315,19 +271,14 @@ void DispatcherImpl::expireIfDue() {
   const UnixNanos now = clock_.now();
   if (now - lastExpiry_ < std::chrono::nanoseconds(kExpiryInterval).count()) return;
   lastExpiry_ = now;
-  auto expired = queue_->expireOlderThan(now - options_.retentionNanos);
+  auto expired = ledger_->expireOlderThan(now - options_.retentionNanos);
   if (!expired) {
     spdlog::warn("backend: cannot apply the retention to undelivered records: {}",
                  expired.error().message);
     return;
   }
   if (expired->records == 0) return;
-  {
-    std::lock_guard lock(mu_);
-    backlog_.records = std::max<std::int64_t>(backlog_.records - expired->records, 0);
-    backlog_.bytes = std::max<std::int64_t>(backlog_.bytes - expired->bytes, 0);
-    metrics_.setBackendBacklog(backlog_.records, backlog_.bytes);
-  }
+  backlog_.remove(expired->records, expired->bytes);
   metrics_.countBackendExpired(expired->records);
   spdlog::warn("backend: {} records from {} to {} reached the retention before the backend "
                "accepted them and were deleted; an agent.gap record tells the backend",
@@ -339,7 +290,7 @@ void DispatcherImpl::expireIfDue() {
                                   "(EventBuffer:RetentionHours) before the backend accepted them",
                                   expired->records},
                          now, now);
-  recorder_->submit(std::move(gap));
+  gaps_.submit(std::move(gap));
 }
 
 }  // namespace
@@ -351,13 +302,23 @@ Result<void> checkBackendFiles(const DispatcherOptions& options) {
   return okResult();
 }
 
-Result<std::unique_ptr<Dispatcher>> Dispatcher::create(const DispatcherOptions& options,
-                                                       Clock& clock, Metrics& metrics,
-                                                       HealthState& health) {
-  auto client = BackendClient::create(options.backend);
-  if (!client) return client.error();
-  return std::unique_ptr<Dispatcher>(
-      new DispatcherImpl(options, std::move(*client), clock, metrics, health));
+Result<std::unique_ptr<Dispatcher>> Dispatcher::start(const DispatcherOptions& options,
+                                                      std::unique_ptr<BackendClient> client,
+                                                      DeliveryBacklog& backlog, RecordSink& gaps,
+                                                      Clock& clock, Metrics& metrics,
+                                                      HealthState& health) {
+  auto ledger = DeliveryLedger::open(options.dataDirectory / kDatabaseFileName);
+  if (!ledger) return ledger.error();
+  auto counted = (*ledger)->backlog();
+  if (!counted) return counted.error();
+  backlog.set(*counted);
+  spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting",
+               urlForLog(options.backend.url), counted->records, counted->bytes);
+  auto dispatcher = std::make_unique<DispatcherImpl>(options, std::move(client), std::move(*ledger),
+                                                     backlog, gaps, clock, metrics, health);
+  auto started = dispatcher->startThread();
+  if (!started) return started.error();
+  return std::unique_ptr<Dispatcher>(std::move(dispatcher));
 }
 
 }  // namespace zastava

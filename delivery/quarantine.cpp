@@ -1,4 +1,4 @@
-#include "buffer/quarantine.h"
+#include "delivery/quarantine.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>

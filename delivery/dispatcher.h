@@ -4,6 +4,11 @@
 // capped, jittered back-off (Retry-After honoured); a batch the backend rejects is quarantined;
 // undelivered records the retention deletes are counted and announced by an agent.gap record.
 // Readiness fails after Backend:FailuresBeforeUnready failed attempts in a row.
+//
+// It reads the ledger through buffer/'s DeliveryLedger (a SQLite connection of its own), learns
+// of commits through the DeliveryBacklog the Recorder tells, and writes its agent.gap records to
+// a RecordSink (the Recorder). Made in this order: BackendClient (checks the files),
+// DeliveryBacklog, Recorder, Dispatcher.
 #pragma once
 
 #include <chrono>
@@ -12,15 +17,16 @@
 #include <memory>
 #include <string>
 
-#include "buffer/backend_client.h"
+#include "buffer/record_sink.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "delivery/backend_client.h"
+#include "delivery/delivery_backlog.h"
 
 namespace zastava {
 
 class HealthState;
 class Metrics;
-class Recorder;
 
 struct DispatcherOptions {
   BackendClientOptions backend;  // an empty url: delivery is off
@@ -42,24 +48,21 @@ Result<void> checkBackendFiles(const DispatcherOptions& options);
 
 class Dispatcher {
  public:
-  // Checks the token, CA and client certificate files (kInvalidArgument naming the key). Does
-  // not touch the ledger yet. Main thread.
-  static Result<std::unique_ptr<Dispatcher>> create(const DispatcherOptions& options, Clock& clock,
-                                                    Metrics& metrics, HealthState& health);
+  // Opens its own connection to the ledger the Recorder opened (options.dataDirectory), sets
+  // `backlog` to the records after the cursor and starts the delivery thread, which posts with
+  // `client`, waits on `backlog` and submits the agent.gap records of expired records to `gaps`.
+  // Call it before anything is submitted to the Recorder; `backlog` and `gaps` must outlive the
+  // Dispatcher. Errors: kIo naming the database; kInternal when the thread cannot start. Main
+  // thread.
+  static Result<std::unique_ptr<Dispatcher>> start(const DispatcherOptions& options,
+                                                   std::unique_ptr<BackendClient> client,
+                                                   DeliveryBacklog& backlog, RecordSink& gaps,
+                                                   Clock& clock, Metrics& metrics,
+                                                   HealthState& health);
   virtual ~Dispatcher() = default;
 
-  // The Recorder's writer made `records` records (`bytes` NDJSON bytes) durable: they join the
-  // backlog and may complete a batch. Any thread; also before start().
-  virtual void recordsCommitted(std::size_t records, std::uint64_t bytes) = 0;
-
-  // Opens its own connection to the ledger the Recorder opened, counts the backlog and starts
-  // the delivery thread. Call it before anything is submitted to `recorder`, which receives the
-  // agent.gap records of expired records. Errors: kIo naming the database; kInternal when the
-  // thread cannot start. Main thread.
-  virtual Result<void> start(Recorder& recorder) = 0;
-
-  // Cancels a request in flight and joins the thread; the backlog stays in the ledger for the
-  // next start. Idempotent. Main thread.
+  // Cancels a request in flight, closes the backlog and joins the thread; the records not
+  // delivered stay in the ledger for the next start. Idempotent. Main thread.
   virtual void stop() = 0;
 };
 

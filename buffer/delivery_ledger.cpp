@@ -1,4 +1,4 @@
-#include "buffer/delivery_queue.h"
+#include "buffer/delivery_ledger.h"
 
 #include <sqlite3.h>
 
@@ -15,14 +15,15 @@ constexpr const char* kExpiredWhere =
 
 }  // namespace
 
-DeliveryQueue::DeliveryQueue(const std::filesystem::path& path)
+DeliveryLedger::DeliveryLedger(const std::filesystem::path& path)
     : db_(std::make_unique<SqliteConnection>(path)) {}
 
-DeliveryQueue::~DeliveryQueue() = default;
+DeliveryLedger::~DeliveryLedger() = default;
 
-Result<std::unique_ptr<DeliveryQueue>> DeliveryQueue::open(const std::filesystem::path& database) {
-  std::unique_ptr<DeliveryQueue> queue(new DeliveryQueue(database));
-  SqliteConnection& db = *queue->db_;
+Result<std::unique_ptr<DeliveryLedger>> DeliveryLedger::open(
+    const std::filesystem::path& database) {
+  std::unique_ptr<DeliveryLedger> ledger(new DeliveryLedger(database));
+  SqliteConnection& db = *ledger->db_;
   auto opened = db.open(SQLITE_OPEN_READWRITE);
   if (!opened) return opened.error();
   constexpr std::string_view kFailure = "cannot read the delivery cursor from";
@@ -31,14 +32,14 @@ Result<std::unique_ptr<DeliveryQueue>> DeliveryQueue::open(const std::filesystem
   query->bindText(1, kDeliveryCursorKey);
   const int rc = query->step();
   if (rc == SQLITE_ROW) {
-    queue->cursor_ = query->integer(0);
+    ledger->cursor_ = query->integer(0);
   } else if (rc != SQLITE_DONE) {
     return db.error(rc, kFailure);
   }
-  return queue;
+  return ledger;
 }
 
-Result<PendingBatch> DeliveryQueue::next(std::size_t maxRecords, std::size_t maxBytes) {
+Result<PendingBatch> DeliveryLedger::next(std::size_t maxRecords, std::size_t maxBytes) {
   constexpr std::string_view kFailure = "cannot read undelivered records from";
   auto query = db_->prepare(
       "SELECT rowid, record FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2", kFailure);
@@ -65,7 +66,7 @@ Result<PendingBatch> DeliveryQueue::next(std::size_t maxRecords, std::size_t max
   return batch;
 }
 
-Result<UnixNanos> DeliveryQueue::observedAt(std::int64_t rowid) {
+Result<UnixNanos> DeliveryLedger::observedAt(std::int64_t rowid) {
   constexpr std::string_view kFailure = "cannot read a record from";
   auto query = db_->prepare(
       "SELECT json_extract(record, '$.observedAt') FROM events WHERE rowid = ?1", kFailure);
@@ -77,7 +78,7 @@ Result<UnixNanos> DeliveryQueue::observedAt(std::int64_t rowid) {
   return parseRfc3339Nanos(query->text(0)).value_or(0);
 }
 
-Result<void> DeliveryQueue::markDelivered(std::int64_t rowid) {
+Result<void> DeliveryLedger::markDelivered(std::int64_t rowid) {
   cursor_ = rowid;
   constexpr std::string_view kFailure = "cannot store the delivery cursor in";
   auto update = db_->prepare(kSetMeta, kFailure);
@@ -89,7 +90,7 @@ Result<void> DeliveryQueue::markDelivered(std::int64_t rowid) {
   return okResult();
 }
 
-Result<Backlog> DeliveryQueue::backlog() {
+Result<Backlog> DeliveryLedger::backlog() {
   constexpr std::string_view kFailure = "cannot count undelivered records in";
   auto query = db_->prepare(
       "SELECT count(*), total(length(CAST(record AS BLOB)) + 1) FROM events WHERE rowid > ?1",
@@ -101,11 +102,11 @@ Result<Backlog> DeliveryQueue::backlog() {
   return Backlog{query->integer(0), query->integer(1)};
 }
 
-Result<ExpiredRecords> DeliveryQueue::expireOlderThan(UnixNanos cutoff) {
+Result<ExpiredRecords> DeliveryLedger::expireOlderThan(UnixNanos cutoff) {
   return db_->inTransaction([&] { return deleteExpired(cutoff); });
 }
 
-Result<ExpiredRecords> DeliveryQueue::deleteExpired(UnixNanos cutoff) {
+Result<ExpiredRecords> DeliveryLedger::deleteExpired(UnixNanos cutoff) {
   const std::string count = std::string(
                                 "SELECT count(*), total(length(CAST(record AS BLOB)) + 1), "
                                 "min(time_nano), max(time_nano)") +

@@ -1,8 +1,9 @@
-// The ledger seen from backend delivery: the records after the delivery cursor, in commit
-// order, read through a connection of its own to the ledger's SQLite database (WAL lets it read
-// while the Recorder's writer commits). The cursor is a rowid stored in the meta table; rowids
-// only grow (SqliteStore never prunes the newest row), so "after the cursor" is exactly "not yet
-// accepted". Not thread-safe: the Dispatcher's thread owns it.
+// The ledger seen from backend delivery (delivery/), and all the SQL delivery needs: the
+// records after the delivery cursor, in commit order, read through a connection of its own to
+// the ledger's SQLite database (WAL lets it read while the Recorder's writer commits); the
+// cursor; the retention of undelivered records. The cursor is a rowid stored in the meta table;
+// rowids only grow (SqliteStore never prunes the newest row), so "after the cursor" is exactly
+// "not yet accepted". Not thread-safe: the Dispatcher's thread owns it.
 #pragma once
 
 #include <cstdint>
@@ -41,14 +42,14 @@ struct ExpiredRecords {
   UnixNanos newest = 0;
 };
 
-class DeliveryQueue {
+class DeliveryLedger {
  public:
   // Opens the database the Recorder created and loads the cursor (0 when delivery never ran:
   // everything stored is still to be sent). Errors: kIo naming the path and SQLite's message.
-  static Result<std::unique_ptr<DeliveryQueue>> open(const std::filesystem::path& database);
-  ~DeliveryQueue();
-  DeliveryQueue(const DeliveryQueue&) = delete;
-  DeliveryQueue& operator=(const DeliveryQueue&) = delete;
+  static Result<std::unique_ptr<DeliveryLedger>> open(const std::filesystem::path& database);
+  ~DeliveryLedger();
+  DeliveryLedger(const DeliveryLedger&) = delete;
+  DeliveryLedger& operator=(const DeliveryLedger&) = delete;
 
   // The rowid of the last record accepted (0: none).
   std::int64_t cursor() const { return cursor_; }
@@ -73,7 +74,7 @@ class DeliveryQueue {
   Result<ExpiredRecords> expireOlderThan(UnixNanos cutoff);
 
  private:
-  explicit DeliveryQueue(const std::filesystem::path& path);
+  explicit DeliveryLedger(const std::filesystem::path& path);
   Result<ExpiredRecords> deleteExpired(UnixNanos cutoff);  // inside a transaction
 
   std::unique_ptr<SqliteConnection> db_;

@@ -1,7 +1,7 @@
-// Backend delivery below the network: the contract's table of answers, Retry-After, the
-// delivery queue on a real ledger database, the retention's treatment of undelivered records,
-// and a Dispatcher whose backend is down long enough for records to expire. Delivery over real
-// HTTP(S) is tested end to end in tests/integration/test_backend_delivery.py.
+// Backend delivery below the network: the contract's table of answers, Retry-After, the backend
+// files, quarantine, and a Dispatcher whose backend is down long enough for records to expire.
+// The ledger side (DeliveryLedger) is tested in tests/buffer/delivery_ledger_test.cpp; delivery
+// over real HTTP(S) end to end in tests/integration/test_backend_delivery.py.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -10,15 +10,16 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "buffer/backend_client.h"
-#include "buffer/delivery_queue.h"
-#include "buffer/dispatcher.h"
-#include "buffer/quarantine.h"
+#include "buffer/delivery_ledger.h"
 #include "buffer/recorder.h"
 #include "buffer/sqlite_store.h"
-#include "buffer_test_util.h"
+#include "delivery/backend_client.h"
+#include "delivery/delivery_backlog.h"
+#include "delivery/dispatcher.h"
+#include "delivery/quarantine.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
+#include "tests/buffer/buffer_test_util.h"
 
 namespace zastava {
 namespace {
@@ -89,128 +90,39 @@ TEST_CASE("a token file that cannot be used stops start-up naming the key") {
   CHECK(noCa.error().message.starts_with("Backend:CaFile "));
 }
 
-struct Ledger {
-  testing::TempDir tmp;
-  std::filesystem::path db = tmp.path() / "zastava-agent.db";
+TEST_CASE("the backlog adds commits, takes away what left, and wakes its waiter until closed") {
   Metrics metrics{testing::testBuild()};
-  std::unique_ptr<SqliteStore> store;
+  DeliveryBacklog backlog{metrics};
+  backlog.set(Backlog{2, 100});
+  backlog.recordsCommitted(3, 50);
+  CHECK(backlog.current().records == 5);
+  CHECK(backlog.current().bytes == 150);
+  CHECK(metricValue(metrics, "zastava_agent_backend_backlog_records") == 5);
+  CHECK(metricValue(metrics, "zastava_agent_backend_backlog_bytes") == 150);
+  backlog.remove(10, 10);  // never below 0
+  CHECK(backlog.current().records == 0);
+  CHECK(backlog.current().bytes == 140);
 
-  Ledger() {
-    auto opened = SqliteStore::open(db, metrics);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
-  }
-  // Commits `count` records at kStart + i seconds; returns their lines.
-  std::vector<std::string> commit(int count, int from = 0) {
-    std::vector<Record> records;
-    for (int i = from; i < from + count; ++i) {
-      records.push_back(engineRecord("c" + std::to_string(i), "start", kStart + i * kSecond));
-    }
-    auto committed = store->commit(records);
-    REQUIRE(committed.ok());
-    std::vector<std::string> lines;
-    for (const auto& record : *committed) lines.push_back(record.line);
-    return lines;
-  }
-  std::unique_ptr<DeliveryQueue> queue() {
-    auto opened = DeliveryQueue::open(db);
-    REQUIRE(opened.ok());
-    return std::move(*opened);
-  }
-};
+  // A commit on the writer's thread wakes the delivery thread's wait.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    backlog.recordsCommitted(1, 10);
+  });
+  CHECK(backlog.waitUntil(deadline, [](const Backlog& now) { return now.records == 1; }));
+  writer.join();
+  CHECK(std::chrono::steady_clock::now() < deadline);
 
-std::string joined(const std::vector<std::string>& lines, std::size_t from, std::size_t to) {
-  std::string body;
-  for (std::size_t i = from; i < to; ++i) body += lines[i] + "\n";
-  return body;
-}
-
-TEST_CASE("the queue hands out the records after the cursor, bounded by count and bytes") {
-  Ledger ledger;
-  const auto lines = ledger.commit(5);
-  auto queue = ledger.queue();
-  CHECK(queue->cursor() == 0);
-  auto backlog = queue->backlog();
-  REQUIRE(backlog.ok());
-  CHECK(backlog->records == 5);
-  CHECK(backlog->bytes == static_cast<std::int64_t>(joined(lines, 0, 5).size()));
-
-  auto byCount = queue->next(2, 1 << 20);
-  REQUIRE(byCount.ok());
-  CHECK(byCount->records == 2);
-  CHECK(byCount->full);
-  CHECK(byCount->body == joined(lines, 0, 2));
-
-  const std::size_t twoAndABit = joined(lines, 0, 2).size() + 10;
-  auto byBytes = queue->next(100, twoAndABit);
-  REQUIRE(byBytes.ok());
-  CHECK(byBytes->records == 2);
-  CHECK(byBytes->full);
-
-  auto oversized = queue->next(100, 1);  // a record longer than the limit goes alone
-  REQUIRE(oversized.ok());
-  CHECK(oversized->records == 1);
-
-  auto all = queue->next(100, 1 << 20);
-  REQUIRE(all.ok());
-  CHECK(all->records == 5);
-  CHECK_FALSE(all->full);
-  REQUIRE(queue->markDelivered(all->lastRowid).ok());
-  auto empty = queue->next(100, 1 << 20);
-  REQUIRE(empty.ok());
-  CHECK(empty->records == 0);
-}
-
-TEST_CASE("the delivery cursor survives a reopen and the records behind it are not sent again") {
-  Ledger ledger;
-  const auto lines = ledger.commit(4);
-  {
-    auto queue = ledger.queue();
-    auto first = queue->next(3, 1 << 20);
-    REQUIRE(first.ok());
-    REQUIRE(queue->markDelivered(first->lastRowid).ok());
-  }
-  auto reopened = ledger.queue();
-  auto rest = reopened->next(100, 1 << 20);
-  REQUIRE(rest.ok());
-  CHECK(rest->body == joined(lines, 3, 4));
-  auto observed = reopened->observedAt(rest->firstRowid);
-  REQUIRE(observed.ok());
-  CHECK(*observed == kStart + 3 * kSecond + 1000);
-}
-
-TEST_CASE("the retention keeps undelivered records for the dispatcher, which expires them") {
-  Ledger ledger;
-  const auto lines = ledger.commit(6);
-  auto queue = ledger.queue();
-  auto first = queue->next(2, 1 << 20);
-  REQUIRE(first.ok());
-  REQUIRE(queue->markDelivered(first->lastRowid).ok());
-
-  // Everything but the newest record is past the retention; only the delivered ones go.
-  const UnixNanos cutoff = kStart + 10 * kSecond;
-  auto pruned = ledger.store->pruneOlderThan(cutoff, /*keepUndelivered=*/true);
-  REQUIRE(pruned.ok());
-  CHECK(*pruned == 2);
-  auto expired = queue->expireOlderThan(cutoff);
-  REQUIRE(expired.ok());
-  CHECK(expired->records == 3);  // the newest row stays, so rowids never go back
-  CHECK(expired->oldest == kStart + 2 * kSecond);
-  CHECK(expired->newest == kStart + 4 * kSecond);
-  CHECK(expired->bytes == static_cast<std::int64_t>(joined(lines, 2, 5).size()));
-
-  const auto later = ledger.commit(1, 6);
-  auto rest = queue->next(100, 1 << 20);
-  REQUIRE(rest.ok());
-  CHECK(rest->body == joined(lines, 5, 6) + later[0] + "\n");
-}
-
-TEST_CASE("without delivery the retention deletes old records whether sent or not") {
-  Ledger ledger;
-  ledger.commit(3);
-  auto pruned = ledger.store->pruneOlderThan(kStart + 10 * kSecond, /*keepUndelivered=*/false);
-  REQUIRE(pruned.ok());
-  CHECK(*pruned == 2);
+  // close() ends a wait in progress and every later one.
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(20ms);
+    backlog.close();
+  });
+  CHECK_FALSE(backlog.waitUntil(deadline, [](const Backlog&) { return false; }));
+  stopper.join();
+  CHECK(std::chrono::steady_clock::now() < deadline);
+  CHECK(backlog.closed());
+  CHECK_FALSE(backlog.waitUntil(deadline, [](const Backlog&) { return false; }));
 }
 
 TEST_CASE("a quarantined batch is kept exactly as sent, and only the newest 100 are kept") {
@@ -252,17 +164,18 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   options.failuresBeforeUnready = 1;
   options.dataDirectory = tmp.path();
   options.retentionNanos = 3600 * kSecond;
-  auto dispatcher = Dispatcher::create(options, clock, metrics, health);
-  REQUIRE(dispatcher.ok());
+  auto client = BackendClient::create(options.backend);
+  REQUIRE(client.ok());
+  DeliveryBacklog backlog{metrics};
   RecorderOptions recorderOptions;
   recorderOptions.dataDirectory = tmp.path();
   recorderOptions.keepUndelivered = true;
-  recorderOptions.onCommitted = [&](std::size_t records, std::uint64_t bytes) {
-    (*dispatcher)->recordsCommitted(records, bytes);
-  };
+  recorderOptions.commitObserver = &backlog;
   auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
   REQUIRE(recorder.ok());
-  REQUIRE((*dispatcher)->start(**recorder).ok());
+  auto dispatcher =
+      Dispatcher::start(options, std::move(*client), backlog, **recorder, clock, metrics, health);
+  REQUIRE(dispatcher.ok());
   for (int i = 0; i < 5; ++i) {
     REQUIRE((*recorder)->submit(engineRecord("old" + std::to_string(i), "start", kStart + i)));
   }

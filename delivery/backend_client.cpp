@@ -1,4 +1,4 @@
-#include "buffer/backend_client.h"
+#include "delivery/backend_client.h"
 
 #include <curl/curl.h>
 #include <strings.h>

@@ -1,0 +1,149 @@
+// The ledger seen from backend delivery (DeliveryLedger) on a real ledger database: the records
+// after the delivery cursor, bounded by count and bytes, the cursor kept across a reopen, and
+// the retention's treatment of undelivered records. The Dispatcher that uses it is tested in
+// tests/delivery/delivery_test.cpp.
+#include "buffer/delivery_ledger.h"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "buffer/sqlite_store.h"
+#include "buffer_test_util.h"
+#include "health/metrics.h"
+
+namespace zastava {
+namespace {
+
+using testing::engineRecord;
+using testing::kSecond;
+using testing::kStart;
+
+struct Ledger {
+  testing::TempDir tmp;
+  std::filesystem::path db = tmp.path() / "zastava-agent.db";
+  Metrics metrics{testing::testBuild()};
+  std::unique_ptr<SqliteStore> store;
+
+  Ledger() {
+    auto opened = SqliteStore::open(db, metrics);
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+  }
+  // Commits `count` records at kStart + i seconds; returns their lines.
+  std::vector<std::string> commit(int count, int from = 0) {
+    std::vector<Record> records;
+    for (int i = from; i < from + count; ++i) {
+      records.push_back(engineRecord("c" + std::to_string(i), "start", kStart + i * kSecond));
+    }
+    auto committed = store->commit(records);
+    REQUIRE(committed.ok());
+    std::vector<std::string> lines;
+    for (const auto& record : *committed) lines.push_back(record.line);
+    return lines;
+  }
+  std::unique_ptr<DeliveryLedger> delivery() {
+    auto opened = DeliveryLedger::open(db);
+    REQUIRE(opened.ok());
+    return std::move(*opened);
+  }
+};
+
+std::string joined(const std::vector<std::string>& lines, std::size_t from, std::size_t to) {
+  std::string body;
+  for (std::size_t i = from; i < to; ++i) body += lines[i] + "\n";
+  return body;
+}
+
+TEST_CASE("delivery is handed the records after the cursor, bounded by count and bytes") {
+  Ledger ledger;
+  const auto lines = ledger.commit(5);
+  auto delivery = ledger.delivery();
+  CHECK(delivery->cursor() == 0);
+  auto backlog = delivery->backlog();
+  REQUIRE(backlog.ok());
+  CHECK(backlog->records == 5);
+  CHECK(backlog->bytes == static_cast<std::int64_t>(joined(lines, 0, 5).size()));
+
+  auto byCount = delivery->next(2, 1 << 20);
+  REQUIRE(byCount.ok());
+  CHECK(byCount->records == 2);
+  CHECK(byCount->full);
+  CHECK(byCount->body == joined(lines, 0, 2));
+
+  const std::size_t twoAndABit = joined(lines, 0, 2).size() + 10;
+  auto byBytes = delivery->next(100, twoAndABit);
+  REQUIRE(byBytes.ok());
+  CHECK(byBytes->records == 2);
+  CHECK(byBytes->full);
+
+  auto oversized = delivery->next(100, 1);  // a record longer than the limit goes alone
+  REQUIRE(oversized.ok());
+  CHECK(oversized->records == 1);
+
+  auto all = delivery->next(100, 1 << 20);
+  REQUIRE(all.ok());
+  CHECK(all->records == 5);
+  CHECK_FALSE(all->full);
+  REQUIRE(delivery->markDelivered(all->lastRowid).ok());
+  auto empty = delivery->next(100, 1 << 20);
+  REQUIRE(empty.ok());
+  CHECK(empty->records == 0);
+}
+
+TEST_CASE("the delivery cursor survives a reopen and the records behind it are not sent again") {
+  Ledger ledger;
+  const auto lines = ledger.commit(4);
+  {
+    auto delivery = ledger.delivery();
+    auto first = delivery->next(3, 1 << 20);
+    REQUIRE(first.ok());
+    REQUIRE(delivery->markDelivered(first->lastRowid).ok());
+  }
+  auto reopened = ledger.delivery();
+  auto rest = reopened->next(100, 1 << 20);
+  REQUIRE(rest.ok());
+  CHECK(rest->body == joined(lines, 3, 4));
+  auto observed = reopened->observedAt(rest->firstRowid);
+  REQUIRE(observed.ok());
+  CHECK(*observed == kStart + 3 * kSecond + 1000);
+}
+
+TEST_CASE("the retention keeps undelivered records for the dispatcher, which expires them") {
+  Ledger ledger;
+  const auto lines = ledger.commit(6);
+  auto delivery = ledger.delivery();
+  auto first = delivery->next(2, 1 << 20);
+  REQUIRE(first.ok());
+  REQUIRE(delivery->markDelivered(first->lastRowid).ok());
+
+  // Everything but the newest record is past the retention; only the delivered ones go.
+  const UnixNanos cutoff = kStart + 10 * kSecond;
+  auto pruned = ledger.store->pruneOlderThan(cutoff, /*keepUndelivered=*/true);
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 2);
+  auto expired = delivery->expireOlderThan(cutoff);
+  REQUIRE(expired.ok());
+  CHECK(expired->records == 3);  // the newest row stays, so rowids never go back
+  CHECK(expired->oldest == kStart + 2 * kSecond);
+  CHECK(expired->newest == kStart + 4 * kSecond);
+  CHECK(expired->bytes == static_cast<std::int64_t>(joined(lines, 2, 5).size()));
+
+  const auto later = ledger.commit(1, 6);
+  auto rest = delivery->next(100, 1 << 20);
+  REQUIRE(rest.ok());
+  CHECK(rest->body == joined(lines, 5, 6) + later[0] + "\n");
+}
+
+TEST_CASE("without delivery the retention deletes old records whether sent or not") {
+  Ledger ledger;
+  ledger.commit(3);
+  auto pruned = ledger.store->pruneOlderThan(kStart + 10 * kSecond, /*keepUndelivered=*/false);
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 2);
+}
+
+}  // namespace
+}  // namespace zastava
