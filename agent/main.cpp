@@ -1,6 +1,6 @@
 // zastava-agent: wires the modules together and runs until SIGTERM/SIGINT.
 // Exit codes: 0 clean stop, 1 start-up failure (port in use, data directory unusable),
-// 2 configuration error.
+// 2 configuration error, 70 an internal invariant broke (ZASTAVA_BUG, common/invariant.h).
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -19,6 +19,7 @@
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
+#include "common/invariant.h"
 #include "health/health_state.h"
 #include "health/http_server.h"
 #include "health/metrics.h"
@@ -28,6 +29,20 @@ namespace {
 
 constexpr int kExitStartFailure = 1;
 constexpr int kExitConfigError = 2;
+// In the data directory: one line per broken invariant, so their count outlives the exits.
+constexpr const char* kInvariantFailuresFile = "invariant-failures.log";
+
+// Counts broken invariants in `metrics` while it lives; after run() they are still logged and
+// appended to kInvariantFailuresFile.
+class CountInvariantFailures {
+ public:
+  explicit CountInvariantFailures(Metrics& metrics) {
+    onInvariantFailure([&metrics] { metrics.countInvariantFailures(1); });
+  }
+  ~CountInvariantFailures() { onInvariantFailure(nullptr); }
+  CountInvariantFailures(const CountInvariantFailures&) = delete;
+  CountInvariantFailures& operator=(const CountInvariantFailures&) = delete;
+};
 
 std::optional<std::string> lookupEnv(std::string_view name) {
   const char* value = std::getenv(std::string(name).c_str());
@@ -89,6 +104,7 @@ int run(const Config& config, const Endpoint& endpoint) {
 
   SystemClock clock;
   Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
+  const CountInvariantFailures countingInvariantFailures(metrics);
   HealthState health(metrics, std::chrono::seconds(config.stallSeconds));
   HealthServer server(health, metrics);
   if (auto started = server.start(config.healthAddress, config.healthPort); !started.ok()) {
@@ -116,6 +132,18 @@ int run(const Config& config, const Endpoint& endpoint) {
   if (!recorder.ok()) {
     spdlog::critical("cannot open the event buffer: {}", recorder.error().message);
     return kExitStartFailure;
+  }
+  const auto invariantFile = config.dataDirectory / kInvariantFailuresFile;
+  auto earlierFailures = keepInvariantFailuresIn(invariantFile);
+  if (!earlierFailures.ok()) {
+    spdlog::critical("cannot keep the count of invariant failures: {}",
+                     earlierFailures.error().message);
+    return kExitStartFailure;
+  }
+  metrics.countInvariantFailures(*earlierFailures);
+  if (*earlierFailures > 0) {
+    spdlog::info("{} internal invariant failure(s) of earlier runs are recorded in {}",
+                 *earlierFailures, invariantFile.string());
   }
   if (dispatcher) {
     if (auto started = dispatcher->start(**recorder); !started.ok()) {

@@ -108,12 +108,13 @@ TEST_CASE("the exposition has every documented metric and passes promtool") {
         "zastava_agent_buffer_segments_deleted_total", "zastava_agent_buffer_bytes",
         "zastava_agent_buffer_commit_duration_seconds_bucket",
         "zastava_agent_last_event_timestamp_seconds", "zastava_agent_build_info",
-        "zastava_agent_inspects_total"}) {
+        "zastava_agent_inspects_total", "zastava_agent_invariant_failures_total"}) {
     CAPTURE(name);
     CHECK(contains(text, std::string("\n") + name));
   }
   CHECK(contains(text, R"(zastava_agent_events_total{kind="container.start",source="stream"} 1)"));
   CHECK(contains(text, R"(zastava_agent_build_info{git_commit="abc",version="1.2.3"} 1)"));
+  CHECK(contains(text, "\nzastava_agent_invariant_failures_total 0\n"));
   auto [status, output] = promtoolCheck(text);
   CAPTURE(output);
   CHECK(status == 0);
@@ -153,6 +154,13 @@ TEST_CASE("a port already in use is a clear start-up error") {
   auto result = second.start("127.0.0.1", first.port());
   REQUIRE_FALSE(result.ok());
   CHECK(contains(result.error().message, "127.0.0.1:" + std::to_string(first.port())));
+}
+
+TEST_CASE("invariant failures are counted, earlier runs' included") {
+  Metrics metrics({"1.2.3", "abc"});
+  metrics.countInvariantFailures(2);  // read from the data directory at start
+  metrics.countInvariantFailures(1);  // one in this process
+  CHECK(contains(metrics.exposition(), "\nzastava_agent_invariant_failures_total 3\n"));
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ class Metrics(h.WorkspaceTest):
         self.assertIsNotNone(snap, "events_total{kind=container.snapshot,source=snapshot}")
         self.assertGreaterEqual(snap, 1)
         self.assertEqual(h.metric_value(self.text, "zastava_agent_build_info"), 1)
+        self.assertEqual(h.metric_value(self.text, "zastava_agent_invariant_failures_total"), 0)
 
     def test_health_endpoints(self):
         """/healthz, /livez, /readyz 200 while all is well"""
@@ -93,6 +94,24 @@ class NoEngine(h.WorkspaceTest):
         code, secs = agent.stop()
         self.assertEqual(code, 0)
         self.assertLess(secs, 5.0)
+
+
+class StartUp(h.WorkspaceTest):
+    def test_earlier_invariant_failures_counted(self):
+        """the failures recorded in <data dir>/invariant-failures.log start the counter"""
+        agent = self.ws.agent(ARGS.agent, "unix:///nonexistent.sock")
+        os.makedirs(agent.data_dir, mode=0o750)
+        line = "2026-01-01T00:00:00Z invariant failed at buffer/record.cpp:1: what broke\n"
+        with open(os.path.join(agent.data_dir, "invariant-failures.log"), "w") as f:
+            f.write(line * 2)
+        agent.start()
+        agent.wait_http()
+        # The health server starts first, the data directory is read just after.
+        h.wait_metric(agent, "zastava_agent_invariant_failures_total", lambda v: v == 2, 10)
+        h.wait_until(lambda: "2 internal invariant failure(s) of earlier runs are recorded in"
+                     in agent.log_text(), 10, "the log line about earlier failures")
+        code, _ = agent.stop()
+        self.assertEqual(code, 0)
 
 
 class Config(unittest.TestCase):
