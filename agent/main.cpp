@@ -8,7 +8,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <string>
 
 #include "agent/config.h"
 #include "agent/evidence_collector.h"
@@ -100,7 +102,9 @@ int run(const Config& config, const Endpoint& endpoint) {
   // Signals are taken synchronously by the main thread; every thread started later inherits
   // the mask.
   sigset_t signals = shutdownSignals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (const int err = pthread_sigmask(SIG_BLOCK, &signals, nullptr); err != 0) {
+    ZASTAVA_BUG(std::string("pthread_sigmask(SIG_BLOCK) failed: ") + std::strerror(err));
+  }
 
   SystemClock clock;
   Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
