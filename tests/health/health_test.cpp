@@ -153,7 +153,25 @@ TEST_CASE("a port already in use is a clear start-up error") {
   HealthServer second(health, metrics);
   auto result = second.start("127.0.0.1", first.port());
   REQUIRE_FALSE(result.ok());
-  CHECK(contains(result.error().message, "127.0.0.1:" + std::to_string(first.port())));
+  CHECK(result.error().code == ErrorCode::kUnavailable);
+  CHECK(result.error().message == "cannot listen for health checks on 127.0.0.1:" +
+                                      std::to_string(first.port()) + ": Address already in use");
+  CHECK(second.port() == 0);
+  httplib::Client client("127.0.0.1", first.port());
+  auto alive = client.Get("/livez");
+  REQUIRE(alive);  // the first one still serves
+  CHECK(alive->status == 200);
+}
+
+TEST_CASE("an address not on this host is a clear start-up error") {
+  Metrics metrics({"1.2.3", "abc"});
+  HealthState health(metrics);
+  HealthServer server(health, metrics);
+  auto result = server.start("192.0.2.1", 0);  // TEST-NET-1: nobody's address
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::kUnavailable);
+  CHECK(result.error().message ==
+        "cannot listen for health checks on 192.0.2.1:0: Cannot assign requested address");
 }
 
 TEST_CASE("invariant failures are counted, earlier runs' included") {

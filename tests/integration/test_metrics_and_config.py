@@ -5,6 +5,7 @@ with no engine at all the agent keeps running, not ready, and says which endpoin
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import unittest
@@ -97,6 +98,20 @@ class NoEngine(h.WorkspaceTest):
 
 
 class StartUp(h.WorkspaceTest):
+    def test_port_taken(self):
+        """a health port already taken: exit 1 at once, naming the address and the reason"""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            data = os.path.join(self.ws.dir, "taken", "data")
+            res = h.run_agent_once(ARGS.agent, ["--data-directory", data, "--docker-endpoint",
+                                                "unix:///nonexistent.sock", "--health-address",
+                                                "127.0.0.1", "--health-port", str(port)])
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn(f"cannot listen for health checks on 127.0.0.1:{port}: "
+                      "Address already in use", res.stderr)
+
     def test_earlier_invariant_failures_counted(self):
         """the failures recorded in <data dir>/invariant-failures.log start the counter"""
         agent = self.ws.agent(ARGS.agent, "unix:///nonexistent.sock")
