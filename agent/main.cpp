@@ -60,12 +60,25 @@ sigset_t shutdownSignals() {
   return set;
 }
 
+// sd_notify(): > 0 sent, 0 not under systemd (no NOTIFY_SOCKET), < 0 failed. A failure means
+// systemd may never see READY=1 or WATCHDOG=1, and stop or restart the agent for it: said once,
+// as an error. Main thread.
+void notifySystemd(const std::string& state) {
+  static bool warned = false;
+  const int rc = sd_notify(0, state.c_str());
+  if (rc < 0 && !warned) {
+    warned = true;
+    spdlog::error("cannot notify systemd of {}: {}; it may stop or restart the agent for that",
+                  state.substr(0, state.find('\n')), std::strerror(-rc));
+  }
+}
+
 // Feeds systemd's watchdog (WatchdogSec=) only while no worker is stalled (HealthState::
 // liveness), so a hung writer or enricher gets the agent restarted; says so once per stall.
 void feedWatchdog(const HealthState& health, bool& stalled) {
   Verdict alive = health.liveness();
   if (alive.ok) {
-    sd_notify(0, "WATCHDOG=1");
+    notifySystemd("WATCHDOG=1");
     if (stalled) spdlog::info("all workers are making progress again; watchdog fed again");
   } else if (!stalled) {
     spdlog::error("{}: no longer feeding the systemd watchdog, /livez answers 503", alive.reason);
@@ -88,11 +101,11 @@ int waitForShutdown(const HealthState& health) {
     Verdict ready = health.readiness();
     std::string status = "STATUS=" + std::string(ready.ok ? "watching containers" : ready.reason);
     if (ready.ok && !notifiedReady) {
-      sd_notify(0, ("READY=1\n" + status).c_str());
+      notifySystemd("READY=1\n" + status);
       notifiedReady = true;
       lastStatus = status;
     } else if (status != lastStatus) {
-      sd_notify(0, status.c_str());
+      notifySystemd(status);
       lastStatus = status;
     }
   }
@@ -175,7 +188,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   int signal = waitForShutdown(health);
 
   spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  sd_notify(0, "STOPPING=1");
+  notifySystemd("STOPPING=1");
   pipeline.stop();
   evidence.stop();
   if (dispatcher) dispatcher->stop();
