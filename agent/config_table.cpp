@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "collectors/endpoint.h"
+#include "common/invariant.h"
 
 namespace zastava {
 
@@ -267,7 +268,7 @@ Result<void> applyValue(const KeySpec& spec, const std::string& value, std::stri
     stored = valid && store(spec, *level, config);
   }
   if (!valid) return invalid(prefix + "'" + value + "' is not " + acceptedValues(spec));
-  if (!stored) return Error{ErrorCode::kInternal, std::string(spec.key) + ": table field mismatch"};
+  if (!stored) ZASTAVA_BUG(std::string(spec.key) + ": kKeys gives it a field of another type");
   return okResult();
 }
 

@@ -64,7 +64,7 @@ bool emptyMeansUnset(ValueKind kind);
 
 // Checks `value` against the spec and stores it in `config`. Errors: kInvalidArgument starting
 // with `source` (an env or flag name), e.g. "--health-port: 'abc' is not a whole number between
-// 1 and 65535"; kInternal when the table's field does not fit the kind (a bug).
+// 1 and 65535". A table field that does not fit the kind is a bug (ZASTAVA_BUG), not an error.
 Result<void> applyValue(const KeySpec& spec, const std::string& value, std::string_view source,
                         Config& config);
 

@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+
+#include "common/invariant.h"
 
 namespace zastava {
 namespace {
@@ -68,7 +71,7 @@ spdlog::level::level_enum toSpdlogLevel(LogLevel level) {
     case LogLevel::kCritical:
       return spdlog::level::critical;
   }
-  return spdlog::level::info;
+  ZASTAVA_BUG("LogLevel out of range: " + std::to_string(static_cast<int>(level)));
 }
 
 std::unique_ptr<spdlog::pattern_formatter> makeLogFormatter(bool underSystemd) {
@@ -109,8 +112,10 @@ void setupLogging(LogLevel level, bool underSystemd) {
     auto logger = std::make_shared<spdlog::logger>("zastava", std::move(sink));
     logger->set_level(toSpdlogLevel(level));
     spdlog::set_default_logger(std::move(logger));
-  } catch (const std::exception&) {
-    // spdlog keeps its previous default logger; there is nowhere better to report this.
+  } catch (const std::exception& e) {
+    // spdlog keeps its previous default logger (stdout, no journal priority): said on stderr.
+    std::fprintf(stderr, "zastava-agent: cannot set up logging (%s); logging to stdout instead\n",
+                 e.what());
   }
 }
 

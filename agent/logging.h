@@ -30,8 +30,9 @@ std::unique_ptr<spdlog::pattern_formatter> makeLogFormatter(bool underSystemd);
 bool runningUnderSystemd();
 
 // Replaces the default logger with "zastava" writing to stderr at `level`, colored only when
-// stderr is a terminal and not under systemd. Never throws. Call from the main thread before
-// other threads log.
+// stderr is a terminal and not under systemd. Never throws: when spdlog cannot make the logger
+// it says so on stderr and spdlog's default logger (stdout) stays. Call from the main thread
+// before other threads log.
 void setupLogging(LogLevel level, bool underSystemd);
 
 }  // namespace zastava

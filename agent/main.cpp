@@ -1,6 +1,6 @@
 // zastava-agent: wires the modules together and runs until SIGTERM/SIGINT.
 // Exit codes: 0 clean stop, 1 start-up failure (port in use, data directory unusable),
-// 2 configuration error.
+// 2 configuration error, 70 an internal invariant broke (ZASTAVA_BUG, common/invariant.h).
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -8,7 +8,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <string>
 
 #include "agent/config.h"
 #include "agent/evidence_collector.h"
@@ -18,6 +20,7 @@
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
+#include "common/invariant.h"
 #include "delivery/backend_client.h"
 #include "delivery/delivery_backlog.h"
 #include "delivery/dispatcher.h"
@@ -30,6 +33,20 @@ namespace {
 
 constexpr int kExitStartFailure = 1;
 constexpr int kExitConfigError = 2;
+// In the data directory: one line per broken invariant, so their count outlives the exits.
+constexpr const char* kInvariantFailuresFile = "invariant-failures.log";
+
+// Counts broken invariants in `metrics` while it lives; after run() they are still logged and
+// appended to kInvariantFailuresFile.
+class CountInvariantFailures {
+ public:
+  explicit CountInvariantFailures(Metrics& metrics) {
+    onInvariantFailure([&metrics] { metrics.countInvariantFailures(1); });
+  }
+  ~CountInvariantFailures() { onInvariantFailure(nullptr); }
+  CountInvariantFailures(const CountInvariantFailures&) = delete;
+  CountInvariantFailures& operator=(const CountInvariantFailures&) = delete;
+};
 
 std::optional<std::string> lookupEnv(std::string_view name) {
   const char* value = std::getenv(std::string(name).c_str());
@@ -45,12 +62,25 @@ sigset_t shutdownSignals() {
   return set;
 }
 
+// sd_notify(): > 0 sent, 0 not under systemd (no NOTIFY_SOCKET), < 0 failed. A failure means
+// systemd may never see READY=1 or WATCHDOG=1, and stop or restart the agent for it: said once,
+// as an error. Main thread.
+void notifySystemd(const std::string& state) {
+  static bool warned = false;
+  const int rc = sd_notify(0, state.c_str());
+  if (rc < 0 && !warned) {
+    warned = true;
+    spdlog::error("cannot notify systemd of {}: {}; it may stop or restart the agent for that",
+                  state.substr(0, state.find('\n')), std::strerror(-rc));
+  }
+}
+
 // Feeds systemd's watchdog (WatchdogSec=) only while no worker is stalled (HealthState::
 // liveness), so a hung writer or enricher gets the agent restarted; says so once per stall.
 void feedWatchdog(const HealthState& health, bool& stalled) {
   Verdict alive = health.liveness();
   if (alive.ok) {
-    sd_notify(0, "WATCHDOG=1");
+    notifySystemd("WATCHDOG=1");
     if (stalled) spdlog::info("all workers are making progress again; watchdog fed again");
   } else if (!stalled) {
     spdlog::error("{}: no longer feeding the systemd watchdog, /livez answers 503", alive.reason);
@@ -73,11 +103,11 @@ int waitForShutdown(const HealthState& health) {
     Verdict ready = health.readiness();
     std::string status = "STATUS=" + std::string(ready.ok ? "watching containers" : ready.reason);
     if (ready.ok && !notifiedReady) {
-      sd_notify(0, ("READY=1\n" + status).c_str());
+      notifySystemd("READY=1\n" + status);
       notifiedReady = true;
       lastStatus = status;
     } else if (status != lastStatus) {
-      sd_notify(0, status.c_str());
+      notifySystemd(status);
       lastStatus = status;
     }
   }
@@ -87,10 +117,13 @@ int run(const Config& config, const Endpoint& endpoint) {
   // Signals are taken synchronously by the main thread; every thread started later inherits
   // the mask.
   sigset_t signals = shutdownSignals();
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (const int err = pthread_sigmask(SIG_BLOCK, &signals, nullptr); err != 0) {
+    ZASTAVA_BUG(std::string("pthread_sigmask(SIG_BLOCK) failed: ") + std::strerror(err));
+  }
 
   SystemClock clock;
   Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
+  const CountInvariantFailures countingInvariantFailures(metrics);
   HealthState health(metrics, std::chrono::seconds(config.stallSeconds));
   HealthServer server(health, metrics);
   if (auto started = server.start(config.healthAddress, config.healthPort); !started.ok()) {
@@ -122,6 +155,18 @@ int run(const Config& config, const Endpoint& endpoint) {
     spdlog::critical("cannot open the event buffer: {}", recorder.error().message);
     return kExitStartFailure;
   }
+  const auto invariantFile = config.dataDirectory / kInvariantFailuresFile;
+  auto earlierFailures = keepInvariantFailuresIn(invariantFile);
+  if (!earlierFailures.ok()) {
+    spdlog::critical("cannot keep the count of invariant failures: {}",
+                     earlierFailures.error().message);
+    return kExitStartFailure;
+  }
+  metrics.countInvariantFailures(*earlierFailures);
+  if (*earlierFailures > 0) {
+    spdlog::info("{} internal invariant failure(s) of earlier runs are recorded in {}",
+                 *earlierFailures, invariantFile.string());
+  }
   std::unique_ptr<Dispatcher> dispatcher;
   if (delivery.enabled()) {
     auto started = Dispatcher::start(delivery, std::move(backend), *backlog, **recorder, clock,
@@ -152,7 +197,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   int signal = waitForShutdown(health);
 
   spdlog::info("received {}, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  sd_notify(0, "STOPPING=1");
+  notifySystemd("STOPPING=1");
   pipeline.stop();
   evidence.stop();
   if (dispatcher) dispatcher->stop();

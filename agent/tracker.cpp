@@ -3,6 +3,8 @@
 #include <charconv>
 #include <memory>
 
+#include "common/invariant.h"
+
 namespace zastava {
 
 namespace {
@@ -71,7 +73,7 @@ std::string_view inspectResultName(InspectResult result) {
     case InspectResult::kNotAsked:
       return "not_asked";
   }
-  return "failed";
+  ZASTAVA_BUG("InspectResult out of range: " + std::to_string(static_cast<int>(result)));
 }
 
 std::optional<std::string> stateAfter(std::string_view action) {

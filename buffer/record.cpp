@@ -1,5 +1,6 @@
 #include "buffer/record.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <time.h>
 
@@ -8,6 +9,7 @@
 
 #include "buffer/evidence_json.h"
 #include "buffer/json_writer.h"
+#include "common/invariant.h"
 
 namespace zastava {
 namespace {
@@ -15,6 +17,15 @@ namespace {
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 constexpr std::size_t kEventIdHexChars = 32;
 constexpr int kLastYear = 2261;  // nanoseconds since 1970 fit in 64 bits until 2262-04-11
+
+// OpenSSL's newest error on this thread, for a message.
+std::string openSslError() {
+  const unsigned long code = ERR_get_error();
+  if (code == 0) return "no OpenSSL error queued";
+  std::array<char, 256> text{};
+  ERR_error_string_n(code, text.data(), text.size());
+  return text.data();
+}
 
 void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
   out.startObject();
@@ -142,7 +153,7 @@ std::string_view recordSourceName(RecordSource source) {
     case RecordSource::kSnapshot:
       return "snapshot";
   }
-  return "stream";
+  ZASTAVA_BUG("RecordSource out of range: " + std::to_string(static_cast<int>(source)));
 }
 
 std::string_view evidenceScanName(EvidenceScan scan) {
@@ -154,7 +165,7 @@ std::string_view evidenceScanName(EvidenceScan scan) {
     case EvidenceScan::kRescan:
       return "rescan";
   }
-  return "start";
+  ZASTAVA_BUG("EvidenceScan out of range: " + std::to_string(static_cast<int>(scan)));
 }
 
 std::string_view evidenceStatusName(EvidenceStatus status) {
@@ -168,7 +179,7 @@ std::string_view evidenceStatusName(EvidenceStatus status) {
     case EvidenceStatus::kUnavailable:
       return "unavailable";
   }
-  return "unavailable";
+  ZASTAVA_BUG("EvidenceStatus out of range: " + std::to_string(static_cast<int>(status)));
 }
 
 std::string eventIdForEngineEvent(std::string_view type, std::string_view rawAction,
@@ -274,19 +285,14 @@ std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
 }
 
 std::string canonicalJson(const Record& record, std::string_view prevHash) {
-  try {
-    JsonWriter out;
-    writeCanonical(out, record, prevHash);
-    return std::string(out.json());
-  } catch (const std::exception&) {
-    return {};
-  }
+  JsonWriter out;
+  writeCanonical(out, record, prevHash);
+  return std::string(out.json());
 }
 
 ChainedLine chainedLine(const Record& record, std::string_view prevHash) {
   ChainedLine chained;
   std::string canonical = canonicalJson(record, prevHash);
-  if (canonical.empty()) return chained;
   chained.hash = sha256Hex(canonical);
   canonical.pop_back();  // the object's closing brace
   canonical.append(R"(,"hash":")").append(chained.hash).append("\"}");
@@ -299,9 +305,9 @@ std::string sha256Hex(std::string_view bytes) {
   static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
-  if (sha256 == nullptr ||
-      EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, sha256, nullptr) != 1) {
-    return {};
+  if (sha256 == nullptr) ZASTAVA_BUG("OpenSSL has no SHA-256: " + openSslError());
+  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, sha256, nullptr) != 1) {
+    ZASTAVA_BUG("SHA-256 of " + std::to_string(bytes.size()) + " bytes failed: " + openSslError());
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;

@@ -151,17 +151,18 @@ std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text);
 // The canonical JSON of the record chained after `prevHash`, without the "hash" key (it ends
 // with "prevHash"): the bytes the hash is computed over. Compact, keys in fixed order, no
 // trailing newline; in any string, a byte that does not begin a valid UTF-8 sequence becomes
-// U+FFFD. "" only if memory runs out. Any thread.
+// U+FFFD. Never empty (running out of memory throws std::bad_alloc, as anywhere). Any thread.
 std::string canonicalJson(const Record& record, std::string_view prevHash);
 // The NDJSON line of `record` chained after `prevHash` (its canonical JSON with "hash"
-// appended, no trailing newline), and that hash: what the Recorder commits. Both empty only if
-// memory runs out. Any thread.
+// appended, no trailing newline), and that hash: what the Recorder commits. Never empty. Any
+// thread.
 struct ChainedLine {
   std::string line;
   std::string hash;
 };
 ChainedLine chainedLine(const Record& record, std::string_view prevHash);
-// Lowercase hex SHA-256.
+// Lowercase hex SHA-256, 64 characters. An OpenSSL that cannot compute one is a broken
+// invariant (ZASTAVA_BUG): a record without its hash or eventId must never be stored.
 std::string sha256Hex(std::string_view bytes);
 // The first prevHash of a new chain.
 inline constexpr std::string_view kGenesisHash =

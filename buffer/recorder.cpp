@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -362,16 +364,21 @@ void RecorderImpl::reportOutcome(const Result<void>& result) {
   health_.setBufferWritable(false, reason);
 }
 
+// Creates the data directory (0750 whatever the umask) when it does not exist. Errors: kIo (or
+// kDiskFull) naming it, when it cannot be looked at, created or chmod()ed.
 Result<void> makeDirectory(const std::filesystem::path& path) {
   std::error_code ec;
   const bool existed = std::filesystem::exists(path, ec);
+  if (ec) return Error{ErrorCode::kIo, "cannot look at " + path.string() + ": " + ec.message()};
   if (!existed) {
     std::filesystem::create_directories(path, ec);
     if (ec) {
       return Error{ec.value() == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
                    "cannot create " + path.string() + ": " + ec.message()};
     }
-    ::chmod(path.c_str(), 0750);
+    if (::chmod(path.c_str(), 0750) != 0) {
+      return Error{ErrorCode::kIo, "cannot chmod " + path.string() + ": " + std::strerror(errno)};
+    }
   }
   return okResult();
 }

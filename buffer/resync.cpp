@@ -36,8 +36,11 @@ Result<void> truncateTo(const std::filesystem::path& path, std::size_t size) {
   if (fd < 0) return ioError(path, "cannot open", errno);
   int rc = ::ftruncate(fd, static_cast<off_t>(size));
   if (rc == 0) rc = ::fdatasync(fd);
-  const int err = errno;
-  ::close(fd);
+  int err = errno;
+  if (::close(fd) != 0 && rc == 0) {
+    rc = -1;
+    err = errno;
+  }
   if (rc != 0) return ioError(path, "cannot truncate", err);
   return okResult();
 }

@@ -27,7 +27,7 @@ SegmentReader::SegmentReader(fs::path directory) : directory_(std::move(director
 SegmentReader::~SegmentReader() { closeSegment(); }
 
 void SegmentReader::closeSegment() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) ::close(fd_);  // opened read-only: a failed close loses nothing
   fd_ = -1;
   offset_ = 0;
   lineNumber_ = 0;

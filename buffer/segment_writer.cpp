@@ -82,10 +82,13 @@ SegmentWriter::SegmentWriter(fs::path directory, const BufferLimits& limits, Clo
 }
 
 SegmentWriter::~SegmentWriter() {
-  if (activeFd_ >= 0) {
-    if (activeDirty_) ::fdatasync(activeFd_);
-    ::close(activeFd_);
+  if (activeFd_ < 0) return;
+  if (auto synced = syncActive(); !synced) {
+    spdlog::error("buffer: {} at shutdown; SQLite holds those records, and the next start "
+                  "writes them to the segments again",
+                  synced.error().message);
   }
+  closeActive();
 }
 
 Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(const fs::path& directory,
@@ -101,6 +104,24 @@ Result<std::unique_ptr<SegmentWriter>> SegmentWriter::open(const fs::path& direc
 Error SegmentWriter::fileError(const fs::path& path, std::string_view what, int err) const {
   return Error{codeForErrno(err),
                std::string(what) + " " + path.string() + ": " + std::strerror(err)};
+}
+
+Result<void> syncDirectory(const fs::path& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    return Error{codeForErrno(err),
+                 "cannot open directory " + directory.string() + " to sync it: " +
+                     std::strerror(err)};
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);  // opened read-only: a failed close loses nothing
+  if (rc != 0) {
+    return Error{codeForErrno(err),
+                 "cannot fsync directory " + directory.string() + ": " + std::strerror(err)};
+  }
+  return okResult();
 }
 
 Result<std::vector<SegmentWriter::SegmentInfo>> listSegments(const fs::path& directory) {
@@ -128,7 +149,13 @@ Result<std::vector<SegmentWriter::SegmentInfo>> listSegments(const fs::path& dir
 
 Result<void> SegmentWriter::scanExisting() {
   if (::mkdir(directory_.c_str(), kDirMode) == 0) {
-    ::chmod(directory_.c_str(), kDirMode);
+    // mkdir's mode went through the umask; and the new entry is durable once its parent is
+    // synced.
+    if (::chmod(directory_.c_str(), kDirMode) != 0) {
+      return fileError(directory_, "cannot chmod", errno);
+    }
+    auto synced = syncDirectory(directory_.parent_path());
+    if (!synced) return synced;
   } else if (errno != EEXIST) {
     return fileError(directory_, "cannot create", errno);
   }
@@ -228,8 +255,7 @@ Result<void> SegmentWriter::syncActive() {
 Result<void> SegmentWriter::sealActive() {
   auto synced = syncActive();
   if (!synced) return synced;
-  ::close(activeFd_);
-  activeFd_ = -1;
+  closeActive();
   active_->sealedAt = clock_.now();
   sealed_.push_back(*active_);
   active_.reset();
@@ -243,26 +269,32 @@ Result<void> SegmentWriter::openNewSegment() {
   const int fd =
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, kFileMode);
   if (fd < 0) return fileError(path, "cannot create", errno);
-  if (::fchmod(fd, kFileMode) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return fileError(path, "cannot chmod", err);
-  }
-  const int dirFd = ::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd >= 0) {
-    const int rc = ::fsync(dirFd);
-    const int err = errno;
-    ::close(dirFd);
-    if (rc != 0) {
-      ::close(fd);
-      return fileError(directory_, "cannot fsync", err);
+  // The new name is durable once the directory is synced. Until then a failure takes the empty
+  // file back, so that the next attempt can create it again.
+  Result<void> ready = okResult();
+  if (::fchmod(fd, kFileMode) != 0) ready = fileError(path, "cannot chmod", errno);
+  if (ready) ready = syncDirectory(directory_);
+  if (!ready) {
+    ::close(fd);  // nothing written to it: a failed close loses nothing
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("buffer: cannot delete the empty segment {}: {}", path.string(),
+                   std::strerror(errno));
     }
+    return ready;
   }
   activeFd_ = fd;
   activeDirty_ = false;
   active_ = SegmentInfo{std::move(path), nextSeq_, now, 0, 0};
   ++nextSeq_;
   return okResult();
+}
+
+void SegmentWriter::closeActive() {
+  if (::close(activeFd_) != 0) {
+    spdlog::warn("buffer: closing segment {} failed: {}; its lines were synced before",
+                 active_ ? active_->path.string() : directory_.string(), std::strerror(errno));
+  }
+  activeFd_ = -1;
 }
 
 bool SegmentWriter::deleteSegment(const SegmentInfo& segment, std::string_view reason) {

@@ -31,9 +31,11 @@ class SegmentWriter {
     std::uint64_t bytes = 0;  // bytes on disk
   };
 
-  // Creates `directory` (0750) if needed and takes stock of the segments already there; their
-  // bytes count toward maxTotalBytes. The next segment gets the highest existing seq + 1 and is
-  // created at the first write. Errors: kIo/kDiskFull naming the directory.
+  // Creates `directory` (0750, its parent synced) if needed and takes stock of the segments
+  // already there; their bytes count toward maxTotalBytes. The next segment gets the highest
+  // existing seq + 1 and is created at the first write (its directory synced: a failure there
+  // is an error of sync()). Errors: kIo/kDiskFull naming the directory, for a failed mkdir,
+  // chmod or directory fsync too.
   static Result<std::unique_ptr<SegmentWriter>> open(const std::filesystem::path& directory,
                                                      const BufferLimits& limits, Clock& clock,
                                                      Metrics& metrics);
@@ -69,6 +71,8 @@ class SegmentWriter {
   // Writes the queued lines that fit in the active segment, with one writev.
   Result<void> writePending();
   Result<void> syncActive();
+  // Closes the active segment's file (synced before); a failure is logged.
+  void closeActive();
   bool activeTooOld(UnixNanos now) const;
   void applyRetention(UnixNanos now);
   bool deleteSegment(const SegmentInfo& segment, std::string_view reason);
@@ -88,6 +92,11 @@ class SegmentWriter {
   std::size_t headWritten_ = 0;      // bytes of pending_.front() already in the active file
   std::uint64_t nextSeq_ = 1;
 };
+
+// fsync()s `directory`, so the names created in or deleted from it are durable. Errors:
+// kIo (or kDiskFull) naming the directory and strerror, when it cannot be opened or synced (a
+// file system that cannot sync directories says "Invalid argument"). Any thread.
+Result<void> syncDirectory(const std::filesystem::path& directory);
 
 // "events-20261122T143346Z-000007.ndjson" for a segment created at `createdAt`.
 std::string segmentFileName(UnixNanos createdAt, std::uint64_t seq);

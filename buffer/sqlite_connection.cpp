@@ -1,6 +1,16 @@
 #include "buffer/sqlite_connection.h"
 
+#include <spdlog/spdlog.h>
+
+#include "common/invariant.h"
+
 namespace zastava {
+
+void SqliteStatement::bound(int index, int rc) const {
+  if (rc == SQLITE_OK) return;
+  ZASTAVA_BUG("SQLite refused parameter " + std::to_string(index) + " of \"" +
+              sqlite3_sql(stmt_) + "\": " + sqlite3_errstr(rc));
+}
 
 Result<void> SqliteConnection::open(int flags) {
   constexpr int kBusyTimeoutMs = 5000;
@@ -35,7 +45,10 @@ Result<SqliteStatement> SqliteConnection::prepare(const char* sql, std::string_v
 }
 
 void SqliteConnection::rollback() {
-  if (sqlite3_get_autocommit(db_) == 0) (void)exec("ROLLBACK");
+  if (sqlite3_get_autocommit(db_) != 0) return;  // SQLite rolled it back itself
+  if (auto rolledBack = exec("ROLLBACK"); !rolledBack) {
+    spdlog::error("buffer: {}", rolledBack.error().message);
+  }
 }
 
 }  // namespace zastava

@@ -16,7 +16,9 @@
 namespace zastava {
 
 // A prepared statement that owns its handle, with the binds and column reads the buffer uses.
-// Reset it before reuse. Used by the thread that owns its connection only.
+// Reset it before reuse. A bind SQLite refuses is a broken invariant (ZASTAVA_BUG): it happens
+// for an index the statement does not have, or a value over SQLite's 1 GB limit, and stepping
+// on would store NULL in its place. Used by the thread that owns its connection only.
 class SqliteStatement {
  public:
   explicit SqliteStatement(sqlite3_stmt* stmt) : stmt_(stmt) {}
@@ -32,11 +34,12 @@ class SqliteStatement {
     sqlite3_clear_bindings(stmt_);
   }
   void bindText(int index, std::string_view text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    bound(index, sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
+                                     SQLITE_UTF8));
   }
   void bindTextOrNull(int index, std::string_view text) {
     if (text.empty()) {
-      sqlite3_bind_null(stmt_, index);
+      bound(index, sqlite3_bind_null(stmt_, index));
     } else {
       bindText(index, text);
     }
@@ -45,17 +48,19 @@ class SqliteStatement {
     if (text) {
       bindText(index, *text);
     } else {
-      sqlite3_bind_null(stmt_, index);
+      bound(index, sqlite3_bind_null(stmt_, index));
     }
   }
   void bindOptional(int index, const std::optional<std::int64_t>& value) {
     if (value) {
-      sqlite3_bind_int64(stmt_, index, *value);
+      bindInt(index, *value);
     } else {
-      sqlite3_bind_null(stmt_, index);
+      bound(index, sqlite3_bind_null(stmt_, index));
     }
   }
-  void bindInt(int index, std::int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+  void bindInt(int index, std::int64_t value) {
+    bound(index, sqlite3_bind_int64(stmt_, index, value));
+  }
   // SQLITE_ROW when a row is ready, SQLITE_DONE at the end, an error code otherwise.
   int step() { return sqlite3_step(stmt_); }
 
@@ -78,6 +83,8 @@ class SqliteStatement {
   }
 
  private:
+  void bound(int index, int rc) const;
+
   sqlite3_stmt* stmt_;
 };
 
@@ -122,7 +129,8 @@ class SqliteConnection {
     if (!result) rollback();
     return result;
   }
-  // Rolls back the open transaction, if there is one.
+  // Rolls back the open transaction, if there is one. A rollback SQLite refuses is logged as an
+  // error naming the file; the next BEGIN then fails and says so.
   void rollback();
 
   // Rows the last INSERT, UPDATE or DELETE changed.

@@ -243,36 +243,50 @@ Result<void> perform(const Endpoint& endpoint, CURL* handle, std::string_view pa
                      Transfer& transfer) {
   const std::string url = baseUrl(endpoint) + std::string(path);
   char errorBuffer[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, errorBuffer);
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
-  curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, onHeader);
-  curl_easy_setopt(handle, CURLOPT_HEADERDATA, &transfer);
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, onBody);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
+  // libcurl refuses an option only when it was built without the feature (unix sockets, TLS)
+  // or the value is out of range: the request is not sent half-configured.
+  std::string refused;
+  auto set = [&](CURLoption option, const char* name, auto value) {
+    const CURLcode code = curl_easy_setopt(handle, option, value);
+    if (code != CURLE_OK && refused.empty()) {
+      refused = std::string(name) + ": " + curl_easy_strerror(code);
+    }
+  };
+  set(CURLOPT_URL, "CURLOPT_URL", url.c_str());
+  set(CURLOPT_HTTPGET, "CURLOPT_HTTPGET", 1L);
+  set(CURLOPT_FOLLOWLOCATION, "CURLOPT_FOLLOWLOCATION", 0L);
+  set(CURLOPT_NOSIGNAL, "CURLOPT_NOSIGNAL", 1L);
+  set(CURLOPT_ERRORBUFFER, "CURLOPT_ERRORBUFFER", errorBuffer);
+  set(CURLOPT_CONNECTTIMEOUT_MS, "CURLOPT_CONNECTTIMEOUT_MS", kConnectTimeoutMs);
+  set(CURLOPT_HEADERFUNCTION, "CURLOPT_HEADERFUNCTION", onHeader);
+  set(CURLOPT_HEADERDATA, "CURLOPT_HEADERDATA", &transfer);
+  set(CURLOPT_WRITEFUNCTION, "CURLOPT_WRITEFUNCTION", onBody);
+  set(CURLOPT_WRITEDATA, "CURLOPT_WRITEDATA", &transfer);
   if (endpoint.kind == Endpoint::Kind::kUnix) {
-    curl_easy_setopt(handle, CURLOPT_UNIX_SOCKET_PATH, endpoint.socketPath.c_str());
+    set(CURLOPT_UNIX_SOCKET_PATH, "CURLOPT_UNIX_SOCKET_PATH", endpoint.socketPath.c_str());
   }
   if (endpoint.tls) {
     const TlsFiles& tls = *endpoint.tls;
-    if (!tls.caFile.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, tls.caFile.c_str());
-    if (!tls.certFile.empty()) curl_easy_setopt(handle, CURLOPT_SSLCERT, tls.certFile.c_str());
-    if (!tls.keyFile.empty()) curl_easy_setopt(handle, CURLOPT_SSLKEY, tls.keyFile.c_str());
-    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, tls.verifyPeer ? 1L : 0L);
-    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, tls.verifyPeer ? 2L : 0L);
+    if (!tls.caFile.empty()) set(CURLOPT_CAINFO, "CURLOPT_CAINFO", tls.caFile.c_str());
+    if (!tls.certFile.empty()) set(CURLOPT_SSLCERT, "CURLOPT_SSLCERT", tls.certFile.c_str());
+    if (!tls.keyFile.empty()) set(CURLOPT_SSLKEY, "CURLOPT_SSLKEY", tls.keyFile.c_str());
+    set(CURLOPT_SSL_VERIFYPEER, "CURLOPT_SSL_VERIFYPEER", tls.verifyPeer ? 1L : 0L);
+    set(CURLOPT_SSL_VERIFYHOST, "CURLOPT_SSL_VERIFYHOST", tls.verifyPeer ? 2L : 0L);
   }
   if (transfer.stream) {
-    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, 0L);
-    curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, 0L);
-    curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, onProgress);
-    curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &transfer);
+    set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", 0L);
+    set(CURLOPT_LOW_SPEED_TIME, "CURLOPT_LOW_SPEED_TIME", 0L);
+    set(CURLOPT_TCP_KEEPALIVE, "CURLOPT_TCP_KEEPALIVE", 1L);
+    set(CURLOPT_NOPROGRESS, "CURLOPT_NOPROGRESS", 0L);
+    set(CURLOPT_XFERINFOFUNCTION, "CURLOPT_XFERINFOFUNCTION", onProgress);
+    set(CURLOPT_XFERINFODATA, "CURLOPT_XFERINFODATA", &transfer);
   } else {
-    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, kRequestTimeoutMs);
+    set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", kRequestTimeoutMs);
+  }
+  if (!refused.empty()) {
+    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);  // the buffer is about to go
+    return Error{ErrorCode::kUnavailable, "GET " + std::string(path) + " to " + endpoint.uri +
+                                              " not sent: this libcurl refuses " + refused};
   }
 
   const CURLcode code = curl_easy_perform(handle);

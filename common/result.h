@@ -21,7 +21,8 @@ enum class ErrorCode {
   kIo,               // a local read/write/fsync failed
   kDiskFull,         // ENOSPC/EDQUOT or SQLITE_FULL
   kCancelled,        // the caller asked to stop
-  kInternal,         // a bug: an invariant did not hold
+  kInternal,         // the agent cannot go on here: no thread or handle (resources), a library
+                     // or callback that threw; a broken invariant is ZASTAVA_BUG, not an Error
 };
 
 std::string_view errorCodeName(ErrorCode code);

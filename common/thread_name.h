@@ -12,6 +12,8 @@ namespace zastava {
 template <std::size_t N>
 void nameThisThread(const char (&name)[N]) {
   static_assert(N <= 16, "Linux thread names are at most 15 characters");
+  // Its one failure, ERANGE (too long), is ruled out above; a name is only for people reading
+  // `top -H`, so nothing depends on it having been set.
   pthread_setname_np(pthread_self(), name);
 }
 

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "buffer/segment_writer.h"
+
 namespace zastava {
 namespace {
 
@@ -32,9 +34,12 @@ Result<void> writeFileSynced(const std::filesystem::path& path, std::string_view
     }
     written += static_cast<std::size_t>(n);
   }
-  const int synced = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
+  int synced = ::fsync(fd);
+  int err = errno;
+  if (::close(fd) != 0 && synced == 0) {
+    synced = -1;
+    err = errno;
+  }
   if (synced != 0) {
     return Error{ErrorCode::kIo, "cannot sync " + path.string() + ": " + std::strerror(err)};
   }
@@ -45,7 +50,13 @@ Result<void> writeFileSynced(const std::filesystem::path& path, std::string_view
 std::vector<std::filesystem::path> quarantinedBatches(const std::filesystem::path& dir) {
   std::vector<std::pair<std::int64_t, std::filesystem::path>> found;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+  std::filesystem::directory_iterator entries(dir, ec);
+  if (ec) {
+    spdlog::warn("backend: cannot list {} to keep the newest {} batches: {}", dir.string(),
+                 kQuarantineKeep, ec.message());
+    return {};
+  }
+  for (const auto& entry : entries) {
     const std::string name = entry.path().filename().string();
     if (!name.starts_with("batch-") || !name.ends_with(".ndjson")) continue;
     found.emplace_back(std::atoll(name.c_str() + std::strlen("batch-")), entry.path());
@@ -66,14 +77,20 @@ Result<std::filesystem::path> quarantineBatch(const std::filesystem::path& dataD
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Error{ErrorCode::kIo, "cannot create " + dir.string() + ": " + ec.message()};
-  ::chmod(dir.c_str(), 0750);
+  if (::chmod(dir.c_str(), 0750) != 0) {
+    return Error{ErrorCode::kIo, "cannot chmod " + dir.string() + ": " + std::strerror(errno)};
+  }
   auto written = writeFileSynced(file, batch.body);
   if (!written) return written.error();
+  // The delivery cursor moves past the batch next: its file's name must survive a crash too.
+  if (auto synced = syncDirectory(dir); !synced) return synced.error();
   const auto kept = quarantinedBatches(dir);
   for (std::size_t i = 0; i + kQuarantineKeep < kept.size(); ++i) {
     spdlog::warn("backend: more than {} quarantined batches; deleting the oldest, {}",
                  kQuarantineKeep, kept[i].string());
-    std::filesystem::remove(kept[i], ec);
+    if (!std::filesystem::remove(kept[i], ec) && ec) {
+      spdlog::warn("backend: cannot delete {}: {}", kept[i].string(), ec.message());
+    }
   }
   return file;
 }

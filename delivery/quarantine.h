@@ -15,9 +15,10 @@ namespace zastava {
 inline constexpr std::size_t kQuarantineKeep = 100;
 
 // Writes the batch's body, exactly as sent uncompressed, to
-// backend-quarantine/batch-<first rowid>-<last rowid>.ndjson (directory 0750, file 0640, synced)
-// and deletes the oldest files beyond kQuarantineKeep. Returns the file's path. Errors:
-// kIo/kDiskFull naming the path.
+// backend-quarantine/batch-<first rowid>-<last rowid>.ndjson (directory 0750, file 0640, file and
+// directory synced) and deletes the oldest files beyond kQuarantineKeep (one it cannot delete or
+// list is logged as a warning). Returns the file's path. Errors: kIo/kDiskFull naming the path,
+// for a failed chmod or sync too.
 Result<std::filesystem::path> quarantineBatch(const std::filesystem::path& dataDirectory,
                                               const PendingBatch& batch);
 

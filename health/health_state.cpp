@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/invariant.h"
 #include "health/metrics.h"
 
 namespace zastava {
@@ -17,7 +18,7 @@ std::string_view workerName(Worker worker) {
     case Worker::kWriter:
       return "buffer writer";
   }
-  return "worker";
+  ZASTAVA_BUG("Worker out of range: " + std::to_string(static_cast<int>(worker)));
 }
 
 std::int64_t steadyTicks() { return std::chrono::steady_clock::now().time_since_epoch().count(); }

@@ -20,8 +20,10 @@ class HealthServer {
   HealthServer& operator=(const HealthServer&) = delete;
 
   // Binds address:port (port 0 picks a free one) and starts serving on a thread named
-  // "zastava-http". Errors: kUnavailable naming the address when the bind fails (port in use,
-  // no such address, permission). Main thread.
+  // "zastava-http"; returns once it serves. Errors: kUnavailable naming the address when the
+  // bind fails (port in use, no such address, permission) or the server ends before it serves
+  // (its worker threads could not start). One that ends later on its own is logged at
+  // critical. A handler that throws is answered 500 and logged as an error. Main thread.
   Result<void> start(const std::string& address, int port);
   // The port actually bound; 0 before start().
   int port() const;

@@ -212,6 +212,11 @@ struct Metrics::Impl {
           .Help("Duration of one request to the backend, answered or not")
           .Register(registry)
           .Add({}, kBackendBuckets);
+  prometheus::Counter& invariantFailures =
+      counter(registry, "zastava_agent_invariant_failures_total",
+              "Internal invariants found broken (bugs), each of which ended the agent; kept in "
+              "the data directory across the restarts they cause")
+          .Add({});
   prometheus::Family<prometheus::Gauge>& buildInfo =
       gauge(registry, "zastava_agent_build_info", "Always 1; labels say which build runs");
 };
@@ -356,6 +361,10 @@ void Metrics::setBackendConsecutiveFailures(int failures) {
 }
 void Metrics::observeBackendRequest(double seconds) {
   impl_->backendRequestDuration.Observe(seconds);
+}
+
+void Metrics::countInvariantFailures(std::uint64_t failures) {
+  impl_->invariantFailures.Increment(static_cast<double>(failures));
 }
 
 std::string Metrics::exposition() const {

@@ -108,6 +108,10 @@ class Metrics {
   void setBackendConsecutiveFailures(int failures);
   // zastava_agent_backend_request_duration_seconds (histogram)
   void observeBackendRequest(double seconds);
+  // zastava_agent_invariant_failures_total: internal invariants found broken (ZASTAVA_BUG,
+  // common/invariant.h): those of earlier runs, read from the data directory at start, then
+  // each one in this process just before it ends.
+  void countInvariantFailures(std::uint64_t failures);
   // zastava_agent_build_info{version,git_commit} 1 is set by the constructor.
 
   // The Prometheus text exposition (format 0.0.4) of everything above. Any thread.

@@ -25,7 +25,8 @@ Result<std::string> readProcFile(const std::string& path, std::size_t maxBytes);
 // readlink(2) of `path`. On failure: errnoError.
 Result<std::string> readLinkText(const std::string& path);
 
-// Owns a file descriptor; closes it on destruction.
+// Owns a file descriptor; closes it on destruction. Only read-only descriptors are kept here,
+// so the result of close() is not checked: a failed close loses nothing.
 class UniqueFd {
  public:
   explicit UniqueFd(int fd = -1) : fd_(fd) {}

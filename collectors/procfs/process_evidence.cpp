@@ -66,7 +66,7 @@ std::uint64_t& namespaceField(NamespaceIds& ids, std::string_view name) {
   return ids.cgroup;
 }
 
-struct DirCloser {
+struct DirCloser {  // a failed closedir of a directory only read loses nothing
   void operator()(DIR* d) const { ::closedir(d); }
 };
 

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <csignal>
@@ -167,6 +168,31 @@ TEST_CASE("a write cut short by the file size limit resumes exactly where it sto
   CHECK_FALSE(writer->hasPending());
   CHECK(allSegmentLines(f.dir) == std::vector<std::string>{line(0), line(1), line(2)});
   CHECK(writer->totalBytes() == 3 * 41);
+}
+
+TEST_CASE("the segment directory is 0750 whatever the umask") {
+  Fixture f;
+  const mode_t saved = ::umask(077);
+  auto writer = SegmentWriter::open(f.dir, limits(100, 10000, 24 * kHour), f.clock, f.metrics);
+  ::umask(saved);
+  REQUIRE(writer.ok());
+  CHECK(fileMode(f.dir) == 0750);
+}
+
+TEST_CASE("a directory that cannot be synced is an error naming it") {
+  // procfs cannot sync its directories: fsync says EINVAL, as other such file systems do.
+  auto proc = syncDirectory("/proc");
+  REQUIRE_FALSE(proc.ok());
+  CHECK(proc.error().code == ErrorCode::kIo);
+  CHECK(proc.error().message == "cannot fsync directory /proc: Invalid argument");
+
+  testing::TempDir tmp;
+  const auto missing = tmp.path() / "gone";
+  auto gone = syncDirectory(missing);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().message ==
+        "cannot open directory " + missing.string() + " to sync it: No such file or directory");
+  CHECK(syncDirectory(tmp.path()).ok());
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "buffer/sqlite_connection.h"
 #include "buffer_test_util.h"
+#include "common/invariant.h"
 #include "health/metrics.h"
 
 namespace zastava {
@@ -337,6 +339,23 @@ TEST_CASE("a version 1 ledger on a full disk stays as it was, with a clear error
   auto store = f.open();  // with room again
   CHECK(f.query("PRAGMA user_version") == "2");
   CHECK(store->eventCount() == 202);
+}
+
+struct InvariantBroke {};
+
+TEST_CASE("a bind SQLite refuses is a broken invariant, not a NULL stored") {
+  testing::TempDir tmp;
+  SqliteConnection db(tmp.path() / "binds.db");
+  REQUIRE(db.open(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE).ok());
+  auto statement = db.prepare("SELECT ?1", "cannot prepare");
+  REQUIRE(statement.ok());
+  statement->bindInt(1, 7);  // fine
+  setInvariantEnd([](const InvariantFailure& failure) {
+    CHECK(failure.what == "SQLite refused parameter 2 of \"SELECT ?1\": column index out of range");
+    throw InvariantBroke{};
+  });
+  CHECK_THROWS_AS(statement->bindText(2, "no such parameter"), InvariantBroke);
+  setInvariantEnd(nullptr);
 }
 
 }  // namespace

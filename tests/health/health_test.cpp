@@ -108,12 +108,13 @@ TEST_CASE("the exposition has every documented metric and passes promtool") {
         "zastava_agent_buffer_segments_deleted_total", "zastava_agent_buffer_bytes",
         "zastava_agent_buffer_commit_duration_seconds_bucket",
         "zastava_agent_last_event_timestamp_seconds", "zastava_agent_build_info",
-        "zastava_agent_inspects_total"}) {
+        "zastava_agent_inspects_total", "zastava_agent_invariant_failures_total"}) {
     CAPTURE(name);
     CHECK(contains(text, std::string("\n") + name));
   }
   CHECK(contains(text, R"(zastava_agent_events_total{kind="container.start",source="stream"} 1)"));
   CHECK(contains(text, R"(zastava_agent_build_info{git_commit="abc",version="1.2.3"} 1)"));
+  CHECK(contains(text, "\nzastava_agent_invariant_failures_total 0\n"));
   auto [status, output] = promtoolCheck(text);
   CAPTURE(output);
   CHECK(status == 0);
@@ -152,7 +153,32 @@ TEST_CASE("a port already in use is a clear start-up error") {
   HealthServer second(health, metrics);
   auto result = second.start("127.0.0.1", first.port());
   REQUIRE_FALSE(result.ok());
-  CHECK(contains(result.error().message, "127.0.0.1:" + std::to_string(first.port())));
+  CHECK(result.error().code == ErrorCode::kUnavailable);
+  CHECK(result.error().message == "cannot listen for health checks on 127.0.0.1:" +
+                                      std::to_string(first.port()) + ": Address already in use");
+  CHECK(second.port() == 0);
+  httplib::Client client("127.0.0.1", first.port());
+  auto alive = client.Get("/livez");
+  REQUIRE(alive);  // the first one still serves
+  CHECK(alive->status == 200);
+}
+
+TEST_CASE("an address not on this host is a clear start-up error") {
+  Metrics metrics({"1.2.3", "abc"});
+  HealthState health(metrics);
+  HealthServer server(health, metrics);
+  auto result = server.start("192.0.2.1", 0);  // TEST-NET-1: nobody's address
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().code == ErrorCode::kUnavailable);
+  CHECK(result.error().message ==
+        "cannot listen for health checks on 192.0.2.1:0: Cannot assign requested address");
+}
+
+TEST_CASE("invariant failures are counted, earlier runs' included") {
+  Metrics metrics({"1.2.3", "abc"});
+  metrics.countInvariantFailures(2);  // read from the data directory at start
+  metrics.countInvariantFailures(1);  // one in this process
+  CHECK(contains(metrics.exposition(), "\nzastava_agent_invariant_failures_total 3\n"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@ with no engine at all the agent keeps running, not ready, and says which endpoin
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import unittest
@@ -67,6 +68,7 @@ class Metrics(h.WorkspaceTest):
         self.assertIsNotNone(snap, "events_total{kind=container.snapshot,source=snapshot}")
         self.assertGreaterEqual(snap, 1)
         self.assertEqual(h.metric_value(self.text, "zastava_agent_build_info"), 1)
+        self.assertEqual(h.metric_value(self.text, "zastava_agent_invariant_failures_total"), 0)
 
     def test_health_endpoints(self):
         """/healthz, /livez, /readyz 200 while all is well"""
@@ -93,6 +95,38 @@ class NoEngine(h.WorkspaceTest):
         code, secs = agent.stop()
         self.assertEqual(code, 0)
         self.assertLess(secs, 5.0)
+
+
+class StartUp(h.WorkspaceTest):
+    def test_port_taken(self):
+        """a health port already taken: exit 1 at once, naming the address and the reason"""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            data = os.path.join(self.ws.dir, "taken", "data")
+            res = h.run_agent_once(ARGS.agent, ["--data-directory", data, "--docker-endpoint",
+                                                "unix:///nonexistent.sock", "--health-address",
+                                                "127.0.0.1", "--health-port", str(port)])
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn(f"cannot listen for health checks on 127.0.0.1:{port}: "
+                      "Address already in use", res.stderr)
+
+    def test_earlier_invariant_failures_counted(self):
+        """the failures recorded in <data dir>/invariant-failures.log start the counter"""
+        agent = self.ws.agent(ARGS.agent, "unix:///nonexistent.sock")
+        os.makedirs(agent.data_dir, mode=0o750)
+        line = "2026-01-01T00:00:00Z invariant failed at buffer/record.cpp:1: what broke\n"
+        with open(os.path.join(agent.data_dir, "invariant-failures.log"), "w") as f:
+            f.write(line * 2)
+        agent.start()
+        agent.wait_http()
+        # The health server starts first, the data directory is read just after.
+        h.wait_metric(agent, "zastava_agent_invariant_failures_total", lambda v: v == 2, 10)
+        h.wait_until(lambda: "2 internal invariant failure(s) of earlier runs are recorded in"
+                     in agent.log_text(), 10, "the log line about earlier failures")
+        code, _ = agent.stop()
+        self.assertEqual(code, 0)
 
 
 class Config(unittest.TestCase):
