@@ -1,7 +1,9 @@
 #include "collectors/decoders.h"
 
 #include <simdjson.h>
+#include <strings.h>
 
+#include <cstdio>
 #include <optional>
 
 #include "collectors/engine_vocabulary.h"
@@ -377,6 +379,36 @@ Result<VersionInfo> decodeVersion(std::string_view json) {
   info.arch = stringOr(doc, "Arch");
   info.kernelVersion = stringOr(doc, "KernelVersion");
   return info;
+}
+
+std::optional<long> decodeStatusLine(std::string_view line) {
+  if (line.substr(0, 5) != "HTTP/") return std::nullopt;
+  const std::string copy(line);
+  long status = 0;
+  if (std::sscanf(copy.c_str(), "HTTP/%*s %ld", &status) != 1) return std::nullopt;
+  return status;
+}
+
+std::optional<std::string> decodeApiVersionHeader(std::string_view line) {
+  constexpr std::string_view kApiVersion = "api-version:";
+  if (line.size() < kApiVersion.size() ||
+      strncasecmp(line.data(), kApiVersion.data(), kApiVersion.size()) != 0) {
+    return std::nullopt;
+  }
+  std::string_view value = line.substr(kApiVersion.size());
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  return std::string(value);
+}
+
+std::optional<std::pair<int, int>> parseApiVersion(std::string_view text) {
+  int major = 0;
+  int minor = 0;
+  char tail = 0;
+  const std::string copy(text);
+  if (std::sscanf(copy.c_str(), "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0) {
+    return std::nullopt;
+  }
+  return std::make_pair(major, minor);
 }
 
 std::string decodeErrorMessage(std::string_view body) {

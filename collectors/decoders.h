@@ -4,8 +4,10 @@
 // 200 bytes of the input.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "collectors/engine_types.h"
@@ -30,6 +32,16 @@ Result<ContainerInspect> decodeContainerInspect(std::string_view json);
 
 // GET /version. Needs ApiVersion.
 Result<VersionInfo> decodeVersion(std::string_view json);
+
+// GET /_ping answers in its headers. One header line, without its line end:
+// The status of an HTTP status line ("HTTP/1.1 200 OK" -> 200); std::nullopt when the line does
+// not start with "HTTP/" or has no number after the version.
+std::optional<long> decodeStatusLine(std::string_view line);
+// The value of an Api-Version header (the name in any case; "Api-Version: 1.41" -> "1.41", the
+// blanks after the colon removed); std::nullopt for any other line.
+std::optional<std::string> decodeApiVersionHeader(std::string_view line);
+// An API version, "1.41" -> {1, 41}; std::nullopt when it is not <digits>.<digits>.
+std::optional<std::pair<int, int>> parseApiVersion(std::string_view text);
 
 // Splits an event Action on the first ": " ("health_status: healthy" -> "health_status",
 // "healthy"). `detail` is kept exactly as sent, trailing space included ("exec_create: true " ->
