@@ -3,6 +3,8 @@
 #include <simdjson.h>
 #include <strings.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <optional>
 
@@ -81,14 +83,21 @@ std::string stringOr(element parent, std::string_view key) {
   return stringField(parent, key).value_or(std::string());
 }
 
+// The member as a whole number: an integer, or a number with a fraction cut off; 0 when absent,
+// not a number, or beyond 64 bits (an unsigned above 2^63 - 1, or a double out of range, which
+// no conversion could keep).
 std::int64_t intOr(element parent, std::string_view key) {
   const auto value = field(parent, key);
   if (!value) return 0;
   std::int64_t i = 0;
   if (value->get_int64().get(i) == simdjson::SUCCESS) return i;
+  if (value->type() != simdjson::dom::element_type::DOUBLE) return 0;
+  constexpr double kTwoPow63 = 9223372036854775808.0;
   double d = 0;
-  if (value->get_double().get(d) == simdjson::SUCCESS) return static_cast<std::int64_t>(d);
-  return 0;
+  if (value->get_double().get(d) != simdjson::SUCCESS || !(d >= -kTwoPow63 && d < kTwoPow63)) {
+    return 0;
+  }
+  return static_cast<std::int64_t>(d);
 }
 
 bool boolOr(element parent, std::string_view key) {
@@ -206,7 +215,9 @@ Result<EngineEvent> decodeEvent(std::string_view json) {
   event.scope = stringOr(doc, "scope");
   event.time = intOr(doc, "time");
   event.timeNano = intOr(doc, "timeNano");
-  if (event.timeNano == 0) event.timeNano = event.time * kNanosPerSecond;
+  if (event.timeNano == 0 && __builtin_mul_overflow(event.time, kNanosPerSecond, &event.timeNano)) {
+    return malformed("event time is out of range (" + std::to_string(event.time) + " s)", json);
+  }
   return event;
 }
 
@@ -401,14 +412,23 @@ std::optional<std::string> decodeApiVersionHeader(std::string_view line) {
 }
 
 std::optional<std::pair<int, int>> parseApiVersion(std::string_view text) {
-  int major = 0;
-  int minor = 0;
-  char tail = 0;
-  const std::string copy(text);
-  if (std::sscanf(copy.c_str(), "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0) {
-    return std::nullopt;
-  }
-  return std::make_pair(major, minor);
+  // Digits only: sscanf's %d also took a sign, blanks and numbers beyond int ("1.+41", "1. 41").
+  const auto number = [](std::string_view digits) -> std::optional<int> {
+    if (digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    int value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+    return value;
+  };
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  const auto major = number(text.substr(0, dot));
+  const auto minor = number(text.substr(dot + 1));
+  if (!major || !minor) return std::nullopt;
+  return std::make_pair(*major, *minor);
 }
 
 std::string decodeErrorMessage(std::string_view body) {
