@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # fuzz/run.sh [-b BUILD_DIR] [-n RUNS] [-t SECONDS] [--fresh] [TARGET...] [-- LIBFUZZER_ARGS...]
 # Runs each fuzz target (all of BUILD_DIR/fuzz/fuzz_* by default), one after the other, on its
-# corpus BUILD_DIR/fuzz/corpus/TARGET (new inputs are kept there; --fresh empties it first) and
-# its seeds BUILD_DIR/fuzz/seeds/TARGET, for RUNS executions (-runs, 100000 when neither is
-# given) or SECONDS (-max_total_time), whichever comes first. Prints one line per target: executions, exec/s, coverage (cov, ft) and
-# time. A crash, a leak, a timeout or a failed check leaves the input in
-# BUILD_DIR/fuzz/crashes/ and the output in BUILD_DIR/fuzz/logs/TARGET.log, and makes the exit
-# code 1. Build first: CXX=clang++ cmake -DZASTAVA_FUZZ=ON ... --target zastava_fuzz (README.md).
+# corpus BUILD_DIR/fuzz/corpus/TARGET (new inputs are kept there; with --fresh an empty one,
+# BUILD_DIR/fuzz/fresh-corpus/TARGET, is used instead, leaving the first to longer runs) and
+# its seeds BUILD_DIR/fuzz/seeds/TARGET, for RUNS executions (-runs; 100000 when neither is
+# given) or SECONDS (-max_total_time), whichever comes first. Prints one line per target:
+# executions, exec/s, coverage (cov, ft) and time. A crash, a leak, a timeout or a failed check
+# leaves the input in BUILD_DIR/fuzz/crashes/ and the output in BUILD_DIR/fuzz/logs/TARGET.log
+# (fresh-logs/ with --fresh), and makes the exit code 1. Build first (fuzz/README.md):
+# cmake -DZASTAVA_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ ..., then --target zastava_fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build/fuzz
@@ -22,7 +24,7 @@ while [[ $# -gt 0 ]]; do
     -t) seconds=(-max_total_time="$2"); shift 2 ;;
     --fresh) fresh=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
@@ -34,15 +36,20 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   done
 fi
 [[ ${#targets[@]} -gt 0 ]] || { echo "fuzz/run.sh: no fuzz target in $dir (build them first)" >&2; exit 2; }
-mkdir -p "$dir/logs" "$dir/crashes"
+logs=$dir/logs
+[[ $fresh -eq 1 ]] && logs=$dir/fresh-logs
+mkdir -p "$logs" "$dir/crashes"
 
 failed=()
 printf '%-28s %-6s %12s %9s %7s %8s %8s\n' target result executions exec/s cov ft seconds
 for target in "${targets[@]}"; do
   corpus=$dir/corpus/$target
-  [[ $fresh -eq 1 ]] && rm -rf "$corpus"
+  if [[ $fresh -eq 1 ]]; then
+    corpus=$dir/fresh-corpus/$target
+    rm -rf "$corpus"
+  fi
   mkdir -p "$corpus"
-  log=$dir/logs/$target.log
+  log=$logs/$target.log
   status=0
   start=$(date +%s%N)
   "$dir/$target" "${runs[@]}" "${seconds[@]}" -print_final_stats=1 -timeout=25 \
@@ -68,6 +75,6 @@ for target in "${targets[@]}"; do
   fi
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
-  echo "fuzz/run.sh: failed: ${failed[*]} (logs in $dir/logs, inputs in $dir/crashes)" >&2
+  echo "fuzz/run.sh: failed: ${failed[*]} (logs in $logs, inputs in $dir/crashes)" >&2
   exit 1
 fi
