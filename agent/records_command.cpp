@@ -140,8 +140,12 @@ Result<UnixNanos> parseSince(std::string_view text, UnixNanos now) {
       std::int64_t count = 0;
       const char* end = text.data() + text.size() - 1;
       auto [stop, ec] = std::from_chars(text.data(), end, count);
-      if (ec == std::errc() && stop == end && count >= 0) {
-        return now - count * *unit * kNanosPerSecond;
+      std::int64_t ago = 0;
+      std::int64_t since = 0;
+      if (ec == std::errc() && stop == end && count >= 0 &&
+          !__builtin_mul_overflow(count, *unit * kNanosPerSecond, &ago) &&
+          !__builtin_sub_overflow(now, ago, &since)) {
+        return since;
       }
     }
   }

@@ -40,8 +40,8 @@ Result<RecordsCommandLine> parseRecordsCommandLine(int argc, const char* const* 
                                                    const Environment& env, UnixNanos now);
 
 // An RFC 3339 UTC time ("2026-12-06T05:00:00Z", with up to 9 fractional digits), a date
-// ("2026-12-06", midnight UTC), or a duration before `now` ("90s", "15m", "2h", "7d").
-// Error: kInvalidArgument saying what is accepted. Any thread.
+// ("2026-12-06", midnight UTC), or a duration before `now` ("90s", "15m", "2h", "7d") that 64-bit
+// nanoseconds can hold. Error: kInvalidArgument saying what is accepted. Any thread.
 Result<UnixNanos> parseSince(std::string_view text, UnixNanos now);
 
 // True when `record` passes every filter of `options`. Any thread.

@@ -252,11 +252,26 @@ std::string formatRfc3339Nanos(UnixNanos t) {
 }
 
 std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, consumed = 0;
-  const std::string copy(text);
-  if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute,
-                  &second, &consumed) != 6 ||
-      consumed != 19 || year < 1970 || year > kLastYear) {
+  // Digits exactly where the layout has them (sscanf's %d also took signs and blanks), and each
+  // field in its range: timegm would carry "2261-26-06" into 2263, beyond 64-bit nanoseconds.
+  constexpr std::string_view kLayout = "dddd-dd-ddTdd:dd:dd";
+  if (text.size() < kLayout.size()) return std::nullopt;
+  for (std::size_t i = 0; i < kLayout.size(); ++i) {
+    const bool digit = text[i] >= '0' && text[i] <= '9';
+    if (kLayout[i] == 'd' ? !digit : text[i] != kLayout[i]) return std::nullopt;
+  }
+  const auto number = [&](std::size_t at, std::size_t digits) {
+    int value = 0;
+    for (std::size_t i = at; i < at + digits; ++i) value = value * 10 + (text[i] - '0');
+    return value;
+  };
+  const int year = number(0, 4), month = number(5, 2), day = number(8, 2);
+  const int hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
+  const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+  constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (year < 1970 || year > kLastYear || month < 1 || month > 12 || day < 1 ||
+      day > kDays[static_cast<std::size_t>(month - 1)] + (month == 2 && leap ? 1 : 0) ||
+      hour > 23 || minute > 59 || second > 60) {  // 60: a leap second
     return std::nullopt;
   }
   std::string_view rest = text.substr(19);

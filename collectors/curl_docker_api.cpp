@@ -1,7 +1,6 @@
 // DockerApi over libcurl. Every request is a GET built by api_paths.h and sent by perform().
 #include <curl/curl.h>
 
-#include <cstdio>
 #include <mutex>
 #include <vector>
 
@@ -14,18 +13,6 @@ namespace zastava {
 namespace {
 
 constexpr std::size_t kMaxPooledHandles = 8;
-
-// Parses "1.41" into {1, 41}; std::nullopt when it is not <digits>.<digits>.
-std::optional<std::pair<int, int>> parseApiVersion(std::string_view text) {
-  int major = 0;
-  int minor = 0;
-  char tail = 0;
-  const std::string copy(text);
-  if (std::sscanf(copy.c_str(), "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0) {
-    return std::nullopt;
-  }
-  return std::make_pair(major, minor);
-}
 
 // Docker answers the inspect of a container that no longer exists with 404. Podman does too,
 // except while the container is being removed, when it answers 500 with the cause "no such

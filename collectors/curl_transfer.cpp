@@ -2,7 +2,6 @@
 
 #include <grp.h>
 #include <pwd.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,10 +60,8 @@ size_t onHeader(char* data, size_t size, size_t count, void* user) {
   auto& t = *static_cast<Transfer*>(user);
   const size_t bytes = size * count;
   const std::string_view line = trimEnd(std::string_view(data, bytes));
-  if (line.substr(0, 5) == "HTTP/") {
-    const std::string copy(line);
-    long status = 0;
-    if (std::sscanf(copy.c_str(), "HTTP/%*s %ld", &status) == 1) t.status = status;
+  if (line.substr(0, 5) == "HTTP/") {  // a new response (after a 100 or a redirect)
+    if (const auto status = decodeStatusLine(line)) t.status = *status;
     t.apiVersionHeader.clear();
     t.headersDone = false;
     return bytes;
@@ -73,15 +70,7 @@ size_t onHeader(char* data, size_t size, size_t count, void* user) {
     t.headersDone = true;
     return openOnce(t) ? bytes : 0;
   }
-  constexpr std::string_view kApiVersion = "api-version:";
-  if (line.size() >= kApiVersion.size() &&
-      strncasecmp(line.data(), kApiVersion.data(), kApiVersion.size()) == 0) {
-    std::string_view value = line.substr(kApiVersion.size());
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
-      value.remove_prefix(1);
-    }
-    t.apiVersionHeader = std::string(value);
-  }
+  if (auto value = decodeApiVersionHeader(line)) t.apiVersionHeader = std::move(*value);
   return bytes;
 }
 

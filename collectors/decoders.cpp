@@ -1,7 +1,11 @@
 #include "collectors/decoders.h"
 
 #include <simdjson.h>
+#include <strings.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
 #include <optional>
 
 #include "collectors/engine_vocabulary.h"
@@ -79,14 +83,21 @@ std::string stringOr(element parent, std::string_view key) {
   return stringField(parent, key).value_or(std::string());
 }
 
+// The member as a whole number: an integer, or a number with a fraction cut off; 0 when absent,
+// not a number, or beyond 64 bits (an unsigned above 2^63 - 1, or a double out of range, which
+// no conversion could keep).
 std::int64_t intOr(element parent, std::string_view key) {
   const auto value = field(parent, key);
   if (!value) return 0;
   std::int64_t i = 0;
   if (value->get_int64().get(i) == simdjson::SUCCESS) return i;
+  if (value->type() != simdjson::dom::element_type::DOUBLE) return 0;
+  constexpr double kTwoPow63 = 9223372036854775808.0;
   double d = 0;
-  if (value->get_double().get(d) == simdjson::SUCCESS) return static_cast<std::int64_t>(d);
-  return 0;
+  if (value->get_double().get(d) != simdjson::SUCCESS || !(d >= -kTwoPow63 && d < kTwoPow63)) {
+    return 0;
+  }
+  return static_cast<std::int64_t>(d);
 }
 
 bool boolOr(element parent, std::string_view key) {
@@ -204,7 +215,9 @@ Result<EngineEvent> decodeEvent(std::string_view json) {
   event.scope = stringOr(doc, "scope");
   event.time = intOr(doc, "time");
   event.timeNano = intOr(doc, "timeNano");
-  if (event.timeNano == 0) event.timeNano = event.time * kNanosPerSecond;
+  if (event.timeNano == 0 && __builtin_mul_overflow(event.time, kNanosPerSecond, &event.timeNano)) {
+    return malformed("event time is out of range (" + std::to_string(event.time) + " s)", json);
+  }
   return event;
 }
 
@@ -377,6 +390,45 @@ Result<VersionInfo> decodeVersion(std::string_view json) {
   info.arch = stringOr(doc, "Arch");
   info.kernelVersion = stringOr(doc, "KernelVersion");
   return info;
+}
+
+std::optional<long> decodeStatusLine(std::string_view line) {
+  if (line.substr(0, 5) != "HTTP/") return std::nullopt;
+  const std::string copy(line);
+  long status = 0;
+  if (std::sscanf(copy.c_str(), "HTTP/%*s %ld", &status) != 1) return std::nullopt;
+  return status;
+}
+
+std::optional<std::string> decodeApiVersionHeader(std::string_view line) {
+  constexpr std::string_view kApiVersion = "api-version:";
+  if (line.size() < kApiVersion.size() ||
+      strncasecmp(line.data(), kApiVersion.data(), kApiVersion.size()) != 0) {
+    return std::nullopt;
+  }
+  std::string_view value = line.substr(kApiVersion.size());
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  return std::string(value);
+}
+
+std::optional<std::pair<int, int>> parseApiVersion(std::string_view text) {
+  // Digits only: sscanf's %d also took a sign, blanks and numbers beyond int ("1.+41", "1. 41").
+  const auto number = [](std::string_view digits) -> std::optional<int> {
+    if (digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    int value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+    return value;
+  };
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  const auto major = number(text.substr(0, dot));
+  const auto minor = number(text.substr(dot + 1));
+  if (!major || !minor) return std::nullopt;
+  return std::make_pair(*major, *minor);
 }
 
 std::string decodeErrorMessage(std::string_view body) {

@@ -10,11 +10,13 @@ BUILD_PACKAGES=(cmake make g++ pkg-config git
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;
 # fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian and installed
 # in a Debian root made by debootstrap; podman is the engine matrix's third engine, beside
-# docker.io and Debian 13's docker.io, which the tests fetch themselves.)
+# docker.io and Debian 13's docker.io, which the tests fetch themselves. The fuzz targets are
+# built with clang; libFuzzer's runtime and clang's sanitizers are in libclang-rt-14-dev, which
+# clang only recommends.)
 TEST_PACKAGES=(doctest-dev nlohmann-json3-dev
   docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl sqlite3
   systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
-  util-linux e2fsprogs dpkg-dev lintian debootstrap podman)
+  util-linux e2fsprogs dpkg-dev lintian debootstrap podman clang libclang-rt-14-dev)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -75,6 +77,16 @@ disable_units_of() {
   log "leaving the services of the new packages disabled: $(echo $units)"
   # shellcheck disable=SC2086
   systemctl disable --quiet $units >/dev/null 2>&1 || true
+}
+
+# build_fuzz DIR: configures DIR with clang++ and -DZASTAVA_FUZZ=ON (no tests) and builds the
+# fuzz targets and their seed corpora (fuzz/README.md); non-zero if either fails.
+build_fuzz() {
+  local dir=$1
+  log "building the fuzz targets in $dir"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+    -DZASTAVA_FUZZ=ON -DZASTAVA_TESTS=OFF >/dev/null &&
+    cmake --build "$dir" -j"$(nproc)" --target zastava_fuzz
 }
 
 # build DIR BUILD_TYPE [cmake args...]: configures and builds into DIR; non-zero if either fails.

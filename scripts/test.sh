@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test in each part: a normal build, then an
-# address+undefined sanitizer build. Unit tests use fixtures captured from a real engine;
+# address+undefined sanitizer build, then a smoke run of the fuzz targets (fuzz/README.md: each
+# parser of outside bytes under libFuzzer, a bounded number of executions each). Unit tests use
+# fixtures captured from a real engine;
 # integration tests start a private dockerd, haproxy and promtool (root required).
 # Every part runs even when an earlier one failed; one summary at the end names each part's
 # result and the failed tests, and the exit code is non-zero when anything failed. Under it, the
@@ -73,6 +75,36 @@ mapfile -t matrix < <(engine_matrix_rows build/test)
 
 PART_ENV=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)
 part "sanitizer build (address,undefined)" build/asan Debug -DZASTAVA_SANITIZE=address,undefined
+
+# fuzz_part NAME BUILD_DIR RUNS SECONDS: builds the fuzz targets with clang and runs each from
+# its seeds (fuzz/run.sh) for RUNS executions or SECONDS, whichever comes first, adding one line
+# to the summary.
+fuzz_part() {
+  local name=$1 dir=$2 runs=$3 seconds=$4
+  if ! (build_fuzz "$dir"); then
+    summary+=("$(printf '%-34s FAILED to build (the output is above)' "$name")")
+    failed_parts=$((failed_parts + 1))
+    return 0
+  fi
+  log "running the fuzz targets of $dir, $runs executions or $seconds s each"
+  local output=$dir.fuzz.log status=0 started=$SECONDS
+  fuzz/run.sh -b "$dir" -n "$runs" -t "$seconds" --fresh 2>&1 | tee "$output" || status=$?
+  local targets failed
+  targets=$(grep -cE '^fuzz_[a-z_]+ +(ok|FAILED) ' "$output" || true)
+  failed=$(grep -E '^fuzz_[a-z_]+ +FAILED ' "$output" | cut -d' ' -f1 | paste -sd, - |
+    sed 's/,/, /g' || true)
+  if [[ $status -eq 0 ]]; then
+    summary+=("$(printf '%-34s passed: %d targets, %d s' "$name" "$targets" \
+      $((SECONDS - started)))")
+  else
+    summary+=("$(printf '%-34s FAILED: %s (inputs in %s/fuzz/crashes)' "$name" \
+      "${failed:-see above}" "$dir")")
+    failed_parts=$((failed_parts + 1))
+  fi
+}
+
+fuzz_part "fuzz smoke (libFuzzer)" build/fuzz "${ZASTAVA_FUZZ_RUNS:-20000}" \
+  "${ZASTAVA_FUZZ_SECONDS:-3}"
 
 log "summary"
 printf '  %s\n' "${summary[@]}" >&2

@@ -1,4 +1,5 @@
-// Reads the engine fixtures captured under tests/fixtures/engine (see its README.md).
+// Reads the engine fixtures captured under tests/fixtures/engine (see its README.md), and the
+// inputs of fuzz findings under tests/fixtures/fuzz.
 #pragma once
 
 #include <fstream>
@@ -11,6 +12,14 @@ namespace zastava::testing {
 // The whole file; empty when it cannot be read (tests then fail on the content).
 inline std::string readFixture(const std::string& name) {
   std::ifstream in(std::string(ZASTAVA_FIXTURES_DIR) + "/engine/" + name, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// An input a fuzz target found a bug with, kept under tests/fixtures/fuzz (see its README.md).
+inline std::string readFuzzFixture(const std::string& name) {
+  std::ifstream in(std::string(ZASTAVA_FIXTURES_DIR) + "/fuzz/" + name, std::ios::binary);
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();

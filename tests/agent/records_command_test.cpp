@@ -8,6 +8,7 @@
 #include "buffer/record.h"
 #include "buffer/segment_writer.h"
 #include "config_test_util.h"
+#include "tests/fixture_files.h"
 
 namespace zastava {
 namespace {
@@ -120,6 +121,20 @@ TEST_CASE("--since takes a UTC time, a date or a duration ago") {
     CHECK(contains(since.error().message, "--since"));
     CHECK(contains(since.error().message, "15m"));
   }
+}
+
+TEST_CASE("fuzz finding: a duration whose nanoseconds do not fit in 64 bits is refused") {
+  // 666666666662h: count * 3600 * 1e9 overflowed (undefined behaviour) and gave some time.
+  const std::string hours = testing::readFuzzFixture("fuzz_time-since-hours-overflow.txt");
+  for (const std::string& bad :
+       {hours, std::string("9223372036854775807s"), std::string("106752d")}) {
+    CAPTURE(bad);
+    auto since = parseSince(bad, kNow);
+    REQUIRE_FALSE(since.ok());
+    CHECK(since.error().code == ErrorCode::kInvalidArgument);
+    CHECK(contains(since.error().message, "15m"));
+  }
+  CHECK(*parseSince("106751d", kNow) == kNow - 106751LL * 86400 * kSecond);
 }
 
 TEST_CASE("filters: kind in full or by action, container by name or id prefix, time") {

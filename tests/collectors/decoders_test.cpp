@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include "tests/fixture_files.h"
 
 namespace zastava {
@@ -144,6 +146,48 @@ TEST_CASE("malformed events are kMalformed and say what is missing") {
   REQUIRE_FALSE(quoted.ok());
   CHECK(quoted.error().message.find("secret") == std::string::npos);
   CHECK(quoted.error().message.size() < 400);
+}
+
+TEST_CASE("fuzz finding: a number beyond 64 bits counts as absent, a time beyond it is malformed") {
+  // A captured exec_die whose timeNano is above 2^63 - 1: it was cast from a double (undefined
+  // behaviour); now it is absent and comes from time.
+  const auto e =
+      decodeEvent(testing::readFuzzFixture("fuzz_decode_event-timenano-beyond-int64.json"));
+  REQUIRE(e.ok());
+  CHECK(e->time == 1795358252);
+  CHECK(e->timeNano == 1795358252000000000);
+
+  const auto far = decodeEvent(R"({"Type":"container","Action":"die","Actor":{"ID":"x"},)"
+                               R"("time":9300000000})");
+  REQUIRE_FALSE(far.ok());
+  CHECK(far.error().code == ErrorCode::kMalformed);
+  CHECK(far.error().message.find("time is out of range") != std::string::npos);
+
+  const auto inspect = decodeContainerInspect(
+      R"({"Id":"x","State":{"Pid":1e300,"ExitCode":-1e19},"RestartCount":2.5})");
+  REQUIRE(inspect.ok());
+  CHECK(inspect->state.pid == 0);
+  CHECK(inspect->state.exitCode == 0);
+  CHECK(inspect->restartCount == 2);
+}
+
+TEST_CASE("fuzz finding: an API version is <digits>.<digits> and nothing else") {
+  // Docker 26.1's captured ping headers, mutated: "Api-Version: 1.+5" was read as 1.5.
+  std::optional<std::string> header;
+  std::istringstream in(testing::readFuzzFixture("fuzz_ping_headers-api-version-plus-sign.txt"));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (auto value = decodeApiVersionHeader(line)) header = value;
+  }
+  REQUIRE(header == "1.+5");
+  CHECK_FALSE(parseApiVersion(*header));
+  for (const char* bad : {"1. 41", " 1.41", "-1.41", "1.-41", "1.41 ", "1.41x", "1", ".41", "1.",
+                          "99999999999.41", "1.99999999999"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parseApiVersion(bad));
+  }
+  CHECK(parseApiVersion("1.41") == std::make_pair(1, 41));
+  CHECK(parseApiVersion("1.045") == std::make_pair(1, 45));
 }
 
 TEST_CASE("container list: four captured containers in four states") {
