@@ -2,7 +2,7 @@
 // date, the date read by libcurl's curl_getdate).
 #include <ctime>
 
-#include "buffer/backend_client.h"
+#include "delivery/backend_client.h"
 #include "fuzz/fuzz_util.h"
 
 using namespace zastava;
