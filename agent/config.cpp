@@ -7,10 +7,7 @@
 #include <exception>
 
 #include "agent/config_table.h"
-
-#ifndef ZASTAVA_VERSION
-#define ZASTAVA_VERSION "0.0.0-dev"
-#endif
+#include "common/version.h"
 
 extern char** environ;
 
@@ -206,7 +203,7 @@ Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
   }
   if (wantVersion) {
     parsed.command = Command::kVersion;
-    parsed.text = std::string("zastava-agent ") + ZASTAVA_VERSION + "\n";
+    parsed.text = "zastava-agent " + std::string(kVersion) + "\n";
     return parsed;
   }
   parsed.command = wantCheck ? Command::kCheckConfig : Command::kRun;

@@ -21,6 +21,7 @@
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
 #include "common/invariant.h"
+#include "common/version.h"
 #include "delivery/backend_client.h"
 #include "delivery/delivery_backlog.h"
 #include "delivery/dispatcher.h"
@@ -122,7 +123,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   }
 
   SystemClock clock;
-  Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
+  Metrics metrics({std::string(kVersion), std::string(kGitCommit)});
   const CountInvariantFailures countingInvariantFailures(metrics);
   HealthState health(metrics, std::chrono::seconds(config.stallSeconds));
   HealthServer server(health, metrics);
@@ -186,11 +187,10 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.eventQueue = eventQueueLimits(config);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
-  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,
-                    pipelineOptions);
+  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor, pipelineOptions);
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",
-               ZASTAVA_VERSION, endpoint.uri, config.dataDirectory.string(), config.healthAddress,
+               kVersion, endpoint.uri, config.dataDirectory.string(), config.healthAddress,
                server.port());
   evidence.start();
   pipeline.start();
@@ -233,7 +233,8 @@ int main(int argc, char** argv) {
     return kExitConfigError;
   }
   if (auto files = checkBackendFiles(dispatcherOptions(config)); !files.ok()) {
-    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n", files.error().message.c_str());
+    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n",
+                 files.error().message.c_str());
     return kExitConfigError;
   }
   if (parsed->command == Command::kCheckConfig) {

@@ -11,9 +11,7 @@
 #include <fstream>
 #include <mutex>
 
-#ifndef ZASTAVA_VERSION
-#define ZASTAVA_VERSION "0.0.0-dev"
-#endif
+#include "common/version.h"
 
 namespace zastava {
 namespace {
@@ -287,7 +285,7 @@ BackendAnswer BackendClient::post(std::string_view body, std::size_t records,
   Exchange exchange;
   exchange.cancel = &cancel;
   char errorBuffer[CURL_ERROR_SIZE] = {};
-  const std::string userAgent = std::string("zastava-agent/") + ZASTAVA_VERSION;
+  const std::string userAgent = "zastava-agent/" + std::string(kVersion);
   curl_easy_setopt(handle, CURLOPT_URL, options.url.c_str());
   curl_easy_setopt(handle, CURLOPT_POST, 1L);
   curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.data());
