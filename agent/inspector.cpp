@@ -16,11 +16,12 @@ namespace {
 constexpr std::array<std::chrono::milliseconds, 2> kRetryDelays{std::chrono::milliseconds(100),
                                                                 std::chrono::milliseconds(400)};
 
-// The engine or a proxy answered an error, or the connection broke: worth asking again. Not a
-// refusal (asking again is refused again), a timeout (the engine already had 30 s), a stop.
+// The engine or a proxy answered an error, or the connection broke (a TLS one too: the
+// handshake worked for the stream): worth asking again. Not a refusal (asking again is refused
+// again), a timeout (the engine already had 30 s), a stop.
 bool worthRetrying(ErrorCode code) {
   return code == ErrorCode::kProtocol || code == ErrorCode::kMalformed ||
-         code == ErrorCode::kUnavailable;
+         code == ErrorCode::kUnavailable || code == ErrorCode::kTls;
 }
 
 // "failed", "failed 3 times".

@@ -1,6 +1,4 @@
 // DockerApi over libcurl. Every request is a GET built by api_paths.h and sent by perform().
-#include <curl/curl.h>
-
 #include <mutex>
 #include <vector>
 
@@ -24,10 +22,7 @@ bool containerGone(const Transfer& response) {
 
 class CurlDockerApi final : public DockerApi {
  public:
-  explicit CurlDockerApi(Endpoint endpoint) : endpoint_(std::move(endpoint)) { initCurlOnce(); }
-  ~CurlDockerApi() override {
-    for (CURL* handle : pool_) curl_easy_cleanup(handle);
-  }
+  explicit CurlDockerApi(Endpoint endpoint) : endpoint_(std::move(endpoint)) {}
   CurlDockerApi(const CurlDockerApi&) = delete;
   CurlDockerApi& operator=(const CurlDockerApi&) = delete;
 
@@ -74,14 +69,14 @@ class CurlDockerApi final : public DockerApi {
     auto ver = ensureVersion();
     if (!ver.ok()) return ver.error();
     const std::string path = eventsPath(*ver, query.sinceNano);
-    CurlHandle handle;
-    if (!handle) return Error{ErrorCode::kInternal, "curl_easy_init failed"};
+    auto handle = CurlEasy::create();
+    if (!handle) return handle.error();
     Transfer transfer;
     transfer.stream = StreamSink{&onOpen, &onEvent, &stop, query.silenceCheck, [this]() {
                                    auto pinged = ping();
                                    return pinged.ok() ? okResult() : Result<void>(pinged.error());
                                  }};
-    const auto done = perform(endpoint_, handle.get(), path, transfer);
+    const auto done = perform(endpoint_, *handle, path, transfer);
     if (stop.load()) {
       return Error{ErrorCode::kCancelled, "event stream stopped on request"};
     }
@@ -139,42 +134,38 @@ class CurlDockerApi final : public DockerApi {
 
   // A non-stream GET on a pooled handle (connections are reused across calls).
   Result<Transfer> request(const std::string& path) {
-    CURL* handle = acquire();
-    if (handle == nullptr) return Error{ErrorCode::kInternal, "curl_easy_init failed"};
+    auto handle = acquire();
+    if (!handle) return handle.error();
     Transfer transfer;
-    auto done = perform(endpoint_, handle, path, transfer);
-    release(handle);
+    auto done = perform(endpoint_, *handle, path, transfer);
+    release(std::move(handle).value());
     if (!done.ok()) return done.error();
     return transfer;
   }
 
-  CURL* acquire() {
+  Result<CurlEasy> acquire() {
     {
       std::lock_guard lock(poolMu_);
       if (!pool_.empty()) {
-        CURL* handle = pool_.back();
+        CurlEasy handle = std::move(pool_.back());
         pool_.pop_back();
         return handle;
       }
     }
-    return curl_easy_init();
+    return CurlEasy::create();
   }
 
-  void release(CURL* handle) {
-    curl_easy_reset(handle);  // keeps the connection cache, drops our callback pointers
+  void release(CurlEasy handle) {
+    handle.reset();  // keeps the connection cache, drops our callback pointers
     std::lock_guard lock(poolMu_);
-    if (pool_.size() < kMaxPooledHandles) {
-      pool_.push_back(handle);
-      return;
-    }
-    curl_easy_cleanup(handle);
+    if (pool_.size() < kMaxPooledHandles) pool_.push_back(std::move(handle));
   }
 
   const Endpoint endpoint_;
   mutable std::mutex versionMu_;
   std::string apiVersion_;  // guarded by versionMu_
   std::mutex poolMu_;
-  std::vector<CURL*> pool_;  // guarded by poolMu_; idle handles only
+  std::vector<CurlEasy> pool_;  // guarded by poolMu_; idle handles only
 };
 
 }  // namespace

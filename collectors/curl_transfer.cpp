@@ -11,7 +11,6 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <mutex>
 
 #include "collectors/api_paths.h"
 #include "collectors/decoders.h"
@@ -19,8 +18,8 @@
 namespace zastava {
 namespace {
 
-constexpr long kConnectTimeoutMs = 5'000;
-constexpr long kRequestTimeoutMs = 30'000;
+constexpr std::chrono::milliseconds kConnectTimeout{5'000};
+constexpr std::chrono::milliseconds kRequestTimeout{30'000};
 constexpr std::size_t kMaxBodyBytes = 256u << 20;      // a list of many thousands of containers
 constexpr std::size_t kMaxErrorBodyBytes = 64u << 10;  // the body of a refused stream
 constexpr std::size_t kMaxEventLineBytes = 16u << 20;
@@ -190,96 +189,61 @@ std::string unixSocketProblem(const std::string& socketPath) {
     std::array<char, 8> mode{};
     std::snprintf(mode.data(), mode.size(), "%04o", info.st_mode & 07777U);
     const std::string owner = userName(info.st_uid) + ":" + groupName(info.st_gid);
-    return "permission denied on " + socketPath + " (" + owner + " " + mode.data() +
-           ") for user " + user + ": add it to group " + groupName(info.st_gid) +
+    return "permission denied on " + socketPath + " (" + owner + " " + mode.data() + ") for user " +
+           user + ": add it to group " + groupName(info.st_gid) +
            " or grant an ACL: setfacl -m u:" + user + ":rw " + socketPath;
   }
   return "connection refused by " + socketPath +
          ": nothing listens on it (the engine stopped, or the file is stale)";
 }
 
-Error curlError(const Endpoint& endpoint, std::string_view path, CURLcode code,
-                const char* detail) {
+// The engine's words added to net/'s Error for a connection that could not be made: for a unix
+// socket why it refused, instead of curl's "Failed to connect to localhost port 80"; for an
+// address where to look.
+Error engineError(const Endpoint& endpoint, CURLcode code, Error error) {
   if (code == CURLE_COULDNT_CONNECT && endpoint.kind == Endpoint::Kind::kUnix) {
     return Error{ErrorCode::kUnavailable, "cannot connect to " + endpoint.uri + ": " +
                                               unixSocketProblem(endpoint.socketPath)};
   }
-  const std::string why = detail[0] != '\0' ? detail : curl_easy_strerror(code);
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return Error{ErrorCode::kUnavailable,
-                   "cannot connect to " + endpoint.uri + ": " + why +
-                       "; is the Docker engine (or its proxy) running and reachable from here?"};
-    case CURLE_OPERATION_TIMEDOUT:
-      return Error{ErrorCode::kTimeout,
-                   "GET " + std::string(path) + " to " + endpoint.uri + " timed out: " + why};
-    default:
-      return Error{ErrorCode::kUnavailable,
-                   "GET " + std::string(path) + " to " + endpoint.uri + " failed: " + why};
+  if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
+      code == CURLE_COULDNT_RESOLVE_PROXY) {
+    error.message += "; is the Docker engine (or its proxy) running and reachable from here?";
   }
+  return error;
 }
 
 }  // namespace
 
-void initCurlOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-Result<void> perform(const Endpoint& endpoint, CURL* handle, std::string_view path,
+Result<void> perform(const Endpoint& endpoint, CurlEasy& handle, std::string_view path,
                      Transfer& transfer) {
-  const std::string url = baseUrl(endpoint) + std::string(path);
-  char errorBuffer[CURL_ERROR_SIZE] = {};
-  // libcurl refuses an option only when it was built without the feature (unix sockets, TLS)
-  // or the value is out of range: the request is not sent half-configured.
-  std::string refused;
-  auto set = [&](CURLoption option, const char* name, auto value) {
-    const CURLcode code = curl_easy_setopt(handle, option, value);
-    if (code != CURLE_OK && refused.empty()) {
-      refused = std::string(name) + ": " + curl_easy_strerror(code);
-    }
-  };
-  set(CURLOPT_URL, "CURLOPT_URL", url.c_str());
-  set(CURLOPT_HTTPGET, "CURLOPT_HTTPGET", 1L);
-  set(CURLOPT_FOLLOWLOCATION, "CURLOPT_FOLLOWLOCATION", 0L);
-  set(CURLOPT_NOSIGNAL, "CURLOPT_NOSIGNAL", 1L);
-  set(CURLOPT_ERRORBUFFER, "CURLOPT_ERRORBUFFER", errorBuffer);
-  set(CURLOPT_CONNECTTIMEOUT_MS, "CURLOPT_CONNECTTIMEOUT_MS", kConnectTimeoutMs);
-  set(CURLOPT_HEADERFUNCTION, "CURLOPT_HEADERFUNCTION", onHeader);
-  set(CURLOPT_HEADERDATA, "CURLOPT_HEADERDATA", &transfer);
-  set(CURLOPT_WRITEFUNCTION, "CURLOPT_WRITEFUNCTION", onBody);
-  set(CURLOPT_WRITEDATA, "CURLOPT_WRITEDATA", &transfer);
-  if (endpoint.kind == Endpoint::Kind::kUnix) {
-    set(CURLOPT_UNIX_SOCKET_PATH, "CURLOPT_UNIX_SOCKET_PATH", endpoint.socketPath.c_str());
-  }
+  CurlRequest request;
+  request.url = baseUrl(endpoint) + std::string(path);
+  request.request = "GET " + std::string(path) + " to " + endpoint.uri;
+  request.peer = endpoint.uri;
+  request.connectTimeout = kConnectTimeout;
+  request.timeout = transfer.stream ? std::chrono::milliseconds(0) : kRequestTimeout;
   if (endpoint.tls) {
     const TlsFiles& tls = *endpoint.tls;
-    if (!tls.caFile.empty()) set(CURLOPT_CAINFO, "CURLOPT_CAINFO", tls.caFile.c_str());
-    if (!tls.certFile.empty()) set(CURLOPT_SSLCERT, "CURLOPT_SSLCERT", tls.certFile.c_str());
-    if (!tls.keyFile.empty()) set(CURLOPT_SSLKEY, "CURLOPT_SSLKEY", tls.keyFile.c_str());
-    set(CURLOPT_SSL_VERIFYPEER, "CURLOPT_SSL_VERIFYPEER", tls.verifyPeer ? 1L : 0L);
-    set(CURLOPT_SSL_VERIFYHOST, "CURLOPT_SSL_VERIFYHOST", tls.verifyPeer ? 2L : 0L);
+    request.tls = CurlTls{tls.caFile, tls.certFile, tls.keyFile, tls.verifyPeer};
+  }
+  handle.start(request);
+  handle.set(CURLOPT_HTTPGET, 1L);
+  handle.set(CURLOPT_HEADERFUNCTION, onHeader);
+  handle.set(CURLOPT_HEADERDATA, &transfer);
+  handle.set(CURLOPT_WRITEFUNCTION, onBody);
+  handle.set(CURLOPT_WRITEDATA, &transfer);
+  if (endpoint.kind == Endpoint::Kind::kUnix) {
+    handle.set(CURLOPT_UNIX_SOCKET_PATH, endpoint.socketPath.c_str());
   }
   if (transfer.stream) {
-    set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", 0L);
-    set(CURLOPT_LOW_SPEED_TIME, "CURLOPT_LOW_SPEED_TIME", 0L);
-    set(CURLOPT_TCP_KEEPALIVE, "CURLOPT_TCP_KEEPALIVE", 1L);
-    set(CURLOPT_NOPROGRESS, "CURLOPT_NOPROGRESS", 0L);
-    set(CURLOPT_XFERINFOFUNCTION, "CURLOPT_XFERINFOFUNCTION", onProgress);
-    set(CURLOPT_XFERINFODATA, "CURLOPT_XFERINFODATA", &transfer);
-  } else {
-    set(CURLOPT_TIMEOUT_MS, "CURLOPT_TIMEOUT_MS", kRequestTimeoutMs);
-  }
-  if (!refused.empty()) {
-    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);  // the buffer is about to go
-    return Error{ErrorCode::kUnavailable, "GET " + std::string(path) + " to " + endpoint.uri +
-                                              " not sent: this libcurl refuses " + refused};
+    handle.set(CURLOPT_LOW_SPEED_TIME, 0L);
+    handle.set(CURLOPT_TCP_KEEPALIVE, 1L);
+    handle.set(CURLOPT_NOPROGRESS, 0L);
+    handle.set(CURLOPT_XFERINFOFUNCTION, onProgress);
+    handle.set(CURLOPT_XFERINFODATA, &transfer);
   }
 
-  const CURLcode code = curl_easy_perform(handle);
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
+  const auto done = handle.perform();
   if (transfer.stream && transfer.stream->stop->load()) {
     return Error{ErrorCode::kCancelled, "GET " + std::string(path) + " stopped on request"};
   }
@@ -289,11 +253,8 @@ Result<void> perform(const Endpoint& endpoint, CURL* handle, std::string_view pa
     return Error{ErrorCode::kProtocol, "GET " + std::string(path) + " to " + endpoint.uri +
                                            " answered with more data than the agent accepts"};
   }
-  if (code != CURLE_OK) return curlError(endpoint, path, code, errorBuffer);
-  long status = 0;
-  if (curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status != 0) {
-    transfer.status = status;
-  }
+  if (!done) return engineError(endpoint, handle.code(), done.error());
+  if (const long status = handle.status(); status != 0) transfer.status = status;
   if (transfer.stream && !transfer.partialLine.empty() && streamingOk(transfer)) {
     const std::string rest = std::move(transfer.partialLine);
     transfer.partialLine.clear();

@@ -1,8 +1,7 @@
 // Internal to collectors/: the one place a request leaves the agent. perform() sends a GET for a
-// path built by api_paths.h and maps libcurl failures to Error. Not for use outside collectors/.
+// path built by api_paths.h through net/'s CurlEasy, and adds to its Error what the engine's
+// endpoint tells (why a unix socket refused). Not for use outside collectors/.
 #pragma once
-
-#include <curl/curl.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,6 +13,7 @@
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
 #include "common/result.h"
+#include "net/curl_easy.h"
 
 namespace zastava {
 
@@ -44,31 +44,14 @@ struct Transfer {
   std::optional<Error> silenceError;  // the stream went silent and the engine did not answer
 };
 
-// Owns a CURL easy handle.
-class CurlHandle {
- public:
-  CurlHandle() : handle_(curl_easy_init()) {}
-  ~CurlHandle() {
-    if (handle_ != nullptr) curl_easy_cleanup(handle_);
-  }
-  CurlHandle(const CurlHandle&) = delete;
-  CurlHandle& operator=(const CurlHandle&) = delete;
-  explicit operator bool() const { return handle_ != nullptr; }
-  CURL* get() const { return handle_; }
-
- private:
-  CURL* handle_;
-};
-
-// curl_global_init, once per process. Any thread.
-void initCurlOnce();
-
 // Sends GET `path` to `endpoint` on `handle` (whose options it sets from scratch). Returns ok when
-// an HTTP response was received, whatever its status (see transfer.status); kUnavailable when the
-// engine cannot be reached or the connection broke, kTimeout, kCancelled when transfer.stream's
-// stop flag was raised, kProtocol for a body over the size limit, kInternal when a callback threw.
-// The calling thread must own `handle` and `transfer` for the duration.
-Result<void> perform(const Endpoint& endpoint, CURL* handle, std::string_view path,
+// an HTTP response was received, whatever its status (see transfer.status); otherwise the
+// net/curl_easy.h Error (kUnavailable when the engine cannot be reached, with why for a unix
+// socket, or the connection broke; kTimeout; kTls), kCancelled when transfer.stream's stop flag
+// was raised, kProtocol for a body over the size limit, kInternal when a callback threw or
+// libcurl refused an option. The calling thread must own `handle` and `transfer` for the
+// duration.
+Result<void> perform(const Endpoint& endpoint, CurlEasy& handle, std::string_view path,
                      Transfer& transfer);
 
 // The Error for a non-2xx answer to GET `path`: kForbidden (with diagnoseForbidden) for 401/403,

@@ -18,6 +18,7 @@ enum class ErrorCode {
   kProtocol,         // unexpected HTTP status or framing from the peer
   kMalformed,        // the peer's JSON could not be decoded
   kTimeout,          // the peer did not answer in time
+  kTls,              // the TLS handshake or a certificate failed (CA, server name, client cert)
   kIo,               // a local read/write/fsync failed
   kDiskFull,         // ENOSPC/EDQUOT or SQLITE_FULL
   kCancelled,        // the caller asked to stop
@@ -48,6 +49,8 @@ inline std::string_view errorCodeName(ErrorCode code) {
       return "malformed";
     case ErrorCode::kTimeout:
       return "timeout";
+    case ErrorCode::kTls:
+      return "tls";
     case ErrorCode::kIo:
       return "io";
     case ErrorCode::kDiskFull:

@@ -1,7 +1,6 @@
 #include "delivery/backend_client.h"
 
 #include <curl/curl.h>
-#include <strings.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -9,14 +8,14 @@
 #include <cctype>
 #include <charconv>
 #include <fstream>
-#include <mutex>
 
 #include "common/version.h"
+#include "net/curl_easy.h"
 
 namespace zastava {
 namespace {
 
-constexpr long kConnectTimeoutMs = 10'000;
+constexpr std::chrono::milliseconds kConnectTimeout{10'000};
 constexpr std::size_t kBodyStartBytes = 200;
 constexpr std::size_t kMaxTokenBytes = 16 * 1024;
 
@@ -81,65 +80,6 @@ std::string hostName() {
   return name;
 }
 
-bool isTlsError(CURLcode code, std::string_view message) {
-  switch (code) {
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_USE_SSL_FAILED:
-      return true;
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-      // TLS 1.3 reports a refused client certificate on the first read after the handshake.
-      return message.find("SSL") != std::string_view::npos ||
-             message.find("TLS") != std::string_view::npos;
-    default:
-      return false;
-  }
-}
-
-std::string_view causeOfTransportError(CURLcode code, std::string_view message) {
-  if (code == CURLE_OPERATION_TIMEDOUT) return "timeout";
-  if (isTlsError(code, message)) return "tls";
-  switch (code) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-      return "connect";
-    default:
-      return "other";
-  }
-}
-
-// A new HTTPS connection that died before any answer: its handshake failed, or the server
-// closed it right after (TLS 1.3 servers refuse a client certificate once the client thinks the
-// handshake is done, which libcurl reports as a broken pipe or a lost peer).
-bool diedInTlsSetup(CURL* handle, CURLcode code) {
-  const char* scheme = nullptr;
-  curl_off_t connected = 0;
-  curl_off_t handshaken = 0;
-  curl_easy_getinfo(handle, CURLINFO_SCHEME, &scheme);
-  curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connected);
-  curl_easy_getinfo(handle, CURLINFO_APPCONNECT_TIME_T, &handshaken);
-  if (scheme == nullptr || strcasecmp(scheme, "https") != 0 || connected == 0) return false;
-  const bool lostPeer = code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR ||
-                        code == CURLE_GOT_NOTHING || code == CURLE_COULDNT_CONNECT;
-  return handshaken == 0 || lostPeer;
-}
-
 struct Exchange {
   std::string bodyStart;
   std::string retryAfter;
@@ -159,9 +99,8 @@ std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user
   const std::string_view line(data, size * count);
   constexpr std::string_view kName = "retry-after:";
   if (line.size() > kName.size() &&
-      std::equal(kName.begin(), kName.end(), line.begin(), [](char a, char b) {
-        return a == std::tolower(static_cast<unsigned char>(b));
-      })) {
+      std::equal(kName.begin(), kName.end(), line.begin(),
+                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
     exchange.retryAfter = trimmed(std::string(line.substr(kName.size())));
   }
   return size * count;
@@ -178,6 +117,15 @@ struct HeaderList {
   void add(const std::string& header) { list = curl_slist_append(list, header.c_str()); }
 };
 
+// `answer` for a request that got no answer: a retry, with the cause label of `error`.
+BackendAnswer failedAnswer(BackendAnswer answer, Error error) {
+  answer.verdict = DeliveryVerdict::kRetry;
+  answer.cause = std::string(causeOfError(error));
+  answer.detail = error.message;
+  answer.error = std::move(error);
+  return answer;
+}
+
 }  // namespace
 
 DeliveryVerdict verdictOfStatus(long status) {
@@ -187,6 +135,19 @@ DeliveryVerdict verdictOfStatus(long status) {
   const bool configuration = status == 401 || status == 403 || status == 404 || status == 405;
   if (status >= 400 && status < 500 && !configuration) return DeliveryVerdict::kRejected;
   return DeliveryVerdict::kRefused;  // 3xx (redirects are not followed) and the configuration 4xx
+}
+
+std::string_view causeOfError(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::kUnavailable:
+      return "connect";
+    case ErrorCode::kTls:
+      return "tls";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    default:
+      return "other";
+  }
 }
 
 std::string_view causeOfStatus(long status) {
@@ -218,12 +179,11 @@ std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value, std:
 }
 
 struct BackendClient::Impl {
+  Impl(const BackendClientOptions& clientOptions, CurlEasy easy)
+      : options(clientOptions), handle(std::move(easy)) {}
   BackendClientOptions options;
   std::string host = hostName();
-  CURL* handle = nullptr;
-  ~Impl() {
-    if (handle != nullptr) curl_easy_cleanup(handle);
-  }
+  CurlEasy handle;
 };
 
 BackendClient::BackendClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -240,12 +200,9 @@ Result<std::unique_ptr<BackendClient>> BackendClient::create(const BackendClient
     auto readable = checkReadable(key, file);
     if (!readable) return readable.error();
   }
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->handle = curl_easy_init();
-  if (impl->handle == nullptr) return Error{ErrorCode::kInternal, "curl_easy_init failed"};
+  auto handle = CurlEasy::create();
+  if (!handle) return handle.error();
+  auto impl = std::make_unique<Impl>(options, std::move(handle).value());
   return std::unique_ptr<BackendClient>(new BackendClient(std::move(impl)));
 }
 
@@ -260,80 +217,59 @@ BackendAnswer BackendClient::post(std::string_view body, std::size_t records,
   headers.add("Expect:");  // no 100-continue round trip
   if (!options.tokenFile.empty()) {
     auto token = readToken(options.tokenFile);
-    if (!token) {
-      answer.cause = "other";
-      answer.detail = token.error().message;
-      return answer;
-    }
+    if (!token) return failedAnswer(std::move(answer), token.error());
     headers.add("Authorization: Bearer " + *token);
   }
   std::string compressed;
   if (options.gzip) {
     compressed = gzipped(body);
     if (compressed.empty()) {
-      answer.cause = "other";
-      answer.detail = "cannot gzip the request body";
-      return answer;
+      return failedAnswer(std::move(answer),
+                          Error{ErrorCode::kInternal, "cannot gzip the request body"});
     }
     headers.add("Content-Encoding: gzip");
     body = compressed;
   }
   answer.sentBytes = body.size();
 
-  CURL* handle = impl_->handle;
-  curl_easy_reset(handle);
+  CurlEasy& handle = impl_->handle;
   Exchange exchange;
   exchange.cancel = &cancel;
-  char errorBuffer[CURL_ERROR_SIZE] = {};
-  const std::string userAgent = "zastava-agent/" + std::string(kVersion);
-  curl_easy_setopt(handle, CURLOPT_URL, options.url.c_str());
-  curl_easy_setopt(handle, CURLOPT_POST, 1L);
-  curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.list);
-  curl_easy_setopt(handle, CURLOPT_USERAGENT, userAgent.c_str());
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, errorBuffer);
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
-  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::chrono::milliseconds(options.timeout).count()));
-  curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, onHeader);
-  curl_easy_setopt(handle, CURLOPT_HEADERDATA, &exchange);
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, onBody);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &exchange);
-  curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, onProgress);
-  curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &exchange);
-  if (!options.caFile.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, options.caFile.c_str());
-  if (!options.clientCertFile.empty()) {
-    curl_easy_setopt(handle, CURLOPT_SSLCERT, options.clientCertFile.c_str());
-    curl_easy_setopt(handle, CURLOPT_SSLKEY, options.clientKeyFile.c_str());
-  }
+  CurlRequest request;
+  request.url = options.url;
+  request.request = "POST to the backend";
+  request.peer = "the backend";
+  request.connectTimeout = kConnectTimeout;
+  request.timeout = options.timeout;
+  request.tls = CurlTls{options.caFile.string(), options.clientCertFile.string(),
+                        options.clientKeyFile.string(), true};
+  request.userAgent = "zastava-agent/" + std::string(kVersion);
+  handle.start(request);
+  handle.set(CURLOPT_POST, 1L);
+  handle.set(CURLOPT_POSTFIELDS, body.data());
+  handle.set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  handle.set(CURLOPT_HTTPHEADER, headers.list);
+  handle.set(CURLOPT_HEADERFUNCTION, onHeader);
+  handle.set(CURLOPT_HEADERDATA, &exchange);
+  handle.set(CURLOPT_WRITEFUNCTION, onBody);
+  handle.set(CURLOPT_WRITEDATA, &exchange);
+  handle.set(CURLOPT_NOPROGRESS, 0L);
+  handle.set(CURLOPT_XFERINFOFUNCTION, onProgress);
+  handle.set(CURLOPT_XFERINFODATA, &exchange);
 
   const auto started = std::chrono::steady_clock::now();
-  const CURLcode code = curl_easy_perform(handle);
+  const auto done = handle.perform();
   answer.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   answer.bodyStart = std::move(exchange.bodyStart);
-  if (code == CURLE_ABORTED_BY_CALLBACK && cancel.load()) {
+  if (!done && done.error().code == ErrorCode::kCancelled && cancel.load()) {
     answer.verdict = DeliveryVerdict::kStopped;
+    answer.error = done.error();
     answer.detail = "stopped";
     return answer;
   }
-  if (code != CURLE_OK) {
-    const std::string message = errorBuffer[0] != '\0' ? errorBuffer : curl_easy_strerror(code);
-    answer.cause = std::string(causeOfTransportError(code, message));
-    answer.detail = message;
-    if (answer.cause != "timeout" && diedInTlsSetup(handle, code)) {
-      answer.cause = "tls";
-      answer.detail += " (a new TLS connection closed before any answer: is the CA, the server "
-                       "name or the client certificate refused?)";
-    }
-    return answer;
-  }
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &answer.status);
+  if (!done) return failedAnswer(std::move(answer), done.error());
+  answer.status = handle.status();
   answer.verdict = verdictOfStatus(answer.status);
   if (answer.verdict != DeliveryVerdict::kAccepted) {
     answer.cause = std::string(causeOfStatus(answer.status));

@@ -1,7 +1,8 @@
 // The backend seen from the agent: one HTTP(S) POST of a batch of NDJSON records, with the
-// headers, authentication and TLS of docs/backend.md, over a libcurl handle that keeps its
+// headers, authentication and TLS of docs/backend.md, over net/'s CurlEasy, which keeps its
 // connection between requests. The verdict on each answer (accepted, retry, refused, too large,
-// rejected) is a pure function of the status, so the contract's table is tested on its own.
+// rejected) is delivery's policy and a pure function of the status, so the contract's table is
+// tested on its own; a request that got no answer fails with net/'s Error.
 #pragma once
 
 #include <atomic>
@@ -34,18 +35,25 @@ DeliveryVerdict verdictOfStatus(long status);
 // was not accepted: http_408, http_429, http_5xx, too_large, refused, rejected.
 std::string_view causeOfStatus(long status);
 
+// The failure cause label of zastava_agent_backend_failures_total for a request that got no
+// answer: connect (kUnavailable: not reached, or the connection broke), tls, timeout, other.
+std::string_view causeOfError(const Error& error);
+
 // A Retry-After value: delay-seconds ("120") or an HTTP date, as a delay from `now`; a date in
 // the past is 0 s. std::nullopt when it is neither. Any thread.
 std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value, std::time_t now);
 
+// How a POST ended: an HTTP answer and its verdict, or the Error that kept any answer away.
 struct BackendAnswer {
   DeliveryVerdict verdict = DeliveryVerdict::kRetry;
-  long status = 0;         // the HTTP status; 0 when no answer arrived
-  std::string cause;       // failure label (causeOfStatus, or connect|tls|timeout|other)
-  std::string detail;      // what went wrong, for the log: libcurl's message or "HTTP 503"
-  std::string bodyStart;   // the first 200 bytes of the answer's body
+  long status = 0;             // the HTTP status; 0 when no answer arrived
+  std::optional<Error> error;  // why no answer arrived (then verdict is kRetry or kStopped): the
+                               // transfer's (net/curl_easy.h), or the token or gzip failure
+  std::string cause;           // failure label: causeOfStatus(status) or causeOfError(*error)
+  std::string detail;          // what went wrong, for the log: error->message or "HTTP 503"
+  std::string bodyStart;       // the first 200 bytes of the answer's body
   std::optional<std::chrono::seconds> retryAfter;
-  double seconds = 0;      // how long the request took
+  double seconds = 0;         // how long the request took
   std::size_t sentBytes = 0;  // the request body, after compression
 };
 

@@ -226,7 +226,7 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
   // Every label value known in advance starts at 0, so rate() and alerts see a series from the
   // first scrape instead of nothing.
   for (auto code : {ErrorCode::kUnavailable, ErrorCode::kForbidden, ErrorCode::kProtocol,
-                    ErrorCode::kMalformed, ErrorCode::kTimeout}) {
+                    ErrorCode::kMalformed, ErrorCode::kTimeout, ErrorCode::kTls}) {
     impl_->engineErrors.Add({{"kind", std::string(errorCodeName(code))}});
   }
   impl_->engineErrors.Add({{"kind", "decode"}});

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -88,6 +89,28 @@ TEST_CASE("a token file that cannot be used stops start-up naming the key") {
   auto noCa = BackendClient::create(options);
   REQUIRE_FALSE(noCa.ok());
   CHECK(noCa.error().message.starts_with("Backend:CaFile "));
+}
+
+// Port 1 on the loopback: nothing listens there, the connect is refused at once.
+TEST_CASE("a request that gets no answer carries net/'s Error and its cause label") {
+  BackendClientOptions options;
+  options.url = "http://127.0.0.1:1/ingest";
+  auto client = BackendClient::create(options);
+  REQUIRE(client.ok());
+  const std::atomic<bool> cancel{false};
+  const BackendAnswer answer = (*client)->post("{}\n", 1, cancel);
+  CHECK(answer.verdict == DeliveryVerdict::kRetry);
+  CHECK(answer.status == 0);
+  REQUIRE(answer.error.has_value());
+  CHECK(answer.error->code == ErrorCode::kUnavailable);
+  CHECK(answer.error->message.starts_with("cannot connect to the backend: "));
+  CHECK(answer.cause == "connect");
+  CHECK(answer.detail == answer.error->message);
+
+  CHECK(causeOfError(Error{ErrorCode::kTls, "t"}) == "tls");
+  CHECK(causeOfError(Error{ErrorCode::kTimeout, "t"}) == "timeout");
+  CHECK(causeOfError(Error{ErrorCode::kProtocol, "t"}) == "other");
+  CHECK(causeOfError(Error{ErrorCode::kInvalidArgument, "token"}) == "other");
 }
 
 TEST_CASE("the backlog adds commits, takes away what left, and wakes its waiter until closed") {
