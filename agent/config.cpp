@@ -318,4 +318,14 @@ DispatcherOptions dispatcherOptions(const Config& config) {
   return options;
 }
 
+PipelineOptions pipelineOptions(const Config& config) {
+  PipelineOptions options;
+  options.inventoryConcurrency = config.inventoryConcurrency;
+  options.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
+  options.auditInterval = std::chrono::seconds(config.auditIntervalSeconds);
+  options.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
+  options.eventQueue = eventQueueLimits(config);
+  return options;
+}
+
 }  // namespace zastava

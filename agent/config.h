@@ -15,6 +15,7 @@
 
 #include "agent/event_queue.h"
 #include "agent/evidence_collector.h"
+#include "agent/pipeline_options.h"
 #include "agent/redaction.h"
 #include "buffer/recorder.h"
 #include "common/result.h"
@@ -28,41 +29,50 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError, kCritical };
 struct Config {
   std::string dockerEndpoint;  // empty: DOCKER_HOST, then unix:///var/run/docker.sock
   std::filesystem::path dataDirectory = "/var/lib/zastava-agent";
-  std::int64_t maxFileSizeMb = 10;        // EventBuffer:MaxFileSizeMb, 1..4096
-  std::int64_t maxTotalSizeMb = 100;      // EventBuffer:MaxTotalSizeMb, >= MaxFileSizeMb
-  std::int64_t retentionHours = 24;       // EventBuffer:RetentionHours, 1..87600
-  std::string healthAddress = "0.0.0.0";  // HealthCheck:Address
-  int healthPort = 8080;                  // HealthCheck:Port, 1..65535
-  int stallSeconds = kDefaultStallLimit.count();  // HealthCheck:StallSeconds, 1..86400
-  LogLevel logLevel = LogLevel::kInfo;    // LogLevel, or Serilog__MinimumLevel__Default
-  int inventoryConcurrency = 8;           // Inventory:Concurrency, 1..64: parallel inspects
-  int reconnectMaxBackoffSeconds = 30;    // Reconnect:MaxBackoffSeconds, 1..3600
-  int auditIntervalSeconds = 300;         // Reconcile:AuditIntervalSeconds, 0..86400 (0: off)
-  int silenceCheckSeconds = 60;           // EventStream:SilenceCheckSeconds, 1..86400
-  int eventQueueMaxEvents = 4096;         // EventQueue:MaxEvents, 16..1048576
-  int eventQueueMaxMb = 4;                // EventQueue:MaxMb, 1..1024
+  std::int64_t maxFileSizeMb = kDefaultMaxFileSizeMb;    // EventBuffer:MaxFileSizeMb, 1..4096
+  std::int64_t maxTotalSizeMb = kDefaultMaxTotalSizeMb;  // EventBuffer:MaxTotalSizeMb, >= the above
+  std::int64_t retentionHours = kDefaultRetentionHours;  // EventBuffer:RetentionHours, 1..87600
+  std::string healthAddress = "0.0.0.0";                 // HealthCheck:Address
+  int healthPort = 8080;                                 // HealthCheck:Port, 1..65535
+  int stallSeconds = kDefaultStallLimit.count();         // HealthCheck:StallSeconds, 1..86400
+  LogLevel logLevel = LogLevel::kInfo;  // LogLevel, or Serilog__MinimumLevel__Default
+  // Inventory:Concurrency, 1..64: parallel inspects
+  int inventoryConcurrency = kDefaultInventoryConcurrency;
+  // Reconnect:MaxBackoffSeconds, 1..3600
+  int reconnectMaxBackoffSeconds = static_cast<int>(kDefaultReconnectMaxBackoff.count());
+  // Reconcile:AuditIntervalSeconds, 0..86400 (0: off)
+  int auditIntervalSeconds = static_cast<int>(kDefaultAuditInterval.count());
+  // EventStream:SilenceCheckSeconds, 1..86400
+  int silenceCheckSeconds = static_cast<int>(kDefaultSilenceCheck.count());
+  int eventQueueMaxEvents = EventQueue::kDefaultMaxEvents;  // EventQueue:MaxEvents, 16..1048576
+  int eventQueueMaxMb = EventQueue::kDefaultMaxMb;          // EventQueue:MaxMb, 1..1024
   // Evidence:EnvKeepValues and Evidence:RedactPatterns, comma-separated lists.
   std::vector<std::string> envKeepValues = RedactionPolicy{}.keepValues;
   std::vector<std::string> redactPatterns = RedactionPolicy{}.alwaysRedact;
-  std::filesystem::path evidenceProcRoot = "/proc";  // Evidence:ProcRoot
-  int evidenceWorkers = 2;                           // Evidence:Workers, 0..16
-  int evidenceMaxProcesses = 256;                    // Evidence:MaxProcesses, 1..100000
-  int evidenceMaxLibraries = 512;                    // Evidence:MaxLibraries, 1..100000
-  int evidenceMaxHashMb = 512;                       // Evidence:MaxHashMb, 1..65536
-  int evidenceRescanSeconds = 30;                    // Evidence:RescanSeconds, 0..86400
+  std::filesystem::path evidenceProcRoot{kDefaultProcRoot};  // Evidence:ProcRoot
+  int evidenceWorkers = kDefaultEvidenceWorkers;             // Evidence:Workers, 0..16
+  int evidenceMaxProcesses = kDefaultMaxProcesses;           // Evidence:MaxProcesses, 1..100000
+  int evidenceMaxLibraries = kDefaultMaxLibraries;           // Evidence:MaxLibraries, 1..100000
+  int evidenceMaxHashMb = kDefaultMaxHashMb;                 // Evidence:MaxHashMb, 1..65536
+  // Evidence:RescanSeconds, 0..86400
+  int evidenceRescanSeconds = static_cast<int>(kDefaultRescanDelay.count());
   // Backend:* (docs/backend.md). An empty URL turns delivery off; empty paths are not set.
   std::string backendUrl;
   std::filesystem::path backendTokenFile;
   std::filesystem::path backendCaFile;
   std::filesystem::path backendClientCertFile;
   std::filesystem::path backendClientKeyFile;
-  int backendBatchMaxRecords = 1000;      // Backend:BatchMaxRecords, 1..100000
-  int backendBatchMaxKb = 1024;           // Backend:BatchMaxKb, 1..65536
-  int backendBatchMaxWaitMs = 1000;       // Backend:BatchMaxWaitMs, 0..600000
-  bool backendGzip = false;               // Backend:Gzip
-  int backendTimeoutSeconds = 30;         // Backend:TimeoutSeconds, 1..600
-  int backendRetryMaxSeconds = 60;        // Backend:RetryMaxSeconds, 1..3600
-  int backendFailuresBeforeUnready = 3;   // Backend:FailuresBeforeUnready, 1..1000
+  int backendBatchMaxRecords = kDefaultBatchMaxRecords;  // Backend:BatchMaxRecords, 1..100000
+  int backendBatchMaxKb = kDefaultBatchMaxKb;            // Backend:BatchMaxKb, 1..65536
+  // Backend:BatchMaxWaitMs, 0..600000
+  int backendBatchMaxWaitMs = static_cast<int>(kDefaultBatchMaxWait.count());
+  bool backendGzip = false;  // Backend:Gzip
+  // Backend:TimeoutSeconds, 1..600
+  int backendTimeoutSeconds = static_cast<int>(kDefaultBackendTimeout.count());
+  // Backend:RetryMaxSeconds, 1..3600
+  int backendRetryMaxSeconds = static_cast<int>(kDefaultRetryMax.count());
+  // Backend:FailuresBeforeUnready, 1..1000
+  int backendFailuresBeforeUnready = kDefaultFailuresBeforeUnready;
 };
 
 // What main should do after parsing.
@@ -129,5 +139,10 @@ EvidenceOptions evidenceOptions(const Config& config);
 
 // The delivery settings (Backend:*) in the dispatcher's units. Any thread.
 DispatcherOptions dispatcherOptions(const Config& config);
+
+// The pipeline's settings (Inventory:Concurrency, Reconnect:MaxBackoffSeconds,
+// Reconcile:AuditIntervalSeconds, EventStream:SilenceCheckSeconds, EventQueue:*); the rest keep
+// PipelineOptions' own values. Any thread.
+PipelineOptions pipelineOptions(const Config& config);
 
 }  // namespace zastava

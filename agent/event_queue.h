@@ -50,11 +50,14 @@ struct ReplayCheck {
 
 class EventQueue {
  public:
-  // A real engine publishes far fewer than a thousand events a second; these absorb a burst
-  // of several seconds while the writer is slow (an event takes ~0.5 KiB here).
+  // The defaults of EventQueue:MaxEvents and EventQueue:MaxMb (Config starts from these). A real
+  // engine publishes far fewer than a thousand events a second; these absorb a burst of several
+  // seconds while the writer is slow (an event takes ~0.5 KiB here).
+  static constexpr int kDefaultMaxEvents = 4096;
+  static constexpr int kDefaultMaxMb = 4;
   struct Limits {
-    std::size_t maxEvents = 4096;
-    std::size_t maxBytes = 4 * 1024 * 1024;
+    std::size_t maxEvents = kDefaultMaxEvents;
+    std::size_t maxBytes = std::size_t{kDefaultMaxMb} * 1024 * 1024;
   };
   explicit EventQueue(Limits limits) : limits_(limits) {}
   EventQueue(const EventQueue&) = delete;
@@ -120,12 +123,12 @@ class EventQueue {
 
   const Limits limits_;
   mutable std::mutex mu_;
-  std::condition_variable changed_;  // an item was pushed or taken, or stop()
-  std::deque<QueueItem> items_;      // guarded by mu_: events and markers
+  std::condition_variable changed_;    // an item was pushed or taken, or stop()
+  std::deque<QueueItem> items_;        // guarded by mu_: events and markers
   std::deque<InspectAnswer> answers_;  // guarded by mu_
-  std::size_t events_ = 0;           // guarded by mu_: ReceivedEvent items
-  std::size_t bytes_ = 0;            // guarded by mu_: sizeOf() of them
-  std::atomic<bool> stop_{false};    // set under mu_, so no waiter misses it
+  std::size_t events_ = 0;             // guarded by mu_: ReceivedEvent items
+  std::size_t bytes_ = 0;              // guarded by mu_: sizeOf() of them
+  std::atomic<bool> stop_{false};      // set under mu_, so no waiter misses it
 };
 
 }  // namespace zastava

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -28,13 +29,19 @@ namespace zastava {
 class Metrics;
 class Recorder;
 
+// The defaults of Evidence:ProcRoot, Evidence:Workers and Evidence:RescanSeconds (Config starts
+// from these; the limits' are in collectors/procfs/process_evidence.h).
+inline constexpr std::string_view kDefaultProcRoot = "/proc";
+inline constexpr int kDefaultEvidenceWorkers = 2;
+inline constexpr std::chrono::seconds kDefaultRescanDelay{30};
+
 struct EvidenceOptions {
-  std::string procRoot = "/proc";
-  int workers = 2;  // 0: no evidence is collected
+  std::string procRoot{kDefaultProcRoot};
+  int workers = kDefaultEvidenceWorkers;  // 0: no evidence is collected
   std::size_t queueCapacity = 1024;
   TreeOptions tree;  // maxProcesses and maxExeBytes; expectedContainerId is set per scan
   LibraryLimits libraries;
-  std::chrono::seconds rescanDelay{30};  // 0: no re-scan
+  std::chrono::seconds rescanDelay = kDefaultRescanDelay;  // 0: no re-scan
 };
 
 // One scan to do: which container, its init pid as the engine reported it (0 when it was not

@@ -179,15 +179,10 @@ int run(const Config& config, const Endpoint& endpoint) {
     dispatcher = std::move(*started);
   }
   auto api = makeCurlDockerApi(endpoint);
-  PipelineOptions pipelineOptions;
-  pipelineOptions.inventoryConcurrency = config.inventoryConcurrency;
-  pipelineOptions.maxBackoff = std::chrono::seconds(config.reconnectMaxBackoffSeconds);
-  pipelineOptions.auditInterval = std::chrono::seconds(config.auditIntervalSeconds);
-  pipelineOptions.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
-  pipelineOptions.eventQueue = eventQueueLimits(config);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
-  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor, pipelineOptions);
+  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,
+                    pipelineOptions(config));
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",
                kVersion, endpoint.uri, config.dataDirectory.string(), config.healthAddress,

@@ -9,11 +9,18 @@
 
 namespace zastava {
 
+// The defaults of Inventory:Concurrency, Reconnect:MaxBackoffSeconds,
+// EventStream:SilenceCheckSeconds and Reconcile:AuditIntervalSeconds (Config starts from these).
+inline constexpr int kDefaultInventoryConcurrency = 8;
+inline constexpr std::chrono::seconds kDefaultReconnectMaxBackoff{30};
+inline constexpr std::chrono::seconds kDefaultSilenceCheck{60};
+inline constexpr std::chrono::seconds kDefaultAuditInterval{300};
+
 struct PipelineOptions {
-  int inventoryConcurrency = 8;
+  int inventoryConcurrency = kDefaultInventoryConcurrency;
   std::chrono::milliseconds initialBackoff{500};
-  std::chrono::milliseconds maxBackoff{30'000};
-  std::chrono::seconds silenceCheck{60};
+  std::chrono::milliseconds maxBackoff = kDefaultReconnectMaxBackoff;
+  std::chrono::seconds silenceCheck = kDefaultSilenceCheck;
   // How long the engine's replay of buffered events may take to arrive after the stream opens
   // (it writes them right after the headers). The wait ends sooner when a live event arrives
   // behind the replay (EventQueue::waitForReplayEnd).
@@ -26,7 +33,7 @@ struct PipelineOptions {
   InspectorOptions inspector;
   // How often the ledger is checked against the engine's container list (one GET
   // /containers/json); 0 turns the audit off.
-  std::chrono::seconds auditInterval{300};
+  std::chrono::seconds auditInterval = kDefaultAuditInterval;
   // What events on their way may still explain is looked at again this much later: an audit's
   // disagreement (only what disagrees both times is reconciled), and transitions a
   // reconciliation left to the stream because they were dated just before it opened.

@@ -28,10 +28,16 @@ inline constexpr std::size_t kRecentEngineEvents = 1024;
 // The ledger's SQLite database, in the data directory.
 inline constexpr const char* kDatabaseFileName = "zastava-agent.db";
 
+// The defaults of EventBuffer:MaxFileSizeMb, MaxTotalSizeMb and RetentionHours: Config
+// (agent/config.h) and BufferLimits both start from these.
+inline constexpr std::int64_t kDefaultMaxFileSizeMb = 10;
+inline constexpr std::int64_t kDefaultMaxTotalSizeMb = 100;
+inline constexpr std::int64_t kDefaultRetentionHours = 24;
+
 struct BufferLimits {
-  std::uint64_t maxFileBytes = 10ull * 1024 * 1024;           // EventBuffer:MaxFileSizeMb
-  std::uint64_t maxTotalBytes = 100ull * 1024 * 1024;         // EventBuffer:MaxTotalSizeMb
-  std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;  // EventBuffer:RetentionHours
+  std::uint64_t maxFileBytes = kDefaultMaxFileSizeMb * 1024 * 1024;             // MaxFileSizeMb
+  std::uint64_t maxTotalBytes = kDefaultMaxTotalSizeMb * 1024 * 1024;           // MaxTotalSizeMb
+  std::int64_t retentionNanos = kDefaultRetentionHours * 3600 * 1'000'000'000;  // RetentionHours
 };
 
 struct RecorderOptions {

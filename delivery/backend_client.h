@@ -57,6 +57,9 @@ struct BackendAnswer {
   std::size_t sentBytes = 0;  // the request body, after compression
 };
 
+// The default of Backend:TimeoutSeconds (Config starts from it).
+inline constexpr std::chrono::seconds kDefaultBackendTimeout{30};
+
 struct BackendClientOptions {
   std::string url;
   std::filesystem::path tokenFile;  // empty: no Authorization header
@@ -64,7 +67,7 @@ struct BackendClientOptions {
   std::filesystem::path clientCertFile;
   std::filesystem::path clientKeyFile;
   bool gzip = false;
-  std::chrono::seconds timeout{30};
+  std::chrono::seconds timeout = kDefaultBackendTimeout;
 };
 
 class BackendClient {

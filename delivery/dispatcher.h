@@ -18,6 +18,7 @@
 #include <string>
 
 #include "buffer/record_sink.h"
+#include "buffer/recorder.h"  // BufferLimits
 #include "common/clock.h"
 #include "common/result.h"
 #include "delivery/backend_client.h"
@@ -28,15 +29,23 @@ namespace zastava {
 class HealthState;
 class Metrics;
 
+// The defaults of Backend:BatchMaxRecords, BatchMaxKb, BatchMaxWaitMs, RetryMaxSeconds and
+// FailuresBeforeUnready (Config starts from these).
+inline constexpr int kDefaultBatchMaxRecords = 1000;
+inline constexpr int kDefaultBatchMaxKb = 1024;
+inline constexpr std::chrono::milliseconds kDefaultBatchMaxWait{1000};
+inline constexpr std::chrono::seconds kDefaultRetryMax{60};
+inline constexpr int kDefaultFailuresBeforeUnready = 3;
+
 struct DispatcherOptions {
   BackendClientOptions backend;  // an empty url: delivery is off
-  std::size_t batchMaxRecords = 1000;
-  std::size_t batchMaxBytes = 1024 * 1024;
-  std::chrono::milliseconds batchMaxWait{1000};
-  std::chrono::seconds retryMax{60};
-  int failuresBeforeUnready = 3;
+  std::size_t batchMaxRecords = kDefaultBatchMaxRecords;
+  std::size_t batchMaxBytes = std::size_t{kDefaultBatchMaxKb} * 1024;
+  std::chrono::milliseconds batchMaxWait = kDefaultBatchMaxWait;
+  std::chrono::seconds retryMax = kDefaultRetryMax;
+  int failuresBeforeUnready = kDefaultFailuresBeforeUnready;
   std::filesystem::path dataDirectory;  // the ledger's; backend-quarantine/ goes there too
-  std::int64_t retentionNanos = 24ll * 3600 * 1'000'000'000;
+  std::int64_t retentionNanos = BufferLimits{}.retentionNanos;  // EventBuffer:RetentionHours
 
   bool enabled() const { return !backend.url.empty(); }
 };

@@ -24,9 +24,16 @@ namespace zastava {
 inline constexpr std::chrono::seconds kInitStartBefore{10};
 inline constexpr std::chrono::seconds kInitStartAfter{1};
 
+// The defaults of Evidence:MaxProcesses, Evidence:MaxLibraries and Evidence:MaxHashMb (the
+// agent's Config starts from these).
+inline constexpr int kDefaultMaxProcesses = 256;
+inline constexpr int kDefaultMaxLibraries = 512;
+inline constexpr int kDefaultMaxHashMb = 512;
+
 struct TreeOptions {
-  std::size_t maxProcesses = 256;                    // init included
-  std::uint64_t maxExeBytes = 512ULL * 1024 * 1024;  // bytes hashed for executables per call
+  std::size_t maxProcesses = kDefaultMaxProcesses;  // init included
+  // Bytes hashed for executables per call.
+  std::uint64_t maxExeBytes = std::uint64_t{kDefaultMaxHashMb} * 1024 * 1024;
   // When set, the init's cgroup path must name this container (a pid reused by another
   // process, or a pid from another namespace, would otherwise give evidence of a stranger).
   std::string expectedContainerId;
@@ -38,8 +45,8 @@ struct TreeOptions {
 };
 
 struct LibraryLimits {
-  std::size_t maxLibraries = 512;                 // distinct executable file mappings listed
-  std::uint64_t maxBytes = 512ULL * 1024 * 1024;  // bytes read and hashed per call
+  std::size_t maxLibraries = kDefaultMaxLibraries;  // distinct executable file mappings listed
+  std::uint64_t maxBytes = std::uint64_t{kDefaultMaxHashMb} * 1024 * 1024;  // read, hashed per call
 };
 
 // Reads /proc for one container at a time. Stateless apart from the borrowed hash cache, so one

@@ -168,6 +168,40 @@ TEST_CASE("evidenceOptions: the Evidence:* keys in the collector's units") {
   CHECK(options.rescanDelay == std::chrono::seconds(45));
 }
 
+// Each default is written once, in a kDefault* constant that Config and the options struct both
+// start from: converting a default Config gives the options structs' own defaults.
+TEST_CASE("a default Config converts to the options structs' defaults") {
+  const Config config;
+  const EvidenceOptions evidence = evidenceOptions(config);
+  const EvidenceOptions evidenceDefaults;
+  CHECK(evidence.procRoot == evidenceDefaults.procRoot);
+  CHECK(evidence.workers == evidenceDefaults.workers);
+  CHECK(evidence.tree.maxProcesses == evidenceDefaults.tree.maxProcesses);
+  CHECK(evidence.tree.maxExeBytes == evidenceDefaults.tree.maxExeBytes);
+  CHECK(evidence.libraries.maxLibraries == evidenceDefaults.libraries.maxLibraries);
+  CHECK(evidence.libraries.maxBytes == evidenceDefaults.libraries.maxBytes);
+  CHECK(evidence.rescanDelay == evidenceDefaults.rescanDelay);
+
+  const DispatcherOptions delivery = dispatcherOptions(config);
+  const DispatcherOptions deliveryDefaults;
+  CHECK(delivery.backend.timeout == deliveryDefaults.backend.timeout);
+  CHECK(delivery.batchMaxRecords == deliveryDefaults.batchMaxRecords);
+  CHECK(delivery.batchMaxBytes == deliveryDefaults.batchMaxBytes);
+  CHECK(delivery.batchMaxWait == deliveryDefaults.batchMaxWait);
+  CHECK(delivery.retryMax == deliveryDefaults.retryMax);
+  CHECK(delivery.failuresBeforeUnready == deliveryDefaults.failuresBeforeUnready);
+  CHECK(delivery.retentionNanos == deliveryDefaults.retentionNanos);
+
+  const PipelineOptions pipeline = pipelineOptions(config);
+  const PipelineOptions pipelineDefaults;
+  CHECK(pipeline.inventoryConcurrency == pipelineDefaults.inventoryConcurrency);
+  CHECK(pipeline.maxBackoff == pipelineDefaults.maxBackoff);
+  CHECK(pipeline.auditInterval == pipelineDefaults.auditInterval);
+  CHECK(pipeline.silenceCheck == pipelineDefaults.silenceCheck);
+  CHECK(pipeline.eventQueue.maxEvents == pipelineDefaults.eventQueue.maxEvents);
+  CHECK(pipeline.eventQueue.maxBytes == pipelineDefaults.eventQueue.maxBytes);
+}
+
 TEST_CASE("every key can be set from the environment") {
   Environment env;
   for (const KeyCase& k : kEveryKey) env.emplace_back(k.env, k.value);

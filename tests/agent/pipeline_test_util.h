@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/config.h"
 #include "agent/evidence_collector.h"
 #include "agent/pipeline.h"
 #include "buffer/recorder.h"
@@ -27,11 +28,12 @@ using json = nlohmann::json;
 
 inline const std::string kGone = "the container was gone before it could be inspected";
 
-// Short backoffs, so a stream the engine closes is reopened at once; enough inspect workers for
-// every container of a capture to have its inspect held at the same time; no periodic audit
-// (its lists would come on a schedule of their own).
+// The defaults (pipelineOptions of a default Config), with short backoffs, so a stream the engine
+// closes is reopened at once; enough inspect workers for every container of a capture to have its
+// inspect held at the same time; no periodic audit (its lists would come on a schedule of their
+// own).
 inline PipelineOptions testOptions() {
-  PipelineOptions options;
+  PipelineOptions options = pipelineOptions(Config{});
   options.initialBackoff = std::chrono::milliseconds(1);
   options.maxBackoff = std::chrono::milliseconds(10);
   options.inspector.workers = 8;
