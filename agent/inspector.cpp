@@ -33,10 +33,7 @@ std::string failedTimes(std::size_t attempts) {
 
 Inspector::Inspector(DockerApi& api, Metrics& metrics, InspectorOptions options,
                      AnswerHandler onAnswer)
-    : api_(api),
-      metrics_(metrics),
-      options_(options),
-      onAnswer_(std::move(onAnswer)) {}
+    : api_(api), metrics_(metrics), options_(options), onAnswer_(std::move(onAnswer)) {}
 
 Inspector::~Inspector() { stop(); }
 

@@ -240,8 +240,8 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
     impl_->dropped.Add({{"reason", reason}});
   }
   for (const char* reason : {"size", "age"}) impl_->segmentsDeleted.Add({{"reason", reason}});
-  for (const char* action : {"create", "start", "restart", "die", "pause", "unpause", "rename",
-                             "destroy"}) {
+  for (const char* action :
+       {"create", "start", "restart", "die", "pause", "unpause", "rename", "destroy"}) {
     impl_->reconciled.Add({{"action", action}});
   }
   for (const char* scan : {"start", "reconcile", "rescan"}) {
