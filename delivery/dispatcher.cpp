@@ -11,6 +11,7 @@
 #include "buffer/delivery_ledger.h"
 #include "buffer/record.h"
 #include "buffer/recorder.h"  // kDatabaseFileName
+#include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "delivery/backend_client.h"
 #include "delivery/quarantine.h"
