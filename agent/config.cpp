@@ -14,6 +14,8 @@ extern char** environ;
 namespace zastava {
 namespace {
 
+constexpr std::uint64_t kMiB = std::uint64_t{1024} * 1024;
+
 // Indexed by LogLevel.
 constexpr std::array<std::string_view, 6> kLevelNames = {"trace",   "debug", "info",
                                                          "warning", "error", "critical"};
@@ -246,6 +248,7 @@ std::string describeConfig(const Config& config, const ConfigOrigins& origins) {
 
 std::vector<ConfigKey> configKeys() {
   std::vector<ConfigKey> keys;
+  keys.reserve(kKeys.size());
   for (const KeySpec& spec : kKeys) {
     keys.push_back(ConfigKey{std::string(spec.key), envNameOf(spec.key), std::string(spec.flag),
                              acceptedValues(spec), defaultText(spec), std::string(spec.meaning)});
@@ -269,7 +272,6 @@ Result<LogLevel> parseLogLevel(std::string_view text) {
 }
 
 BufferLimits bufferLimits(const Config& config) {
-  constexpr std::uint64_t kMiB = 1024 * 1024;
   constexpr std::int64_t kNanosPerHour = 3600LL * 1'000'000'000;
   BufferLimits limits;
   limits.maxFileBytes = static_cast<std::uint64_t>(config.maxFileSizeMb) * kMiB;
@@ -279,7 +281,6 @@ BufferLimits bufferLimits(const Config& config) {
 }
 
 EventQueue::Limits eventQueueLimits(const Config& config) {
-  constexpr std::size_t kMiB = 1024 * 1024;
   EventQueue::Limits limits;
   limits.maxEvents = static_cast<std::size_t>(config.eventQueueMaxEvents);
   limits.maxBytes = static_cast<std::size_t>(config.eventQueueMaxMb) * kMiB;
@@ -287,7 +288,6 @@ EventQueue::Limits eventQueueLimits(const Config& config) {
 }
 
 EvidenceOptions evidenceOptions(const Config& config) {
-  constexpr std::uint64_t kMiB = 1024 * 1024;
   EvidenceOptions options;
   options.procRoot = config.evidenceProcRoot.string();
   options.workers = config.evidenceWorkers;

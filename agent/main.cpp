@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <string>
 
 #include "agent/config.h"
@@ -203,10 +204,9 @@ int run(const Config& config, const Endpoint& endpoint) {
 }
 
 }  // namespace
-}  // namespace zastava
 
-int main(int argc, char** argv) {
-  using namespace zastava;
+// The agent's commands; main() adds only the last resort for an exception nobody expected.
+int runCommand(int argc, char** argv) {
   if (argc >= 2 && argv[1] == kRecordsCommand) {
     return runRecordsCommand(argc - 1, argv + 1, processEnvironment());
   }
@@ -239,4 +239,19 @@ int main(int argc, char** argv) {
   }
   setupLogging(config.logLevel, runningUnderSystemd());
   return run(config, *endpoint);
+}
+
+}  // namespace zastava
+
+// Every failure the agent expects is an Error it reports; an exception that reaches main()
+// (memory running out, a thread that cannot start) is a broken invariant, counted, logged and
+// exited on as ZASTAVA_BUG does.
+int main(int argc, char** argv) {
+  try {
+    return zastava::runCommand(argc, argv);
+  } catch (const std::exception& e) {
+    ZASTAVA_BUG(std::string("uncaught exception: ") + e.what());
+  } catch (...) {
+    ZASTAVA_BUG("uncaught exception of an unknown type");
+  }
 }

@@ -17,7 +17,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kConnectTimeout{10'000};
 constexpr std::size_t kBodyStartBytes = 200;
-constexpr std::size_t kMaxTokenBytes = 16 * 1024;
+constexpr std::size_t kMaxTokenBytes = std::size_t{16} * 1024;
 
 Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidArgument, std::move(message)};
