@@ -72,9 +72,8 @@ class RecorderImpl final : public Recorder {
     std::size_t depth = 0;
     {
       std::unique_lock lock(mu_);
-      room_.wait(lock, [&] {
-        return stopping_ || failing_ || queue_.size() < options_.queueCapacity;
-      });
+      room_.wait(lock,
+                 [&] { return stopping_ || failing_ || queue_.size() < options_.queueCapacity; });
       if (stopping_) {
         dropReason = "stopped";
       } else if (queue_.size() >=
@@ -171,13 +170,13 @@ class RecorderImpl final : public Recorder {
   std::optional<Dropped> dropped_;  // guarded by mu_
 
   // Writer thread only.
-  std::vector<Record> batch_;        // taken from queue_, not yet committed to SQLite
-  std::uint64_t taken_ = 0;          // records ever taken from queue_
-  std::uint64_t batchEnd_ = 0;       // taken_ when batch_ was taken
+  std::vector<Record> batch_;              // taken from queue_, not yet committed to SQLite
+  std::uint64_t taken_ = 0;                // records ever taken from queue_
+  std::uint64_t batchEnd_ = 0;             // taken_ when batch_ was taken
   std::vector<CommittedRecord> unsynced_;  // in SQLite, waiting for the NDJSON sync
   std::uint64_t unsyncedEnd_ = 0;
   std::uint64_t unsyncedBytes_ = 0;  // NDJSON bytes of unsynced_, newlines included
-  std::string failure_;  // the error of the current incident, empty when healthy
+  std::string failure_;              // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
   std::uint64_t committedSinceRelease_ = 0;
 };
@@ -260,7 +259,8 @@ Result<void> RecorderImpl::writeOnce() {
     auto fresh = store_->commit(batch_);
     if (!fresh) return fresh.error();
     batch_.clear();
-    for (CommittedRecord& committed : *fresh) {
+    for (std::int64_t i = 0; i < fresh->duplicates; ++i) metrics_.countDuplicate();
+    for (CommittedRecord& committed : fresh->records) {
       unsyncedBytes_ += committed.line.size() + 1;
       segments_->append(std::move(committed.line));  // the segment writer holds it now
       unsynced_.push_back(std::move(committed));
@@ -299,8 +299,8 @@ Result<void> RecorderImpl::maintain() {
   const UnixNanos now = clock_.now();
   if (now - lastPrune_ < kPruneIntervalNanos) return okResult();
   lastPrune_ = now;
-  auto pruned = store_->pruneOlderThan(now - options_.limits.retentionNanos,
-                                       options_.keepUndelivered);
+  auto pruned =
+      store_->pruneOlderThan(now - options_.limits.retentionNanos, options_.keepUndelivered);
   if (!pruned) return pruned.error();
   if (*pruned > 0) metrics_.setEventsBuffered(store_->eventCount());
   return okResult();
@@ -321,9 +321,10 @@ void RecorderImpl::queueGapForDropped() {
   if (!dropped_) return;
   const std::string refused =
       fmt::format("{} record{}", dropped_->records, dropped_->records == 1 ? "" : "s");
-  spdlog::warn("buffer: {} from {} to {} were refused while it was not writable; an agent.gap "
-               "record says so",
-               refused, formatRfc3339Nanos(dropped_->from), formatRfc3339Nanos(dropped_->to));
+  spdlog::warn(
+      "buffer: {} from {} to {} were refused while it was not writable; an agent.gap "
+      "record says so",
+      refused, formatRfc3339Nanos(dropped_->from), formatRfc3339Nanos(dropped_->to));
   const std::string reason =
       fmt::format("{} refused while the buffer was not writable ({})", refused, failure_);
   const UnixNanos now = clock_.now();
@@ -389,7 +390,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
                                                  Metrics& metrics, HealthState& health) {
   auto made = makeDirectory(options.dataDirectory);
   if (!made) return made.error();
-  auto store = SqliteStore::open(options.dataDirectory / kDatabaseFileName, metrics);
+  auto store = SqliteStore::open(options.dataDirectory / kDatabaseFileName);
   if (!store) return store.error();
   auto segments =
       SegmentWriter::open(options.dataDirectory / kSegmentDirName, options.limits, clock, metrics);

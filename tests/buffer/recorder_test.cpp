@@ -48,8 +48,7 @@ struct Fixture {
   }
 
   std::vector<std::string> storedLines() {
-    Metrics scratch{testing::testBuild()};
-    auto store = SqliteStore::open(dataDir / "zastava-agent.db", scratch);
+    auto store = SqliteStore::open(dataDir / "zastava-agent.db");
     REQUIRE(store.ok());
     auto lines = (*store)->recordLines();
     REQUIRE(lines.ok());

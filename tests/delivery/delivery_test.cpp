@@ -37,13 +37,13 @@ TEST_CASE("each answer gets the verdict and cause of docs/backend.md") {
     std::string_view cause;
   };
   const Row table[] = {
-      {204, DeliveryVerdict::kAccepted, ""},       {301, DeliveryVerdict::kRefused, "refused"},
+      {204, DeliveryVerdict::kAccepted, ""},         {301, DeliveryVerdict::kRefused, "refused"},
       {400, DeliveryVerdict::kRejected, "rejected"}, {401, DeliveryVerdict::kRefused, "refused"},
-      {403, DeliveryVerdict::kRefused, "refused"}, {404, DeliveryVerdict::kRefused, "refused"},
-      {405, DeliveryVerdict::kRefused, "refused"}, {408, DeliveryVerdict::kRetry, "http_408"},
+      {403, DeliveryVerdict::kRefused, "refused"},   {404, DeliveryVerdict::kRefused, "refused"},
+      {405, DeliveryVerdict::kRefused, "refused"},   {408, DeliveryVerdict::kRetry, "http_408"},
       {409, DeliveryVerdict::kRejected, "rejected"}, {413, DeliveryVerdict::kTooLarge, "too_large"},
       {422, DeliveryVerdict::kRejected, "rejected"}, {429, DeliveryVerdict::kRetry, "http_429"},
-      {500, DeliveryVerdict::kRetry, "http_5xx"},  {503, DeliveryVerdict::kRetry, "http_5xx"},
+      {500, DeliveryVerdict::kRetry, "http_5xx"},    {503, DeliveryVerdict::kRetry, "http_5xx"},
   };
   for (const Row& row : table) {
     CAPTURE(row.status);
@@ -71,8 +71,8 @@ TEST_CASE("a token file that cannot be used stops start-up naming the key") {
   options.tokenFile = tmp.path() / "missing";
   auto missing = BackendClient::create(options);
   REQUIRE_FALSE(missing.ok());
-  CHECK(missing.error().message == "Backend:TokenFile " + options.tokenFile.string() +
-                                       ": cannot be read");
+  CHECK(missing.error().message ==
+        "Backend:TokenFile " + options.tokenFile.string() + ": cannot be read");
   options.tokenFile = tmp.path() / "empty";
   std::ofstream(options.tokenFile) << " \n";
   auto empty = BackendClient::create(options);
@@ -135,8 +135,8 @@ TEST_CASE("a quarantined batch is kept exactly as sent, and only the newest 100 
     batch.lastRowid = first * 10 + 1;
     auto file = quarantineBatch(tmp.path(), batch);
     REQUIRE(file.ok());
-    CHECK(file->filename() == "batch-" + std::to_string(first * 10) + "-" +
-                                  std::to_string(first * 10 + 1) + ".ndjson");
+    CHECK(file->filename() ==
+          "batch-" + std::to_string(first * 10) + "-" + std::to_string(first * 10 + 1) + ".ndjson");
   }
   const auto dir = tmp.path() / "backend-quarantine";
   CHECK(std::distance(std::filesystem::directory_iterator(dir),
@@ -196,8 +196,7 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   (*dispatcher)->stop();
   (*recorder)->stop();
 
-  Metrics scratch{testing::testBuild()};
-  auto store = SqliteStore::open(tmp.path() / kDatabaseFileName, scratch);
+  auto store = SqliteStore::open(tmp.path() / kDatabaseFileName);
   REQUIRE(store.ok());
   auto lines = (*store)->recordLines();
   REQUIRE(lines.ok());
