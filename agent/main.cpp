@@ -124,7 +124,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   SystemClock clock;
   Metrics metrics({ZASTAVA_VERSION, ZASTAVA_GIT_COMMIT});
   const CountInvariantFailures countingInvariantFailures(metrics);
-  HealthState health(metrics, std::chrono::seconds(config.stallSeconds));
+  HealthState health(metrics, clock, std::chrono::seconds(config.stallSeconds));
   HealthServer server(health, metrics);
   if (auto started = server.start(config.healthAddress, config.healthPort); !started.ok()) {
     spdlog::critical("{}", started.error().message);
@@ -186,8 +186,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   pipelineOptions.eventQueue = eventQueueLimits(config);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
-  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,
-                    pipelineOptions);
+  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor, pipelineOptions);
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",
                ZASTAVA_VERSION, endpoint.uri, config.dataDirectory.string(), config.healthAddress,
@@ -233,7 +232,8 @@ int main(int argc, char** argv) {
     return kExitConfigError;
   }
   if (auto files = checkBackendFiles(dispatcherOptions(config)); !files.ok()) {
-    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n", files.error().message.c_str());
+    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n",
+                 files.error().message.c_str());
     return kExitConfigError;
   }
   if (parsed->command == Command::kCheckConfig) {

@@ -20,6 +20,7 @@
 #include "buffer/resync.h"
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
+#include "common/backoff.h"
 #include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
@@ -29,6 +30,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A failed write is retried after 100 ms, then twice as long each time, up to 5 s.
 constexpr auto kFirstBackoff = 100ms;
 constexpr auto kMaxBackoff = 5000ms;
 constexpr auto kIdleWake = 1000ms;
@@ -107,7 +109,7 @@ class RecorderImpl final : public Recorder {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
-      stopDeadline_ = std::chrono::steady_clock::now() + kStopGrace;
+      stopDeadline_ = clock_.monotonic() + kStopGrace;
     }
     wake_.notify_all();
     room_.notify_all();
@@ -160,7 +162,7 @@ class RecorderImpl final : public Recorder {
   bool failing_ = false;              // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
   bool writerExited_ = false;         // guarded by mu_
-  std::chrono::steady_clock::time_point stopDeadline_;  // guarded by mu_
+  MonoTime stopDeadline_;             // guarded by mu_
   // Records refused while the buffer was not writable: an agent.gap once it is again.
   struct Dropped {
     std::int64_t records = 0;
@@ -181,18 +183,20 @@ class RecorderImpl final : public Recorder {
   std::uint64_t committedSinceRelease_ = 0;
 };
 
-// Returns false when the writer should exit. Takes the next batch from the queue.
+// Returns false when the writer should exit. Takes the next batch from the queue. While failing,
+// waits `backoff` first (cut short by stop(), and never past the stop grace).
 bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
   std::unique_lock lock(mu_);
-  if (failing_ && stopping_) {
-    wake_.wait_until(lock, std::min(std::chrono::steady_clock::now() + backoff, stopDeadline_));
-  } else if (failing_) {
-    wake_.wait_for(lock, backoff, [&] { return stopping_; });
+  if (failing_) {
+    const bool wasStopping = stopping_;
+    MonoTime deadline = clock_.monotonic() + backoff;
+    if (stopping_) deadline = std::min(deadline, stopDeadline_);
+    clock_.waitUntil(lock, wake_, deadline, [&] { return stopping_ != wasStopping; });
   } else {
-    wake_.wait_for(lock, kIdleWake, [&] { return stopping_ || !queue_.empty(); });
+    clock_.waitFor(lock, wake_, kIdleWake, [&] { return stopping_ || !queue_.empty(); });
   }
   const bool idle = queue_.empty() && batch_.empty() && !segments_->hasPending();
-  if (stopping_ && (idle || (failing_ && std::chrono::steady_clock::now() >= stopDeadline_))) {
+  if (stopping_ && (idle || (failing_ && clock_.monotonic() >= stopDeadline_))) {
     return false;
   }
   if (batch_.empty() && !queue_.empty()) {
@@ -227,7 +231,8 @@ void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
 
 void RecorderImpl::run() {
   nameThisThread("zastava-writer");
-  auto backoff = std::chrono::milliseconds(kFirstBackoff);
+  Backoff retry(kFirstBackoff, kMaxBackoff, Backoff::Jitter::kNone);
+  std::chrono::milliseconds backoff = kFirstBackoff;  // waited only while failing
   while (waitForWork(backoff)) {
     health_.working(Worker::kWriter);
     const std::size_t batch = batch_.size();
@@ -235,8 +240,11 @@ void RecorderImpl::run() {
     if (result) result = maintain();
     reportOutcome(result);
     if (result) releaseMemoryAfterBurst(batch);
-    backoff =
-        result ? std::chrono::milliseconds(kFirstBackoff) : std::min(backoff * 2, kMaxBackoff);
+    if (result) {
+      retry.reset();
+    } else {
+      backoff = retry.next();
+    }
     health_.waiting(Worker::kWriter);
   }
   std::size_t lost = batch_.size();
@@ -254,7 +262,7 @@ void RecorderImpl::run() {
 
 Result<void> RecorderImpl::writeOnce() {
   if (batch_.empty() && !segments_->hasPending()) return okResult();
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   if (!batch_.empty()) {
     auto fresh = store_->commit(batch_);
     if (!fresh) return fresh.error();
@@ -283,8 +291,7 @@ Result<void> RecorderImpl::writeOnce() {
   unsyncedBytes_ = 0;
   if (newest > 0) metrics_.setLastEventTimestamp(static_cast<double>(newest) / 1e9);
   metrics_.setEventsBuffered(store_->eventCount());
-  metrics_.observeCommitDuration(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_.observeCommitDuration(clock_.secondsSince(started));
   {
     std::lock_guard lock(mu_);
     completed_ = unsyncedEnd_;
