@@ -10,6 +10,7 @@
 #include "agent/reconciler.h"
 #include "buffer/recorder.h"
 #include "collectors/inventory.h"
+#include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"

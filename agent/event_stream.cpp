@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"

@@ -7,6 +7,7 @@
 
 #include "buffer/recorder.h"
 #include "collectors/procfs/proc_io.h"
+#include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "health/metrics.h"
 

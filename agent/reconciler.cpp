@@ -5,6 +5,8 @@
 #include <set>
 #include <string>
 
+#include "common/rfc3339.h"
+
 namespace zastava {
 
 namespace {

@@ -10,6 +10,7 @@
 
 #include "buffer/record.h"
 #include "buffer/segment_reader.h"
+#include "common/rfc3339.h"
 
 namespace zastava {
 namespace {

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "common/invariant.h"
+#include "common/rfc3339.h"
 
 namespace zastava {
 

@@ -5,6 +5,7 @@
 #include "buffer/record.h"
 #include "buffer/sqlite_connection.h"
 #include "buffer/sqlite_store.h"
+#include "common/rfc3339.h"
 
 namespace zastava {
 namespace {

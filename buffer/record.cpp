@@ -1,31 +1,16 @@
 #include "buffer/record.h"
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <time.h>
-
-#include <array>
-#include <cstdio>
 
 #include "buffer/evidence_json.h"
 #include "buffer/json_writer.h"
 #include "common/invariant.h"
+#include "common/rfc3339.h"
+#include "common/sha256.h"
 
 namespace zastava {
 namespace {
 
-constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 constexpr std::size_t kEventIdHexChars = 32;
-constexpr int kLastYear = 2261;  // nanoseconds since 1970 fit in 64 bits until 2262-04-11
-
-// OpenSSL's newest error on this thread, for a message.
-std::string openSslError() {
-  const unsigned long code = ERR_get_error();
-  if (code == 0) return "no OpenSSL error queued";
-  std::array<char, 256> text{};
-  ERR_error_string_n(code, text.data(), text.size());
-  return text.data();
-}
 
 void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
   out.startObject();
@@ -234,71 +219,6 @@ Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt) {
   return record;
 }
 
-std::string formatRfc3339Nanos(UnixNanos t) {
-  std::int64_t seconds = t / kNanosPerSecond;
-  std::int64_t nanos = t % kNanosPerSecond;
-  if (nanos < 0) {
-    nanos += kNanosPerSecond;
-    seconds -= 1;
-  }
-  const auto asTimeT = static_cast<time_t>(seconds);
-  struct tm utc {};
-  if (gmtime_r(&asTimeT, &utc) == nullptr) return "1970-01-01T00:00:00.000000000Z";
-  std::array<char, 64> buf{};
-  std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<long long>(nanos));
-  return buf.data();
-}
-
-std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
-  // Digits exactly where the layout has them (sscanf's %d also took signs and blanks), and each
-  // field in its range: timegm would carry "2261-26-06" into 2263, beyond 64-bit nanoseconds.
-  constexpr std::string_view kLayout = "dddd-dd-ddTdd:dd:dd";
-  if (text.size() < kLayout.size()) return std::nullopt;
-  for (std::size_t i = 0; i < kLayout.size(); ++i) {
-    const bool digit = text[i] >= '0' && text[i] <= '9';
-    if (kLayout[i] == 'd' ? !digit : text[i] != kLayout[i]) return std::nullopt;
-  }
-  const auto number = [&](std::size_t at, std::size_t digits) {
-    int value = 0;
-    for (std::size_t i = at; i < at + digits; ++i) value = value * 10 + (text[i] - '0');
-    return value;
-  };
-  const int year = number(0, 4), month = number(5, 2), day = number(8, 2);
-  const int hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
-  const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-  constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (year < 1970 || year > kLastYear || month < 1 || month > 12 || day < 1 ||
-      day > kDays[static_cast<std::size_t>(month - 1)] + (month == 2 && leap ? 1 : 0) ||
-      hour > 23 || minute > 59 || second > 60) {  // 60: a leap second
-    return std::nullopt;
-  }
-  std::string_view rest = text.substr(19);
-  std::int64_t nanos = 0;
-  if (!rest.empty() && rest.front() == '.') {
-    rest.remove_prefix(1);
-    int digits = 0;
-    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') {
-      if (digits++ == 9) return std::nullopt;
-      nanos = nanos * 10 + (rest.front() - '0');
-      rest.remove_prefix(1);
-    }
-    if (digits == 0) return std::nullopt;
-    for (; digits < 9; ++digits) nanos *= 10;
-  }
-  if (rest != "Z") return std::nullopt;
-  struct tm utc {};
-  utc.tm_year = year - 1900;
-  utc.tm_mon = month - 1;
-  utc.tm_mday = day;
-  utc.tm_hour = hour;
-  utc.tm_min = minute;
-  utc.tm_sec = second;
-  const time_t seconds = timegm(&utc);
-  return static_cast<UnixNanos>(seconds) * kNanosPerSecond + nanos;
-}
-
 std::string canonicalJson(const Record& record, std::string_view prevHash) {
   JsonWriter out;
   writeCanonical(out, record, prevHash);
@@ -314,24 +234,4 @@ ChainedLine chainedLine(const Record& record, std::string_view prevHash) {
   chained.line = std::move(canonical);
   return chained;
 }
-
-std::string sha256Hex(std::string_view bytes) {
-  // Fetched once: OpenSSL 3 looks EVP_sha256() up again on every digest otherwise.
-  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (sha256 == nullptr) ZASTAVA_BUG("OpenSSL has no SHA-256: " + openSslError());
-  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, sha256, nullptr) != 1) {
-    ZASTAVA_BUG("SHA-256 of " + std::to_string(bytes.size()) + " bytes failed: " + openSslError());
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0x0f]);
-  }
-  return hex;
-}
-
 }  // namespace zastava

@@ -141,13 +141,6 @@ std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
 // An agent.gap record (source reconcile) for `gap`, with its eventId, at `time`. Any thread.
 Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt);
 
-// "2026-11-22T14:33:46.456774704Z" (always 9 fractional digits, UTC).
-std::string formatRfc3339Nanos(UnixNanos t);
-// Parses the engine's UTC times ("2026-11-22T14:33:46.4567747Z", 0 to 9 fractional digits).
-// std::nullopt for anything else (a sign or blank in place of a digit, a field out of its
-// range: month 13, February 30, 24:00), for Docker's "never" (0001-01-01T00:00:00Z), and for
-// years after 2261 (beyond 64-bit nanoseconds). Any thread.
-std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text);
 
 // The canonical JSON of the record chained after `prevHash`, without the "hash" key (it ends
 // with "prevHash"): the bytes the hash is computed over. Compact, keys in fixed order, no
@@ -162,9 +155,6 @@ struct ChainedLine {
   std::string hash;
 };
 ChainedLine chainedLine(const Record& record, std::string_view prevHash);
-// Lowercase hex SHA-256, 64 characters. An OpenSSL that cannot compute one is a broken
-// invariant (ZASTAVA_BUG): a record without its hash or eventId must never be stored.
-std::string sha256Hex(std::string_view bytes);
 // The first prevHash of a new chain.
 inline constexpr std::string_view kGenesisHash =
     "0000000000000000000000000000000000000000000000000000000000000000";

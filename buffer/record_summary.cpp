@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "buffer/record.h"
+#include "common/rfc3339.h"
 
 namespace zastava {
 namespace {

@@ -21,6 +21,7 @@
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
 #include "common/backoff.h"
+#include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "health/health_state.h"
 #include "health/metrics.h"

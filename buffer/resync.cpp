@@ -13,6 +13,7 @@
 
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
+#include "common/rfc3339.h"
 
 namespace zastava {
 namespace {

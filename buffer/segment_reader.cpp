@@ -83,7 +83,7 @@ Result<void> SegmentReader::drainCurrent(bool final, std::vector<Line>& out) {
   if (::fstat(fd_, &st) != 0) return readError(path_, "cannot read", errno);
   // The agent cuts a torn last line off at start-up: bytes kept in partial_ may be gone.
   if (static_cast<std::uint64_t>(st.st_size) < offset_ + partial_.size()) partial_.clear();
-  std::array<char, 64 * 1024> buffer{};
+  std::array<char, std::size_t{64} * 1024> buffer{};
   while (true) {
     const auto position = static_cast<off_t>(offset_ + partial_.size());
     const ssize_t n = ::pread(fd_, buffer.data(), buffer.size(), position);

@@ -11,6 +11,7 @@
 #include "buffer/record.h"
 #include "buffer/recorder.h"  // kDatabaseFileName
 #include "common/backoff.h"
+#include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "delivery/backend_client.h"
 #include "delivery/quarantine.h"

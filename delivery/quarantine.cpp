@@ -20,8 +20,8 @@ constexpr const char* kQuarantineDirName = "backend-quarantine";
 
 Result<void> writeFileSynced(const std::filesystem::path& path, std::string_view bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return Error{ErrorCode::kIo, "cannot create " + path.string() + ": " +
-                                               std::strerror(errno)};
+  if (fd < 0)
+    return Error{ErrorCode::kIo, "cannot create " + path.string() + ": " + std::strerror(errno)};
   std::size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
@@ -63,6 +63,7 @@ std::vector<std::filesystem::path> quarantinedBatches(const std::filesystem::pat
   }
   std::sort(found.begin(), found.end());
   std::vector<std::filesystem::path> paths;
+  paths.reserve(found.size());
   for (auto& [first, path] : found) paths.push_back(std::move(path));
   return paths;
 }

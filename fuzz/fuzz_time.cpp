@@ -5,6 +5,7 @@
 
 #include "agent/records_command.h"
 #include "buffer/record.h"
+#include "common/rfc3339.h"
 #include "fuzz/fuzz_util.h"
 
 using namespace zastava;

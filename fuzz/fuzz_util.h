@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/split.h"
+
 namespace zastava::fuzz {
 
 inline std::string_view text(const std::uint8_t* data, std::size_t size) {
@@ -24,14 +26,7 @@ inline void check(bool ok, const char* what) {
 
 // The lines of `text` split on '\n', without it; a trailing '\n' does not add an empty line.
 inline std::vector<std::string_view> lines(std::string_view text) {
-  std::vector<std::string_view> out;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    out.push_back(text.substr(0, nl));
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-  return out;
+  return splitEndedBy(text, '\n');
 }
 
 }  // namespace zastava::fuzz

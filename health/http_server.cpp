@@ -84,7 +84,7 @@ HealthServer::HealthServer(const HealthState& health, const Metrics& metrics)
   });
   // What a handler throws (memory running out) is answered 500 with its message and logged.
   server.set_exception_handler([](const httplib::Request& request, httplib::Response& response,
-                                  std::exception_ptr failure) {
+                                  const std::exception_ptr& failure) {
     const std::string what = describe(failure);
     spdlog::error("health server: {} {} failed: {}", request.method, request.path, what);
     response.status = 500;
@@ -138,9 +138,10 @@ Result<void> HealthServer::start(const std::string& address, int port) {
     }
     // Before, start() returns the error instead.
     if (afterStart && !error.empty()) {
-      spdlog::critical("health server on {} stopped: {}; /healthz, /livez, /readyz and /metrics "
-                       "no longer answer until the agent restarts",
-                       impl->where, error);
+      spdlog::critical(
+          "health server on {} stopped: {}; /healthz, /livez, /readyz and /metrics "
+          "no longer answer until the agent restarts",
+          impl->where, error);
     }
   });
   // httplib's stop() does nothing until the listen loop runs: wait for it so stop() always works,

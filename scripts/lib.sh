@@ -12,11 +12,12 @@ BUILD_PACKAGES=(cmake make g++ pkg-config git
 # in a Debian root made by debootstrap; podman is the engine matrix's third engine, beside
 # docker.io and Debian 13's docker.io, which the tests fetch themselves. The fuzz targets are
 # built with clang; libFuzzer's runtime and clang's sanitizers are in libclang-rt-14-dev, which
-# clang only recommends.)
+# clang only recommends. scripts/lint.sh runs clang-format and clang-tidy.)
 TEST_PACKAGES=(doctest-dev nlohmann-json3-dev
   docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl sqlite3
   systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
-  util-linux e2fsprogs dpkg-dev lintian debootstrap podman clang libclang-rt-14-dev)
+  util-linux e2fsprogs dpkg-dev lintian debootstrap podman clang libclang-rt-14-dev
+  clang-format clang-tidy)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test in each part: a normal build, then an
-# address+undefined sanitizer build, then a smoke run of the fuzz targets (fuzz/README.md: each
-# parser of outside bytes under libFuzzer, a bounded number of executions each). Unit tests use
-# fixtures captured from a real engine;
-# integration tests start a private dockerd, haproxy and promtool (root required).
+# Installs what is missing, builds, and runs every test in each part: a normal build, then the
+# lint (scripts/lint.sh: clang-format and clang-tidy), then an address+undefined sanitizer
+# build, then a smoke run of the fuzz targets (fuzz/README.md: each parser of outside bytes under
+# libFuzzer, a bounded number of executions each). Unit tests use fixtures captured from a real
+# engine; integration tests start a private dockerd, haproxy and promtool (root required).
 # Every part runs even when an earlier one failed; one summary at the end names each part's
 # result and the failed tests, and the exit code is non-zero when anything failed. Under it, the
 # ENGINE MATRIX rows of the normal part's engine-matrix tests (tests/integration/CMakeLists.txt).
@@ -72,6 +72,26 @@ engine_matrix_rows() {
 PART_ENV=()
 part "normal build (RelWithDebInfo)" build/test RelWithDebInfo
 mapfile -t matrix < <(engine_matrix_rows build/test)
+
+# lint_part NAME BUILD_DIR: scripts/lint.sh on the sources, with BUILD_DIR's compile commands,
+# adding one line to the summary.
+lint_part() {
+  local name=$1 dir=$2
+  log "checking the format and running clang-tidy (scripts/lint.sh)"
+  local output=$dir.lint.log status=0
+  scripts/lint.sh "$dir" 2>&1 | tee "$output" || status=$?
+  local counts
+  counts=$(grep -E '^(format|clang-tidy): [0-9]+ files checked' "$output" | paste -sd';' - |
+    sed 's/;/; /g')
+  if [[ $status -eq 0 ]]; then
+    summary+=("$(printf '%-34s passed: %s' "$name" "$counts")")
+  else
+    summary+=("$(printf '%-34s FAILED: %s (the findings are above)' "$name" "${counts:-no count}")")
+    failed_parts=$((failed_parts + 1))
+  fi
+}
+
+lint_part "lint (clang-format, clang-tidy)" build/test
 
 PART_ENV=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)
 part "sanitizer build (address,undefined)" build/asan Debug -DZASTAVA_SANITIZE=address,undefined

@@ -1,43 +1,24 @@
 #include "collectors/procfs/file_hasher.h"
 
 #include <linux/magic.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <memory>
 #include <vector>
 
 #include "collectors/procfs/proc_io.h"
+#include "common/sha256.h"
 
 namespace zastava {
 namespace {
 
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-
-std::string toHex(const unsigned char* bytes, unsigned length) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2U);
-  for (unsigned i = 0; i < length; ++i) {
-    hex.push_back(kDigits[bytes[i] >> 4]);
-    hex.push_back(kDigits[bytes[i] & 0x0f]);
-  }
-  return hex;
-}
-
 // Streams the file through SHA-256 with a fixed buffer. Sets bytesRead.
 Result<std::string> sha256OfFd(int fd, std::uint64_t& bytesRead) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return Error{ErrorCode::kInternal, "EVP_DigestInit_ex failed"};
-  }
-  std::vector<unsigned char> buffer(FileHashCache::kBufferBytes);
+  std::vector<char> buffer(FileHashCache::kBufferBytes);
+  Sha256 sha256;
   bytesRead = 0;
   while (true) {
     const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(bytesRead));
@@ -46,17 +27,10 @@ Result<std::string> sha256OfFd(int fd, std::uint64_t& bytesRead) {
       return errnoError(errno);
     }
     if (n == 0) break;
-    if (EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n)) != 1) {
-      return Error{ErrorCode::kInternal, "EVP_DigestUpdate failed"};
-    }
+    sha256.update(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
     bytesRead += static_cast<std::uint64_t>(n);
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) {
-    return Error{ErrorCode::kInternal, "EVP_DigestFinal_ex failed"};
-  }
-  return toHex(digest, length);
+  return sha256.hexDigest();
 }
 
 std::int64_t nanosOf(const struct timespec& t) {

@@ -48,7 +48,7 @@ struct FileHashStats {
 class FileHashCache {
  public:
   static constexpr std::size_t kDefaultMaxEntries = 8192;
-  static constexpr std::size_t kBufferBytes = 64 * 1024;
+  static constexpr std::size_t kBufferBytes = std::size_t{64} * 1024;
   static constexpr std::uint64_t kNoBudget = std::numeric_limits<std::uint64_t>::max();
 
   // maxEntries >= 1; the least recently used entry is evicted beyond it. Hashing is timed on

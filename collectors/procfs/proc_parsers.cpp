@@ -5,6 +5,8 @@
 #include <set>
 #include <tuple>
 
+#include "common/split.h"
+
 namespace zastava {
 namespace {
 
@@ -61,16 +63,7 @@ Error malformed(std::string_view what, std::size_t lineNo, std::string_view line
 }
 
 // Splits on '\n'; a trailing newline does not make an extra empty line.
-std::vector<std::string_view> splitLines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    lines.push_back(text.substr(0, nl));
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
-  }
-  return lines;
-}
+std::vector<std::string_view> splitLines(std::string_view text) { return splitEndedBy(text, '\n'); }
 
 // Takes the next run of non-space characters from `s`, skipping leading spaces and tabs.
 std::string_view nextToken(std::string_view& s) {
@@ -262,14 +255,8 @@ Result<ProcStat> parseStat(std::string_view text) {
 }
 
 std::vector<std::string> parseCmdline(std::string_view text) {
-  std::vector<std::string> args;
-  while (!text.empty()) {
-    const auto nul = text.find('\0');
-    args.emplace_back(text.substr(0, nul));
-    if (nul == std::string_view::npos) break;
-    text.remove_prefix(nul + 1);
-  }
-  return args;
+  const auto args = splitEndedBy(text, '\0');
+  return {args.begin(), args.end()};
 }
 
 Result<std::string> parseCgroupPath(std::string_view text) {

@@ -21,9 +21,9 @@ namespace {
 
 constexpr std::size_t kMaxStatBytes = 4096;
 // <root>/stat: a line per CPU, and an "intr" line per interrupt source before "btime".
-constexpr std::size_t kMaxSystemStatBytes = 1024 * 1024;
-constexpr std::size_t kMaxCgroupBytes = 64 * 1024;
-constexpr std::size_t kMaxChildrenBytes = 1024 * 1024;
+constexpr std::size_t kMaxSystemStatBytes = std::size_t{1024} * 1024;
+constexpr std::size_t kMaxCgroupBytes = std::size_t{64} * 1024;
+constexpr std::size_t kMaxChildrenBytes = std::size_t{1024} * 1024;
 constexpr std::array<std::string_view, 7> kNamespaces = {"pid", "mnt",  "net",   "ipc",
                                                          "uts", "user", "cgroup"};
 constexpr std::string_view kDeletedSuffix = " (deleted)";

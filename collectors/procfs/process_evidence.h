@@ -46,9 +46,9 @@ struct LibraryLimits {
 // reader may be shared by the worker threads of a pool: any thread may call any member.
 class ProcfsReader {
  public:
-  static constexpr std::size_t kMaxMapsBytes = 16 * 1024 * 1024;
-  static constexpr std::size_t kMaxStatusBytes = 64 * 1024;
-  static constexpr std::size_t kMaxCmdlineBytes = 256 * 1024;
+  static constexpr std::size_t kMaxMapsBytes = std::size_t{16} * 1024 * 1024;
+  static constexpr std::size_t kMaxStatusBytes = std::size_t{64} * 1024;
+  static constexpr std::size_t kMaxCmdlineBytes = std::size_t{256} * 1024;
 
   // `cache` must outlive the reader.
   ProcfsReader(std::string procRoot, FileHashCache& cache);

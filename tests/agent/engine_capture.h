@@ -15,6 +15,7 @@
 
 #include "collectors/decoders.h"
 #include "common/clock.h"
+#include "common/rfc3339.h"
 #include "tests/fixture_files.h"
 
 namespace zastava::testing {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/rfc3339.h"
 #include "tests/agent/pipeline_test_util.h"
 
 namespace zastava::testing {

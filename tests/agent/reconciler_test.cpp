@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "collectors/decoders.h"
+#include "common/rfc3339.h"
 #include "tests/fixture_files.h"
 #include "tests/support/manual_clock.h"
 

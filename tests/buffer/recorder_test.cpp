@@ -15,6 +15,7 @@
 #include "buffer/commit_observer.h"
 #include "buffer/sqlite_store.h"
 #include "buffer_test_util.h"
+#include "common/sha256.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 #include "tests/support/manual_clock.h"

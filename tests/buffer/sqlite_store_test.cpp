@@ -11,6 +11,7 @@
 #include "buffer/sqlite_connection.h"
 #include "buffer_test_util.h"
 #include "common/invariant.h"
+#include "common/sha256.h"
 
 namespace zastava {
 namespace {

@@ -15,6 +15,7 @@
 #include "buffer/delivery_ledger.h"
 #include "buffer/recorder.h"
 #include "buffer/sqlite_store.h"
+#include "common/rfc3339.h"
 #include "delivery/backend_client.h"
 #include "delivery/delivery_backlog.h"
 #include "delivery/dispatcher.h"
