@@ -262,6 +262,9 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   // between would take old0..old3 and keep old4 as the newest.
   REQUIRE((*recorder)->submit(engineRecord("new", "start", kStart + 2 * 3600 * kSecond)));
   (*recorder)->flush();
+  // Both threads wait on the clock before it moves (the writer idle, the Dispatcher after a
+  // failed POST): a wait that began after the advance would never end.
+  REQUIRE(clock.awaitWaits(2));
   clock.advance(2h);
 
   const auto deadline = std::chrono::steady_clock::now() + 20s;
