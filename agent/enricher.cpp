@@ -19,10 +19,6 @@ namespace zastava {
 
 namespace {
 
-double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 // The container.inspect of a start the container had already been restarted after when its
 // inspect could be asked: a later start's record has the facts.
 InspectAnswer notAsked(const std::string& id, const std::string& startId, RecordSource source) {
@@ -33,9 +29,8 @@ InspectAnswer notAsked(const std::string& id, const std::string& startId, Record
 }  // namespace
 
 Enricher::Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
-                   Inspector& inspector, EventQueue& queue, HealthState& health,
-                   Metrics& metrics, const Clock& clock, const Redactor& redactor,
-                   const PipelineOptions& options)
+                   Inspector& inspector, EventQueue& queue, HealthState& health, Metrics& metrics,
+                   const Clock& clock, const Redactor& redactor, const PipelineOptions& options)
     : api_(api),
       recorder_(recorder),
       evidence_(evidence),
@@ -46,7 +41,8 @@ Enricher::Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& eviden
       clock_(clock),
       options_(options),
       tracker_(clock, redactor),
-      recorded_(kRecentEngineEvents) {}
+      recorded_(kRecentEngineEvents),
+      reconcileBackoff_(engineBackoff(options)) {}
 
 Enricher::~Enricher() { stop(); }
 
@@ -73,8 +69,7 @@ void Enricher::stop() {
 void Enricher::run() {
   while (true) {
     health_.waiting(Worker::kEnricher);
-    const bool reconcileIsDue =
-        reconcileDue_ && std::chrono::steady_clock::now() >= nextReconcileAt_;
+    const bool reconcileIsDue = reconcileDue_ && clock_.monotonic() >= nextReconcileAt_;
     if (!queue_.stopping() && (reconcileIsDue || auditIsDue())) {
       health_.working(Worker::kEnricher);
       if (reconcileIsDue) {
@@ -84,7 +79,7 @@ void Enricher::run() {
       }
       continue;
     }
-    std::optional<std::chrono::steady_clock::time_point> deadline;
+    std::optional<MonoTime> deadline;
     if (reconcileDue_) {
       deadline = nextReconcileAt_;
     } else if (options_.auditInterval.count() > 0) {
@@ -168,12 +163,13 @@ void Enricher::scheduleReconcile(StreamOpened opened) {
   reconcileDue_ = std::move(opened);
   nextReconcileAt_ = {};
   reconcileAttempts_ = 0;
+  reconcileBackoff_.reset();
   lookingAgain_ = false;
   tryReconcile();
 }
 
 void Enricher::tryReconcile() {
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   auto engine = takeInventory(
       api_, options_.inventoryConcurrency, queue_.stopFlag(),
       [this](const Error& error) { metrics_.countEngineError(errorCodeName(error.code)); });
@@ -183,8 +179,8 @@ void Enricher::tryReconcile() {
     if (reconcileAttempts_ == 0) {
       spdlog::warn("container inventory failed, retrying with backoff: {}", engine.error().message);
     }
-    nextReconcileAt_ = std::chrono::steady_clock::now() +
-                       backoffDelay(reconcileAttempts_++, options_.initialBackoff, options_.maxBackoff);
+    ++reconcileAttempts_;
+    nextReconcileAt_ = clock_.monotonic() + reconcileBackoff_.next();
     return;
   }
   // The stream was closed (queue full) since it opened: what happened after it opened may be
@@ -217,15 +213,16 @@ void Enricher::tryReconcile() {
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   requestEvidenceOfRunning(*engine);
   spdlog::info("reconciled {} containers with the engine in {:.3f} s: {} {}{}", engine->size(),
-               secondsSince(started), firstObservation_ ? records.size() : transitions,
+               clock_.secondsSince(started), firstObservation_ ? records.size() : transitions,
                firstObservation_ ? "snapshots" : "transitions the engine did not deliver",
                lookingAgain_ ? " (second look at transitions dated as the stream opened)" : "");
   firstObservation_ = false;
   reconcileOwed_ = false;
   lookingAgain_ = lookAgain;
   if (lookAgain) {
-    nextReconcileAt_ = std::chrono::steady_clock::now() + options_.lookAgainDelay;
+    nextReconcileAt_ = clock_.monotonic() + options_.lookAgainDelay;
     reconcileAttempts_ = 0;
+    reconcileBackoff_.reset();
   } else {
     reconcileDue_.reset();
   }
@@ -233,16 +230,16 @@ void Enricher::tryReconcile() {
   ledgerAgreedAt_ = context.now;
   auditSuspects_.reset();
   if (options_.auditInterval.count() > 0) {
-    nextAuditAt_ = std::chrono::steady_clock::now() + options_.auditInterval;
+    nextAuditAt_ = clock_.monotonic() + options_.auditInterval;
   }
 }
 
 bool Enricher::auditIsDue() const {
-  return !reconcileDue_ && nextAuditAt_ && std::chrono::steady_clock::now() >= *nextAuditAt_;
+  return !reconcileDue_ && nextAuditAt_ && clock_.monotonic() >= *nextAuditAt_;
 }
 
 void Enricher::runAudit() {
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   nextAuditAt_ = started + options_.auditInterval;
   const UnixNanos listedAt = clock_.now();
   auto listed = api_.listContainers();
@@ -358,8 +355,7 @@ void Enricher::onInspectAnswer(InspectAnswer answer) {
   // it were over before anyone could ask.
   if (unanswered != waiting.end()) {
     for (; unanswered + 1 != waiting.end(); ++unanswered) {
-      recorder_.submit(
-          tracker_.inspected(notAsked(id, unanswered->eventId, unanswered->source)));
+      recorder_.submit(tracker_.inspected(notAsked(id, unanswered->eventId, unanswered->source)));
     }
     inspecting_[id] = {};
     inspector_.request(InspectRequest{id, unanswered->eventId, "start", unanswered->source});
@@ -386,10 +382,10 @@ void Enricher::warnInspectFailed(const InspectAnswer& answer) {
                   answer.problem);
     return;
   }
-  spdlog::warn("no image ID, pid or security posture for the {} of container {}: {}{}",
-               answer.request.action, id.substr(0, 12), answer.problem,
-               heldBack == 0 ? std::string()
-                             : fmt::format(" ({} more such failures not logged)", heldBack));
+  spdlog::warn(
+      "no image ID, pid or security posture for the {} of container {}: {}{}",
+      answer.request.action, id.substr(0, 12), answer.problem,
+      heldBack == 0 ? std::string() : fmt::format(" ({} more such failures not logged)", heldBack));
 }
 
 void Enricher::requestEvidence(const std::string& id, std::int64_t pid, EvidenceScan scan,

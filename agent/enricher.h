@@ -77,7 +77,6 @@ class Enricher {
                        RecordSource source);
   void requestEvidenceOfRunning(const std::vector<ContainerInspect>& engine);
 
-
   DockerApi& api_;
   Recorder& recorder_;
   EvidenceCollector& evidence_;
@@ -98,19 +97,20 @@ class Enricher {
   // A gap was found, or a reconciliation was put off because the queue cut the stream: the next
   // stream whose replay arrives whole is reconciled, even one reopened after an overflow.
   bool reconcileOwed_ = false;
-  std::chrono::steady_clock::time_point nextReconcileAt_{};
+  MonoTime nextReconcileAt_{};  // on clock_
   int reconcileAttempts_ = 0;
+  Backoff reconcileBackoff_;  // the wait before the next inventory after one failed
   // The due reconciliation is the second look at transitions the first one left to the stream
   // (anyTransitionInFlight): whatever the stream has not delivered by now, it writes.
   bool lookingAgain_ = false;
   // The audit: armed once the first reconciliation is done.
-  std::optional<std::chrono::steady_clock::time_point> nextAuditAt_;
+  std::optional<MonoTime> nextAuditAt_;
   struct AuditSuspects {
     std::vector<std::string> ids;  // sorted
     UnixNanos listedAt = 0;
   };
   std::optional<AuditSuspects> auditSuspects_;  // a first list disagreed: look again
-  UnixNanos ledgerAgreedAt_ = 0;  // when the ledger last agreed with the engine
+  UnixNanos ledgerAgreedAt_ = 0;                // when the ledger last agreed with the engine
   // Containers with an inspect on its way -> the starts that arrived meanwhile, oldest first: the
   // engine answers the inspect of a created container once its start is over, so that answer
   // completes the first of them; a later one is asked about on its own (onInspectAnswer).

@@ -81,14 +81,13 @@ void EventQueue::took(const QueueItem& item) {
   }
 }
 
-std::optional<QueueItem> EventQueue::pop(
-    std::optional<std::chrono::steady_clock::time_point> deadline) {
+std::optional<QueueItem> EventQueue::pop(std::optional<MonoTime> deadline) {
   std::optional<QueueItem> item;
   {
     std::unique_lock lock(mu_);
     const auto ready = [this] { return stop_ || !items_.empty() || !answers_.empty(); };
     if (deadline) {
-      changed_.wait_until(lock, *deadline, ready);
+      clock_.waitUntil(lock, changed_, *deadline, ready);
     } else {
       changed_.wait(lock, ready);
     }
@@ -122,10 +121,9 @@ std::optional<ReceivedEvent> EventQueue::popReplayedBefore(UnixNanos openedAt) {
   return event;
 }
 
-bool EventQueue::waitForReplayEnd(UnixNanos openedAt,
-                                  std::chrono::steady_clock::time_point deadline) {
+bool EventQueue::waitForReplayEnd(UnixNanos openedAt, MonoTime deadline) {
   std::unique_lock lock(mu_);
-  changed_.wait_until(lock, deadline, [&] {
+  clock_.waitUntil(lock, changed_, deadline, [&] {
     if (stop_) return true;
     for (const QueueItem& item : items_) {
       const auto* event = std::get_if<ReceivedEvent>(&item);
@@ -136,10 +134,9 @@ bool EventQueue::waitForReplayEnd(UnixNanos openedAt,
   return !stop_;
 }
 
-bool EventQueue::waitForEvent(const std::string& eventId,
-                              std::chrono::steady_clock::time_point deadline) {
+bool EventQueue::waitForEvent(const std::string& eventId, MonoTime deadline) {
   std::unique_lock lock(mu_);
-  changed_.wait_until(lock, deadline, [&] {
+  clock_.waitUntil(lock, changed_, deadline, [&] {
     if (stop_) return true;
     for (const QueueItem& item : items_) {
       const auto* event = std::get_if<ReceivedEvent>(&item);
@@ -186,7 +183,7 @@ bool EventQueue::holds(std::string_view id, std::string_view action) const {
 
 bool EventQueue::sleepFor(std::chrono::milliseconds duration) {
   std::unique_lock lock(mu_);
-  return !changed_.wait_for(lock, duration, [this] { return stop_.load(); });
+  return !clock_.waitFor(lock, changed_, duration, [this] { return stop_.load(); });
 }
 
 void EventQueue::stop() {

@@ -23,6 +23,7 @@
 #include "agent/inspector.h"
 #include "agent/tracker.h"
 #include "buffer/record.h"
+#include "common/clock.h"
 
 namespace zastava {
 
@@ -30,7 +31,7 @@ namespace zastava {
 struct StreamOpened {
   EventCursor since;
   UnixNanos openedAt = 0;
-  std::chrono::steady_clock::time_point replayDeadline;
+  MonoTime replayDeadline;  // on the pipeline's Clock
   // Reopened because the queue was full, not because the engine failed: when the replay holds
   // the cursor event nothing was lost, and there is nothing to reconcile.
   bool afterOverflow = false;
@@ -59,7 +60,8 @@ class EventQueue {
     std::size_t maxEvents = kDefaultMaxEvents;
     std::size_t maxBytes = std::size_t{kDefaultMaxMb} * 1024 * 1024;
   };
-  explicit EventQueue(Limits limits) : limits_(limits) {}
+  // Timed waits (pop, waitForReplayEnd, waitForEvent, sleepFor) wait on `clock`.
+  EventQueue(Limits limits, const Clock& clock) : limits_(limits), clock_(clock) {}
   EventQueue(const EventQueue&) = delete;
   EventQueue& operator=(const EventQueue&) = delete;
 
@@ -79,7 +81,7 @@ class EventQueue {
   // Enricher thread. The oldest answer, else the front item, waiting for one until `deadline`
   // (forever when nullopt) or stop(); nullopt when none came. After stop(), what is queued is
   // still returned, without waiting.
-  std::optional<QueueItem> pop(std::optional<std::chrono::steady_clock::time_point> deadline);
+  std::optional<QueueItem> pop(std::optional<MonoTime> deadline);
   // Enricher thread. The front event when it was sent before `openedAt` (a replay), else
   // nullopt (and nothing is taken). Answers are not looked at.
   std::optional<ReceivedEvent> popReplayedBefore(UnixNanos openedAt);
@@ -87,11 +89,11 @@ class EventQueue {
   // or `deadline`, or stop(). The engine writes its whole replay before any live event, so an
   // event stamped at or after `openedAt` (or a newer stream's marker) behind it proves it
   // complete. Returns false when stopping.
-  bool waitForReplayEnd(UnixNanos openedAt, std::chrono::steady_clock::time_point deadline);
+  bool waitForReplayEnd(UnixNanos openedAt, MonoTime deadline);
   // Enricher thread. Waits until the event `eventId` is queued (the replay after an overflow
   // reached the cursor), or a marker is queued (the queue cut the stream, or a newer one
   // opened), or `deadline`, or stop(). Returns false when stopping.
-  bool waitForEvent(const std::string& eventId, std::chrono::steady_clock::time_point deadline);
+  bool waitForEvent(const std::string& eventId, MonoTime deadline);
   // Enricher thread. Looks through the events queued before `openedAt` for `since`'s event.
   ReplayCheck checkReplay(const EventCursor& since, UnixNanos openedAt) const;
   // Enricher thread. True when the events at the front sent before `openedAt` (the replay) are
@@ -122,6 +124,7 @@ class EventQueue {
   void took(const QueueItem& item);  // holds mu_
 
   const Limits limits_;
+  const Clock& clock_;
   mutable std::mutex mu_;
   std::condition_variable changed_;    // an item was pushed or taken, or stop()
   std::deque<QueueItem> items_;        // guarded by mu_: events and markers

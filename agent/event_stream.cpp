@@ -33,15 +33,16 @@ UnixNanos resumePoint(const EventCursor& last, std::chrono::milliseconds overlap
 
 }  // namespace
 
-EventStream::EventStream(DockerApi& api, EventQueue& queue, HealthState& health,
-                         Metrics& metrics, const Clock& clock, const PipelineOptions& options)
+EventStream::EventStream(DockerApi& api, EventQueue& queue, HealthState& health, Metrics& metrics,
+                         const Clock& clock, const PipelineOptions& options)
     : api_(api),
       queue_(queue),
       health_(health),
       metrics_(metrics),
       clock_(clock),
       options_(options),
-      overflowReplay_(overflowReplayBound(options.eventQueue)) {}
+      overflowReplay_(overflowReplayBound(options.eventQueue)),
+      backoff_(engineBackoff(options)) {}
 
 EventStream::~EventStream() { stop(); }
 
@@ -67,7 +68,8 @@ void EventStream::run() {
       continue;
     }
     onStreamFailed(ended);
-    if (!queue_.sleepFor(backoffDelay(failedAttempts_++, options_.initialBackoff, options_.maxBackoff))) break;
+    ++failedAttempts_;
+    if (!queue_.sleepFor(backoff_.next())) break;
   }
 }
 
@@ -105,13 +107,13 @@ void EventStream::onStreamOpen(const EventCursor& since) {
   everOpened_ = true;
   inIncident_ = false;
   failedAttempts_ = 0;
+  backoff_.reset();
   // Even a stream opened without `since` (nothing to replay) is given the window, unless the
   // ledger is new (afterStreamOpened): a stream that dies within it is not reconciled against,
   // so its undelivered events, replayed by the next one, are not also written as reconciled
   // transitions.
-  queue_.pushStreamOpened(StreamOpened{since, streamOpenedAt_,
-                                      std::chrono::steady_clock::now() + options_.replayWindow,
-                                      reopeningAfterOverflow_});
+  queue_.pushStreamOpened(StreamOpened{
+      since, streamOpenedAt_, clock_.monotonic() + options_.replayWindow, reopeningAfterOverflow_});
   reopeningAfterOverflow_ = false;
 }
 

@@ -58,7 +58,7 @@ class EventStream {
   std::atomic<bool> closeStream_{false};
 
   // The stream thread's own.
-  EventCursor lastSeen_;     // the newest event queued
+  EventCursor lastSeen_;  // the newest event queued
   // The times of the last overflowReplay_ events queued: after an overflow the stream resumes
   // no earlier than the oldest of them, so the replay of what was already queued stays small
   // (it must fit the queue's free half and the enricher's memory of recorded events).
@@ -72,6 +72,7 @@ class EventStream {
   bool inIncident_ = false;
   bool decodeWarned_ = false;
   int failedAttempts_ = 0;
+  Backoff backoff_;  // the wait before the next reconnect
 
   std::thread thread_;
 };

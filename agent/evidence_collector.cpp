@@ -237,6 +237,7 @@ EvidenceCollector::EvidenceCollector(Recorder& recorder, Metrics& metrics, const
       clock_(clock),
       redactor_(redactor),
       options_(std::move(options)),
+      cache_(clock),
       reader_(options_.procRoot, cache_) {}
 
 EvidenceCollector::~EvidenceCollector() { stop(); }
@@ -275,7 +276,7 @@ void EvidenceCollector::stop() {
 
 bool EvidenceCollector::request(EvidenceRequest request) {
   if (options_.workers == 0) return false;
-  return schedule(std::chrono::steady_clock::now(), std::move(request));
+  return schedule(clock_.monotonic(), std::move(request));
 }
 
 bool EvidenceCollector::schedule(Due due, EvidenceRequest request) {
@@ -297,7 +298,7 @@ bool EvidenceCollector::schedule(Due due, EvidenceRequest request) {
     pending_.emplace(due, std::move(request));
     metrics_.setEvidenceQueueDepth(pending_.size());
   }
-  wake_.notify_one();
+  wake_.notify_all();  // each worker waits for the head of the queue, or for any scan
   return true;
 }
 
@@ -308,10 +309,13 @@ void EvidenceCollector::runWorker() {
       std::unique_lock lock(mu_);
       while (!stopping_) {
         if (pending_.empty()) {
-          wake_.wait(lock);
-        } else if (const Due due = pending_.begin()->first;
-                   due > std::chrono::steady_clock::now()) {
-          wake_.wait_until(lock, due);  // a copy: the entry may be gone when the wait ends
+          wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+        } else if (const Due due = pending_.begin()->first; due > clock_.monotonic()) {
+          // `due` is a copy: the entry may be gone when the wait ends. An earlier scan queued
+          // meanwhile, or another worker taking this one, ends the wait too.
+          clock_.waitUntil(lock, wake_, due, [this, due] {
+            return stopping_ || pending_.empty() || pending_.begin()->first != due;
+          });
         } else {
           break;
         }
@@ -326,21 +330,20 @@ void EvidenceCollector::runWorker() {
 }
 
 void EvidenceCollector::scan(const EvidenceRequest& request) {
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   EvidenceFacts evidence = collectEvidence(reader_, request, options_, redactor_);
   if (const std::string starting = initStillStarting(evidence); !starting.empty()) {
     if (request.startAttempts < kStartRetries) {
       EvidenceRequest again = request;
       ++again.startAttempts;
-      schedule(std::chrono::steady_clock::now() + kStartRetryDelay, std::move(again));
+      schedule(clock_.monotonic() + kStartRetryDelay, std::move(again));
       return;
     }
     evidence.status = EvidenceStatus::kPartial;
     evidence.reason = starting + " after " + std::to_string(kStartRetries) + " tries" +
                       (evidence.reason.empty() ? "" : "; " + evidence.reason);
   }
-  metrics_.observeEvidenceScanDuration(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_.observeEvidenceScanDuration(clock_.secondsSince(started));
   metrics_.countEvidenceScan(evidenceScanName(request.scan), evidenceStatusName(evidence.status));
   reportHashing();
   countCaps(evidence);
@@ -363,7 +366,7 @@ void EvidenceCollector::scan(const EvidenceRequest& request) {
   if (scanned && request.scan != EvidenceScan::kRescan && options_.rescanDelay.count() > 0) {
     EvidenceRequest rescan = request;
     rescan.scan = EvidenceScan::kRescan;
-    schedule(std::chrono::steady_clock::now() + options_.rescanDelay, std::move(rescan));
+    schedule(clock_.monotonic() + options_.rescanDelay, std::move(rescan));
   }
 }
 

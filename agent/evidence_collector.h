@@ -104,7 +104,7 @@ class EvidenceCollector {
   bool request(EvidenceRequest request);
 
  private:
-  using Due = std::chrono::steady_clock::time_point;
+  using Due = MonoTime;  // on clock_
   bool schedule(Due due, EvidenceRequest request);
   void runWorker();
   void scan(const EvidenceRequest& request);

@@ -31,9 +31,13 @@ std::string failedTimes(std::size_t attempts) {
 
 }  // namespace
 
-Inspector::Inspector(DockerApi& api, Metrics& metrics, InspectorOptions options,
+Inspector::Inspector(DockerApi& api, Metrics& metrics, const Clock& clock, InspectorOptions options,
                      AnswerHandler onAnswer)
-    : api_(api), metrics_(metrics), options_(options), onAnswer_(std::move(onAnswer)) {}
+    : api_(api),
+      metrics_(metrics),
+      clock_(clock),
+      options_(options),
+      onAnswer_(std::move(onAnswer)) {}
 
 Inspector::~Inspector() { stop(); }
 
@@ -96,7 +100,7 @@ void Inspector::runWorker() {
 InspectAnswer Inspector::inspect(const InspectRequest& request) {
   InspectAnswer answer;
   answer.request = request;
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   for (std::size_t attempt = 0;; ++attempt) {
     answer.attempts = attempt + 1;
     auto result = api_.inspectContainer(request.containerId);
@@ -119,15 +123,13 @@ InspectAnswer Inspector::inspect(const InspectRequest& request) {
       break;
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics_.countInspect(inspectResultName(answer.result), seconds);
+  metrics_.countInspect(inspectResultName(answer.result), clock_.secondsSince(started));
   return answer;
 }
 
 bool Inspector::sleepFor(std::chrono::milliseconds delay) {
   std::unique_lock lock(mu_);
-  return !wake_.wait_for(lock, delay, [this] { return stopping_; });
+  return !clock_.waitFor(lock, wake_, delay, [this] { return stopping_; });
 }
 
 }  // namespace zastava

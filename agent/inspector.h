@@ -21,6 +21,7 @@
 
 #include "agent/tracker.h"
 #include "collectors/docker_api.h"
+#include "common/clock.h"
 
 namespace zastava {
 
@@ -35,7 +36,9 @@ struct InspectorOptions {
 class Inspector {
  public:
   using AnswerHandler = std::function<void(InspectAnswer)>;
-  Inspector(DockerApi& api, Metrics& metrics, InspectorOptions options, AnswerHandler onAnswer);
+  // Retries wait on `clock`, and inspects are timed on it.
+  Inspector(DockerApi& api, Metrics& metrics, const Clock& clock, InspectorOptions options,
+            AnswerHandler onAnswer);
   ~Inspector();
   Inspector(const Inspector&) = delete;
   Inspector& operator=(const Inspector&) = delete;
@@ -58,6 +61,7 @@ class Inspector {
 
   DockerApi& api_;
   Metrics& metrics_;
+  const Clock& clock_;
   const InspectorOptions options_;
   const AnswerHandler onAnswer_;
 

@@ -126,7 +126,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   SystemClock clock;
   Metrics metrics({std::string(kVersion), std::string(kGitCommit)});
   const CountInvariantFailures countingInvariantFailures(metrics);
-  HealthState health(metrics, std::chrono::seconds(config.stallSeconds));
+  HealthState health(metrics, clock, std::chrono::seconds(config.stallSeconds));
   HealthServer server(health, metrics);
   if (auto started = server.start(config.healthAddress, config.healthPort); !started.ok()) {
     spdlog::critical("{}", started.error().message);

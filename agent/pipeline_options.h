@@ -6,6 +6,7 @@
 
 #include "agent/event_queue.h"
 #include "agent/inspector.h"
+#include "common/backoff.h"
 
 namespace zastava {
 
@@ -40,9 +41,11 @@ struct PipelineOptions {
   std::chrono::milliseconds lookAgainDelay{2'000};
 };
 
-// The wait before retry `attempt` (0-based): exponential from `initial` up to `max`, with full
-// jitter in [base/2, base] so that many agents restarted together spread out. Any thread.
-std::chrono::milliseconds backoffDelay(int attempt, std::chrono::milliseconds initial,
-                                       std::chrono::milliseconds max);
+// The back-off of the stream's reconnects and of the inventory's retries: from initialBackoff,
+// doubling up to maxBackoff, each wait drawn between half and all of its step so that many
+// agents restarted together spread out.
+inline Backoff engineBackoff(const PipelineOptions& options) {
+  return Backoff(options.initialBackoff, options.maxBackoff, Backoff::Jitter::kHalfToFull);
+}
 
 }  // namespace zastava

@@ -20,6 +20,7 @@
 #include "buffer/resync.h"
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
+#include "common/backoff.h"
 #include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "health/health_state.h"
@@ -30,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A failed write is retried after 100 ms, then twice as long each time, up to 5 s.
 constexpr auto kFirstBackoff = 100ms;
 constexpr auto kMaxBackoff = 5000ms;
 constexpr auto kIdleWake = 1000ms;
@@ -73,9 +75,8 @@ class RecorderImpl final : public Recorder {
     std::size_t depth = 0;
     {
       std::unique_lock lock(mu_);
-      room_.wait(lock, [&] {
-        return stopping_ || failing_ || queue_.size() < options_.queueCapacity;
-      });
+      room_.wait(lock,
+                 [&] { return stopping_ || failing_ || queue_.size() < options_.queueCapacity; });
       if (stopping_) {
         dropReason = "stopped";
       } else if (queue_.size() >=
@@ -109,7 +110,7 @@ class RecorderImpl final : public Recorder {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
-      stopDeadline_ = std::chrono::steady_clock::now() + kStopGrace;
+      stopDeadline_ = clock_.monotonic() + kStopGrace;
     }
     wake_.notify_all();
     room_.notify_all();
@@ -162,7 +163,7 @@ class RecorderImpl final : public Recorder {
   bool failing_ = false;              // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
   bool writerExited_ = false;         // guarded by mu_
-  std::chrono::steady_clock::time_point stopDeadline_;  // guarded by mu_
+  MonoTime stopDeadline_;             // guarded by mu_
   // Records refused while the buffer was not writable: an agent.gap once it is again.
   struct Dropped {
     std::int64_t records = 0;
@@ -172,29 +173,31 @@ class RecorderImpl final : public Recorder {
   std::optional<Dropped> dropped_;  // guarded by mu_
 
   // Writer thread only.
-  std::vector<Record> batch_;        // taken from queue_, not yet committed to SQLite
-  std::uint64_t taken_ = 0;          // records ever taken from queue_
-  std::uint64_t batchEnd_ = 0;       // taken_ when batch_ was taken
+  std::vector<Record> batch_;              // taken from queue_, not yet committed to SQLite
+  std::uint64_t taken_ = 0;                // records ever taken from queue_
+  std::uint64_t batchEnd_ = 0;             // taken_ when batch_ was taken
   std::vector<CommittedRecord> unsynced_;  // in SQLite, waiting for the NDJSON sync
   std::uint64_t unsyncedEnd_ = 0;
   std::uint64_t unsyncedBytes_ = 0;  // NDJSON bytes of unsynced_, newlines included
-  std::string failure_;  // the error of the current incident, empty when healthy
+  std::string failure_;              // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
   std::uint64_t committedSinceRelease_ = 0;
 };
 
-// Returns false when the writer should exit. Takes the next batch from the queue.
+// Returns false when the writer should exit. Takes the next batch from the queue. While failing,
+// waits `backoff` first (cut short by stop(), and never past the stop grace).
 bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
   std::unique_lock lock(mu_);
-  if (failing_ && stopping_) {
-    wake_.wait_until(lock, std::min(std::chrono::steady_clock::now() + backoff, stopDeadline_));
-  } else if (failing_) {
-    wake_.wait_for(lock, backoff, [&] { return stopping_; });
+  if (failing_) {
+    const bool wasStopping = stopping_;
+    MonoTime deadline = clock_.monotonic() + backoff;
+    if (stopping_) deadline = std::min(deadline, stopDeadline_);
+    clock_.waitUntil(lock, wake_, deadline, [&] { return stopping_ != wasStopping; });
   } else {
-    wake_.wait_for(lock, kIdleWake, [&] { return stopping_ || !queue_.empty(); });
+    clock_.waitFor(lock, wake_, kIdleWake, [&] { return stopping_ || !queue_.empty(); });
   }
   const bool idle = queue_.empty() && batch_.empty() && !segments_->hasPending();
-  if (stopping_ && (idle || (failing_ && std::chrono::steady_clock::now() >= stopDeadline_))) {
+  if (stopping_ && (idle || (failing_ && clock_.monotonic() >= stopDeadline_))) {
     return false;
   }
   if (batch_.empty() && !queue_.empty()) {
@@ -229,7 +232,8 @@ void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
 
 void RecorderImpl::run() {
   nameThisThread("zastava-writer");
-  auto backoff = std::chrono::milliseconds(kFirstBackoff);
+  Backoff retry(kFirstBackoff, kMaxBackoff, Backoff::Jitter::kNone);
+  std::chrono::milliseconds backoff = kFirstBackoff;  // waited only while failing
   while (waitForWork(backoff)) {
     health_.working(Worker::kWriter);
     const std::size_t batch = batch_.size();
@@ -237,8 +241,11 @@ void RecorderImpl::run() {
     if (result) result = maintain();
     reportOutcome(result);
     if (result) releaseMemoryAfterBurst(batch);
-    backoff =
-        result ? std::chrono::milliseconds(kFirstBackoff) : std::min(backoff * 2, kMaxBackoff);
+    if (result) {
+      retry.reset();
+    } else {
+      backoff = retry.next();
+    }
     health_.waiting(Worker::kWriter);
   }
   std::size_t lost = batch_.size();
@@ -256,12 +263,13 @@ void RecorderImpl::run() {
 
 Result<void> RecorderImpl::writeOnce() {
   if (batch_.empty() && !segments_->hasPending()) return okResult();
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   if (!batch_.empty()) {
     auto fresh = store_->commit(batch_);
     if (!fresh) return fresh.error();
     batch_.clear();
-    for (CommittedRecord& committed : *fresh) {
+    for (std::int64_t i = 0; i < fresh->duplicates; ++i) metrics_.countDuplicate();
+    for (CommittedRecord& committed : fresh->records) {
       unsyncedBytes_ += committed.line.size() + 1;
       segments_->append(std::move(committed.line));  // the segment writer holds it now
       unsynced_.push_back(std::move(committed));
@@ -284,8 +292,7 @@ Result<void> RecorderImpl::writeOnce() {
   unsyncedBytes_ = 0;
   if (newest > 0) metrics_.setLastEventTimestamp(static_cast<double>(newest) / 1e9);
   metrics_.setEventsBuffered(store_->eventCount());
-  metrics_.observeCommitDuration(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_.observeCommitDuration(clock_.secondsSince(started));
   {
     std::lock_guard lock(mu_);
     completed_ = unsyncedEnd_;
@@ -300,8 +307,8 @@ Result<void> RecorderImpl::maintain() {
   const UnixNanos now = clock_.now();
   if (now - lastPrune_ < kPruneIntervalNanos) return okResult();
   lastPrune_ = now;
-  auto pruned = store_->pruneOlderThan(now - options_.limits.retentionNanos,
-                                       options_.keepUndelivered);
+  auto pruned =
+      store_->pruneOlderThan(now - options_.limits.retentionNanos, options_.keepUndelivered);
   if (!pruned) return pruned.error();
   if (*pruned > 0) metrics_.setEventsBuffered(store_->eventCount());
   return okResult();
@@ -322,9 +329,10 @@ void RecorderImpl::queueGapForDropped() {
   if (!dropped_) return;
   const std::string refused =
       fmt::format("{} record{}", dropped_->records, dropped_->records == 1 ? "" : "s");
-  spdlog::warn("buffer: {} from {} to {} were refused while it was not writable; an agent.gap "
-               "record says so",
-               refused, formatRfc3339Nanos(dropped_->from), formatRfc3339Nanos(dropped_->to));
+  spdlog::warn(
+      "buffer: {} from {} to {} were refused while it was not writable; an agent.gap "
+      "record says so",
+      refused, formatRfc3339Nanos(dropped_->from), formatRfc3339Nanos(dropped_->to));
   const std::string reason =
       fmt::format("{} refused while the buffer was not writable ({})", refused, failure_);
   const UnixNanos now = clock_.now();
@@ -390,7 +398,7 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
                                                  Metrics& metrics, HealthState& health) {
   auto made = makeDirectory(options.dataDirectory);
   if (!made) return made.error();
-  auto store = SqliteStore::open(options.dataDirectory / kDatabaseFileName, metrics);
+  auto store = SqliteStore::open(options.dataDirectory / kDatabaseFileName);
   if (!store) return store.error();
   auto segments =
       SegmentWriter::open(options.dataDirectory / kSegmentDirName, options.limits, clock, metrics);

@@ -12,7 +12,6 @@
 #include <cstring>
 
 #include "buffer/sqlite_connection.h"
-#include "health/metrics.h"
 
 namespace zastava {
 namespace {
@@ -84,13 +83,12 @@ constexpr std::string_view kDestroyKind = "container.destroy";
 
 }  // namespace
 
-SqliteStore::SqliteStore(const std::filesystem::path& path, Metrics& metrics)
-    : db_(std::make_unique<SqliteConnection>(path)), metrics_(metrics) {}
+SqliteStore::SqliteStore(const std::filesystem::path& path)
+    : db_(std::make_unique<SqliteConnection>(path)) {}
 
 SqliteStore::~SqliteStore() = default;
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path,
-                                                       Metrics& metrics) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kDbMode);
   if (fd < 0) {
     const int err = errno;
@@ -103,7 +101,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::filesystem::pa
   if (chmodRc != 0) {
     return Error{ErrorCode::kIo, "cannot chmod " + path.string() + ": " + std::strerror(chmodErr)};
   }
-  std::unique_ptr<SqliteStore> store(new SqliteStore(path, metrics));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path));
   auto opened = store->db_->open(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (!opened) return opened.error();
   auto initialized = store->initialize();
@@ -324,21 +322,20 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
   return setMeta("cursor_event_id", cursor.eventId);
 }
 
-Result<std::vector<CommittedRecord>> SqliteStore::commit(std::span<const Record> batch) {
-  std::vector<CommittedRecord> fresh;
-  if (batch.empty()) return fresh;
-  fresh.reserve(batch.size());
+Result<CommitOutcome> SqliteStore::commit(std::span<const Record> batch) {
+  CommitOutcome outcome;
+  if (batch.empty()) return outcome;
+  outcome.records.reserve(batch.size());
   std::string hash = lastHash_;
   EventCursor cursor = cursor_;
-  std::int64_t duplicates = 0;
-  auto done = db_->inTransaction(
-      [&] { return commitInTransaction(batch, fresh, hash, cursor, duplicates); });
+  auto done = db_->inTransaction([&] {
+    return commitInTransaction(batch, outcome.records, hash, cursor, outcome.duplicates);
+  });
   if (!done) return done.error();
   lastHash_ = std::move(hash);
   cursor_ = cursor;
-  eventCount_ += static_cast<std::int64_t>(fresh.size());
-  for (std::int64_t i = 0; i < duplicates; ++i) metrics_.countDuplicate();
-  return fresh;
+  eventCount_ += static_cast<std::int64_t>(outcome.records.size());
+  return outcome;
 }
 
 Result<std::int64_t> SqliteStore::pruneOlderThan(UnixNanos cutoff, bool keepUndelivered) {

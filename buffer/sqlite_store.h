@@ -19,7 +19,6 @@
 
 namespace zastava {
 
-class Metrics;
 class SqliteConnection;
 class SqliteStatement;
 
@@ -44,13 +43,19 @@ struct CommittedRecord {
   std::string line;
 };
 
+// What one commit did: the new records in commit order, and how many of the batch were skipped
+// as duplicates (the Recorder counts them).
+struct CommitOutcome {
+  std::vector<CommittedRecord> records;
+  std::int64_t duplicates = 0;
+};
+
 class SqliteStore {
  public:
   // Opens or creates the database (mode 0600) and its schema; loads the last hash, cursor and
   // row count. Errors: kIo/kDiskFull naming the path and SQLite's message; kInvalidArgument
   // when the file holds a newer schema than this build knows.
-  static Result<std::unique_ptr<SqliteStore>> open(const std::filesystem::path& path,
-                                                   Metrics& metrics);
+  static Result<std::unique_ptr<SqliteStore>> open(const std::filesystem::path& path);
   ~SqliteStore();
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -58,10 +63,11 @@ class SqliteStore {
   // Commits `batch` in one transaction, in order: a record whose eventId is already stored (or
   // earlier in the batch) is skipped and counted as a duplicate; every other one is chained
   // after the last hash, inserted as its NDJSON line, updates the containers table, and
-  // (stream/replay) advances the cursor. Returns the new records, in commit order. Errors:
+  // (stream/replay) advances the cursor. Returns the new records, in commit order, and the
+  // number of duplicates. Errors:
   // kDiskFull for SQLITE_FULL, kIo otherwise; then nothing is written and lastHash() is
   // unchanged.
-  Result<std::vector<CommittedRecord>> commit(std::span<const Record> batch);
+  Result<CommitOutcome> commit(std::span<const Record> batch);
 
   // Deletes events whose time_nano is before `cutoff` (with `keepUndelivered`, only those the
   // backend has accepted: see delivery_ledger.h), never the newest one, and containers marked
@@ -98,7 +104,7 @@ class SqliteStore {
   const EventCursor& cursor() const { return cursor_; }
 
  private:
-  SqliteStore(const std::filesystem::path& path, Metrics& metrics);
+  explicit SqliteStore(const std::filesystem::path& path);
   Result<void> initialize();
   Result<int> schemaVersion();
   // Creates the tables (version 0: a new file) or moves an older schema's rows to this one.
@@ -111,7 +117,6 @@ class SqliteStore {
   Result<std::string> getMeta(const char* key);
 
   std::unique_ptr<SqliteConnection> db_;
-  Metrics& metrics_;
   std::unique_ptr<SqliteStatement> insertEvent_;
   std::unique_ptr<SqliteStatement> upsertContainer_;
   std::unique_ptr<SqliteStatement> setMeta_;

@@ -14,6 +14,7 @@
 
 #include "buffer/commit_observer.h"
 #include "buffer/delivery_ledger.h"
+#include "common/clock.h"
 
 namespace zastava {
 
@@ -39,12 +40,12 @@ class DeliveryBacklog final : public CommitObserver {
   // The current counts. Any thread.
   Backlog current() const;
 
-  // Waits until `deadline`, close(), or `ready(current counts)` is true (called with the lock
-  // held, on the waiting thread). False once closed. The delivery thread.
+  // Waits until `deadline` on `clock`, close(), or `ready(current counts)` is true (called with
+  // the lock held, on the waiting thread). False once closed. The delivery thread.
   template <typename Ready>
-  bool waitUntil(std::chrono::steady_clock::time_point deadline, Ready ready) {
+  bool waitUntil(const Clock& clock, MonoTime deadline, Ready ready) {
     std::unique_lock lock(mu_);
-    wake_.wait_until(lock, deadline, [&] { return closed_ || ready(counts_); });
+    clock.waitUntil(lock, wake_, deadline, [&] { return closed_ || ready(counts_); });
     return !closed_;
   }
 

@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <random>
 #include <system_error>
 #include <thread>
 
 #include "buffer/delivery_ledger.h"
 #include "buffer/record.h"
 #include "buffer/recorder.h"  // kDatabaseFileName
+#include "common/backoff.h"
 #include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "delivery/backend_client.h"
@@ -22,7 +22,6 @@ namespace zastava {
 namespace {
 
 using namespace std::chrono_literals;
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::chrono::seconds kFirstBackoff{1};
 constexpr std::chrono::seconds kMaxRetryAfter{3600};
@@ -53,7 +52,7 @@ class DispatcherImpl final : public Dispatcher {
         metrics_(metrics),
         health_(health),
         batchLimit_(options.batchMaxRecords),
-        random_(std::random_device{}()) {}
+        backoff_(kFirstBackoff, options.retryMax, Backoff::Jitter::kHalfToFull) {}
 
   ~DispatcherImpl() override { stop(); }
 
@@ -84,9 +83,8 @@ class DispatcherImpl final : public Dispatcher {
   void expireIfDue();
   void reportHead(const PendingBatch& batch);
   bool sendNow(const PendingBatch& batch);
-  // Waits until `deadline` or stop().
-  void sleepUntil(SteadyTime deadline);
-  std::chrono::milliseconds nextBackoff();
+  // Waits `wait` on the clock, or until stop().
+  void sleepFor(std::chrono::milliseconds wait);
   bool batchWouldBeFull(const Backlog& backlog) const;
 
   const DispatcherOptions options_;
@@ -103,16 +101,17 @@ class DispatcherImpl final : public Dispatcher {
   // Delivery thread only.
   std::size_t batchLimit_;  // records per batch; halved by 413s
   int failures_ = 0;        // failed attempts since the last accepted batch
-  std::chrono::seconds backoff_{kFirstBackoff};
+  // Between half and all of the current step, which then doubles up to Backend:RetryMaxSeconds;
+  // back to kFirstBackoff once a batch is accepted.
+  Backoff backoff_;
   std::int64_t headRowid_ = -1;  // the first undelivered record, as last seen
-  SteadyTime headSeenAt_;
-  std::string ledgerError_;  // the current ledger read error, empty when none
+  MonoTime headSeenAt_;          // on clock_
+  std::string ledgerError_;      // the current ledger read error, empty when none
   UnixNanos lastExpiry_ = 0;
-  std::minstd_rand random_;
 };
 
-void DispatcherImpl::sleepUntil(SteadyTime deadline) {
-  backlog_.waitUntil(deadline, [](const Backlog&) { return false; });
+void DispatcherImpl::sleepFor(std::chrono::milliseconds wait) {
+  backlog_.waitUntil(clock_, clock_.monotonic() + wait, [](const Backlog&) { return false; });
 }
 
 void DispatcherImpl::run() {
@@ -126,7 +125,7 @@ void DispatcherImpl::run() {
         ledgerError_ = batch.error().message;
         spdlog::warn("backend: cannot read the records to deliver, retrying: {}", ledgerError_);
       }
-      sleepUntil(std::chrono::steady_clock::now() + nextBackoff());
+      sleepFor(backoff_.next());
       continue;
     }
     ledgerError_.clear();
@@ -136,12 +135,12 @@ void DispatcherImpl::run() {
       return now.records != backlogBefore && batchWouldBeFull(now);
     };
     if (batch->records == 0) {
-      backlog_.waitUntil(std::chrono::steady_clock::now() + kExpiryInterval,
+      backlog_.waitUntil(clock_, clock_.monotonic() + kExpiryInterval,
                          [&](const Backlog& now) { return now.records != backlogBefore; });
     } else if (sendNow(*batch)) {
       deliver(*batch);
     } else {
-      backlog_.waitUntil(headSeenAt_ + options_.batchMaxWait, more);
+      backlog_.waitUntil(clock_, headSeenAt_ + options_.batchMaxWait, more);
     }
   }
 }
@@ -154,14 +153,14 @@ bool DispatcherImpl::batchWouldBeFull(const Backlog& backlog) const {
 
 // A batch goes when it is full or its first record has waited Backend:BatchMaxWaitMs.
 bool DispatcherImpl::sendNow(const PendingBatch& batch) {
-  return batch.full || std::chrono::steady_clock::now() >= headSeenAt_ + options_.batchMaxWait;
+  return batch.full || clock_.monotonic() >= headSeenAt_ + options_.batchMaxWait;
 }
 
 void DispatcherImpl::reportHead(const PendingBatch& batch) {
   const std::int64_t head = batch.records == 0 ? 0 : batch.firstRowid;
   if (head == headRowid_) return;
   headRowid_ = head;
-  headSeenAt_ = std::chrono::steady_clock::now();
+  headSeenAt_ = clock_.monotonic();
   auto observed = head == 0 ? Result<UnixNanos>(UnixNanos{0}) : ledger_->observedAt(head);
   metrics_.setBackendOldestUndelivered(observed ? *observed : clock_.now());
 }
@@ -195,9 +194,10 @@ void DispatcherImpl::deliver(const PendingBatch& batch) {
 
 void DispatcherImpl::moveCursorPast(const PendingBatch& batch) {
   if (auto stored = ledger_->markDelivered(batch.lastRowid); !stored) {
-    spdlog::warn("backend: delivered, but the delivery cursor was not stored ({}); a restart "
-                 "sends these records again",
-                 stored.error().message);
+    spdlog::warn(
+        "backend: delivered, but the delivery cursor was not stored ({}); a restart "
+        "sends these records again",
+        stored.error().message);
   }
   backlog_.remove(static_cast<std::int64_t>(batch.records),
                   static_cast<std::int64_t>(batch.body.size()));
@@ -207,7 +207,7 @@ void DispatcherImpl::accepted(const PendingBatch& batch, const BackendAnswer& an
   moveCursorPast(batch);
   metrics_.countBackendDelivered(batch.records, answer.sentBytes);
   backendAnswered();
-  backoff_ = kFirstBackoff;
+  backoff_.reset();
 }
 
 void DispatcherImpl::failed(const BackendAnswer& answer) {
@@ -215,29 +215,24 @@ void DispatcherImpl::failed(const BackendAnswer& answer) {
   metrics_.setBackendConsecutiveFailures(++failures_);
   const std::string why = answer.detail + (answer.bodyStart.empty() ? "" : ": " + answer.bodyStart);
   if (failures_ == 1) {
-    const auto level = answer.verdict == DeliveryVerdict::kRefused ? spdlog::level::err
-                                                                    : spdlog::level::warn;
-    spdlog::log(level, "backend: POST {} failed ({}): {}; retrying with back-off, records stay in "
-                "the buffer", urlForLog(options_.backend.url), answer.cause, why);
+    const auto level =
+        answer.verdict == DeliveryVerdict::kRefused ? spdlog::level::err : spdlog::level::warn;
+    spdlog::log(level,
+                "backend: POST {} failed ({}): {}; retrying with back-off, records stay in "
+                "the buffer",
+                urlForLog(options_.backend.url), answer.cause, why);
   } else {
     spdlog::debug("backend: attempt {} failed ({}): {}", failures_, answer.cause, why);
   }
   if (failures_ >= options_.failuresBeforeUnready) {
     health_.setBackendFailing(true, answer.cause + ": " + answer.detail);
   }
-  std::chrono::milliseconds wait = nextBackoff();
+  // The back-off, or longer when the backend's Retry-After asks for it (up to kMaxRetryAfter).
+  std::chrono::milliseconds wait = backoff_.next();
   if (answer.retryAfter) {
     wait = std::max<std::chrono::milliseconds>(wait, std::min(*answer.retryAfter, kMaxRetryAfter));
   }
-  sleepUntil(std::chrono::steady_clock::now() + wait);
-}
-
-// Between half and all of the current back-off, which then doubles up to Backend:RetryMaxSeconds.
-std::chrono::milliseconds DispatcherImpl::nextBackoff() {
-  const auto full = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_);
-  std::uniform_int_distribution<std::int64_t> pick(full.count() / 2, full.count());
-  backoff_ = std::min(backoff_ * 2, options_.retryMax);
-  return std::chrono::milliseconds(pick(random_));
+  sleepFor(wait);
 }
 
 void DispatcherImpl::quarantine(const PendingBatch& batch, const BackendAnswer& answer) {
@@ -281,10 +276,10 @@ void DispatcherImpl::expireIfDue() {
   if (expired->records == 0) return;
   backlog_.remove(expired->records, expired->bytes);
   metrics_.countBackendExpired(expired->records);
-  spdlog::warn("backend: {} records from {} to {} reached the retention before the backend "
-               "accepted them and were deleted; an agent.gap record tells the backend",
-               expired->records, formatRfc3339Nanos(expired->oldest),
-               formatRfc3339Nanos(expired->newest));
+  spdlog::warn(
+      "backend: {} records from {} to {} reached the retention before the backend "
+      "accepted them and were deleted; an agent.gap record tells the backend",
+      expired->records, formatRfc3339Nanos(expired->oldest), formatRfc3339Nanos(expired->newest));
   // Its time is now, not the span's: the retention must not delete the record at once.
   Record gap = gapRecord(GapFacts{expired->oldest, expired->newest,
                                   "backend delivery: records deleted by the retention "

@@ -21,12 +21,10 @@ std::string_view workerName(Worker worker) {
   ZASTAVA_BUG("Worker out of range: " + std::to_string(static_cast<int>(worker)));
 }
 
-std::int64_t steadyTicks() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
-
 }  // namespace
 
-HealthState::HealthState(Metrics& metrics, std::chrono::steady_clock::duration stallLimit)
-    : metrics_(metrics), stallLimit_(stallLimit) {
+HealthState::HealthState(Metrics& metrics, const Clock& clock, std::chrono::nanoseconds stallLimit)
+    : metrics_(metrics), clock_(clock), stallLimit_(stallLimit) {
   metrics_.setDockerConnected(false);
   metrics_.setBufferWritable(true);
 }
@@ -57,10 +55,16 @@ void HealthState::setBackendFailing(bool failing, const std::string& reason) {
   backendReason_ = reason;
 }
 
-void HealthState::working(Worker worker) {
+std::int64_t HealthState::ticks() const {
   // At least 1: 0 means waiting.
-  workingSince_[static_cast<std::size_t>(worker)].store(std::max<std::int64_t>(steadyTicks(), 1),
-                                                        std::memory_order_relaxed);
+  return std::max<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.monotonic().time_since_epoch())
+          .count(),
+      1);
+}
+
+void HealthState::working(Worker worker) {
+  workingSince_[static_cast<std::size_t>(worker)].store(ticks(), std::memory_order_relaxed);
 }
 
 void HealthState::waiting(Worker worker) {
@@ -78,10 +82,10 @@ Verdict HealthState::readiness() const {
 }
 
 Verdict HealthState::liveness() const {
-  const std::int64_t now = steadyTicks();
+  const std::int64_t now = ticks();
   for (std::size_t i = 0; i < kWorkerCount; ++i) {
     const std::int64_t since = workingSince_[i].load(std::memory_order_relaxed);
-    const std::chrono::steady_clock::duration busy{now - since};
+    const std::chrono::nanoseconds busy{now - since};
     if (since != 0 && busy > stallLimit_) {
       const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(busy).count();
       return {false, std::string(workerName(static_cast<Worker>(i))) +

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 
+#include "common/clock.h"
+
 namespace zastava {
 
 class Metrics;
@@ -30,8 +32,9 @@ struct Verdict {
 
 class HealthState {
  public:
-  explicit HealthState(Metrics& metrics,
-                       std::chrono::steady_clock::duration stallLimit = kDefaultStallLimit);
+  // Stalls are measured on `clock`'s monotonic time; `clock` must outlive the HealthState.
+  HealthState(Metrics& metrics, const Clock& clock,
+              std::chrono::nanoseconds stallLimit = kDefaultStallLimit);
   HealthState(const HealthState&) = delete;
   HealthState& operator=(const HealthState&) = delete;
 
@@ -56,7 +59,10 @@ class HealthState {
   Verdict liveness() const;
 
  private:
+  std::int64_t ticks() const;  // the clock's monotonic time, in nanoseconds; at least 1
+
   Metrics& metrics_;
+  const Clock& clock_;
   mutable std::mutex mu_;
   bool engineReachable_ = false;                                  // guarded by mu_
   std::string engineReason_ = "docker engine not contacted yet";  // guarded by mu_
@@ -66,8 +72,8 @@ class HealthState {
   std::string inventoryReason_ = "starting: first container inventory not done yet";  // mu_
   bool backendFailing_ = false;  // guarded by mu_
   std::string backendReason_;    // guarded by mu_
-  const std::chrono::steady_clock::duration stallLimit_;
-  // Per worker: when it took its current piece of work (steady clock ticks); 0 while waiting.
+  const std::chrono::nanoseconds stallLimit_;
+  // Per worker: when it took its current piece of work (ticks()); 0 while waiting.
   std::array<std::atomic<std::int64_t>, kWorkerCount> workingSince_{};
 };
 

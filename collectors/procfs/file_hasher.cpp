@@ -62,8 +62,8 @@ std::size_t FileHashCache::KeyHash::operator()(const Key& k) const {
   return h;
 }
 
-FileHashCache::FileHashCache(std::size_t maxEntries)
-    : maxEntries_(maxEntries == 0 ? 1 : maxEntries) {}
+FileHashCache::FileHashCache(const Clock& clock, std::size_t maxEntries)
+    : clock_(clock), maxEntries_(maxEntries == 0 ? 1 : maxEntries) {}
 
 Result<FileHash> FileHashCache::hashFd(int fd, std::uint64_t byteBudget) {
   struct stat st {};
@@ -91,11 +91,10 @@ Result<FileHash> FileHashCache::hashFd(int fd, std::uint64_t byteBudget) {
     out.overBudget = true;
     return out;
   }
-  const auto started = std::chrono::steady_clock::now();
+  const MonoTime started = clock_.monotonic();
   auto digest = sha256OfFd(fd, out.bytesRead);
-  const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now() - started)
-                         .count();
+  const auto nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.monotonic() - started).count();
   std::lock_guard lock(mu_);
   stats_.bytesHashed += out.bytesRead;
   stats_.hashNanos += static_cast<std::uint64_t>(nanos);

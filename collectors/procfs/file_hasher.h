@@ -17,6 +17,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/result.h"
 
 namespace zastava {
@@ -37,7 +38,7 @@ struct FileHashStats {
   std::uint64_t misses = 0;
   std::uint64_t filesHashed = 0;
   std::uint64_t bytesHashed = 0;
-  std::uint64_t hashNanos = 0;  // steady-clock time spent reading and hashing
+  std::uint64_t hashNanos = 0;  // monotonic time spent reading and hashing
   std::uint64_t evictions = 0;
   std::size_t entries = 0;
 };
@@ -50,8 +51,9 @@ class FileHashCache {
   static constexpr std::size_t kBufferBytes = std::size_t{64} * 1024;
   static constexpr std::uint64_t kNoBudget = std::numeric_limits<std::uint64_t>::max();
 
-  // maxEntries >= 1; the least recently used entry is evicted beyond it.
-  explicit FileHashCache(std::size_t maxEntries = kDefaultMaxEntries);
+  // maxEntries >= 1; the least recently used entry is evicted beyond it. Hashing is timed on
+  // `clock`'s monotonic time (stats().hashNanos); `clock` must outlive the cache.
+  explicit FileHashCache(const Clock& clock, std::size_t maxEntries = kDefaultMaxEntries);
   FileHashCache(const FileHashCache&) = delete;
   FileHashCache& operator=(const FileHashCache&) = delete;
 
@@ -69,6 +71,7 @@ class FileHashCache {
   FileHashStats stats() const;
 
  private:
+  const Clock& clock_;
   struct Key {
     std::uint64_t device;
     std::uint64_t inode;

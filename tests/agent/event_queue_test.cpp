@@ -6,17 +6,18 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "collectors/decoders.h"
 #include "tests/fixture_files.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::steady_clock;
 
 constexpr UnixNanos kNow = 1'796'537'800'000'000'000;  // after the capture
 
@@ -39,12 +40,13 @@ const ReceivedEvent& eventOf(const std::optional<QueueItem>& item) {
 
 TEST_CASE("event queue: the event bound refuses without queueing; markers always fit") {
   const auto events = capturedEvents();
-  EventQueue queue({3, 1 << 20});
+  ManualClock clock;
+  EventQueue queue({3, 1 << 20}, clock);
   for (int i = 0; i < 3; ++i) CHECK(queue.pushEvent(events[i]));
   CHECK_FALSE(queue.pushEvent(events[3]));
   CHECK(queue.events() == 3);
   queue.pushStreamOpened(StreamOpened{});
-  CHECK(eventOf(queue.pop(steady_clock::now())).eventId == events[0].eventId);
+  CHECK(eventOf(queue.pop(clock.monotonic())).eventId == events[0].eventId);
   CHECK(queue.pushEvent(events[3]));  // room again
   CHECK(eventOf(queue.pop(std::nullopt)).eventId == events[1].eventId);
   CHECK(eventOf(queue.pop(std::nullopt)).eventId == events[2].eventId);
@@ -57,11 +59,12 @@ TEST_CASE("event queue: the event bound refuses without queueing; markers always
 
 TEST_CASE("event queue: the byte bound refuses an event that does not fit") {
   const auto events = capturedEvents();
-  EventQueue probe({100, 1 << 20});
+  ManualClock clock;
+  EventQueue probe({100, 1 << 20}, clock);
   REQUIRE(probe.pushEvent(events[0]));
   const std::size_t one = probe.bytes();
   CHECK(one > events[0].eventId.size());
-  EventQueue queue({100, one + one / 2});
+  EventQueue queue({100, one + one / 2}, clock);
   CHECK(queue.pushEvent(events[0]));
   CHECK_FALSE(queue.pushEvent(events[0]));
   CHECK(queue.events() == 1);
@@ -69,7 +72,8 @@ TEST_CASE("event queue: the byte bound refuses an event that does not fit") {
 
 TEST_CASE("event queue: the replay before the stream opened is checked and taken in order") {
   const auto events = capturedEvents();
-  EventQueue queue({100, 1 << 20});
+  ManualClock clock;
+  EventQueue queue({100, 1 << 20}, clock);
   for (int i = 0; i < 5; ++i) REQUIRE(queue.pushEvent(events[i]));
   const UnixNanos openedAt = events[3].event.timeNano;  // events 0..2 are the replay
 
@@ -83,8 +87,7 @@ TEST_CASE("event queue: the replay before the stream opened is checked and taken
 
   std::vector<std::string> taken;
   while (auto replayed = queue.popReplayedBefore(openedAt)) taken.push_back(replayed->eventId);
-  CHECK(taken == std::vector<std::string>{events[0].eventId, events[1].eventId,
-                                          events[2].eventId});
+  CHECK(taken == std::vector<std::string>{events[0].eventId, events[1].eventId, events[2].eventId});
   CHECK(queue.events() == 2);
   CHECK(queue.holds(events[4].event.actorId, events[4].event.action));
   CHECK_FALSE(queue.holds(events[4].event.actorId, "no-such-action"));
@@ -92,7 +95,8 @@ TEST_CASE("event queue: the replay before the stream opened is checked and taken
 
 TEST_CASE("event queue: a cut marker behind the replay says the queue cut it short") {
   const auto events = capturedEvents();
-  EventQueue queue({100, 1 << 20});
+  ManualClock clock;
+  EventQueue queue({100, 1 << 20}, clock);
   for (int i = 0; i < 3; ++i) REQUIRE(queue.pushEvent(events[i]));
   const UnixNanos openedAt = events[5].event.timeNano;  // all three are replay
   CHECK_FALSE(queue.replayCut(openedAt));
@@ -101,19 +105,20 @@ TEST_CASE("event queue: a cut marker behind the replay says the queue cut it sho
   CHECK(queue.replayCut(openedAt));
   CHECK(queue.holdsCut());
   // A live event between the replay and the marker: the replay itself arrived whole.
-  EventQueue live({100, 1 << 20});
+  EventQueue live({100, 1 << 20}, clock);
   REQUIRE(live.pushEvent(events[0]));
   REQUIRE(live.pushEvent(events[5]));
   live.pushStreamCut();
   CHECK_FALSE(live.replayCut(openedAt));
   CHECK(live.holdsCut());
   // Waiting for an event the cut stream will never deliver ends at the marker.
-  CHECK(queue.waitForEvent("never-delivered", steady_clock::now() + std::chrono::hours(1)));
+  CHECK(queue.waitForEvent("never-delivered", clock.monotonic() + std::chrono::hours(1)));
 }
 
 TEST_CASE("event queue: waitForRoom returns once half is free, and on stop") {
   const auto events = capturedEvents();
-  EventQueue queue({4, 1 << 20});
+  ManualClock clock;
+  EventQueue queue({4, 1 << 20}, clock);
   for (int i = 0; i < 4; ++i) REQUIRE(queue.pushEvent(events[i]));
   bool room = false;
   std::thread stream([&] { room = queue.waitForRoom(); });
@@ -131,8 +136,16 @@ TEST_CASE("event queue: waitForRoom returns once half is free, and on stop") {
 
 TEST_CASE("event queue: after stop, what is queued is still taken, then nothing without waiting") {
   const auto events = capturedEvents();
-  EventQueue queue({10, 1 << 20});
-  CHECK_FALSE(queue.pop(steady_clock::now() + milliseconds(10)).has_value());  // deadline
+  ManualClock clock;
+  EventQueue queue({10, 1 << 20}, clock);
+  // Nothing comes: the wait ends when the clock passes its deadline.
+  std::optional<QueueItem> none;
+  std::thread enricher([&] { none = queue.pop(clock.monotonic() + milliseconds(10)); });
+  REQUIRE(clock.awaitWaits(1));
+  CHECK(clock.waitsLeft().front() == milliseconds(10));
+  clock.advance(milliseconds(10));
+  enricher.join();
+  CHECK_FALSE(none.has_value());
   REQUIRE(queue.pushEvent(events[0]));
   queue.stop();
   CHECK(queue.stopping());

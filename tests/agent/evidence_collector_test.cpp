@@ -4,15 +4,18 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "buffer/recorder.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
 #include "tests/buffer/buffer_test_util.h"
 #include "tests/procfs/procfs_test_support.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -45,7 +48,7 @@ TEST_CASE("evidenceRequest keeps the container's identity only") {
 }
 
 TEST_CASE("a captured container tree: read, with what the fixture lacks named") {
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   options.procRoot = testing::procfsFixtureDir() + "/tree";
   ProcfsReader reader(options.procRoot, cache);
@@ -63,7 +66,7 @@ TEST_CASE("a captured container tree: read, with what the fixture lacks named") 
 }
 
 TEST_CASE("a pid naming a process of another container: its init exited, the pid was reused") {
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   options.procRoot = testing::procfsFixtureDir() + "/tree";
   ProcfsReader reader(options.procRoot, cache);
@@ -93,7 +96,7 @@ class ForeignPidNamespaceTree {
 
 TEST_CASE("a procfs of another PID namespace than the engine's: unavailable, with the cure") {
   ForeignPidNamespaceTree tree;
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   options.procRoot = tree.path();
   ProcfsReader reader(options.procRoot, cache);
@@ -113,7 +116,7 @@ TEST_CASE("a procfs of another PID namespace than the engine's: unavailable, wit
 }
 
 TEST_CASE("a container not running, or whose init is gone, exited before its evidence") {
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   ProcfsReader reader("/proc", cache);
   const auto notRunning = collectEvidence(reader, requestFor("abc", 0), options, kRedactor);
@@ -134,7 +137,7 @@ TEST_CASE("an init that exited but is not reaped yet (a zombie): exited, not par
   // is still in /proc, its exe, namespaces and maps are not.
   testing::Child zombie({"/bin/true"});
   REQUIRE(zombie.waitUntilZombie());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   ProcfsReader reader("/proc", cache);
   const auto facts = collectEvidence(reader, requestFor("", zombie.pid()), options, kRedactor);
@@ -150,7 +153,7 @@ TEST_CASE("an init in the kernel's exit path, no zombie yet: exited, not partial
   // and namespaces gone, state not Z. The agent's scan took that for unreadable fields.
   testing::ExitingPidNamespaceInit init;
   REQUIRE(init.waitUntilExiting());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   ProcfsReader reader("/proc", cache);
   const auto facts = collectEvidence(reader, requestFor("", init.pid()), options, kRedactor);
@@ -164,7 +167,7 @@ TEST_CASE("a zombie descendant does not make a scan partial") {
   testing::Child parent({"/bin/sh", "-c", "/bin/true & exec /bin/sleep 60"});
   REQUIRE(testing::waitForZombieChild(parent.pid()) > 0);
   REQUIRE(parent.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   ProcfsReader reader("/proc", cache);
   const auto facts = collectEvidence(reader, requestFor("", parent.pid()), options, kRedactor);
@@ -179,7 +182,7 @@ TEST_CASE("a live process: complete, libraries hashed, secrets in its command li
   testing::Child child(
       {"/bin/sh", "-c", "exec /bin/sleep 60", "sh", "--password=hunter2", "--token", "abc"});
   REQUIRE(testing::waitUntilSleeping(child.pid()));
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   ProcfsReader reader("/proc", cache);
   // No container id: a host process has none for the cgroup check to compare.
@@ -206,7 +209,7 @@ TEST_CASE("caps on processes, libraries and bytes make a scan partial and say so
   testing::Child shell({"/bin/sh", "-c", "sleep 60; true"});
   REQUIRE(testing::waitUntilSleeping(shell.pid()));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the child sleep start
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   EvidenceOptions options;
   options.tree.maxProcesses = 1;
   options.libraries.maxLibraries = 1;
@@ -237,7 +240,7 @@ TEST_CASE("an init still the runtime's, or with no command line yet, is still st
   testing::Child program({"/bin/sleep", "60"});
   REQUIRE(testing::waitUntilSleeping(runc.pid()));
   REQUIRE(program.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   REQUIRE(waitUntilNamedLikeRunc(runc.pid()));
   EvidenceOptions options;
@@ -276,19 +279,34 @@ bool waitForThreads(const std::string& name, int count) {
   return false;
 }
 
+// Waits until a thread waits `wait` on `clock` (the collector's wait for a due scan), then
+// advances the clock by `wait`. False when none came.
+bool advancePastWaitOf(ManualClock& clock, std::chrono::nanoseconds wait) {
+  if (!clock.awaitWaits([wait](const std::vector<std::chrono::nanoseconds>& left) {
+        return std::find(left.begin(), left.end(), wait) != left.end();
+      })) {
+    return false;
+  }
+  clock.advance(wait);
+  return true;
+}
+
 // A real Recorder in a temporary directory and a sleeping child process to scan.
 struct CollectorFixture {
   testing::TempDir dir;
-  FakeClock clock{testing::kStart};
+  ManualClock clock{testing::kStart};  // the collector's: only its waits are on it
+  // The Recorder's, apart: its idle waits (1 s) would otherwise pass for the collector's once
+  // the collector's clock had moved 950 ms.
+  ManualClock recorderClock{testing::kStart};
   Metrics metrics{testing::testBuild()};
-  HealthState health{metrics};
+  HealthState health{metrics, recorderClock};
   std::unique_ptr<Recorder> recorder;
   testing::Child child{{"/bin/sleep", "60"}};
 
   CollectorFixture() {
     RecorderOptions options;
     options.dataDirectory = dir.path();
-    auto opened = Recorder::open(options, clock, metrics, health);
+    auto opened = Recorder::open(options, recorderClock, metrics, health);
     REQUIRE(opened.ok());
     recorder = std::move(opened).value();
     REQUIRE(testing::waitUntilSleeping(child.pid()));
@@ -302,10 +320,12 @@ TEST_CASE_FIXTURE(
 
   EvidenceOptions options;
   options.workers = 1;
-  options.rescanDelay = std::chrono::seconds(1);
+  options.rescanDelay = std::chrono::seconds(7);
   EvidenceCollector collector(*recorder, metrics, clock, redactor, options);
   collector.start();
   CHECK(collector.request(requestFor("", child.pid())));
+  // The re-scan is due 7 s after the start scan, on the clock.
+  CHECK(advancePastWaitOf(clock, std::chrono::seconds(7)));
   CHECK(waitForMetric(
       metrics, "zastava_agent_evidence_scans_total{scan=\"rescan\",status=\"complete\"}", 1));
   collector.stop();
@@ -347,6 +367,11 @@ TEST_CASE_FIXTURE(CollectorFixture,
   EvidenceCollector collector(*recorder, metrics, clock, redactor, options);
   collector.start();
   CHECK(collector.request(requestFor("", runc.pid())));
+  // Each try but the last schedules the next kStartRetryDelay later, on the clock.
+  for (int retry = 0; retry < kStartRetries; ++retry) {
+    CAPTURE(retry);
+    REQUIRE(advancePastWaitOf(clock, kStartRetryDelay));
+  }
   CHECK(waitForMetric(metrics,
                       "zastava_agent_evidence_scans_total{scan=\"start\",status=\"partial\"}", 1));
   collector.stop();

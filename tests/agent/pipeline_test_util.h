@@ -21,6 +21,7 @@
 #include "tests/agent/engine_capture.h"
 #include "tests/agent/scripted_docker_api.h"
 #include "tests/buffer/buffer_test_util.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava::testing {
 
@@ -128,9 +129,9 @@ class Scenario {
   QuietLogs quiet_;
   const PipelineOptions options_;
   TempDir tmp_;
-  FakeClock clock_;
+  ManualWallClock clock_;
   Metrics metrics_{testBuild()};
-  HealthState health_{metrics_};
+  HealthState health_{metrics_, clock_};
   const Redactor redactor_;
   Ledger ledger_;
   ScriptedDockerApi api_;
@@ -179,7 +180,7 @@ inline std::string eventIdOf(const Capture& capture, std::size_t line) {
 // "eventId kind state" of each record a Tracker makes of `lines`, seen once each, in order:
 // what the ledger must hold for them.
 inline std::string expectedEvents(const Capture& capture, const std::vector<std::size_t>& lines) {
-  FakeClock clock(0);
+  ManualClock clock(0);
   const Redactor redactor;
   Tracker tracker(clock, redactor);
   std::string out;

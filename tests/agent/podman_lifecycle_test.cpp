@@ -10,6 +10,7 @@
 #include "agent/tracker.h"
 #include "collectors/decoders.h"
 #include "tests/fixture_files.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -44,7 +45,7 @@ ReconcileContext afterTheCapture() {
 }
 
 TEST_CASE("Podman's lifecycle: Docker's kinds, the engine's action kept, removed and forgotten") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   std::vector<Record> life;
   std::vector<std::string> states;
@@ -86,7 +87,7 @@ TEST_CASE("Podman's lifecycle: Docker's kinds, the engine's action kept, removed
 }
 
 TEST_CASE("Podman's health checks are health_status records with the status as detail") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   std::vector<std::string> details;
   for (const ReceivedEvent& received : podmanEvents()) {
@@ -101,7 +102,7 @@ TEST_CASE("Podman's health checks are health_status records with the status as d
 }
 
 TEST_CASE("a Podman remove after reconciliation destroyed the container is a duplicate") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   std::vector<ReceivedEvent> colExit;  // create, init, start, die, cleanup, remove
   for (ReceivedEvent& received : podmanEvents()) {

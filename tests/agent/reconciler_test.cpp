@@ -10,6 +10,7 @@
 #include "collectors/decoders.h"
 #include "common/rfc3339.h"
 #include "tests/fixture_files.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -29,7 +30,7 @@ ContainerInspect fixture(const char* name) {
 }
 
 struct Scenario {
-  FakeClock clock{kNow};
+  ManualClock clock{kNow};
   Tracker tracker{clock, kRedactor};
   ReconcileContext context;
   std::vector<std::pair<std::string, std::string>> queuedEvents;
@@ -304,7 +305,7 @@ TEST_CASE("engine times parse to nanoseconds; anything else is refused") {
 }
 
 TEST_CASE("a gap record names its span and reason, and has no container") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   Record gap = tracker.gap(kStreamOpened - 10, kStreamOpened, "engine restarted");
   CHECK(gap.kind == "agent.gap");
@@ -347,7 +348,7 @@ void restoreAgreeing(Tracker& tracker, const std::vector<ContainerSummary>& list
 }
 
 TEST_CASE("audit: a ledger that agrees with the engine's list has no disagreement") {
-  FakeClock clock{kNow};
+  ManualClock clock{kNow};
   Tracker tracker{clock, kRedactor};
   const auto list = capturedList();
   restoreAgreeing(tracker, list);
@@ -355,7 +356,7 @@ TEST_CASE("audit: a ledger that agrees with the engine's list has no disagreemen
 }
 
 TEST_CASE("audit: another state, an unknown container and a vanished one disagree") {
-  FakeClock clock{kNow};
+  ManualClock clock{kNow};
   Tracker tracker{clock, kRedactor};
   auto list = capturedList();
   restoreAgreeing(tracker, list);
@@ -376,7 +377,7 @@ TEST_CASE("audit: another state, an unknown container and a vanished one disagre
 }
 
 TEST_CASE("audit: a container between states is not compared; dead counts as exited") {
-  FakeClock clock{kNow};
+  ManualClock clock{kNow};
   Tracker tracker{clock, kRedactor};
   auto list = capturedList();
   restoreAgreeing(tracker, list);

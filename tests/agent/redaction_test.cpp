@@ -6,6 +6,7 @@
 #include "agent/tracker.h"
 #include "collectors/decoders.h"
 #include "tests/fixture_files.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -68,7 +69,7 @@ TEST_CASE("command lines: secret-looking flag values and URL passwords are redac
 TEST_CASE("records of a risky container carry its posture and none of its secrets") {
   auto inspect = decodeContainerInspect(testing::readFixture("inspect-posture.json"));
   REQUIRE(inspect.ok());
-  FakeClock clock(1'795'358'100'000'000'000);
+  ManualClock clock(1'795'358'100'000'000'000);
   Redactor redactor;
   Tracker tracker(clock, redactor);
   Record snapshot = tracker.snapshot(*inspect);
@@ -95,8 +96,7 @@ TEST_CASE("records of a risky container carry its posture and none of its secret
   pause.actorId = inspect->id;
   pause.attributes = {{"name", "lead-posture"}, {"aws_secret_key", "shh"}};
   pause.timeNano = 1'795'358'100'000'000'001;
-  Record paused =
-      tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, clock.now()));
+  Record paused = tracker.fromEvent(receivedEvent(pause, RecordSource::kStream, clock.now()));
   CHECK_FALSE(paused.container.security);
   CHECK(paused.attributes.at("aws_secret_key") == "<redacted>");
 }

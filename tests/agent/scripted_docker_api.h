@@ -10,8 +10,8 @@
 // - when the lifecycle begins: once the agent has asked its first list, as in the captures,
 //   where the stream was open before the first command ran;
 // - when an answer is given: a list or an inspect can be held until released.
-// Event times are never rewritten: the test's FakeClock follows the capture instead (set when a
-// connection opens, moved to each event's time as the engine publishes it).
+// Event times are never rewritten: the test's ManualWallClock follows the capture instead (set when
+// a connection opens, moved to each event's time as the engine publishes it).
 //
 // Containers. The captured list holds four containers created apart from the lifecycle; only
 // two of them (col-run, col-exited) were inspected when captured, so the engine lists those two
@@ -40,9 +40,9 @@
 
 #include "collectors/decoders.h"
 #include "collectors/docker_api.h"
-#include "common/clock.h"
 #include "tests/agent/engine_capture.h"
 #include "tests/fixture_files.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava::testing {
 
@@ -63,7 +63,7 @@ class ScriptedDockerApi final : public DockerApi {
     std::function<bool(std::size_t)> has = nullptr;
   };
 
-  ScriptedDockerApi(const Capture& capture, FakeClock& clock, const Ledger& ledger)
+  ScriptedDockerApi(const Capture& capture, ManualWallClock& clock, const Ledger& ledger)
       : capture_(capture), clock_(clock), ledger_(ledger) {
     for (std::size_t line = 0; line < capture.events.size(); ++line) {
       const EngineEvent& event = capture.events[line];
@@ -320,7 +320,7 @@ class ScriptedDockerApi final : public DockerApi {
   }
 
   const Capture& capture_;
-  FakeClock& clock_;
+  ManualWallClock& clock_;
   const Ledger& ledger_;
   std::map<std::string, Lifetime> lifetimes_;  // set by the constructor
   std::vector<Connection> script_;             // set before start

@@ -8,6 +8,7 @@
 
 #include "collectors/decoders.h"
 #include "tests/fixture_files.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -29,7 +30,7 @@ std::vector<Record> recordLifecycle(Tracker& tracker) {
 }
 
 TEST_CASE("every captured event becomes one record with a distinct, repeatable id") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
   REQUIRE(records.size() == 42);
@@ -43,7 +44,7 @@ TEST_CASE("every captured event becomes one record with a distinct, repeatable i
 }
 
 TEST_CASE("records carry kind, action, engine time and the state the event left") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
 
@@ -88,7 +89,7 @@ TEST_CASE("records carry kind, action, engine time and the state the event left"
 }
 
 TEST_CASE("an exec's exit code is not the container's") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
   CHECK(records[6].kind == "container.exec_die");
@@ -97,14 +98,14 @@ TEST_CASE("an exec's exit code is not the container's") {
 }
 
 TEST_CASE("destroyed containers are forgotten") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto records = recordLifecycle(tracker);
   CHECK(tracker.trackedCount() == 0);
 }
 
 TEST_CASE("an event is recorded from itself; the inspect's answer completes it in its own record") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto inspect = decodeContainerInspect(readFixture("inspect-running.json"));
   REQUIRE(inspect.ok());
@@ -164,7 +165,7 @@ TEST_CASE("an event is recorded from itself; the inspect's answer completes it i
 }
 
 TEST_CASE("an answer older than the container's last event keeps the state the events gave") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto inspect = decodeContainerInspect(readFixture("inspect-running.json"));
   REQUIRE(inspect.ok());
@@ -195,7 +196,7 @@ TEST_CASE("an answer older than the container's last event keeps the state the e
 }
 
 TEST_CASE("an answer without facts says why; a destroyed container is not remembered again") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   InspectAnswer answer;
   answer.request = InspectRequest{"gone-id", "0123456789abcdef0123456789abcdef", "create",
@@ -213,7 +214,7 @@ TEST_CASE("an answer without facts says why; a destroyed container is not rememb
 }
 
 TEST_CASE("snapshots describe the inspected state, one id per observation") {
-  FakeClock clock(kNow);
+  ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);
   auto running = decodeContainerInspect(readFixture("inspect-running.json"));
   auto exited = decodeContainerInspect(readFixture("inspect-exited.json"));

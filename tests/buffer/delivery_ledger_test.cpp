@@ -12,7 +12,6 @@
 
 #include "buffer/sqlite_store.h"
 #include "buffer_test_util.h"
-#include "health/metrics.h"
 
 namespace zastava {
 namespace {
@@ -24,11 +23,10 @@ using testing::kStart;
 struct Ledger {
   testing::TempDir tmp;
   std::filesystem::path db = tmp.path() / "zastava-agent.db";
-  Metrics metrics{testing::testBuild()};
   std::unique_ptr<SqliteStore> store;
 
   Ledger() {
-    auto opened = SqliteStore::open(db, metrics);
+    auto opened = SqliteStore::open(db);
     REQUIRE(opened.ok());
     store = std::move(*opened);
   }
@@ -41,7 +39,7 @@ struct Ledger {
     auto committed = store->commit(records);
     REQUIRE(committed.ok());
     std::vector<std::string> lines;
-    for (const auto& record : *committed) lines.push_back(record.line);
+    for (const auto& record : committed->records) lines.push_back(record.line);
     return lines;
   }
   std::unique_ptr<DeliveryLedger> delivery() {

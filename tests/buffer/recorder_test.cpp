@@ -18,6 +18,7 @@
 #include "common/sha256.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -32,9 +33,9 @@ struct Fixture {
   testing::TempDir tmp;
   std::filesystem::path dataDir = tmp.path() / "data";
   std::filesystem::path segmentDir = dataDir / "runtime-events";
-  FakeClock clock{kStart};
+  ManualClock clock{kStart};
   Metrics metrics{testing::testBuild()};
-  HealthState health{metrics};
+  HealthState health{metrics, clock};
 
   std::unique_ptr<Recorder> open(std::size_t queueCapacity = 65536, std::size_t maxBatch = 4096,
                                  std::size_t failingQueueCapacity = 65536) {
@@ -49,8 +50,7 @@ struct Fixture {
   }
 
   std::vector<std::string> storedLines() {
-    Metrics scratch{testing::testBuild()};
-    auto store = SqliteStore::open(dataDir / "zastava-agent.db", scratch);
+    auto store = SqliteStore::open(dataDir / "zastava-agent.db");
     REQUIRE(store.ok());
     auto lines = (*store)->recordLines();
     REQUIRE(lines.ok());
@@ -263,7 +263,18 @@ TEST_CASE("a failing disk degrades health, queues, refuses beyond capacity with 
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
 
   REQUIRE(recorder->submit(engineRecord("c1", "die", kStart + 5)));
-  const bool degraded = eventually([&] { return !f.health.readiness().ok; });
+  // The writer is the only thread waiting on the clock: idle, it waits 1 s for work; failing, it
+  // retries after 100 ms, then twice as long each time. No REQUIRE before the limit is restored.
+  const auto writerWaits = [&](std::chrono::nanoseconds wait) {
+    return f.clock.awaitWaits(
+        [wait](const auto& left) { return left.size() == 1 && left.front() == wait; });
+  };
+  const bool firstRetry = writerWaits(100ms);
+  const bool degraded = !f.health.readiness().ok;
+  f.clock.advance(100ms);
+  const bool secondRetry = writerWaits(200ms);
+  f.clock.advance(200ms);
+  const bool thirdRetry = writerWaits(400ms);
   recorder->flush();  // returns while failing
   int accepted = 0;
   for (int i = 6; i < 11; ++i)
@@ -273,11 +284,16 @@ TEST_CASE("a failing disk degrades health, queues, refuses beyond capacity with 
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
   std::signal(SIGXFSZ, previous);
 
+  CHECK(firstRetry);
+  CHECK(secondRetry);
+  CHECK(thirdRetry);
   CHECK(degraded);
   CHECK(writableWhileFailing == 0);
   CHECK(accepted == 4);
+  f.clock.advance(400ms);  // the next retry succeeds
+  CHECK(writerWaits(1s));  // idle again
+  CHECK(f.health.readiness().ok);
   CHECK(metricValue(f.metrics, R"(zastava_agent_events_dropped_total{reason="queue_full"})") == 1);
-  CHECK(eventually([&] { return f.health.readiness().ok; }));
   recorder->flush();
   recorder->stop();
   const auto ndjson = allSegmentLines(f.segmentDir);

@@ -6,6 +6,7 @@
 #include "buffer_test_util.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
+#include "tests/support/manual_clock.h"
 
 namespace {
 
@@ -170,9 +171,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s DATA_DIR\n", argv[0]);
     return 2;
   }
-  FakeClock clock(testing::kStart);
+  ManualClock clock(testing::kStart);
   Metrics metrics(testing::testBuild());
-  HealthState health(metrics);
+  HealthState health(metrics, clock);
   RecorderOptions options;
   options.dataDirectory = argv[1];
   options.limits.maxFileBytes = 2048;  // several segments, so the chain crosses files

@@ -8,6 +8,7 @@
 #include "buffer/segment_writer.h"
 #include "buffer_test_util.h"
 #include "health/metrics.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -38,7 +39,7 @@ using Texts = std::vector<std::string>;
 
 TEST_CASE("the reader returns each complete line once, across segments written by the writer") {
   Fixture f;
-  FakeClock clock(testing::kStart);
+  ManualClock clock(testing::kStart);
   Metrics metrics(testing::testBuild());
   BufferLimits limits;
   limits.maxFileBytes = 20;  // two 9-byte lines per segment

@@ -10,6 +10,7 @@
 
 #include "buffer_test_util.h"
 #include "health/metrics.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -32,7 +33,7 @@ std::string line(int n) {
 struct Fixture {
   testing::TempDir tmp;
   std::filesystem::path dir = tmp.path() / "runtime-events";
-  FakeClock clock{testing::kStart};
+  ManualClock clock{testing::kStart};
   Metrics metrics{testing::testBuild()};
 
   std::unique_ptr<SegmentWriter> open(const BufferLimits& limits) {

@@ -12,22 +12,19 @@
 #include "buffer_test_util.h"
 #include "common/invariant.h"
 #include "common/sha256.h"
-#include "health/metrics.h"
 
 namespace zastava {
 namespace {
 
 using testing::engineRecord;
 using testing::kStart;
-using testing::metricValue;
 
 struct Fixture {
   testing::TempDir tmp;
   std::filesystem::path path = tmp.path() / "zastava-agent.db";
-  Metrics metrics{testing::testBuild()};
 
   std::unique_ptr<SqliteStore> open() {
-    auto store = SqliteStore::open(path, metrics);
+    auto store = SqliteStore::open(path);
     REQUIRE_MESSAGE(store.ok(), (store.ok() ? "" : store.error().message));
     return std::move(*store);
   }
@@ -69,25 +66,26 @@ TEST_CASE("commit chains hashes, skips and counts duplicates") {
   const Record c = engineRecord("c1", "die", kStart + 2);
   auto first = store->commit(std::vector<Record>{a, b});
   REQUIRE(first.ok());
-  REQUIRE(first->size() == 2);
-  CHECK((*first)[0].prevHash == kGenesisHash);
-  CHECK((*first)[0].hash == sha256Hex(canonicalJson(a, kGenesisHash)));
-  CHECK((*first)[1].prevHash == (*first)[0].hash);
+  REQUIRE(first->records.size() == 2);
+  CHECK(first->records[0].prevHash == kGenesisHash);
+  CHECK(first->records[0].hash == sha256Hex(canonicalJson(a, kGenesisHash)));
+  CHECK(first->records[1].prevHash == first->records[0].hash);
 
   auto second = store->commit(std::vector<Record>{b, c, c});
   REQUIRE(second.ok());
-  REQUIRE(second->size() == 1);
-  CHECK((*second)[0].eventId == c.eventId);
-  CHECK((*second)[0].prevHash == (*first)[1].hash);
-  CHECK(store->lastHash() == (*second)[0].hash);
+  REQUIRE(second->records.size() == 1);
+  CHECK(second->records[0].eventId == c.eventId);
+  CHECK(second->records[0].prevHash == first->records[1].hash);
+  CHECK(store->lastHash() == second->records[0].hash);
   CHECK(store->eventCount() == 3);
-  CHECK(metricValue(f.metrics, "zastava_agent_duplicates_suppressed_total") == 2);
+  CHECK(first->duplicates == 0);
+  CHECK(second->duplicates == 2);
 
   auto lines = store->recordLines();
   REQUIRE(lines.ok());
-  CHECK(*lines == std::vector<std::string>{(*first)[0].line, (*first)[1].line,
-                                           (*second)[0].line});
-  CHECK((*first)[1].line == chainedLine(b, (*first)[0].hash).line);
+  CHECK(*lines == std::vector<std::string>{first->records[0].line, first->records[1].line,
+                                           second->records[0].line});
+  CHECK(first->records[1].line == chainedLine(b, first->records[0].hash).line);
 }
 
 TEST_CASE("the chain, cursor and count continue after a reopen") {
@@ -113,7 +111,7 @@ TEST_CASE("the chain, cursor and count continue after a reopen") {
   CHECK(cursor->timeNano == kStart + 10);
   auto next = store->commit(std::vector<Record>{engineRecord("c1", "start", kStart + 60)});
   REQUIRE(next.ok());
-  CHECK((*next)[0].prevHash == lastHash);
+  CHECK(next->records[0].prevHash == lastHash);
   CHECK(store->cursor().timeNano == kStart + 60);
 }
 
@@ -142,8 +140,8 @@ TEST_CASE("a failed batch rolls back events, cursor and hash together") {
   auto retried = store->commit(std::vector<Record>{engineRecord("c2", "start", kStart + 5),
                                                    engineRecord("bad", "start", kStart + 6)});
   REQUIRE(retried.ok());
-  REQUIRE(retried->size() == 2);
-  CHECK((*retried)[0].prevHash == hashBefore);
+  REQUIRE(retried->records.size() == 2);
+  CHECK(retried->records[0].prevHash == hashBefore);
   CHECK(store->cursor().timeNano == kStart + 6);
 }
 
@@ -212,7 +210,7 @@ TEST_CASE("pruning deletes old events and old removed containers only") {
   CHECK(store->lastHash() == hash);
   auto next = store->commit(std::vector<Record>{engineRecord("c3", "die", kStart + 101)});
   REQUIRE(next.ok());
-  CHECK((*next)[0].prevHash == hash);
+  CHECK(next->records[0].prevHash == hash);
 }
 
 Record snapshotOpenedAt(const std::string& containerId, UnixNanos observedAt, UnixNanos opened) {
@@ -262,9 +260,9 @@ TEST_CASE("a reconciled transition is stored once, whenever it is written again"
   destroy.time = kStart + 99;
   auto again = store->commit(std::vector<Record>{destroy});
   REQUIRE(again.ok());
-  CHECK(again->empty());
+  CHECK(again->records.empty());
   CHECK(store->eventCount() == 1);
-  CHECK(metricValue(f.metrics, "zastava_agent_duplicates_suppressed_total") == 1);
+  CHECK(again->duplicates == 1);
 }
 
 // Version 1 as the agent created it, with a gap in the rowids (pruned rows) and a cursor.
@@ -279,11 +277,14 @@ void createVersion1(Fixture& f, const Record& a, const Record& b) {
       started_at TEXT, finished_at TEXT, updated_nano INTEGER, last_event_id TEXT);
     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
     PRAGMA user_version = 1;)sql");
-  f.query("INSERT INTO events(rowid, event_id, kind, container_id, time_nano, source, record) "
-          "VALUES (7, '" + a.eventId + "', 'container.create', 'c1', " + std::to_string(a.time) +
-          ", 'stream', 'line a'), (9, '" + b.eventId + "', 'container.start', 'c1', " +
-          std::to_string(b.time) + ", 'stream', 'line b');"
-          "INSERT INTO meta VALUES ('last_hash', 'h9'), ('delivery_rowid', '7');");
+  f.query(
+      "INSERT INTO events(rowid, event_id, kind, container_id, time_nano, source, record) "
+      "VALUES (7, '" +
+      a.eventId + "', 'container.create', 'c1', " + std::to_string(a.time) +
+      ", 'stream', 'line a'), (9, '" + b.eventId + "', 'container.start', 'c1', " +
+      std::to_string(b.time) +
+      ", 'stream', 'line b');"
+      "INSERT INTO meta VALUES ('last_hash', 'h9'), ('delivery_rowid', '7');");
 }
 
 TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups as before") {
@@ -303,8 +304,8 @@ TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups 
 
   auto next = store->commit(std::vector<Record>{b, engineRecord("c1", "die", kStart + 2)});
   REQUIRE(next.ok());
-  REQUIRE(next->size() == 1);
-  CHECK((*next)[0].prevHash == "h9");
+  REQUIRE(next->records.size() == 1);
+  CHECK(next->records[0].prevHash == "h9");
   CHECK(f.query("SELECT max(rowid) FROM events") == "10");
   auto found = store->findEvent(a.time, a.eventId);
   REQUIRE(found.ok());
@@ -317,24 +318,26 @@ TEST_CASE("a version 1 ledger on a full disk stays as it was, with a clear error
   const Record a = engineRecord("c1", "create", kStart);
   const Record b = engineRecord("c1", "start", kStart + 1);
   createVersion1(f, a, b);
-  f.query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
-          "INSERT INTO events(event_id, kind, container_id, time_nano, source, record) "
-          "SELECT printf('%032x', i), 'container.start', 'c2', i, 'stream', printf('%01000d', i) "
-          "FROM n");  // ~200 KiB to copy
+  f.query(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
+      "INSERT INTO events(event_id, kind, container_id, time_nano, source, record) "
+      "SELECT printf('%032x', i), 'container.start', 'c2', i, 'stream', printf('%01000d', i) "
+      "FROM n");  // ~200 KiB to copy
   struct rlimit saved {};
   REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
   auto* previous = std::signal(SIGXFSZ, SIG_IGN);
   struct rlimit small = saved;
   small.rlim_cur = 32768;  // room for the WAL index (-shm), not for a copy of the events
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
-  auto failed = SqliteStore::open(f.path, f.metrics);
+  auto failed = SqliteStore::open(f.path);
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
   std::signal(SIGXFSZ, previous);
 
   REQUIRE_FALSE(failed.ok());
   INFO(failed.error().message);
   CHECK(failed.error().message.find("cannot move the events to store schema 2 (a copy of them "
-                                    "needs room on the disk) in " + f.path.string() + ": ") == 0);
+                                    "needs room on the disk) in " +
+                                    f.path.string() + ": ") == 0);
   CHECK(f.query("PRAGMA user_version") == "1");
   CHECK(f.query("SELECT count(*), min(rowid) FROM events") == "202,7");
   auto store = f.open();  // with room again

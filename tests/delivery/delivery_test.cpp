@@ -8,8 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "buffer/delivery_ledger.h"
 #include "buffer/recorder.h"
@@ -22,6 +24,7 @@
 #include "health/health_state.h"
 #include "health/metrics.h"
 #include "tests/buffer/buffer_test_util.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -128,25 +131,36 @@ TEST_CASE("the backlog adds commits, takes away what left, and wakes its waiter 
   CHECK(backlog.current().bytes == 140);
 
   // A commit on the writer's thread wakes the delivery thread's wait.
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  std::thread writer([&] {
-    std::this_thread::sleep_for(20ms);
-    backlog.recordsCommitted(1, 10);
+  ManualClock clock;
+  const MonoTime deadline = clock.monotonic() + 60s;
+  bool woken = false;
+  std::thread delivery([&] {
+    woken = backlog.waitUntil(clock, deadline, [](const Backlog& now) { return now.records == 1; });
   });
-  CHECK(backlog.waitUntil(deadline, [](const Backlog& now) { return now.records == 1; }));
-  writer.join();
-  CHECK(std::chrono::steady_clock::now() < deadline);
+  REQUIRE(clock.awaitWaits(1));
+  backlog.recordsCommitted(1, 10);
+  delivery.join();
+  CHECK(woken);
+
+  // The deadline ends a wait: the clock passes it.
+  delivery = std::thread(
+      [&] { woken = backlog.waitUntil(clock, deadline, [](const Backlog&) { return false; }); });
+  REQUIRE(clock.awaitWaits(1));
+  CHECK(clock.waitsLeft().front() == 60s);
+  clock.advance(60s);
+  delivery.join();
+  CHECK(woken);  // not closed
 
   // close() ends a wait in progress and every later one.
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(20ms);
-    backlog.close();
+  delivery = std::thread([&] {
+    woken = backlog.waitUntil(clock, deadline + 1h, [](const Backlog&) { return false; });
   });
-  CHECK_FALSE(backlog.waitUntil(deadline, [](const Backlog&) { return false; }));
-  stopper.join();
-  CHECK(std::chrono::steady_clock::now() < deadline);
+  REQUIRE(clock.awaitWaits(1));
+  backlog.close();
+  delivery.join();
+  CHECK_FALSE(woken);
   CHECK(backlog.closed());
-  CHECK_FALSE(backlog.waitUntil(deadline, [](const Backlog&) { return false; }));
+  CHECK_FALSE(backlog.waitUntil(clock, deadline + 1h, [](const Backlog&) { return false; }));
 }
 
 TEST_CASE("a quarantined batch is kept exactly as sent, and only the newest 100 are kept") {
@@ -173,12 +187,76 @@ TEST_CASE("a quarantined batch is kept exactly as sent, and only the newest 100 
   CHECK((info.st_mode & 0777) == 0640);
 }
 
+// Keeps what the Dispatcher submits (its agent.gap records).
+struct KeptRecords final : RecordSink {
+  bool submit(Record record) override {
+    std::lock_guard lock(mu);
+    records.push_back(std::move(record));
+    return true;
+  }
+  std::mutex mu;
+  std::vector<Record> records;
+};
+
+// Nothing listens on the port: every POST fails at once, and the Dispatcher waits its back-off
+// on the clock before the next one.
+TEST_CASE("delivery retries after a jittered back-off that doubles up to Backend:RetryMaxSeconds") {
+  testing::TempDir tmp;
+  {
+    auto store = SqliteStore::open(tmp.path() / kDatabaseFileName);
+    REQUIRE(store.ok());
+    REQUIRE((*store)->commit(std::vector<Record>{engineRecord("c1", "start", kStart)}).ok());
+  }
+  ManualClock clock{kStart};
+  Metrics metrics{testing::testBuild()};
+  HealthState health{metrics, clock};
+  health.setEngineReachable(true);
+  health.setInventoryDone();
+  DispatcherOptions options;
+  options.backend.url = "http://127.0.0.1:1/ingest";
+  options.batchMaxWait = 0ms;
+  options.retryMax = 4s;
+  options.failuresBeforeUnready = 3;
+  options.dataDirectory = tmp.path();
+  auto client = BackendClient::create(options.backend);
+  REQUIRE(client.ok());
+  DeliveryBacklog backlog{metrics};
+  KeptRecords gaps;
+  auto dispatcher =
+      Dispatcher::start(options, std::move(*client), backlog, gaps, clock, metrics, health);
+  REQUIRE(dispatcher.ok());
+
+  // The only thread waiting on this clock is the Dispatcher's; after an advance its old wait
+  // (0 left) may still be listed until it wakes.
+  const auto waitingAgain = [](const std::vector<std::chrono::nanoseconds>& left) {
+    return !left.empty() && left.back() > 0ns;
+  };
+  const std::chrono::seconds steps[] = {1s, 2s, 4s, 4s, 4s};
+  int attempts = 0;
+  for (const std::chrono::seconds step : steps) {
+    CAPTURE(step.count());
+    REQUIRE(clock.awaitWaits(waitingAgain));
+    ++attempts;
+    const std::chrono::nanoseconds left = clock.waitsLeft().back();
+    CHECK(left >= step / 2);
+    CHECK(left <= step);
+    CHECK(metricValue(metrics, "zastava_agent_backend_consecutive_failures") == attempts);
+    CHECK(health.readiness().reason.starts_with("backend connection failed: connect: ") ==
+          (attempts >= 3));
+    clock.advance(left);
+  }
+  CHECK(metricValue(metrics, "zastava_agent_backend_failures_total{cause=\"connect\"}") >=
+        attempts);
+  (*dispatcher)->stop();
+  CHECK(gaps.records.empty());
+}
+
 // The backend is down (nothing listens on the port) for longer than the retention.
 TEST_CASE("records that expire undelivered are counted and announced by an agent.gap record") {
   testing::TempDir tmp;
-  FakeClock clock{kStart};
+  ManualClock clock{kStart};
   Metrics metrics{testing::testBuild()};
-  HealthState health{metrics};
+  HealthState health{metrics, clock};
   health.setEngineReachable(true);
   health.setInventoryDone();
   DispatcherOptions options;
@@ -207,6 +285,9 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   // between would take old0..old3 and keep old4 as the newest.
   REQUIRE((*recorder)->submit(engineRecord("new", "start", kStart + 2 * 3600 * kSecond)));
   (*recorder)->flush();
+  // Both threads wait on the clock before it moves (the writer idle, the Dispatcher after a
+  // failed POST): a wait that began after the advance would never end.
+  REQUIRE(clock.awaitWaits(2));
   clock.advance(2h);
 
   const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -220,8 +301,7 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   (*dispatcher)->stop();
   (*recorder)->stop();
 
-  Metrics scratch{testing::testBuild()};
-  auto store = SqliteStore::open(tmp.path() / kDatabaseFileName, scratch);
+  auto store = SqliteStore::open(tmp.path() / kDatabaseFileName);
   REQUIRE(store.ok());
   auto lines = (*store)->recordLines();
   REQUIRE(lines.ok());

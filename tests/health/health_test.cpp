@@ -8,6 +8,7 @@
 #include "health/health_state.h"
 #include "health/http_server.h"
 #include "health/metrics.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -37,7 +38,8 @@ std::pair<int, std::string> promtoolCheck(const std::string& exposition) {
 
 TEST_CASE("readiness names what is wrong, most fundamental first") {
   Metrics metrics({"1.2.3", "abc"});
-  HealthState health(metrics);
+  ManualClock clock;
+  HealthState health(metrics, clock);
   CHECK_FALSE(health.readiness().ok);
   CHECK(contains(health.readiness().reason, "docker engine"));
 
@@ -63,15 +65,18 @@ TEST_CASE("readiness names what is wrong, most fundamental first") {
 
 TEST_CASE("a worker on one piece of work past the stall limit fails liveness, then readiness") {
   Metrics metrics({"1.2.3", "abc"});
-  HealthState health(metrics, std::chrono::milliseconds(20));
+  ManualClock clock;
+  HealthState health(metrics, clock, std::chrono::seconds(90));
   health.setEngineReachable(true);
   health.setInventoryDone();
   health.working(Worker::kWriter);
   health.working(Worker::kEnricher);
   health.waiting(Worker::kEnricher);  // waiting for work is never a stall
-  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  clock.advance(std::chrono::seconds(90));
+  CHECK(health.liveness().ok);  // at the limit: not past it
+  clock.advance(std::chrono::seconds(1));
   CHECK_FALSE(health.liveness().ok);
-  CHECK(contains(health.liveness().reason, "buffer writer stalled: on one piece of work for"));
+  CHECK(health.liveness().reason == "buffer writer stalled: on one piece of work for 91 s");
   CHECK(health.readiness().reason == health.liveness().reason);
 
   health.waiting(Worker::kWriter);  // it finished after all
@@ -83,7 +88,8 @@ TEST_CASE("a worker on one piece of work past the stall limit fails liveness, th
 
 TEST_CASE("health facts drive the matching gauges") {
   Metrics metrics({"1.2.3", "abc"});
-  HealthState health(metrics);
+  ManualClock clock;
+  HealthState health(metrics, clock);
   CHECK(contains(metrics.exposition(), "zastava_agent_docker_connected 0"));
   health.setEngineReachable(true);
   CHECK(contains(metrics.exposition(), "zastava_agent_docker_connected 1"));
@@ -123,7 +129,8 @@ TEST_CASE("the exposition has every documented metric and passes promtool") {
 
 TEST_CASE("the server answers probes with status and reason") {
   Metrics metrics({"1.2.3", "abc"});
-  HealthState health(metrics);
+  ManualClock clock;
+  HealthState health(metrics, clock);
   HealthServer server(health, metrics);
   REQUIRE(server.start("127.0.0.1", 0).ok());
   httplib::Client client("127.0.0.1", server.port());
@@ -147,7 +154,8 @@ TEST_CASE("the server answers probes with status and reason") {
 
 TEST_CASE("a port already in use is a clear start-up error") {
   Metrics metrics({"1.2.3", "abc"});
-  HealthState health(metrics);
+  ManualClock clock;
+  HealthState health(metrics, clock);
   HealthServer first(health, metrics);
   REQUIRE(first.start("127.0.0.1", 0).ok());
   HealthServer second(health, metrics);
@@ -165,7 +173,8 @@ TEST_CASE("a port already in use is a clear start-up error") {
 
 TEST_CASE("an address not on this host is a clear start-up error") {
   Metrics metrics({"1.2.3", "abc"});
-  HealthState health(metrics);
+  ManualClock clock;
+  HealthState health(metrics, clock);
   HealthServer server(health, metrics);
   auto result = server.start("192.0.2.1", 0);  // TEST-NET-1: nobody's address
   REQUIRE_FALSE(result.ok());

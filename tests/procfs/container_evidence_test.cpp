@@ -69,7 +69,7 @@ TEST_CASE("a busybox container's tree: its cgroup, its exe hash, its own namespa
   REQUIRE(c.id().size() == 64);
   REQUIRE(c.pid() > 0);
   REQUIRE(testing::waitUntilSleeping(c.pid()));
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(c.pid(), testing::expectingContainer(c.id()));
   REQUIRE(tree.ok());
@@ -113,7 +113,7 @@ TEST_CASE("a container that exited before evidence is read gives 'process exited
   runCommand(dockerCli() + "kill pf-gone >/dev/null && " + dockerCli() + "wait pf-gone >/dev/null",
              status);
   REQUIRE(status == 0);
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(c.pid(), testing::expectingContainer(c.id()));
   REQUIRE_FALSE(tree.ok());
@@ -164,7 +164,7 @@ TEST_CASE("a dynamically linked program in a container: exe hash and the exact l
   REQUIRE(c.pid() > 0);
   const std::string procDir = "/proc/" + std::to_string(c.pid());
   REQUIRE(testing::waitUntilSleeping(c.pid()));
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(c.pid(), testing::expectingContainer(c.id()));
   REQUIRE(tree.ok());

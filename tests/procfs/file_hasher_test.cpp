@@ -38,7 +38,7 @@ struct TempDir {
 };
 
 TEST_CASE("hashPath equals an independent SHA-256 and the second call is a cache hit") {
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   const auto first = cache.hashPath("/bin/busybox");
   REQUIRE(first.ok());
   CHECK(first->sha256 == testing::sha256OfFile("/bin/busybox"));
@@ -60,7 +60,7 @@ TEST_CASE("hashPath equals an independent SHA-256 and the second call is a cache
 
 TEST_CASE("the empty file and a known vector") {
   TempDir dir;
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   CHECK(cache.hashPath(dir.write("empty", ""))->sha256 ==
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   CHECK(cache.hashPath(dir.write("abc", "abc"))->sha256 ==
@@ -69,7 +69,7 @@ TEST_CASE("the empty file and a known vector") {
 
 TEST_CASE("a rewritten file is hashed again (the key includes size and mtime)") {
   TempDir dir;
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   const auto file = dir.write("f", "one");
   const auto a = cache.hashPath(file);
   REQUIRE(a.ok());
@@ -114,7 +114,7 @@ TEST_CASE("overlayfs: the same layer file seen through two containers' mounts is
   REQUIRE(::stat((overlays.merged[0] + "/bin").c_str(), &a) == 0);
   REQUIRE(::stat((overlays.merged[1] + "/bin").c_str(), &b) == 0);
   REQUIRE(a.st_dev != b.st_dev);  // what made every container hash it again
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   const auto first = cache.hashPath(overlays.merged[0] + "/bin");
   const auto second = cache.hashPath(overlays.merged[1] + "/bin");
   REQUIRE(first.ok());
@@ -133,7 +133,7 @@ TEST_CASE("overlayfs: the same layer file seen through two containers' mounts is
 
 TEST_CASE("over budget: not read, not cached, said so") {
   TempDir dir;
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   const auto file = dir.write("big", std::string(1000, 'x'));
   const auto over = cache.hashPath(file, 999);
   REQUIRE(over.ok());
@@ -152,7 +152,7 @@ TEST_CASE("over budget: not read, not cached, said so") {
 
 TEST_CASE("the least recently used entry is evicted beyond the cap") {
   TempDir dir;
-  FileHashCache cache(2);
+  FileHashCache cache(testing::hashTimingClock(), 2);
   const auto a = dir.write("a", "a");
   const auto b = dir.write("b", "b");
   const auto c = dir.write("c", "c");
@@ -167,7 +167,7 @@ TEST_CASE("the least recently used entry is evicted beyond the cap") {
 }
 
 TEST_CASE("errors: missing file, a directory") {
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   const auto missing = cache.hashPath("/nonexistent/pf-file");
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kNotFound);
@@ -178,7 +178,7 @@ TEST_CASE("errors: missing file, a directory") {
 }
 
 TEST_CASE("threads share one cache") {
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   const std::string expected = testing::sha256OfFile("/bin/sleep");
   std::vector<std::thread> threads;
   std::vector<std::string> got(4);

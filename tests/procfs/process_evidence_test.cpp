@@ -49,7 +49,7 @@ std::set<std::string> libraryPaths(const LibraryEvidence& evidence) {
 TEST_CASE("processTree of a real child: identity, exe hash, namespaces, cgroup") {
   Child child({"/bin/sleep", "60"});
   REQUIRE(child.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(child.pid());
   REQUIRE(tree.ok());
@@ -95,7 +95,7 @@ TEST_CASE("an init whose cgroup names no container is the container's only if it
                               .count();
   Child child({"/bin/sleep", "60"});
   REQUIRE(child.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   auto startedAt = [&](std::chrono::milliseconds fromFork) {
     TreeOptions options = testing::expectingContainer(std::string(64, 'a'));
@@ -128,7 +128,7 @@ TEST_CASE("processTree finds descendants breadth-first and honours maxProcesses"
     if (sleeping == 2) break;
     ::usleep(10000);
   }
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(child.pid());
   REQUIRE(tree.ok());
@@ -151,7 +151,7 @@ TEST_CASE("processTree finds descendants breadth-first and honours maxProcesses"
 TEST_CASE("loadedLibraries equals the executable mappings the test reads, hashed once") {
   Child child({"/bin/sleep", "60"});
   REQUIRE(child.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto libs = reader.loadedLibraries({child.pid()});
   REQUIRE(libs.ok());
@@ -184,7 +184,7 @@ TEST_CASE("loadedLibraries equals the executable mappings the test reads, hashed
 TEST_CASE("loadedLibraries caps on count and bytes, and counts what it skipped") {
   Child child({"/bin/sleep", "60"});
   REQUIRE(child.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto all = reader.loadedLibraries({child.pid()});
   REQUIRE(all.ok());
@@ -197,7 +197,7 @@ TEST_CASE("loadedLibraries caps on count and bytes, and counts what it skipped")
   CHECK_FALSE(byCount->byteCapHit);
   CHECK(byCount->skippedCount == n - 1);
 
-  FileHashCache cold;
+  FileHashCache cold(testing::hashTimingClock());
   ProcfsReader coldReader("/proc", cold);
   const auto byBytes = coldReader.loadedLibraries({child.pid()}, testing::atMostBytes(1));
   REQUIRE(byBytes.ok());
@@ -215,7 +215,7 @@ TEST_CASE("loadedLibraries over several processes: each file once, with the pids
   const int gonePid = gone.reap();
   REQUIRE(first.waitUntilSleeping());
   REQUIRE(second.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto libs = reader.loadedLibraries({first.pid(), gonePid, second.pid()});
   REQUIRE(libs.ok());
@@ -239,7 +239,7 @@ TEST_CASE("loadedLibraries over several processes: each file once, with the pids
 TEST_CASE("a process that exited is kNotFound 'process exited', not an error of the reader") {
   Child child({"/bin/true"});
   const int pid = child.reap();  // the pid is gone from /proc
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(pid);
   REQUIRE_FALSE(tree.ok());
@@ -256,7 +256,7 @@ TEST_CASE("a zombie has exited: kNotFound 'process exited', no field reported un
   // namespaces or mappings (what a container's init looks like until the shim reaps it).
   Child zombie({"/bin/true"});
   REQUIRE(zombie.waitUntilZombie());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(zombie.pid());
   REQUIRE_FALSE(tree.ok());
@@ -271,7 +271,7 @@ TEST_CASE("a process in the kernel's exit path has exited, though it is no zombi
   // maps and namespaces are released, it waits (state S, PF_EXITING) to become a zombie.
   testing::ExitingPidNamespaceInit init;
   REQUIRE(init.waitUntilExiting());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(init.pid());
   REQUIRE_FALSE(tree.ok());
@@ -297,7 +297,7 @@ TEST_CASE("a process whose main thread exited runs on: not taken for exited") {
   }
   REQUIRE(pid > 0);
   const bool leaderExited = testing::waitUntilState(pid, 'Z');
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(pid);
   ProcessInfo seen;
@@ -317,7 +317,7 @@ TEST_CASE("a zombie descendant has exited: counted in exitedDuringScan, not list
   const int zombie = testing::waitForZombieChild(parent.pid());
   REQUIRE(zombie > 0);
   REQUIRE(parent.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(parent.pid());
   REQUIRE(tree.ok());
@@ -330,7 +330,7 @@ TEST_CASE("a zombie descendant has exited: counted in exitedDuringScan, not list
 TEST_CASE("stillRunning: false once the process read has exited, as a zombie or reaped") {
   Child child({"/bin/sleep", "60"});
   REQUIRE(child.waitUntilSleeping());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   std::uint64_t budget = 1 << 30;
   const auto read = reader.process(child.pid(), budget);
@@ -360,7 +360,7 @@ TEST_CASE("a deleted executable is hashed through exe and map_files") {
   Child child({copy, "60"});
   REQUIRE(child.waitUntilSleeping());
   ::unlink(copy.c_str());
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader("/proc", cache);
   const auto tree = reader.processTree(child.pid());
   REQUIRE(tree.ok());
@@ -390,7 +390,7 @@ TEST_CASE("without permission, each unreadable field is named with the reason") 
     ::close(fds[0]);
     std::string out;
     if (::setgroups(0, nullptr) == 0 && ::setgid(65534) == 0 && ::setuid(65534) == 0) {
-      FileHashCache cache;
+      FileHashCache cache(testing::hashTimingClock());
       ProcfsReader procfs("/proc", cache);
       const auto tree = procfs.processTree(target.pid());
       if (tree.ok()) {
@@ -425,7 +425,7 @@ TEST_CASE("without permission, each unreadable field is named with the reason") 
 
 TEST_CASE("a captured procfs tree: descendants by scanning stat, missing files recorded") {
   const std::string id = testing::readProcfsFixture("container-id.txt").substr(0, 64);
-  FileHashCache cache;
+  FileHashCache cache(testing::hashTimingClock());
   ProcfsReader reader(testing::procfsFixtureDir() + "/tree", cache);
   const auto tree = reader.processTree(15462, testing::expectingContainer(id));
   REQUIRE(tree.ok());

@@ -19,8 +19,15 @@
 
 #include "collectors/procfs/proc_parsers.h"
 #include "collectors/procfs/process_evidence.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava::testing {
+
+// The clock a FileHashCache times its hashing with; these tests do not look at the time.
+inline const Clock& hashTimingClock() {
+  static const ManualClock clock;
+  return clock;
+}
 
 inline std::string procfsFixtureDir() { return std::string(ZASTAVA_FIXTURES_DIR) + "/procfs"; }
 
