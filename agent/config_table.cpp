@@ -88,8 +88,8 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
      "file holding the bearer token, read before each request", ValueKind::kOptionalPath,
      &Config::backendTokenFile},
     {"Backend:CaFile", "--backend-ca-file", "FILE",
-     "PEM CAs that may sign the backend's certificate; unset: the system's", ValueKind::kOptionalPath,
-     &Config::backendCaFile},
+     "PEM CAs that may sign the backend's certificate; unset: the system's",
+     ValueKind::kOptionalPath, &Config::backendCaFile},
     {"Backend:ClientCertFile", "--backend-client-cert-file", "FILE",
      "PEM client certificate for mTLS (with Backend:ClientKeyFile)", ValueKind::kOptionalPath,
      &Config::backendClientCertFile},
@@ -99,8 +99,8 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
     {"Backend:BatchMaxRecords", "--backend-batch-max-records", "N", "records per request at most",
      ValueKind::kInteger, &Config::backendBatchMaxRecords, 1, 100000},
     {"Backend:BatchMaxKb", "--backend-batch-max-kb", "N",
-     "KiB per request at most, before compression", ValueKind::kInteger,
-     &Config::backendBatchMaxKb, 1, 65536},
+     "KiB per request at most, before compression", ValueKind::kInteger, &Config::backendBatchMaxKb,
+     1, 65536},
     {"Backend:BatchMaxWaitMs", "--backend-batch-max-wait-ms", "N",
      "how long a batch that is not full waits for more records", ValueKind::kInteger,
      &Config::backendBatchMaxWaitMs, 0, 600000},
@@ -240,12 +240,12 @@ Result<void> applyValue(const KeySpec& spec, const std::string& value, std::stri
     }
     valid = true;
     stored = spec.kind == ValueKind::kOptionalPath ? store(spec, std::filesystem::path(), config)
-                                                    : store(spec, std::string(), config);
+                                                   : store(spec, std::string(), config);
   } else if (spec.kind == ValueKind::kEndpoint || spec.kind == ValueKind::kIpAddress ||
              spec.kind == ValueKind::kHttpUrl) {
-    valid = spec.kind == ValueKind::kEndpoint    ? parseEndpoint(value).ok()
+    valid = spec.kind == ValueKind::kEndpoint  ? parseEndpoint(value).ok()
             : spec.kind == ValueKind::kHttpUrl ? isHttpUrl(value)
-                                                 : isIpAddress(value);
+                                               : isIpAddress(value);
     stored = valid && store(spec, value, config);
   } else if (spec.kind == ValueKind::kAbsolutePath || spec.kind == ValueKind::kOptionalPath) {
     valid = std::filesystem::path(value).is_absolute();

@@ -27,10 +27,9 @@ enum class ValueKind {
   kNameList
 };
 
-using Field =
-    std::variant<std::string Config::*, std::filesystem::path Config::*, std::int64_t Config::*,
-                 int Config::*, bool Config::*, LogLevel Config::*,
-                 std::vector<std::string> Config::*>;
+using Field = std::variant<std::string Config::*, std::filesystem::path Config::*,
+                           std::int64_t Config::*, int Config::*, bool Config::*,
+                           LogLevel Config::*, std::vector<std::string> Config::*>;
 
 // One configuration key. This table drives env parsing, flags, --help, describeConfig and
 // configKeys(); defaults come from Config's initialisers.

@@ -20,8 +20,7 @@ namespace zastava {
 class Pipeline {
  public:
   Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, HealthState& health,
-           Metrics& metrics, const Clock& clock, const Redactor& redactor,
-           PipelineOptions options);
+           Metrics& metrics, const Clock& clock, const Redactor& redactor, PipelineOptions options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

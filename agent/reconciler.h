@@ -18,7 +18,7 @@
 namespace zastava {
 
 struct ReconcileContext {
-  UnixNanos streamOpenedAt = 0;   // transitions from then on come through the stream
+  UnixNanos streamOpenedAt = 0;  // transitions from then on come through the stream
   // And so may those a little before: the engine dates a container's Created, StartedAt and
   // FinishedAt before it stamps and sends the event (and a proxy may hold the event a while),
   // so the event of a transition dated just before the stream opened can arrive after the

@@ -242,8 +242,8 @@ std::string headers(int status, std::string_view reason, std::string_view type,
 
 bool respond(int fd, int status, std::string_view reason, std::string_view type,
              const std::string& body, bool head) {
-  std::string out = headers(status, reason, type,
-                            "Content-Length: " + std::to_string(body.size()) + "\r\n");
+  std::string out =
+      headers(status, reason, type, "Content-Length: " + std::to_string(body.size()) + "\r\n");
   if (!head) out += body;
   return sendAll(fd, out);
 }
@@ -434,10 +434,10 @@ int main(int argc, char** argv) {
     std::perror("fake_engine: listen");
     return 1;
   }
-  std::cout << "fake_engine: " << lines << " events (" << templates.size()
-            << " captured lines, " << options.containers << " containers at once, "
-            << eventsBody.size() / (1024 * 1024) << " MiB) built in " << seconds
-            << " s; listening on " << options.socketPath << std::endl;
+  std::cout << "fake_engine: " << lines << " events (" << templates.size() << " captured lines, "
+            << options.containers << " containers at once, " << eventsBody.size() / (1024 * 1024)
+            << " MiB) built in " << seconds << " s; listening on " << options.socketPath
+            << std::endl;
   while (true) {
     const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {

@@ -1,6 +1,5 @@
 #include "buffer/record.h"
 
-
 #include "buffer/evidence_json.h"
 #include "buffer/json_writer.h"
 #include "common/invariant.h"

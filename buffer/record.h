@@ -141,7 +141,6 @@ std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
 // An agent.gap record (source reconcile) for `gap`, with its eventId, at `time`. Any thread.
 Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt);
 
-
 // The canonical JSON of the record chained after `prevHash`, without the "hash" key (it ends
 // with "prevHash"): the bytes the hash is computed over. Compact, keys in fixed order, no
 // trailing newline; in any string, a byte that does not begin a valid UTF-8 sequence becomes

@@ -84,9 +84,10 @@ SegmentWriter::SegmentWriter(fs::path directory, const BufferLimits& limits, Clo
 SegmentWriter::~SegmentWriter() {
   if (activeFd_ < 0) return;
   if (auto synced = syncActive(); !synced) {
-    spdlog::error("buffer: {} at shutdown; SQLite holds those records, and the next start "
-                  "writes them to the segments again",
-                  synced.error().message);
+    spdlog::error(
+        "buffer: {} at shutdown; SQLite holds those records, and the next start "
+        "writes them to the segments again",
+        synced.error().message);
   }
   closeActive();
 }
@@ -110,9 +111,8 @@ Result<void> syncDirectory(const fs::path& directory) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    return Error{codeForErrno(err),
-                 "cannot open directory " + directory.string() + " to sync it: " +
-                     std::strerror(err)};
+    return Error{codeForErrno(err), "cannot open directory " + directory.string() +
+                                        " to sync it: " + std::strerror(err)};
   }
   const int rc = ::fsync(fd);
   const int err = errno;

@@ -8,8 +8,8 @@ namespace zastava {
 
 void SqliteStatement::bound(int index, int rc) const {
   if (rc == SQLITE_OK) return;
-  ZASTAVA_BUG("SQLite refused parameter " + std::to_string(index) + " of \"" +
-              sqlite3_sql(stmt_) + "\": " + sqlite3_errstr(rc));
+  ZASTAVA_BUG("SQLite refused parameter " + std::to_string(index) + " of \"" + sqlite3_sql(stmt_) +
+              "\": " + sqlite3_errstr(rc));
 }
 
 Result<void> SqliteConnection::open(int flags) {

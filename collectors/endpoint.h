@@ -22,11 +22,11 @@ struct TlsFiles {
 struct Endpoint {
   enum class Kind { kUnix, kTcp };
   Kind kind = Kind::kUnix;
-  std::string socketPath;         // kUnix
-  std::string host;               // kTcp
-  int port = 0;                   // kTcp
-  std::optional<TlsFiles> tls;    // kTcp with TLS
-  std::string uri;                // as configured, for logs ("unix:///var/run/docker.sock")
+  std::string socketPath;       // kUnix
+  std::string host;             // kTcp
+  int port = 0;                 // kTcp
+  std::optional<TlsFiles> tls;  // kTcp with TLS
+  std::string uri;              // as configured, for logs ("unix:///var/run/docker.sock")
 };
 
 inline constexpr std::string_view kDefaultDockerEndpoint = "unix:///var/run/docker.sock";

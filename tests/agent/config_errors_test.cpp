@@ -42,8 +42,7 @@ TEST_CASE("bad numbers name the key and the accepted range") {
 
 TEST_CASE("evidence keys where 0 means off still check their range and paths") {
   const std::string workers = "ZASTAVA_AGENT__Evidence__Workers";
-  CHECK(envError(workers, "17") ==
-        workers + ": '17' is not a whole number between 0 and 16");
+  CHECK(envError(workers, "17") == workers + ": '17' is not a whole number between 0 and 16");
   CHECK(contains(envError(workers, "-1"), workers + ": '-1'"));
   const std::string rescan = "ZASTAVA_AGENT__Evidence__RescanSeconds";
   CHECK(envError(rescan, "86401") ==
@@ -112,8 +111,8 @@ TEST_CASE("empty values are errors, except where empty means not set") {
         "65535");
   CHECK(contains(envError("ZASTAVA_AGENT__LogLevel", ""), "ZASTAVA_AGENT__LogLevel: is empty"));
   CHECK(contains(envError("ZASTAVA_AGENT__DataDirectory", ""), "DataDirectory: is empty"));
-  for (const char* unset : {"--docker-endpoint", "--backend-url", "--backend-token-file",
-                            "--backend-ca-file"}) {
+  for (const char* unset :
+       {"--docker-endpoint", "--backend-url", "--backend-token-file", "--backend-ca-file"}) {
     CAPTURE(unset);
     CHECK(parseArgs({unset, ""}).ok());
   }
@@ -141,8 +140,7 @@ TEST_CASE("backend keys: URL scheme, booleans, paths, and the client certificate
         "Backend:ClientKeyFile (default) go together: set both or neither");
   CHECK(contains(flagError({"--backend-client-key-file", "/etc/agent.key"}),
                  "go together: set both or neither"));
-  CHECK(contains(flagError({"--backend-batch-max-wait-ms", "600001"}),
-                 "between 0 and 600000"));
+  CHECK(contains(flagError({"--backend-batch-max-wait-ms", "600001"}), "between 0 and 600000"));
   CHECK(contains(flagError({"--backend-failures-before-unready", "0"}), "between 1 and 1000"));
 }
 

@@ -190,8 +190,8 @@ std::vector<std::size_t> checkResumedFromLastQueued(
       if (queued.size() >= kOverflowReplay) {
         // no earlier than that event or the one refused, less 100 us for events out of order
         const UnixNanos refusedAt = capture.at(refused.back());
-        expected = std::max(
-            expected, std::min(queued[queued.size() - kOverflowReplay], refusedAt) - 100'000);
+        expected = std::max(expected,
+                            std::min(queued[queued.size() - kOverflowReplay], refusedAt) - 100'000);
       }
       CHECK(connections[k].since == expected);
     }

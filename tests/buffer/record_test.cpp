@@ -57,8 +57,8 @@ TEST_CASE("chainedLine appends the hash of the canonical bytes") {
   const std::string expectedHash = sha256Hex(kSampleCanonical);
   const ChainedLine chained = chainedLine(sampleRecord(), kGenesisHash);
   CHECK(chained.hash == expectedHash);
-  CHECK(chained.line == kSampleCanonical.substr(0, kSampleCanonical.size() - 1) +
-                            R"(,"hash":")" + expectedHash + R"("})");
+  CHECK(chained.line == kSampleCanonical.substr(0, kSampleCanonical.size() - 1) + R"(,"hash":")" +
+                            expectedHash + R"("})");
   CHECK(chained.line.find('\n') == std::string::npos);
 }
 

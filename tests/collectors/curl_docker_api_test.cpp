@@ -70,19 +70,18 @@ class FakeEngine {
                   res.status = listStatus;
                   res.set_content(listBody, listContentType.c_str());
                 });
-    server_.Get(R"(/v[0-9.]+/containers/([^/]+)/json)",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  if (const auto answer = inspectAnswers.find(req.matches[1]);
-                      answer != inspectAnswers.end()) {
-                    res.status = answer->second.first;
-                    res.set_content(answer->second.second, "application/json");
-                  } else if (req.matches[1] == kRunningId) {
-                    res.set_content(readFixture("inspect-running.json"), "application/json");
-                  } else {
-                    res.status = 404;
-                    res.set_content(readFixture("inspect-404.json"), "application/json");
-                  }
-                });
+    server_.Get(R"(/v[0-9.]+/containers/([^/]+)/json)", [this](const httplib::Request& req,
+                                                               httplib::Response& res) {
+      if (const auto answer = inspectAnswers.find(req.matches[1]); answer != inspectAnswers.end()) {
+        res.status = answer->second.first;
+        res.set_content(answer->second.second, "application/json");
+      } else if (req.matches[1] == kRunningId) {
+        res.set_content(readFixture("inspect-running.json"), "application/json");
+      } else {
+        res.status = 404;
+        res.set_content(readFixture("inspect-404.json"), "application/json");
+      }
+    });
     server_.Get(R"(/v[0-9.]+/events)", [this](const httplib::Request&, httplib::Response& res) {
       res.set_chunked_content_provider(
           "application/json", [this, sent = false](size_t, httplib::DataSink& sink) mutable {

@@ -310,15 +310,23 @@ struct EngineCapture {
 };
 
 constexpr EngineCapture kDocker26{
-    "docker-26.1/", "294b0d97c00d9695024eab45d9a7bbd537f41cb512dc07a00a3463fd3df2d895",
+    "docker-26.1/",
+    "294b0d97c00d9695024eab45d9a7bbd537f41cb512dc07a00a3463fd3df2d895",
     "zastava-test/busybox:1",
-    "sha256:b9f8c97da9c560a1637c9fc51e765fa329e3fd10e139590ee76f0f7251b94374", 32650,
-    "2026-12-06T06:14:43.567424755Z", "1.45", "26.1.5+dfsg1"};
+    "sha256:b9f8c97da9c560a1637c9fc51e765fa329e3fd10e139590ee76f0f7251b94374",
+    32650,
+    "2026-12-06T06:14:43.567424755Z",
+    "1.45",
+    "26.1.5+dfsg1"};
 constexpr EngineCapture kPodman43{
-    "podman-4.3/", "c7bbcac69ddf7211ca84dff40ed4022b73a5845f894a154a7f478a19aaff91cd",
+    "podman-4.3/",
+    "c7bbcac69ddf7211ca84dff40ed4022b73a5845f894a154a7f478a19aaff91cd",
     "docker.io/zastava-test/busybox:1",
-    "sha256:4a7bb38ce62dfec51be2a9cdbceb7aec30fd96389ad3dc84a9b52cf3bd3a08ed", 1457,
-    "2026-12-06T06:15:09.855333503Z", "1.41", "4.3.1"};
+    "sha256:4a7bb38ce62dfec51be2a9cdbceb7aec30fd96389ad3dc84a9b52cf3bd3a08ed",
+    1457,
+    "2026-12-06T06:15:09.855333503Z",
+    "1.41",
+    "4.3.1"};
 
 TEST_CASE("each engine's list, inspects and version decode to the same facts") {
   for (const EngineCapture& engine : {kDocker26, kPodman43}) {

@@ -1,3 +1,5 @@
+#include "common/invariant.h"
+
 #include <doctest/doctest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -13,8 +15,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "common/invariant.h"
 
 namespace zastava {
 namespace {

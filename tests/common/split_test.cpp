@@ -1,9 +1,9 @@
+#include "common/split.h"
+
 #include <doctest/doctest.h>
 
 #include <string_view>
 #include <vector>
-
-#include "common/split.h"
 
 namespace zastava {
 
