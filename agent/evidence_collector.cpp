@@ -117,7 +117,7 @@ std::vector<std::string> problemsOf(const ProcessTree& tree,
   }
   for (const ProcessInfo& p : tree.processes) {
     for (const auto& [field, why] : p.unreadable) {
-      problems.push_back("pid " + std::to_string(p.pid) + " " + field + ": " + why);
+      problems.push_back(fmt::format("pid {} {}: {}", p.pid, field, why));
     }
   }
   if (!libraries.ok()) {

@@ -179,7 +179,7 @@ int run(const Config& config, const Endpoint& endpoint) {
     }
     dispatcher = std::move(*started);
   }
-  auto api = makeCurlDockerApi(endpoint);
+  auto api = makeCurlDockerApi(endpoint, clock);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
   EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
   Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,

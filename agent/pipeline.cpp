@@ -4,8 +4,8 @@ namespace zastava {
 
 Pipeline::Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
                    HealthState& health, Metrics& metrics, const Clock& clock,
-                   const Redactor& redactor, PipelineOptions options)
-    : options_(std::move(options)),
+                   const Redactor& redactor, const PipelineOptions& options)
+    : options_(options),
       queue_(options_.eventQueue, clock),
       inspector_(api, metrics, clock, options_.inspector,
                  [this](InspectAnswer answer) { queue_.pushAnswer(std::move(answer)); }),

@@ -20,7 +20,8 @@ namespace zastava {
 class Pipeline {
  public:
   Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, HealthState& health,
-           Metrics& metrics, const Clock& clock, const Redactor& redactor, PipelineOptions options);
+           Metrics& metrics, const Clock& clock, const Redactor& redactor,
+           const PipelineOptions& options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

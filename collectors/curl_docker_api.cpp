@@ -22,7 +22,8 @@ bool containerGone(const Transfer& response) {
 
 class CurlDockerApi final : public DockerApi {
  public:
-  explicit CurlDockerApi(Endpoint endpoint) : endpoint_(std::move(endpoint)) {}
+  CurlDockerApi(Endpoint endpoint, const Clock& clock)
+      : endpoint_(std::move(endpoint)), clock_(clock) {}
   CurlDockerApi(const CurlDockerApi&) = delete;
   CurlDockerApi& operator=(const CurlDockerApi&) = delete;
 
@@ -72,10 +73,13 @@ class CurlDockerApi final : public DockerApi {
     auto handle = CurlEasy::create();
     if (!handle) return handle.error();
     Transfer transfer;
-    transfer.stream = StreamSink{&onOpen, &onEvent, &stop, query.silenceCheck, [this]() {
-                                   auto pinged = ping();
-                                   return pinged.ok() ? okResult() : Result<void>(pinged.error());
-                                 }};
+    const auto engineAlive = [this]() {
+      auto pinged = ping();
+      return pinged.ok() ? okResult() : Result<void>(pinged.error());
+    };
+    transfer.stream =
+        StreamSink{&onOpen, &onEvent, &stop, query.silenceCheck, engineAlive, &clock_};
+    transfer.lastByteAt = clock_.monotonic();
     const auto done = perform(endpoint_, *handle, path, transfer);
     if (stop.load()) {
       return Error{ErrorCode::kCancelled, "event stream stopped on request"};
@@ -162,6 +166,7 @@ class CurlDockerApi final : public DockerApi {
   }
 
   const Endpoint endpoint_;
+  const Clock& clock_;
   mutable std::mutex versionMu_;
   std::string apiVersion_;  // guarded by versionMu_
   std::mutex poolMu_;
@@ -170,8 +175,8 @@ class CurlDockerApi final : public DockerApi {
 
 }  // namespace
 
-std::unique_ptr<DockerApi> makeCurlDockerApi(const Endpoint& endpoint) {
-  return std::make_unique<CurlDockerApi>(endpoint);
+std::unique_ptr<DockerApi> makeCurlDockerApi(const Endpoint& endpoint, const Clock& clock) {
+  return std::make_unique<CurlDockerApi>(endpoint, clock);
 }
 
 }  // namespace zastava

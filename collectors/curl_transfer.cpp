@@ -92,7 +92,7 @@ size_t onBody(char* data, size_t size, size_t count, void* user) {
   auto& t = *static_cast<Transfer*>(user);
   const size_t bytes = size * count;
   if (t.stream && t.stream->stop->load()) return 0;
-  t.lastByteAt = std::chrono::steady_clock::now();
+  if (t.stream) t.lastByteAt = t.stream->clock->monotonic();
   if (!streamingOk(t)) {
     const std::size_t limit = t.stream ? kMaxErrorBodyBytes : kMaxBodyBytes;
     if (t.body.size() + bytes > limit) {
@@ -120,7 +120,7 @@ int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   if (t.stream->stop->load()) return 1;
   const auto silence = t.stream->silenceCheck;
   if (silence.count() == 0 || !t.opened) return 0;
-  const auto now = std::chrono::steady_clock::now();
+  const MonoTime now = t.stream->clock->monotonic();
   if (now - t.lastByteAt < silence) return 0;
   auto alive = t.stream->engineAlive();
   if (alive.ok()) {

@@ -12,6 +12,7 @@
 
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
+#include "common/clock.h"
 #include "common/result.h"
 #include "net/curl_easy.h"
 
@@ -26,6 +27,7 @@ struct StreamSink {
   // stream is given up with that error.
   std::chrono::seconds silenceCheck{0};
   std::function<Result<void>()> engineAlive;
+  const Clock* clock = nullptr;  // measures the silence
 };
 
 // The state of one GET, filled in by perform()'s callbacks.
@@ -40,7 +42,7 @@ struct Transfer {
   bool bodyTooLarge = false;
   std::optional<Error> callbackError;  // a user callback threw
   std::string partialLine;
-  std::chrono::steady_clock::time_point lastByteAt = std::chrono::steady_clock::now();
+  MonoTime lastByteAt{};              // of a stream, on stream->clock
   std::optional<Error> silenceError;  // the stream went silent and the engine did not answer
 };
 

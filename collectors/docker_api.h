@@ -13,6 +13,7 @@
 
 #include "collectors/endpoint.h"
 #include "collectors/engine_types.h"
+#include "common/clock.h"
 #include "common/result.h"
 
 namespace zastava {
@@ -65,7 +66,8 @@ inline constexpr std::string_view kMaxApiVersion = "1.52";
 // The oldest engine API the agent accepts.
 inline constexpr std::string_view kMinApiVersion = "1.24";
 
-// The libcurl implementation. Never fails to construct; errors surface on each call.
-std::unique_ptr<DockerApi> makeCurlDockerApi(const Endpoint& endpoint);
+// The libcurl implementation; `clock` measures the event stream's silence. Never fails to
+// construct; errors surface on each call.
+std::unique_ptr<DockerApi> makeCurlDockerApi(const Endpoint& endpoint, const Clock& clock);
 
 }  // namespace zastava

@@ -257,10 +257,7 @@ BackendAnswer BackendClient::post(std::string_view body, std::size_t records,
   handle.set(CURLOPT_XFERINFOFUNCTION, onProgress);
   handle.set(CURLOPT_XFERINFODATA, &exchange);
 
-  const auto started = std::chrono::steady_clock::now();
   const auto done = handle.perform();
-  answer.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   answer.bodyStart = std::move(exchange.bodyStart);
   if (!done && done.error().code == ErrorCode::kCancelled && cancel.load()) {
     answer.verdict = DeliveryVerdict::kStopped;

@@ -53,7 +53,6 @@ struct BackendAnswer {
   std::string detail;          // what went wrong, for the log: error->message or "HTTP 503"
   std::string bodyStart;       // the first 200 bytes of the answer's body
   std::optional<std::chrono::seconds> retryAfter;
-  double seconds = 0;         // how long the request took
   std::size_t sentBytes = 0;  // the request body, after compression
 };
 

@@ -166,9 +166,10 @@ void DispatcherImpl::reportHead(const PendingBatch& batch) {
 }
 
 void DispatcherImpl::deliver(const PendingBatch& batch) {
+  const MonoTime sent = clock_.monotonic();
   const BackendAnswer answer = client_->post(batch.body, batch.records, cancel_);
   if (answer.verdict == DeliveryVerdict::kStopped) return;
-  metrics_.observeBackendRequest(answer.seconds);
+  metrics_.observeBackendRequest(clock_.secondsSince(sent));
   switch (answer.verdict) {
     case DeliveryVerdict::kAccepted:
       accepted(batch, answer);

@@ -23,6 +23,8 @@ namespace {
 using testing::fixtureLines;
 using testing::readFixture;
 
+const SystemClock kClock;
+
 constexpr const char* kRunningId =
     "36c7a3b3f3594f63c6bb9c1bc5095d93ba7d25bdd0e9c92bd9936dc5aee64d57";
 constexpr const char* kGoneId = "col-does-not-exist";
@@ -143,7 +145,7 @@ struct StreamResult {
 TEST_CASE("the client sends only the five read-only GETs") {
   FakeEngine engine;
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   CHECK(api->apiVersion().empty());
 
   const auto negotiated = api->negotiate();
@@ -217,7 +219,7 @@ TEST_CASE("a socket proxy's 403 names the permission to grant") {
   engine.listBody = readFixture("proxy-403.html");
   engine.listContentType = "text/html";
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   const auto list = api->listContainers();  // negotiates first
   CHECK(api->apiVersion() == "1.41");
   REQUIRE_FALSE(list.ok());
@@ -231,7 +233,7 @@ TEST_CASE("other statuses are kProtocol with the engine's message") {
   engine.listStatus = 500;
   engine.listBody = R"({"message":"something broke"})";
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   const auto list = api->listContainers();
   REQUIRE_FALSE(list.ok());
   CHECK(list.error().code == ErrorCode::kProtocol);
@@ -245,7 +247,7 @@ TEST_CASE("an inspect answered 'no such container' is gone; another 500 is an er
   engine.inspectAnswers["removing"] = {500, readFixture("podman-4.3/inspect-rm-exited.json")};
   engine.inspectAnswers["broken"] = {500, R"({"message":"something broke"})"};
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   const auto removing = api->inspectContainer("removing");
   REQUIRE(removing.ok());
   CHECK_FALSE(removing->has_value());
@@ -263,7 +265,7 @@ TEST_CASE("negotiation: /version fallback, numeric comparison, too old") {
   engine.pingApiVersionHeader.clear();
   SUBCASE("no header: ask /version") {
     engine.start();
-    const auto api = makeCurlDockerApi(engine.endpoint());
+    const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
     CHECK(api->negotiate().value() == "1.41");
     bool askedVersion = false;
     for (const auto& s : engine.seen()) askedVersion |= s.path == "/version";
@@ -272,12 +274,12 @@ TEST_CASE("negotiation: /version fallback, numeric comparison, too old") {
   SUBCASE("newer than we know: use kMaxApiVersion") {
     engine.versionBody = R"({"ApiVersion":"1.100"})";
     engine.start();
-    CHECK(makeCurlDockerApi(engine.endpoint())->negotiate().value() == kMaxApiVersion);
+    CHECK(makeCurlDockerApi(engine.endpoint(), kClock)->negotiate().value() == kMaxApiVersion);
   }
   SUBCASE("1.9 is older than 1.24") {
     engine.versionBody = R"({"ApiVersion":"1.9"})";
     engine.start();
-    const auto api = makeCurlDockerApi(engine.endpoint());
+    const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
     const auto chosen = api->negotiate();
     REQUIRE_FALSE(chosen.ok());
     CHECK(chosen.error().code == ErrorCode::kProtocol);
@@ -290,7 +292,7 @@ TEST_CASE("stop ends a quiet stream with kCancelled") {
   FakeEngine engine;
   engine.holdStreamOpen = true;
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   std::atomic<bool> stop{false};
   int opened = 0;
   int events = 0;
@@ -311,7 +313,7 @@ TEST_CASE("a silent stream whose engine stops answering pings is given up") {
   FakeEngine engine;
   engine.holdStreamOpen = true;
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   std::atomic<bool> stop{false};
   EventQuery query;
   query.silenceCheck = std::chrono::seconds(1);
@@ -332,7 +334,7 @@ TEST_CASE("a silent stream whose engine answers pings stays open") {
   FakeEngine engine;
   engine.holdStreamOpen = true;
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   std::atomic<bool> stop{false};
   EventQuery query;
   query.silenceCheck = std::chrono::seconds(1);
@@ -356,7 +358,7 @@ TEST_CASE("a silent stream whose engine answers pings stays open") {
 TEST_CASE("concurrent inspects from several threads") {
   FakeEngine engine;
   engine.start();
-  const auto api = makeCurlDockerApi(engine.endpoint());
+  const auto api = makeCurlDockerApi(engine.endpoint(), kClock);
   REQUIRE(api->negotiate().ok());
   std::atomic<int> found{0};
   std::atomic<int> failed{0};
@@ -383,7 +385,7 @@ TEST_CASE("a missing socket is kUnavailable with a hint") {
   e.kind = Endpoint::Kind::kUnix;
   e.socketPath = "/nonexistent/zastava/docker.sock";
   e.uri = "unix:///nonexistent/zastava/docker.sock";
-  const auto api = makeCurlDockerApi(e);
+  const auto api = makeCurlDockerApi(e, kClock);
   const auto ping = api->ping();
   REQUIRE_FALSE(ping.ok());
   CHECK(ping.error().code == ErrorCode::kUnavailable);
@@ -412,7 +414,7 @@ TEST_CASE("a socket nobody listens on is refused, not missing") {
   e.kind = Endpoint::Kind::kUnix;
   e.socketPath = path;
   e.uri = "unix://" + path;
-  const auto ping = makeCurlDockerApi(e)->ping();
+  const auto ping = makeCurlDockerApi(e, kClock)->ping();
   REQUIRE_FALSE(ping.ok());
   CHECK(ping.error().message.find("connection refused by " + path + ": nothing listens on it") !=
         std::string::npos);
