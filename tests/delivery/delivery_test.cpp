@@ -198,6 +198,22 @@ struct KeptRecords final : RecordSink {
   std::vector<Record> records;
 };
 
+// Delivery to a port nothing listens on (every POST fails at once), sending each record as soon
+// as it is committed, for a ledger in `dataDirectory`.
+DispatcherOptions unreachableBackend(const std::filesystem::path& dataDirectory) {
+  DispatcherOptions options;
+  options.backend.url = "http://127.0.0.1:1/ingest";
+  options.batchMaxWait = 0ms;
+  options.dataDirectory = dataDirectory;
+  return options;
+}
+
+// What the Dispatcher finds once the engine is up: ready, unless the backend says otherwise.
+void engineReady(HealthState& health) {
+  health.setEngineReachable(true);
+  health.setInventoryDone();
+}
+
 // Nothing listens on the port: every POST fails at once, and the Dispatcher waits its back-off
 // on the clock before the next one.
 TEST_CASE("delivery retries after a jittered back-off that doubles up to Backend:RetryMaxSeconds") {
@@ -210,14 +226,10 @@ TEST_CASE("delivery retries after a jittered back-off that doubles up to Backend
   ManualClock clock{kStart};
   Metrics metrics{testing::testBuild()};
   HealthState health{metrics, clock};
-  health.setEngineReachable(true);
-  health.setInventoryDone();
-  DispatcherOptions options;
-  options.backend.url = "http://127.0.0.1:1/ingest";
-  options.batchMaxWait = 0ms;
+  engineReady(health);
+  DispatcherOptions options = unreachableBackend(tmp.path());
   options.retryMax = 4s;
   options.failuresBeforeUnready = 3;
-  options.dataDirectory = tmp.path();
   auto client = BackendClient::create(options.backend);
   REQUIRE(client.ok());
   DeliveryBacklog backlog{metrics};
@@ -257,14 +269,10 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   ManualClock clock{kStart};
   Metrics metrics{testing::testBuild()};
   HealthState health{metrics, clock};
-  health.setEngineReachable(true);
-  health.setInventoryDone();
-  DispatcherOptions options;
-  options.backend.url = "http://127.0.0.1:1/ingest";
-  options.batchMaxWait = 0ms;
+  engineReady(health);
+  DispatcherOptions options = unreachableBackend(tmp.path());
   options.retryMax = 1s;
   options.failuresBeforeUnready = 1;
-  options.dataDirectory = tmp.path();
   options.retentionNanos = 3600 * kSecond;
   auto client = BackendClient::create(options.backend);
   REQUIRE(client.ok());
