@@ -308,7 +308,7 @@ void Enricher::recordEvent(const ReceivedEvent& received) {
   const EngineEvent& event = received.event;
   // Replayed again after a reconnect or restart, or a destroy reconciliation wrote first.
   if (recorded_.contains(received.eventId) || tracker_.destroyAlreadyRecorded(event)) {
-    metrics_.countDuplicate();
+    metrics_.countDuplicates(1);
     return;
   }
   // One dropped (queue full) is not remembered: a later replay may still bring it.

@@ -268,7 +268,7 @@ Result<void> RecorderImpl::writeOnce() {
     auto fresh = store_->commit(batch_);
     if (!fresh) return fresh.error();
     batch_.clear();
-    for (std::int64_t i = 0; i < fresh->duplicates; ++i) metrics_.countDuplicate();
+    metrics_.countDuplicates(fresh->duplicates);
     for (CommittedRecord& committed : fresh->records) {
       unsyncedBytes_ += committed.line.size() + 1;
       segments_->append(std::move(committed.line));  // the segment writer holds it now

@@ -275,7 +275,9 @@ void Metrics::countEngineError(std::string_view kind) {
 void Metrics::countDropped(std::string_view reason) {
   impl_->dropped.Add({{"reason", std::string(reason)}}).Increment();
 }
-void Metrics::countDuplicate() { impl_->duplicates.Increment(); }
+void Metrics::countDuplicates(std::int64_t count) {
+  if (count > 0) impl_->duplicates.Increment(static_cast<double>(count));
+}
 void Metrics::addBytesWritten(std::uint64_t bytes) {
   impl_->bytesWritten.Increment(static_cast<double>(bytes));
 }

@@ -41,8 +41,8 @@ class Metrics {
   void countEventQueueOverflow();
   // zastava_agent_events_dropped_total{reason}
   void countDropped(std::string_view reason);
-  // zastava_agent_duplicates_suppressed_total
-  void countDuplicate();
+  // zastava_agent_duplicates_suppressed_total, by `count`
+  void countDuplicates(std::int64_t count);
   // zastava_agent_buffer_written_bytes_total
   void addBytesWritten(std::uint64_t bytes);
   // zastava_agent_buffer_rotations_total

@@ -3,7 +3,6 @@
 #include <strings.h>
 
 #include <mutex>
-#include <utility>
 
 namespace zastava {
 namespace {
@@ -109,31 +108,7 @@ Result<CurlEasy> CurlEasy::create() {
 CurlEasy::CurlEasy(CURL* handle)
     : handle_(handle), errorBuffer_(std::make_unique<char[]>(CURL_ERROR_SIZE)) {}
 
-CurlEasy::~CurlEasy() {
-  if (handle_ != nullptr) curl_easy_cleanup(handle_);
-}
-
-CurlEasy::CurlEasy(CurlEasy&& other) noexcept
-    : handle_(std::exchange(other.handle_, nullptr)),
-      errorBuffer_(std::move(other.errorBuffer_)),
-      request_(std::move(other.request_)),
-      peer_(std::move(other.peer_)),
-      refused_(std::move(other.refused_)),
-      code_(other.code_) {}
-
-CurlEasy& CurlEasy::operator=(CurlEasy&& other) noexcept {
-  if (this == &other) return *this;
-  if (handle_ != nullptr) curl_easy_cleanup(handle_);
-  handle_ = std::exchange(other.handle_, nullptr);
-  errorBuffer_ = std::move(other.errorBuffer_);
-  request_ = std::move(other.request_);
-  peer_ = std::move(other.peer_);
-  refused_ = std::move(other.refused_);
-  code_ = other.code_;
-  return *this;
-}
-
-void CurlEasy::reset() { curl_easy_reset(handle_); }
+void CurlEasy::reset() { curl_easy_reset(handle_.get()); }
 
 void CurlEasy::refused(CURLoption option, CURLcode code) {
   if (refused_) return;
@@ -143,7 +118,7 @@ void CurlEasy::refused(CURLoption option, CURLcode code) {
 }
 
 void CurlEasy::start(const CurlRequest& request) {
-  curl_easy_reset(handle_);
+  curl_easy_reset(handle_.get());
   request_ = request.request;
   peer_ = request.peer;
   refused_.reset();
@@ -170,11 +145,11 @@ void CurlEasy::start(const CurlRequest& request) {
 Result<void> CurlEasy::perform() {
   if (refused_) return *refused_;
   errorBuffer_[0] = '\0';
-  code_ = curl_easy_perform(handle_);
+  code_ = curl_easy_perform(handle_.get());
   if (code_ == CURLE_OK) return okResult();
   Error error = curlError(code_, errorBuffer_.get(), request_, peer_);
   if (error.code != ErrorCode::kTimeout && error.code != ErrorCode::kTls &&
-      error.code != ErrorCode::kCancelled && diedInTlsSetup(handle_, code_)) {
+      error.code != ErrorCode::kCancelled && diedInTlsSetup(handle_.get(), code_)) {
     error.code = ErrorCode::kTls;
     error.message +=
         " (a new TLS connection closed before any answer: is the CA, the server "
@@ -185,7 +160,7 @@ Result<void> CurlEasy::perform() {
 
 long CurlEasy::status() const {
   long status = 0;
-  if (curl_easy_getinfo(handle_, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) return 0;
+  if (curl_easy_getinfo(handle_.get(), CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) return 0;
   return status;
 }
 

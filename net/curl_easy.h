@@ -64,11 +64,6 @@ class CurlEasy {
  public:
   // A new handle. Errors: kInternal when libcurl cannot initialise or make a handle.
   static Result<CurlEasy> create();
-  ~CurlEasy();
-  CurlEasy(CurlEasy&& other) noexcept;
-  CurlEasy& operator=(CurlEasy&& other) noexcept;
-  CurlEasy(const CurlEasy&) = delete;
-  CurlEasy& operator=(const CurlEasy&) = delete;
 
   // Starts a new request: forgets every option of the previous one (the connection cache stays)
   // and sets `request`'s: URL, http and https only, no redirect, no signals, the error buffer,
@@ -80,7 +75,7 @@ class CurlEasy {
   // perform() returns it instead of sending a half-configured request.
   template <typename T>
   void set(CURLoption option, T value) {
-    const CURLcode code = curl_easy_setopt(handle_, option, value);
+    const CURLcode code = curl_easy_setopt(handle_.get(), option, value);
     if (code != CURLE_OK) refused(option, code);
   }
 
@@ -94,7 +89,7 @@ class CurlEasy {
   CURLcode code() const { return code_; }
   // The HTTP status of the last answer; 0 when none arrived.
   long status() const;
-  CURL* get() const { return handle_; }
+  CURL* get() const { return handle_.get(); }
 
   // Drops the options of the last request (callbacks and pointers into the caller's state) and
   // keeps the connection, for a handle that waits in a pool.
@@ -104,7 +99,10 @@ class CurlEasy {
   explicit CurlEasy(CURL* handle);
   void refused(CURLoption option, CURLcode code);
 
-  CURL* handle_ = nullptr;
+  struct Cleanup {
+    void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+  };
+  std::unique_ptr<CURL, Cleanup> handle_;
   std::unique_ptr<char[]> errorBuffer_;  // CURL_ERROR_SIZE; its address outlives moves
   std::string request_;
   std::string peer_;
