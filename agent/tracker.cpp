@@ -1,7 +1,9 @@
 #include "agent/tracker.h"
 
 #include <charconv>
+#include <map>
 #include <memory>
+#include <string_view>
 
 #include "common/invariant.h"
 #include "common/rfc3339.h"
@@ -45,6 +47,44 @@ void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
   facts.startedAt = engineTime(inspect.state.startedAt);
   facts.finishedAt = engineTime(inspect.state.finishedAt);
   facts.pid = inspect.state.running ? std::optional(inspect.state.pid) : std::nullopt;
+}
+
+// The attributes an engine adds to a container event's Actor.Attributes besides the container's
+// labels: Docker's (moby daemon/events.go: image and name on every event, exitCode on die and
+// exec_die, signal on kill, execID on exec_*, oldName on rename) and Podman's (libpod events:
+// containerExitCode, podId).
+bool isEngineAttribute(std::string_view key) {
+  for (std::string_view own :
+       {"image", "name", "exitCode", "signal", "execID", "oldName", "containerExitCode", "podId"}) {
+    if (key == own) return true;
+  }
+  return false;
+}
+
+// A create event carries the container's labels among its attributes: until an inspect says
+// them, they are the labels the tracker knows.
+std::map<std::string, std::string> labelsOfCreate(const std::map<std::string, std::string>& attrs) {
+  std::map<std::string, std::string> labels;
+  for (const auto& [key, value] : attrs) {
+    if (!isEngineAttribute(key)) labels.emplace(key, value);
+  }
+  return labels;
+}
+
+// The attributes a record keeps: what its container block does not say already. The name and
+// image are there; a die's exitCode is the container's; and a label the container is known to
+// have, with the same value, is said once per container (docs/records.md), not on every event.
+std::map<std::string, std::string> attributesBeyond(std::map<std::string, std::string> attrs,
+                                                    const ContainerFacts& facts,
+                                                    std::string_view action) {
+  attrs.erase("image");
+  attrs.erase("name");
+  if (action == "die" && facts.exitCode) attrs.erase("exitCode");
+  std::erase_if(attrs, [&](const auto& attribute) {
+    auto label = facts.labels.find(attribute.first);
+    return label != facts.labels.end() && label->second == attribute.second;
+  });
+  return attrs;
 }
 
 // The tracker keeps what later records without an inspect repeat (name, image, labels, state);
@@ -183,6 +223,8 @@ Record Tracker::fromEvent(const ReceivedEvent& received) {
     facts.finishedAt.reset();  // the record's time says when; the engine's own time needs inspect
   }
   if (event.action == "oom") facts.oomKilled = true;
+  const auto attributes = redactor_.labels(event.attributes);
+  if (event.action == "create" && facts.labels.empty()) facts.labels = labelsOfCreate(attributes);
 
   Record record;
   record.eventId = received.eventId;
@@ -195,7 +237,9 @@ Record Tracker::fromEvent(const ReceivedEvent& received) {
   record.actionDetail = event.actionDetail;
   if (event.mapped) record.engineAction = event.rawAction;
   record.container = facts;
-  record.attributes = redactor_.labels(event.attributes);
+  // The labels are written where they are first known (the create) and with every inspect.
+  if (event.action != "create") record.container.labels.clear();
+  record.attributes = attributesBeyond(attributes, facts, event.action);
   if (event.action == "destroy") {
     containers_.erase(event.actorId);
   } else {

@@ -50,7 +50,8 @@ void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
   out.endObject();
 }
 
-void writeContainer(JsonWriter& out, const ContainerFacts& facts) {
+// `withPid` is false on evidence records, whose evidence.initPid says which process was read.
+void writeContainer(JsonWriter& out, const ContainerFacts& facts, bool withPid) {
   out.startObject();
   out.key("id").text(facts.id);
   out.key("name").text(facts.name);
@@ -58,7 +59,7 @@ void writeContainer(JsonWriter& out, const ContainerFacts& facts) {
   if (!facts.imageId.empty()) out.key("imageId").text(facts.imageId);
   if (facts.state) out.key("state").text(*facts.state);
   if (facts.exitCode) out.key("exitCode").integer(*facts.exitCode);
-  if (facts.pid) out.key("pid").integer(*facts.pid);
+  if (facts.pid && withPid) out.key("pid").integer(*facts.pid);
   if (facts.restartCount) out.key("restartCount").integer(*facts.restartCount);
   if (facts.oomKilled) out.key("oomKilled").boolean(*facts.oomKilled);
   if (facts.startedAt) out.key("startedAt").text(*facts.startedAt);
@@ -84,7 +85,7 @@ void writeGap(JsonWriter& out, const GapFacts& gap) {
   out.endObject();
 }
 
-void writeCanonical(JsonWriter& out, const Record& record, std::string_view prevHash) {
+void writeLine(JsonWriter& out, const Record& record, std::string_view prevHash) {
   out.startObject();
   out.key("schema").startObject();
   out.key("name").text(kSchemaName);
@@ -94,16 +95,16 @@ void writeCanonical(JsonWriter& out, const Record& record, std::string_view prev
   out.key("kind").text(record.kind);
   out.key("source").text(recordSourceName(record.source));
   out.key("time").text(formatRfc3339Nanos(record.time));
-  if (record.timeNano != 0) out.key("timeNano").integer(record.timeNano);
-  out.key("observedAt").text(formatRfc3339Nanos(record.observedAt));
-  if (!record.action.empty()) out.key("action").text(record.action);
+  if (record.observedAt != record.time) {
+    out.key("observedAt").text(formatRfc3339Nanos(record.observedAt));
+  }
   if (!record.actionDetail.empty()) out.key("actionDetail").text(record.actionDetail);
   if (!record.engineAction.empty()) out.key("engineAction").text(record.engineAction);
   if (!record.completes.empty()) out.key("completes").text(record.completes);
   if (!record.inspectError.empty()) out.key("inspectError").text(record.inspectError);
   if (!record.container.id.empty()) {
     out.key("container");
-    writeContainer(out, record.container);
+    writeContainer(out, record.container, /*withPid=*/!record.evidence);
   }
   if (!record.attributes.empty()) out.key("attributes").textMap(record.attributes);
   if (record.gap) {
@@ -218,19 +219,12 @@ Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt) {
   return record;
 }
 
-std::string canonicalJson(const Record& record, std::string_view prevHash) {
-  JsonWriter out;
-  writeCanonical(out, record, prevHash);
-  return std::string(out.json());
-}
-
 ChainedLine chainedLine(const Record& record, std::string_view prevHash) {
+  JsonWriter out;
+  writeLine(out, record, prevHash);
   ChainedLine chained;
-  std::string canonical = canonicalJson(record, prevHash);
-  chained.hash = sha256Hex(canonical);
-  canonical.pop_back();  // the object's closing brace
-  canonical.append(R"(,"hash":")").append(chained.hash).append("\"}");
-  chained.line = std::move(canonical);
+  chained.line = out.json();
+  chained.hash = sha256Hex(chained.line);
   return chained;
 }
 }  // namespace zastava

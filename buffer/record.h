@@ -20,8 +20,9 @@ inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
 // 2: container.evidence, 3: gap.undeliveredRecords, 4: an evidence record's source is what asked
 // for the scan (was always snapshot), and the optional engineAction, 5: the optional inspectError,
 // 6: event records are written from the event alone; what an inspect says follows in its own
-// container.inspect record, which `completes` the event's record
-inline constexpr int kSchemaVersion = 6;
+// container.inspect record, which `completes` the event's record, 7: each fact once per record
+// (no hash, timeNano or action keys; attributes hold only what the container block does not say)
+inline constexpr int kSchemaVersion = 7;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 inline constexpr std::string_view kInspectKind = "container.inspect";
 
@@ -41,6 +42,8 @@ struct ContainerFacts {
   std::optional<bool> oomKilled;
   std::optional<std::string> startedAt;  // RFC 3339 as the engine sent it
   std::optional<std::string> finishedAt;
+  // On records made from an inspect, and on create records (from the event's attributes): a
+  // container's labels never change, so other event records leave them out.
   std::map<std::string, std::string> labels;
   // From inspect only (snapshot, start and reconcile records):
   std::map<std::string, std::string> env;  // name -> value, values redacted by policy
@@ -90,10 +93,12 @@ struct Record {
   std::string kind;     // "container.<action>", "container.snapshot"
   RecordSource source = RecordSource::kStream;
   UnixNanos time = 0;         // when it happened: the engine's timeNano, or the observation time
-  std::int64_t timeNano = 0;  // the engine's timeNano; 0 when the record has no engine event
-  UnixNanos observedAt = 0;   // when the agent saw it
-  std::string action;         // the engine's verb ("die", "health_status"), empty for snapshots
-  std::string actionDetail;   // after ": " in the engine's action ("healthy"), may be empty
+  std::int64_t timeNano = 0;  // the engine's timeNano (then equal to `time`, and not in the JSON);
+                              // 0 when the record has no engine event
+  UnixNanos observedAt = 0;   // when the agent saw it; not in the JSON when equal to `time`
+  std::string action;  // the engine's verb ("die", "health_status"), empty for snapshots; not in
+                       // the JSON, whose kind is "container." + action
+  std::string actionDetail;  // after ": " in the engine's action ("healthy"), may be empty
   // The engine's Action exactly as sent, only when `action`/`actionDetail` do not spell it (the
   // decoder mapped a Podman name to Docker's); empty otherwise, and then not written.
   std::string engineAction;
@@ -103,9 +108,10 @@ struct Record {
   // the engine did not answer). Empty otherwise, and then not written.
   std::string inspectError;
   ContainerFacts container;  // left out of the JSON when container.id is empty (agent.* records)
-  std::map<std::string, std::string> attributes;  // the engine's Actor.Attributes, as sent
-  std::optional<GapFacts> gap;                    // agent.gap only
-  std::optional<EvidenceFacts> evidence;          // container.evidence only
+  // The engine's Actor.Attributes that the container block does not say (see Tracker::fromEvent).
+  std::map<std::string, std::string> attributes;
+  std::optional<GapFacts> gap;            // agent.gap only
+  std::optional<EvidenceFacts> evidence;  // container.evidence only
   // Not part of the JSON. On snapshot and reconcile records: when the event stream they were
   // reconciled against opened. A ledger with no engine event yet resumes from there.
   UnixNanos streamOpenedAt = 0;
@@ -141,14 +147,11 @@ std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
 // An agent.gap record (source reconcile) for `gap`, with its eventId, at `time`. Any thread.
 Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt);
 
-// The canonical JSON of the record chained after `prevHash`, without the "hash" key (it ends
-// with "prevHash"): the bytes the hash is computed over. Compact, keys in fixed order, no
-// trailing newline; in any string, a byte that does not begin a valid UTF-8 sequence becomes
-// U+FFFD. Never empty (running out of memory throws std::bad_alloc, as anywhere). Any thread.
-std::string canonicalJson(const Record& record, std::string_view prevHash);
-// The NDJSON line of `record` chained after `prevHash` (its canonical JSON with "hash"
-// appended, no trailing newline), and that hash: what the Recorder commits. Never empty. Any
-// thread.
+// The NDJSON line of `record` chained after `prevHash`, and the record's hash: SHA-256
+// (lowercase hex) of the line's bytes, the next record's prevHash. Compact JSON, keys in fixed
+// order, ending with "prevHash", no trailing newline; in any string, a byte that does not begin
+// a valid UTF-8 sequence becomes U+FFFD. Never empty (running out of memory throws
+// std::bad_alloc, as anywhere). Any thread.
 struct ChainedLine {
   std::string line;
   std::string hash;

@@ -14,6 +14,7 @@
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
 #include "common/rfc3339.h"
+#include "common/sha256.h"
 
 namespace zastava {
 namespace {
@@ -53,22 +54,24 @@ struct LineIdentity {
   std::string hash;
 };
 
-// nullopt when the line is not a record.
+// nullopt when the line is not a record. A record's hash is the SHA-256 of its line; lines of
+// record schema 6 and older carry it in their last key, "hash", instead (docs/records.md).
 std::optional<LineIdentity> identityOf(const std::string& line) {
   simdjson::dom::parser parser;
   simdjson::dom::object record;
   std::string_view id;
   std::string_view time;
-  std::string_view hash;
   if (parser.parse(line).get(record) != simdjson::SUCCESS ||
       record["eventId"].get(id) != simdjson::SUCCESS ||
-      record["time"].get(time) != simdjson::SUCCESS ||
-      record["hash"].get(hash) != simdjson::SUCCESS) {
+      record["time"].get(time) != simdjson::SUCCESS) {
     return std::nullopt;
   }
   const auto nanos = parseRfc3339Nanos(time);
   if (!nanos) return std::nullopt;
-  return LineIdentity{std::string(id), *nanos, std::string(hash)};
+  std::string_view storedHash;
+  std::string hash = record["hash"].get(storedHash) == simdjson::SUCCESS ? std::string(storedHash)
+                                                                         : sha256Hex(line);
+  return LineIdentity{std::string(id), *nanos, std::move(hash)};
 }
 
 }  // namespace

@@ -97,6 +97,44 @@ TEST_CASE("an exec's exit code is not the container's") {
   CHECK_FALSE(records[6].container.exitCode.has_value());
 }
 
+// Each fact once per record (docs/records.md): the labels on the create record, never again on
+// the container's later events; attributes only with what the container block does not say.
+TEST_CASE("labels are said once per container, and attributes only what nothing else says") {
+  ManualClock clock(kNow);
+  Tracker tracker(clock, kRedactor);
+  auto records = recordLifecycle(tracker);
+  const std::map<std::string, std::string> labels{{"zastava.fixture", "col"}};
+
+  const Record& create = records[0];
+  CHECK(create.container.labels == labels);
+  CHECK(create.attributes.empty());  // image, name and the labels: all in `container`
+  for (std::size_t i = 1; i < 9; ++i) {
+    CAPTURE(records[i].kind);
+    CHECK(records[i].container.labels.empty());
+    CHECK_FALSE(records[i].attributes.contains("zastava.fixture"));
+    CHECK_FALSE(records[i].attributes.contains("image"));
+    CHECK_FALSE(records[i].attributes.contains("name"));
+  }
+  CHECK(records[4].attributes.contains("execID"));            // exec_create
+  CHECK(records[7].attributes.at("oldName") == "/col-life");  // rename
+  CHECK(records[8].attributes.at("signal") == "9");           // kill
+  CHECK(records[9].kind == "container.die");
+  CHECK(records[9].container.exitCode == 137);
+  CHECK(records[9].attributes.empty());  // its exitCode is the container's
+}
+
+TEST_CASE("a Podman create's own attributes are not taken for labels") {
+  ManualClock clock(kNow);
+  Tracker tracker(clock, kRedactor);
+  auto event = decodeEvent(fixtureLines("podman-4.3/events-lifecycle.ndjson").front());
+  REQUIRE(event.ok());
+  REQUIRE(event->action == "create");
+  const Record create = tracker.fromEvent(receivedEvent(*event, RecordSource::kStream, kNow));
+  CHECK(create.container.labels == std::map<std::string, std::string>{{"zastava.fixture", "col"}});
+  CHECK(create.attributes.contains("podId"));
+  CHECK(create.attributes.contains("containerExitCode"));
+}
+
 TEST_CASE("destroyed containers are forgotten") {
   ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);

@@ -1,5 +1,6 @@
 """Runs the sample writer and checks its NDJSON output: every line is valid against
-docs/record-schema.json, and the hash chain verifies across segments in seq order."""
+docs/record-schema.json, and the hash chain verifies across segments in seq order
+(docs/records.md, "Verifying the hash chain")."""
 import hashlib
 import json
 import pathlib
@@ -11,6 +12,17 @@ import tempfile
 import jsonschema
 
 SUFFIX = re.compile(r',"hash":"([0-9a-f]{64})"\}$')
+
+
+def record_hash(line: str):
+    """The record's hash: SHA-256 of its line; a line of schema 6 or older carries it as its
+    last key, and then the line without it must hash to it (None when it does not)."""
+    match = SUFFIX.search(line)
+    if match is None:
+        return hashlib.sha256(line.encode()).hexdigest()
+    canonical = line[: match.start()] + "}"
+    return match.group(1) if hashlib.sha256(canonical.encode()).hexdigest() == match.group(1) \
+        else None
 
 
 def main(sample_binary: str, schema_path: str) -> int:
@@ -33,9 +45,8 @@ def main(sample_binary: str, schema_path: str) -> int:
                 if errors:
                     print(f"{segment.name}: {errors[0].message}\n{line}")
                     return 1
-                match = SUFFIX.search(line)
-                canonical = line[: match.start()] + "}"
-                if hashlib.sha256(canonical.encode()).hexdigest() != match.group(1):
+                digest = record_hash(line)
+                if digest is None:
                     print(f"{segment.name}: hash mismatch\n{line}")
                     return 1
                 if record["prevHash"] != previous:
@@ -43,7 +54,7 @@ def main(sample_binary: str, schema_path: str) -> int:
                     return 1
                 if record["kind"] == "container.evidence":
                     evidence_statuses.add(record["evidence"]["status"])
-                previous, count = match.group(1), count + 1
+                previous, count = digest, count + 1
         if count != 24:
             print(f"expected 24 records, got {count}")
             return 1

@@ -34,11 +34,11 @@ Record sampleRecord() {
   return record;
 }
 
-const std::string kSampleCanonical =
-    R"({"schema":{"name":"zastava.runtime-event","version":6},)"
+const std::string kSampleLine =
+    R"({"schema":{"name":"zastava.runtime-event","version":7},)"
     R"("eventId":"0123456789abcdef0123456789abcdef","kind":"container.health_status",)"
-    R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z","timeNano":1795358087782735455,)"
-    R"("observedAt":"2026-11-22T14:34:47.800000000Z","action":"health_status",)"
+    R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
+    R"("observedAt":"2026-11-22T14:34:47.800000000Z",)"
     R"("actionDetail":"healthy","container":{"id":"abc","name":"web","image":"busybox:1",)"
     R"("state":"running","pid":42,"restartCount":0,"oomKilled":false,)"
     R"("startedAt":"2026-11-22T14:00:00.123456789Z",)"
@@ -49,17 +49,35 @@ const std::string kSampleCanonical =
     R"(","ctl":"t\tb\\\u0001"},)"
     R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})";
 
-TEST_CASE("canonicalJson writes the fixed key order, omissions and escapes byte for byte") {
-  CHECK(canonicalJson(sampleRecord(), kGenesisHash) == kSampleCanonical);
+std::string lineOf(const Record& record) { return chainedLine(record, kGenesisHash).line; }
+
+TEST_CASE("chainedLine writes the fixed key order, omissions and escapes byte for byte") {
+  CHECK(lineOf(sampleRecord()) == kSampleLine);
 }
 
-TEST_CASE("chainedLine appends the hash of the canonical bytes") {
-  const std::string expectedHash = sha256Hex(kSampleCanonical);
+TEST_CASE("a record's hash is the SHA-256 of its line, which holds no hash of its own") {
   const ChainedLine chained = chainedLine(sampleRecord(), kGenesisHash);
-  CHECK(chained.hash == expectedHash);
-  CHECK(chained.line == kSampleCanonical.substr(0, kSampleCanonical.size() - 1) + R"(,"hash":")" +
-                            expectedHash + R"("})");
+  CHECK(chained.hash == sha256Hex(kSampleLine));
+  CHECK(chained.line.find(R"("hash")") == std::string::npos);
   CHECK(chained.line.find('\n') == std::string::npos);
+}
+
+TEST_CASE("the engine's time, verb and observation are each written once") {
+  const std::string line = lineOf(sampleRecord());
+  CHECK(line.find("timeNano") == std::string::npos);     // `time` holds its nanoseconds
+  CHECK(line.find(R"("action")") == std::string::npos);  // the kind says it
+  Record inspect = sampleRecord();
+  inspect.timeNano = 0;
+  inspect.observedAt = inspect.time;  // no engine event: observed when it happened
+  CHECK(lineOf(inspect).find("observedAt") == std::string::npos);
+}
+
+TEST_CASE("an evidence record names the process it read once: evidence.initPid, not pid") {
+  Record record = sampleRecord();
+  record.evidence.emplace().initPid = 42;
+  const auto parsed = nlohmann::json::parse(lineOf(record));
+  CHECK_FALSE(parsed["container"].contains("pid"));
+  CHECK(parsed["evidence"]["initPid"] == 42);
 }
 
 TEST_CASE("a snapshot record leaves out everything unknown") {
@@ -72,11 +90,10 @@ TEST_CASE("a snapshot record leaves out everything unknown") {
   record.container.id = "abc";
   record.container.name = "";
   record.container.image = "img";
-  CHECK(canonicalJson(record, kGenesisHash) ==
-        R"({"schema":{"name":"zastava.runtime-event","version":6},)"
+  CHECK(lineOf(record) ==
+        R"({"schema":{"name":"zastava.runtime-event","version":7},)"
         R"("eventId":"2174671d490e1673cae0757c6f1f1d2b","kind":"container.snapshot",)"
         R"("source":"snapshot","time":"2026-11-22T14:34:47.800000000Z",)"
-        R"("observedAt":"2026-11-22T14:34:47.800000000Z",)"
         R"("container":{"id":"abc","name":"","image":"img"},)"
         R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})");
 }
@@ -96,31 +113,30 @@ TEST_CASE("engineAction follows actionDetail when the decoder mapped the action,
   remove.container.name = "web";
   remove.container.image = "busybox:1";
   remove.container.state = "removed";
-  CHECK(canonicalJson(remove, kGenesisHash) ==
-        R"({"schema":{"name":"zastava.runtime-event","version":6},)"
+  CHECK(lineOf(remove) ==
+        R"({"schema":{"name":"zastava.runtime-event","version":7},)"
         R"("eventId":"c1ecfcf9784541b86256260968fb5eb8","kind":"container.destroy",)"
         R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
-        R"("timeNano":1795358087782735455,"observedAt":"2026-11-22T14:34:47.800000000Z",)"
-        R"("action":"destroy","engineAction":"remove",)"
+        R"("observedAt":"2026-11-22T14:34:47.800000000Z","engineAction":"remove",)"
         R"("container":{"id":"abc","name":"web","image":"busybox:1","state":"removed"},)"
         R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})");
 
   // Podman's health_status with its status in HealthStatus: after the detail.
   Record health = sampleRecord();
   health.engineAction = "health_status";
-  std::string expected = kSampleCanonical;
+  std::string expected = kSampleLine;
   const std::string detail = R"("actionDetail":"healthy",)";
   expected.insert(expected.find(detail) + detail.size(), R"("engineAction":"health_status",)");
-  CHECK(canonicalJson(health, kGenesisHash) == expected);
+  CHECK(lineOf(health) == expected);
 
-  // Docker's own "health_status: healthy", nothing mapped: no key at all (kSampleCanonical).
-  CHECK(kSampleCanonical.find("engineAction") == std::string::npos);
+  // Docker's own "health_status: healthy", nothing mapped: no key at all (kSampleLine).
+  CHECK(kSampleLine.find("engineAction") == std::string::npos);
 }
 
 TEST_CASE("the line parses back as JSON with the same values") {
   const auto parsed = nlohmann::json::parse(chainedLine(sampleRecord(), kGenesisHash).line);
   CHECK(parsed["container"]["labels"]["a\"q"] == "line1\nline2");
-  CHECK(parsed["timeNano"].get<std::int64_t>() == 1795358087782735455);
+  CHECK(parsed["time"] == "2026-11-22T14:34:47.782735455Z");
   CHECK(parsed["attributes"]["bad"] == "\xef\xbf\xbd\xef\xbf\xbd ok");
 }
 
@@ -148,13 +164,8 @@ TEST_CASE("a chain of records verifies, and any changed byte breaks it") {
   auto verify = [](const std::vector<std::string>& chain) {
     std::string expectedPrev(kGenesisHash);
     for (const std::string& line : chain) {
-      const auto parsed = nlohmann::json::parse(line);
-      const std::string hash = parsed["hash"];
-      const std::string suffix = R"(,"hash":")" + hash + R"("})";
-      if (!line.ends_with(suffix)) return false;
-      const std::string canonical = line.substr(0, line.size() - suffix.size()) + "}";
-      if (sha256Hex(canonical) != hash || parsed["prevHash"] != expectedPrev) return false;
-      expectedPrev = hash;
+      if (nlohmann::json::parse(line)["prevHash"] != expectedPrev) return false;
+      expectedPrev = sha256Hex(line);
     }
     return true;
   };

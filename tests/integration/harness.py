@@ -809,24 +809,41 @@ def rfc3339_to_nanos(text):
 _HASH_SUFFIX_RE = re.compile(r',"hash":"([0-9a-f]{64})"\}$')
 
 
+def line_hash(line):
+    """A record's hash (docs/records.md, "Verifying the hash chain"): the SHA-256 of its line;
+    a line of schema 6 or older carries it as its last key "hash" instead. Returns (hash,
+    problem or None)."""
+    m = _HASH_SUFFIX_RE.search(line)
+    if not m:
+        return hashlib.sha256(line.encode("utf-8")).hexdigest(), None
+    digest = hashlib.sha256((line[:m.start()] + "}").encode("utf-8")).hexdigest()
+    if digest != m.group(1):
+        return m.group(1), f"hash {m.group(1)} != sha256(canonical) {digest}"
+    return m.group(1), None
+
+
+def engine_time_nano(rec):
+    """The engine's timeNano of a record of an engine event (its `time`, docs/records.md), or
+    None for a record of no engine event."""
+    if rec.get("source") not in ("stream", "replay") or \
+            rec.get("kind") in ("container.inspect", "container.evidence"):
+        return None
+    return rfc3339_to_nanos(rec["time"])
+
+
 def verify_chain(lines):
-    """Checks every line's hash and the prevHash links. Returns a list of problems (empty = ok)."""
+    """Checks the prevHash links (and the own hash of schema 6 lines). Returns a list of
+    problems (empty = ok)."""
     problems = []
     prev = GENESIS_HASH
     for i, line in enumerate(lines):
-        m = _HASH_SUFFIX_RE.search(line)
-        if not m:
-            problems.append(f"line {i}: does not end with ,\"hash\":\"<64 hex>\"}}: {line[-90:]}")
-            prev = None
-            continue
-        canonical = line[:m.start()] + "}"
-        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        if digest != m.group(1):
-            problems.append(f"line {i}: hash {m.group(1)} != sha256(canonical) {digest}")
+        digest, problem = line_hash(line)
+        if problem:
+            problems.append(f"line {i}: {problem}")
         rec = json.loads(line)
-        if prev is not None and rec.get("prevHash") != prev:
+        if rec.get("prevHash") != prev:
             problems.append(f"line {i}: prevHash {rec.get('prevHash')} != previous hash {prev}")
-        prev = m.group(1)
+        prev = digest
     return problems
 
 
@@ -996,8 +1013,28 @@ def wait_recorded(agent, event_ids, timeout=30):
 
 
 # The record fields exactly_once_problems compares with the engine's event.
-EVENT_FIELDS = ("kind", "action", "timeNano", "time", "actionDetail", "engineAction",
-                "container.id", "attributes", "source")
+EVENT_FIELDS = ("kind", "time", "actionDetail", "engineAction", "container.id", "attributes",
+                "source")
+
+
+def unsaid_attributes(event, verb, rec, labels):
+    """The engine event's attributes the record does not say (docs/records.md: `attributes`
+    holds what the container block does not; image and name are container.image and .name, a
+    die's exitCode is container.exitCode, and the labels are said once per container: `labels`,
+    what the ledger's records said of this container's labels), and the record's attributes
+    that the engine did not send. Returns a list of problem texts."""
+    attrs = rec.get("attributes", {})
+    container = rec.get("container") or {}
+    problems = [f"attribute {k}={v!r} not sent" for k, v in attrs.items()
+                if event["Actor"].get("Attributes", {}).get(k) != v]
+    said_elsewhere = {"image": container.get("image"), "name": container.get("name")}
+    if verb == "die" and "exitCode" in container:
+        said_elsewhere["exitCode"] = str(container["exitCode"])
+    for key, value in event["Actor"].get("Attributes", {}).items():
+        if attrs.get(key) != value and said_elsewhere.get(key) != value and \
+                labels.get(key) != value:
+            problems.append(f"attribute {key}={value!r} said nowhere")
+    return problems
 
 
 def exactly_once_problems(engine_events, records, where, counts=None):
@@ -1006,8 +1043,11 @@ def exactly_once_problems(engine_events, records, where, counts=None):
     Returns a list of problem strings; adds the fields compared to counts["fields"] if given."""
     problems = []
     by_id = {}
+    labels = {}  # container id -> the labels the ledger says it has
     for rec in records:
         by_id.setdefault(rec.get("eventId"), []).append(rec)
+        container = rec.get("container") or {}
+        labels.setdefault(container.get("id"), {}).update(container.get("labels", {}))
     for ev in engine_events:
         eid = expected_event_id(ev)
         desc = f"{ev['Action']!r} of {ev['Actor']['ID'][:12]} at {ev['timeNano']}"
@@ -1017,11 +1057,13 @@ def exactly_once_problems(engine_events, records, where, counts=None):
             continue
         rec = found[0]
         verb, detail, engine_action = record_action(ev)
-        want = {"kind": "container." + verb, "action": verb, "timeNano": ev["timeNano"],
-                "time": rfc3339_nanos(ev["timeNano"])}
+        want = {"kind": "container." + verb, "time": rfc3339_nanos(ev["timeNano"])}
         got = {k: rec.get(k) for k in want}
         if got != want:
             problems.append(f"{where}: {desc}: fields {got} != expected {want}")
+        for gone in ("timeNano", "action", "hash"):  # schema 7 says each of them elsewhere
+            if gone in rec:
+                problems.append(f"{where}: {desc}: has {gone}")
         if rec.get("actionDetail", "") != detail:  # exactly what followed ": ", or absent
             problems.append(f"{where}: {desc}: actionDetail {rec.get('actionDetail')!r} != "
                             f"{detail!r}")
@@ -1030,9 +1072,8 @@ def exactly_once_problems(engine_events, records, where, counts=None):
                             f"{engine_action!r}")
         if (rec.get("container") or {}).get("id") != ev["Actor"]["ID"]:
             problems.append(f"{where}: {desc}: container.id {rec.get('container')}")
-        if rec.get("attributes") != ev["Actor"].get("Attributes", {}):
-            problems.append(f"{where}: {desc}: attributes {rec.get('attributes')} != engine's "
-                            f"{ev['Actor'].get('Attributes')}")
+        for problem in unsaid_attributes(ev, verb, rec, labels.get(ev["Actor"]["ID"], {})):
+            problems.append(f"{where}: {desc}: {problem}")
         if rec.get("source") not in ("stream", "replay"):
             problems.append(f"{where}: {desc}: source {rec.get('source')!r}")
         if counts is not None:

@@ -202,7 +202,7 @@ class BackendDelivery(h.WorkspaceTest):
         self.assertEqual(h.verify_chain(rx.all_lines()), [], "hash chain over the batches")
         for prev, cur in zip(reqs, reqs[1:]):
             self.assertEqual(json.loads(cur.lines[0])["prevHash"],
-                             json.loads(prev.lines[-1])["hash"],
+                             h.line_hash(prev.lines[-1])[0],
                              f"request #{cur.seq} does not continue the chain of #{prev.seq}")
         kinds = {json.loads(x)["kind"] for x in records}
         self.assertIn("container.snapshot", kinds)

@@ -102,8 +102,8 @@ class EngineRestarts(h.WorkspaceTest):
             if r["kind"] == "agent.gap" and r["gap"]["fromTimeNano"] != newest_nano:
                 problems.append(f"gap {r['gap']} does not start at the newest engine event "
                                 f"recorded before it ({newest_nano})")
-            if "timeNano" in r:
-                newest_nano = max(newest_nano or 0, r["timeNano"])
+            if h.engine_time_nano(r) is not None:
+                newest_nano = max(newest_nano or 0, h.engine_time_nano(r))
         for t in stops_ns:  # each engine exit lies inside exactly one gap
             covering = [g for g in gaps
                         if g["gap"]["fromTimeNano"] <= t <= g["gap"]["toTimeNano"]]

@@ -104,7 +104,7 @@ class HeldInspect(h.WorkspaceTest):
         # container.inspect records included: nothing waited for it.
         ledger = records()
         position = {r["eventId"]: i for i, r in enumerate(ledger)}
-        held_until = h.rfc3339_to_nanos(record["observedAt"]) - 1_000_000_000
+        held_until = h.rfc3339_to_nanos(record["time"]) - 1_000_000_000
         before = [e for e in d.events(t_held - 0.05, time.time() + 0.5)
                   if e["Actor"]["ID"] in set(others) and e["timeNano"] < held_until]
         self.assertGreater(len(before), OTHERS, "nothing happened while the inspect was held")
