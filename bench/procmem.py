@@ -13,7 +13,8 @@ KEYS = ("Rss", "Pss", "Private_Clean", "Private_Dirty")
 
 
 def parse_rollup(text):
-    """{'private', 'pss', 'rss': KiB} from smaps_rollup lines ({} when they are not there)."""
+    """{'private', 'dirty', 'pss', 'rss': KiB} from smaps_rollup lines ({} when they are not
+    there); dirty is Private_Dirty, the part of private that other processes cannot change."""
     values = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
@@ -21,12 +22,12 @@ def parse_rollup(text):
             values[key] = int(rest.split()[0])
     if len(values) != len(KEYS):
         return {}
-    return {"private": values["Private_Clean"] + values["Private_Dirty"], "pss": values["Pss"],
-            "rss": values["Rss"]}
+    return {"private": values["Private_Clean"] + values["Private_Dirty"],
+            "dirty": values["Private_Dirty"], "pss": values["Pss"], "rss": values["Rss"]}
 
 
 def smaps(pid):
-    """{'private', 'pss', 'rss': KiB} of a live process ({} when it is gone)."""
+    """{'private', 'dirty', 'pss', 'rss': KiB} of a live process ({} when it is gone)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             return parse_rollup(f.read())
@@ -35,7 +36,7 @@ def smaps(pid):
 
 
 def library_floor(path):
-    """{'private', 'pss', 'rss', 'RssFile': KiB} of bench/library_floor.cpp (the agent's
+    """{'private', 'dirty', 'pss', 'rss', 'RssFile': KiB} of bench/library_floor.cpp (the agent's
     libraries loaded and libcurl initialised, nothing else), read by the program itself from its
     own smaps_rollup; {} when it is not built. Run it while no agent runs, or the libraries'
     pages it shares with the agent are not private."""
@@ -56,7 +57,8 @@ def mib(kib):
 
 
 def triple(m):
-    """'private P / PSS S / RSS R MiB' of a smaps() or library_floor() result."""
+    """'private P (dirty D) / PSS S / RSS R MiB' of a smaps() or library_floor() result."""
     if not m:
         return "n/a"
-    return f"private {mib(m['private'])} / PSS {mib(m['pss'])} / RSS {mib(m['rss'])} MiB"
+    return (f"private {mib(m['private'])} (dirty {mib(m['dirty'])}) / PSS {mib(m['pss'])} / "
+            f"RSS {mib(m['rss'])} MiB")
