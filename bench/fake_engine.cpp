@@ -31,7 +31,7 @@
 // thread per connection. Each /events request is logged on stdout with where it starts.
 //
 // --inspect-delay-us U (default 0) holds each inspect answer U µs before sending it (the same
-// 404; only that connection's thread sleeps): a real engine takes ~1 ms to answer an inspect
+// 404; only that connection's thread sleeps): a real engine takes 1-2 ms to answer an inspect
 // (bench/engine.py --only inspect measures it), the fake engine otherwise answers at once.
 // --events-gate PATH: /events sends its headers at once, like the engine, but its events only
 // once PATH exists (polled every ms), so a client can be measured connected, ready and idle
