@@ -666,6 +666,10 @@ def disk_report(results, context):
         if records:
             print(f"SQLite: {db_bytes:,} bytes (zastava-agent.db with its -wal) for {records:,} "
                   f"records = {db_bytes / records:.0f} bytes per record")
+            if count < records:
+                print(f"(the NDJSON segments left hold {count:,} of the ledger's {records:,} "
+                      f"records: older segments were removed by the size cap; the figures are "
+                      f"per record)")
 
 
 def agent_summary(extra):
