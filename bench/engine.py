@@ -22,8 +22,17 @@ peer in the same run, several repetitions, printing medians and ratios:
             its figure is short of durable by one fdatasync (the mean group commit duration is
             printed alongside). The agent's observedAt - timeNano too (observedAt is taken when
             the event arrives from the engine).
-  memory    VmRSS/VmHWM (/proc/PID/status) of the agent tracking the largest N, at ready and 30 s
-            later, against a `docker events` CLI process started just before it.
+  memory    private memory (Private_Clean + Private_Dirty), PSS and RSS (/proc/PID/smaps_rollup,
+            bench/procmem.py) and VmHWM of the agent tracking the largest N, at ready and 30 s
+            later, against a `docker events` CLI process started just before it; the same for an
+            agent with 0 containers (run first, before any container exists); and the same three
+            of bench/library_floor.cpp (--library-floor), run at the end when no agent runs, so
+            the libraries' pages it maps alone count as private, as they do for a lone agent.
+  inspect   the engine's answer time to GET /containers/ID/json of one running busybox container
+            (`sleep 3600`) and of a missing one (404), --inspect-samples answers each, one after
+            the other: curl --unix-socket SOCK -s -o /dev/null -w '%{time_total}' (the engine's
+            answer, not a docker CLI process start); median and p90. Its median is the default
+            of bench/ingest.py's --inspect-delay-us (the realistic inspect of the fake engine).
   idle      CPU (utime+stime of /proc/PID/stat) over --idle-seconds with --idle-n containers,
             after the agent is ready and its evidence scans and 30 s re-scans are done, as % of
             one core, against an idle `docker events` CLI process over the same window.
@@ -54,6 +63,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import harness  # noqa: E402
+import procmem  # noqa: E402  (bench/procmem.py, beside this file)
 
 DOCKER = "/usr/bin/docker"
 BUSYBOX = harness.TEST_IMAGE
@@ -95,17 +105,9 @@ def proc_status(pid):
     return out
 
 
-def library_floor(path):
-    """{'VmRSS', 'RssAnon', 'RssFile': KiB} of bench/library_floor.cpp: the agent's libraries
-    loaded and libcurl initialised, nothing else ({} when the program is not built)."""
-    if not path or not os.access(path, os.X_OK):
-        return {}
-    out = {}
-    status = subprocess.run([path], capture_output=True, text=True, check=True).stdout
-    for line in status.splitlines():
-        key, _, rest = line.partition(":")
-        out[key] = int(rest.split()[0])
-    return out
+def proc_memory(pid):
+    """VmRSS/VmHWM (/proc/PID/status) and private/pss/rss (smaps_rollup) in KiB ({} when gone)."""
+    return {**proc_status(pid), **procmem.smaps(pid)}
 
 
 def cpu_seconds(pid):
@@ -229,7 +231,7 @@ class Bench:
 
     # -- the engine ---------------------------------------------------------------------------
 
-    def start_engine(self):
+    def start_engine(self, dynamic=True):
         if not shutil.which("dockerd"):
             raise BenchError("dockerd not found: install Debian's docker.io (bench/run.sh does)")
         if not os.path.exists(DOCKER):
@@ -242,7 +244,8 @@ class Bench:
             raise BenchError(f"dockerd did not start ({exc}); its log:\n"
                              f"{harness.tail(self.dockerd.log_path)}") from None
         self.dockerd.make_busybox_image()
-        self.make_dynamic_image()
+        if dynamic:
+            self.make_dynamic_image()
         version = self.dockerd.api("GET", "/version")[1]
         info = self.dockerd.api("GET", "/info")[1]
         log(f"engine {version.get('Version')} (API {version.get('ApiVersion')}), storage "
@@ -449,9 +452,9 @@ def inventory_run(bench, n, memory, idle):
     try:
         out["ready"], out["agent"] = bench.wait_agent(proc, port, n, t0, bench.args.timeout)
         if memory:
-            out["mem_ready"] = (proc_status(proc.pid), proc_status(cli.pid))
+            out["mem_ready"] = (proc_memory(proc.pid), proc_memory(cli.pid))
             time.sleep(30)
-            out["mem_30s"] = (proc_status(proc.pid), proc_status(cli.pid))
+            out["mem_30s"] = (proc_memory(proc.pid), proc_memory(cli.pid))
         if idle:
             settled, scans = wait_evidence_settled(port, 40 + n * 0.2)
             if not settled:
@@ -477,7 +480,8 @@ def inventory_run(bench, n, memory, idle):
 
 
 def run_inventory(bench, sizes, repeat, want):
-    """Startup at each size (ascending), memory at the largest, idle CPU at --idle-n."""
+    """Startup at each size (ascending), memory at the largest and at 0 (first, before any
+    container exists: results[0]), idle CPU at --idle-n."""
     mem_n = sizes[-1] if "memory" in want else None
     idle_n = None
     if "idle" in want:
@@ -485,6 +489,12 @@ def run_inventory(bench, sizes, repeat, want):
         idle_n = below[-1] if below else sizes[0]
     visit = sizes if "startup" in want else sorted({s for s in (mem_n, idle_n) if s})
     results = {}
+    if mem_n is not None and not bench.idle_ids:
+        for rep in range(1, repeat + 1):
+            a = inventory_run(bench, 0, True, False)
+            results.setdefault(0, []).append(a)
+            log(f"memory N=0 rep {rep}: agent {a['mem_ready'][0]} -> {a['mem_30s'][0]} (KiB)")
+            time.sleep(1)
     for n in visit:
         bench.ensure_idle_containers(n)
         time.sleep(2)
@@ -664,6 +674,41 @@ def summarize(r):
 
 
 # ----------------------------------------------------------------------------------------------
+# Inspect answer time
+
+def time_curl(sock, path, samples):
+    """(HTTP status, [µs]) of `samples` GETs of path, each its own curl process; the time is
+    curl's time_total (connect, request, answer), not the process start."""
+    times, status = [], None
+    for _ in range(samples):
+        res = subprocess.run(["curl", "--unix-socket", sock, "-s", "-o", "/dev/null", "-w",
+                              "%{http_code} %{time_total}", "http://localhost/v1.41" + path],
+                             capture_output=True, text=True, timeout=30)
+        code, _, seconds = res.stdout.partition(" ")
+        if res.returncode != 0 or not seconds:
+            raise BenchError(f"curl GET {path} failed ({res.returncode}): {res.stderr[:300]}")
+        status = code
+        times.append(float(seconds) * 1e6)
+    return status, times
+
+
+def run_inspect(bench, samples):
+    """The engine's answer time to inspects of one running container and of a missing one."""
+    cid = bench.run_container(BUSYBOX, ["sleep", "3600"], {"zastava-bench": "inspect"})
+    try:
+        out = {}
+        for key, path in (("running", f"/containers/{cid}/json"),
+                          ("missing", "/containers/" + "0" * 64 + "/json")):
+            out[key + "_status"], out[key] = time_curl(bench.dockerd.sock, path, samples)
+            v = out[key]
+            log(f"inspect {key}: HTTP {out[key + '_status']}, {len(v)} answers, p50 "
+                f"{percentile(v, 50):.0f} µs, p90 {percentile(v, 90):.0f} µs, max {max(v):.0f} µs")
+    finally:
+        bench.remove([cid])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # Evidence cost
 
 EVIDENCE_METRICS = {
@@ -762,9 +807,22 @@ def run_evidence(bench, repeat):
 # ----------------------------------------------------------------------------------------------
 # Report
 
-def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line):
+def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, inspect, engine_line):
     print(f"\n## Real-engine benchmarks, medians of {args.repeat} repetitions")
     print(engine_line)
+    if inspect:
+        print(f"\nInspect answer time, {args.inspect_samples} answers each, one after the other "
+              f"(curl --unix-socket -w '%{{time_total}}', µs)")
+        print("| GET /v1.41/containers/ID/json of | status | p50 µs | p90 µs | max µs |")
+        print("|---|---:|---:|---:|---:|")
+        for key, name in (("running", "a running busybox container"),
+                          ("missing", "a missing container")):
+            v = inspect[key]
+            print(f"| {name} | {inspect[key + '_status']} | {percentile(v, 50):.0f} | "
+                  f"{percentile(v, 90):.0f} | {max(v):.0f} |")
+        print(f"realistic inspect delay for bench/ingest.py --inspect-delay-us: "
+              f"{round(percentile(inspect['running'], 50), -2):.0f} µs (the running container's "
+              f"median, rounded to 100 µs)")
     if inventory and any("cli" in r for rs in inventory.values() for r in rs):
         base = sizes[0]
         a0 = med([r["agent"] for r in inventory[base]])
@@ -787,29 +845,35 @@ def report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line
         print(f"goal agent <= CLI at every N: {'met' if not worse else f'MISSED at N={worse}'}; "
               f"growth no worse than linear: {'met' if not steep else f'MISSED at N={steep}'}")
     if mem_n:
-        rs = [r for r in inventory[mem_n] if "mem_ready" in r]
+        def m(n, when, who, key):
+            values = [r[when][who].get(key) for r in inventory.get(n, []) if when in r]
+            return med(values)
 
-        def m(when, who, key):
-            return med([r[when][who].get(key) for r in rs])
+        def cells(n, who):
+            return " | ".join(fmt(m(n, w, who, k) and m(n, w, who, k) / 1024, ".1f")
+                              for w in ("mem_ready", "mem_30s")
+                              for k in ("private", "pss", "rss", "VmHWM"))
 
-        print(f"\nMemory with {mem_n:,} containers tracked (MiB; /proc/PID/status)")
-        print("| process | VmRSS at ready | VmHWM at ready | VmRSS 30 s later | VmHWM 30 s later |")
-        print("|---|---:|---:|---:|---:|")
-        for who, name in ((0, "zastava-agent"), (1, "`docker events` CLI")):
-            print(f"| {name} | " + " | ".join(
-                fmt((m(w, who, k) or 0) / 1024, ".1f")
-                for w, k in (("mem_ready", "VmRSS"), ("mem_ready", "VmHWM"),
-                             ("mem_30s", "VmRSS"), ("mem_30s", "VmHWM"))) + " |")
-        a, c = m("mem_30s", 0, "VmRSS"), m("mem_30s", 1, "VmRSS")
-        hwm = m("mem_30s", 0, "VmHWM")
-        floor = library_floor(args.library_floor)
+        print(f"\nMemory (MiB; private = Private_Clean + Private_Dirty, PSS and RSS from "
+              f"/proc/PID/smaps_rollup, VmHWM from /proc/PID/status)")
+        print("| process | private at ready | PSS | RSS | VmHWM | private 30 s later | PSS | "
+              "RSS | VmHWM |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| zastava-agent, {mem_n:,} containers | {cells(mem_n, 0)} |")
+        print(f"| `docker events` CLI beside it | {cells(mem_n, 1)} |")
+        if 0 in inventory:
+            print(f"| zastava-agent, 0 containers | {cells(0, 0)} |")
+        floor = procmem.library_floor(args.library_floor)
         if floor:
-            print(f"floor: the agent's shared libraries alone, libcurl initialised "
-                  f"(bench/library_floor.cpp): VmRSS {floor['VmRSS'] / 1024:.1f} MiB, of which "
-                  f"{floor['RssFile'] / 1024:.1f} MiB shared-library pages (RssFile)")
-        print(f"agent ÷ CLI VmRSS 30 s later: {fmt(ratio(a, c), '.2f')}; goal under 20 MB "
-              f"(docs/BENCHMARKS.md): {'met' if hwm and hwm * 1024 < 20e6 else 'MISSED'} "
-              f"(agent peak {fmt(hwm and hwm * 1024 / 1e6, '.1f')} MB)")
+            print(f"| the agent's libraries alone, libcurl initialised (bench/library_floor.cpp, "
+                  f"no agent running) | {procmem.mib(floor['private'])} | "
+                  f"{procmem.mib(floor['pss'])} | {procmem.mib(floor['rss'])} | | | | | |")
+        private = m(mem_n, "mem_30s", 0, "private")
+        a, c = m(mem_n, "mem_30s", 0, "rss"), m(mem_n, "mem_30s", 1, "rss")
+        print(f"agent ÷ CLI RSS 30 s later: {fmt(ratio(a, c), '.2f')}; goal private memory "
+              f"<= 8 MiB with {mem_n:,} containers (docs/BENCHMARKS.md): "
+              f"{'met' if private is not None and private <= 8 * 1024 else 'MISSED'} "
+              f"({fmt(private and private / 1024, '.1f')} MiB 30 s after ready)")
     if idle_n:
         rs = [r for r in inventory[idle_n] if "idle" in r]
         a = med([r["idle"][0] for r in rs])
@@ -898,7 +962,9 @@ def main():
     p.add_argument("--agent", required=True, help="the zastava-agent binary")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--sizes", default="100,500,1000", help="container counts for start-up")
-    p.add_argument("--only", default="startup,latency,memory,idle,evidence")
+    p.add_argument("--only", default="inspect,startup,latency,memory,idle,evidence")
+    p.add_argument("--inspect-samples", type=int, default=50,
+                   help="inspect: answers timed per container (running, missing)")
     p.add_argument("--events", type=int, default=1000, help="engine events for latency")
     p.add_argument("--hold-ms", type=float, default=0,
                    help="latency: how long each container runs before its kill")
@@ -909,7 +975,7 @@ def main():
     p.add_argument("--library-floor", help="bench/library_floor.cpp built by bench/run.sh")
     args = p.parse_args()
     want = set(args.only.split(","))
-    unknown = want - {"startup", "latency", "memory", "idle", "evidence"}
+    unknown = want - {"inspect", "startup", "latency", "memory", "idle", "evidence"}
     if unknown:
         p.error(f"unknown benchmark(s) {sorted(unknown)}")
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -926,13 +992,15 @@ def main():
     print(machine_line(), flush=True)
     started = time.monotonic()
     bench = Bench(args)
-    inventory, mem_n, idle_n, latency, evidence = {}, None, None, [], {}
+    inventory, mem_n, idle_n, latency, evidence, inspect = {}, None, None, [], {}, {}
     try:
-        version, info = bench.start_engine()
+        version, info = bench.start_engine(dynamic="evidence" in want)
         engine_line = (f"engine: dockerd {version.get('Version')} (API "
                        f"{version.get('ApiVersion')}), storage driver {info.get('Driver')}, "
                        f"docker CLI {DOCKER}; agent {args.agent} --log-level info")
-        # Evidence and latency first, on an engine without the idle containers.
+        # Inspect, evidence and latency first, on an engine without the idle containers.
+        if "inspect" in want:
+            inspect = run_inspect(bench, args.inspect_samples)
         if "evidence" in want:
             evidence = run_evidence(bench, args.repeat)
         if "latency" in want:
@@ -949,7 +1017,7 @@ def main():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the cleanup finish
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         bench.cleanup()
-    report(args, sizes, inventory, mem_n, idle_n, latency, evidence, engine_line)
+    report(args, sizes, inventory, mem_n, idle_n, latency, evidence, inspect, engine_line)
     print(f"\n(total {time.monotonic() - started:.0f} s)")
 
 

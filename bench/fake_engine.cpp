@@ -29,6 +29,13 @@
 // realistic answer), GET /events; each with or without a /vX.Y prefix and any query. Anything
 // else gets 404 {"message":"page not found"}, like the engine. Connections are kept alive; one
 // thread per connection. Each /events request is logged on stdout with where it starts.
+//
+// --inspect-delay-us U (default 0) holds each inspect answer U µs before sending it (the same
+// 404; only that connection's thread sleeps): a real engine takes 1-2 ms to answer an inspect
+// (bench/engine.py --only inspect measures it), the fake engine otherwise answers at once.
+// --events-gate PATH: /events sends its headers at once, like the engine, but its events only
+// once PATH exists (polled every ms), so a client can be measured connected, ready and idle
+// before the events flow; bench/ingest.py creates the file when it is done measuring.
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -58,8 +65,10 @@ struct Options {
   std::string socketPath = "/tmp/zastava-bench.sock";
   std::string fixtures = "tests/fixtures/engine";
   std::uint64_t events = 1'000'000;
-  std::uint64_t containers = 1000;     // generated containers alive at once
-  std::uint64_t intervalNanos = 1000;  // engine time between consecutive events
+  std::uint64_t containers = 1000;       // generated containers alive at once
+  std::uint64_t intervalNanos = 1000;    // engine time between consecutive events
+  std::uint64_t inspectDelayMicros = 0;  // how long each inspect answer is held
+  std::string eventsGate;                // /events sends its events once this file exists
 };
 
 // One captured event with the values we substitute located by key.
@@ -76,6 +85,9 @@ std::string versionJson;
 std::string eventsBody;                 // every event's chunk, in order
 std::vector<std::uint64_t> eventTimes;  // event k's timeNano, strictly increasing
 std::vector<std::size_t> eventOffsets;  // where event k's chunk starts in eventsBody
+
+std::uint64_t inspectDelayMicros = 0;
+std::string eventsGate;
 
 std::mutex logMutex;
 
@@ -331,6 +343,9 @@ void serve(int fd) {
       ok = respond(fd, 200, "OK", "application/json", "[]\n", head);
     } else if (path.starts_with("/containers/") && path.ends_with("/json")) {
       const std::string_view id = path.substr(12, path.size() - 12 - 5);
+      if (inspectDelayMicros > 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(inspectDelayMicros));
+      }
       ok = respond(fd, 404, "Not Found", "application/json",
                    "{\"message\":\"No such container: " + std::string(id) + "\"}\n", head);
     } else if (path == "/events") {
@@ -359,8 +374,14 @@ void serve(int fd) {
       }
       const std::size_t offset =
           first < eventOffsets.size() ? eventOffsets[first] : eventsBody.size();
-      if (!sendAll(fd, headers(200, "OK", "application/json", "Transfer-Encoding: chunked\r\n")) ||
-          !sendAll(fd, std::string_view(eventsBody).substr(offset))) {
+      if (!sendAll(fd, headers(200, "OK", "application/json", "Transfer-Encoding: chunked\r\n"))) {
+        ::close(fd);
+        return;
+      }
+      while (!eventsGate.empty() && ::access(eventsGate.c_str(), F_OK) != 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (!sendAll(fd, std::string_view(eventsBody).substr(offset))) {
         ::close(fd);
         return;
       }
@@ -381,7 +402,7 @@ void serve(int fd) {
 
 void usage() {
   std::cerr << "usage: fake_engine [--socket PATH] [--events N] [--containers C] [--interval-us U] "
-               "[--fixtures DIR]\n";
+               "[--fixtures DIR] [--inspect-delay-us U] [--events-gate PATH]\n";
   std::exit(2);
 }
 
@@ -403,12 +424,18 @@ int main(int argc, char** argv) {
       options.containers = std::strtoull(value.c_str(), nullptr, 10);
     } else if (arg == "--fixtures") {
       options.fixtures = value;
+    } else if (arg == "--inspect-delay-us") {
+      options.inspectDelayMicros = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (arg == "--events-gate") {
+      options.eventsGate = value;
     } else {
       usage();
     }
   }
   if (options.events == 0 || options.containers == 0 || options.intervalNanos == 0) usage();
   ::signal(SIGPIPE, SIG_IGN);
+  inspectDelayMicros = options.inspectDelayMicros;
+  eventsGate = options.eventsGate;
 
   versionJson = readFile(options.fixtures + "/version.json");
   while (!versionJson.empty() && versionJson.back() == '\n') versionJson.pop_back();
@@ -436,7 +463,8 @@ int main(int argc, char** argv) {
   }
   std::cout << "fake_engine: " << lines << " events (" << templates.size() << " captured lines, "
             << options.containers << " containers at once, " << eventsBody.size() / (1024 * 1024)
-            << " MiB) built in " << seconds << " s; listening on " << options.socketPath
+            << " MiB) built in " << seconds << " s; inspects answered after "
+            << options.inspectDelayMicros << " us; listening on " << options.socketPath
             << std::endl;
   while (true) {
     const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);

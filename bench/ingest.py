@@ -2,9 +2,14 @@
 """Ingest-throughput benchmark, driven by bench/run.sh.
 
 Starts bench's fake engine once (its N events are its event log; /events?since= replays from
-there, like Podman), then per repetition measures, each on its own /events connection:
-  agent   zastava-agent with a fresh data dir: time from start until every engine event is a
-          record made durable (zastava_agent_events_total with source stream|replay, evidence
+there, like Podman; inspects answered at once), and a second one answering each inspect after
+--inspect-delay-us when the agent-slow-inspect peer is asked for, then per repetition measures,
+each on its own /events connection:
+  agent   zastava-agent with a fresh data dir, started while the engine holds the events back
+          (fake_engine --events-gate): once /readyz is 200 and 2 s have passed its memory is
+          read (ready and idle, no container), then the events are let through and the time
+          runs from there until every engine event is a record made durable
+          (zastava_agent_events_total with source stream|replay, evidence
           left out), or until the last record when nothing moves for --stall s. When its event
           queue is full the agent closes the stream and reopens it with since=
           (zastava_agent_event_queue_overflows_total); what the engine replays again is
@@ -13,14 +18,31 @@ there, like Podman), then per repetition measures, each on its own /events conne
           agent.gap record's span, or be a destroy a reconciliation wrote first (a duplicate by
           design); otherwise the run prints a WARNING and exits non-zero. A repetition that
           stalled is complete only when nothing but such destroys is missing
+  agent-slow-inspect  the agent again, against the second fake engine: every inspect the agent
+          sends answered after --inspect-delay-us (default: the
+          real engine's median, bench/engine.py --only inspect), like a real engine, not at once
   cli     docker events --format '{{json .}}' > file, until N lines
   python  python3-docker DockerClient.events(decode=True) written as JSON lines, until N lines
   raw     curl --unix-socket -sN .../events > file, until N lines
   delivery  the agent again, with backend delivery (docs/backend.md) to a sink on loopback that
           answers 204 to every batch: until every engine event is durable AND accepted by the
           sink (zastava_agent_backend_delivered_records_total), i.e. what delivery costs
-and prints medians and ratios. Times are wall clock from process start (the fake engine has the
-body ready before it listens, so generation is not measured).
+and prints medians and ratios. Times are wall clock from process start for the peers that never
+wait (cli, python, raw), from the release of the events for the agents (their start-up is not
+in it); the fake engine has the body ready before it listens, so generation is not measured.
+
+Also, per peer: CPU s (utime + stime of /proc/PID/stat just before it is stopped) per 10^6
+events. For every agent peer: private memory (Private_Clean + Private_Dirty), PSS and RSS of
+/proc/PID/smaps_rollup (bench/procmem.py) ready and idle before the events and RSS_SETTLE s after
+the last one, and the same three of bench/library_floor.cpp (--library-floor), run once before
+any peer (alone: the libraries' pages it maps are private to it, as they are to a lone agent)
+and once beside the first agent (they are then shared). Disk: the fdatasync bandwidth of the
+filesystem of the agents' data directories (`dd if=/dev/zero of=FILE bs=1M count=--dd-mib
+oflag=dsync` there, once before the peers), and per agent repetition the bytes it wrote to
+storage (write_bytes of /proc/PID/io, read just before it is stopped, less what it had written
+when the events were released) ÷ its wall time, as a fraction of that bandwidth, and per event.
+For the first agent repetition, the ledger's bytes per record by kind: NDJSON line length + 1
+per record kind, and the SQLite file (with its -wal) size ÷ records.
 """
 import argparse
 import bisect
@@ -28,6 +50,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +63,8 @@ import threading
 import time
 import urllib.request
 
+import procmem  # bench/procmem.py, beside this file
+
 PY_PEER = r"""
 import json, sys, docker
 client = docker.DockerClient(base_url=sys.argv[1])
@@ -49,7 +74,13 @@ for event in client.events(decode=True):
 """
 
 POLL = 0.05
-RSS_SETTLE = 5  # s after the last event before the agent's RSS "after" is read
+RSS_SETTLE = 5  # s after the last event before the agent's memory "after" is read
+IDLE_SETTLE = 2  # s after /readyz is 200 before the agent's memory "before" is read
+# The real engine's median answer time to an inspect of a running container, in µs:
+# bench/engine.py --only inspect (docs/BENCHMARKS.md, 1.), the median of five runs' medians
+# (1.2-1.9 ms on 2 CPUs shared with other builds), rounded to 100 µs.
+INSPECT_DELAY_US = 1600
+AGENTS = ("agent", "agent-slow-inspect", "delivery")
 
 
 def proc_stat(pid):
@@ -78,6 +109,90 @@ def vm_rss_kib(pid):
     except (OSError, ValueError):
         pass
     return None
+
+
+def write_bytes(pid):
+    """write_bytes of /proc/PID/io (bytes the process caused to be sent to storage), or None."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def dd_bandwidth(directory, mib):
+    """Bytes/s of `dd if=/dev/zero of=FILE bs=1M count=mib oflag=dsync` (every 1 MiB block
+    written and fdatasync'ed) into a file in `directory`, removed afterwards; None on failure."""
+    path = os.path.join(directory, "dd-bandwidth")
+    try:
+        res = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}",
+                              "oflag=dsync"], capture_output=True, text=True)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    # "268435456 bytes (268 MB, 256 MiB) copied, 1.2345 s, 217 MB/s"
+    found = re.search(r"^(\d+) bytes .* copied, ([\d.]+) s", res.stderr, re.M)
+    if res.returncode != 0 or not found or float(found.group(2)) <= 0:
+        print(f"dd failed: {res.stderr.strip()}", flush=True)
+        return None
+    return int(found.group(1)) / float(found.group(2))
+
+
+def filesystem(path):
+    """'TYPE on MOUNTPOINT' of the filesystem holding path (from /proc/self/mounts)."""
+    best = ("?", "?")
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[1]
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(
+                    best[1] if best[1] != "?" else ""):
+                best = (fields[2], point)
+    return f"{best[0]} on {best[1]}"
+
+
+def record_bytes(data):
+    """{kind: (records, NDJSON bytes)} of the segments under data/runtime-events (line length
+    + 1 each; the record's kind is its first "kind" key), and (SQLite bytes, ledger records)."""
+    kinds = {}
+    segments = os.path.join(data, "runtime-events")
+    for name in sorted(os.listdir(segments)) if os.path.isdir(segments) else []:
+        with open(os.path.join(segments, name), "rb") as f:
+            for line in f:
+                at = line.find(b'"kind":"')
+                kind = line[at + 8:line.find(b'"', at + 8)].decode() if at >= 0 else "?"
+                count, size = kinds.get(kind, (0, 0))
+                kinds[kind] = (count + 1, size + len(line.rstrip(b"\n")) + 1)
+    db = os.path.join(data, "zastava-agent.db")
+    size = sum(os.path.getsize(db + suffix) for suffix in ("", "-wal")
+               if os.path.exists(db + suffix))
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        records = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        conn.close()
+    except sqlite3.Error:
+        records = None
+    return kinds, (size, records)
+
+
+def wait_ready(proc, port, timeout=60):
+    """Polls /readyz until 200; False if the agent exits or `timeout` s pass."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(POLL)
+    return False
 
 
 def stop(proc):
@@ -171,11 +286,15 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run_agent(args, work, port, deliver=False):
+def run_agent(args, work, port, engine, deliver=False, floor_beside=False, by_kind=False):
+    """One agent repetition against `engine` (its socket and its events): waits until it is
+    ready with the events held back, reads its memory, releases the events and times them."""
     data = os.path.join(work, "agent-data")
     os.makedirs(data)
+    if os.path.exists(args.gate):
+        os.unlink(args.gate)
     log = open(os.path.join(work, "agent.log"), "w")
-    cmd = [args.agent, "--docker-endpoint", "unix://" + args.socket, "--data-directory", data,
+    cmd = [args.agent, "--docker-endpoint", "unix://" + engine["socket"], "--data-directory", data,
            "--health-address", "127.0.0.1", "--health-port", str(port)]
     sink = None
     if deliver:
@@ -204,11 +323,23 @@ def run_agent(args, work, port, deliver=False):
         return durable - undelivered, durable if undelivered <= 0 else min(durable,
                                                                           args.events - 1)
 
+    if not wait_ready(proc, port):
+        print(f"the agent was not ready within 60 s (exit {proc.poll()})", flush=True)
+    time.sleep(IDLE_SETTLE)
+    mem_before = procmem.smaps(proc.pid)
+    floor = procmem.library_floor(args.library_floor) if floor_beside else {}
+    written_before = write_bytes(proc.pid) or 0
+    with open(args.gate, "w"):
+        pass  # the events flow
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
     progress()
     time.sleep(RSS_SETTLE)  # the writer returns a burst's memory once it is idle
     rss_after = vm_rss_kib(proc.pid)
+    mem_after = procmem.smaps(proc.pid)
     progress()
+    c, _ = proc_stat(proc.pid)
+    cpu = c if c is not None else cpu
+    written = write_bytes(proc.pid)
     stop(proc)
     log.close()
     if sink:
@@ -222,7 +353,12 @@ def run_agent(args, work, port, deliver=False):
                   if k.startswith("zastava_agent_events_dropped_total{") and v},
         "evidence": sum_where(seen, "zastava_agent_events_total", 'kind="container.evidence"'),
         "rss_after": rss_after,
-        "ledger": check_ledger(os.path.join(data, "zastava-agent.db"), args.engine_events),
+        "mem_before": mem_before,
+        "mem_after": mem_after,
+        "floor_beside": floor,
+        "written": None if written is None else written - written_before,
+        "ledger": check_ledger(os.path.join(data, "zastava-agent.db"), engine["events"]),
+        "by_kind": record_bytes(data) if by_kind else None,
     }
     ledger = extra["ledger"]
     # The engine's destroy of a container a reconciliation destroyed first is a duplicate, never
@@ -320,6 +456,8 @@ def run_file_peer(args, work, name, cmd):
         return lines, lines
 
     elapsed, done, cpu, hwm, why = wait_for(proc, progress, args.events, args.timeout, args.stall)
+    c, _ = proc_stat(proc.pid)
+    cpu = c if c is not None else cpu
     stop(proc)
     out.close()
     err.close()
@@ -338,9 +476,15 @@ def main():
     p.add_argument("--port", type=int, default=18930)
     p.add_argument("--timeout", type=float, default=0, help="per peer, s (0: N/2000 + 60)")
     p.add_argument("--stall", type=float, default=20, help="give up after s without progress")
-    p.add_argument("--peers", default="agent,cli,python,raw,delivery")
+    p.add_argument("--peers", default="agent,agent-slow-inspect,cli,python,raw,delivery")
     p.add_argument("--event-interval-us", type=int, default=1,
                    help="engine time between consecutive events (the fake engine's --interval-us)")
+    p.add_argument("--inspect-delay-us", type=int, default=INSPECT_DELAY_US,
+                   help="agent-slow-inspect: how long its fake engine holds each inspect answer "
+                        "(default: the real engine's median, bench/engine.py --only inspect)")
+    p.add_argument("--library-floor", help="bench/library_floor.cpp built by bench/run.sh")
+    p.add_argument("--dd-mib", type=int, default=256,
+                   help="MiB that dd writes (1 MiB blocks, each fdatasync'ed) to measure the disk")
     args = p.parse_args()
     if not args.timeout:
         args.timeout = args.events / 2000 + 60
@@ -352,31 +496,63 @@ def main():
         "raw": lambda out: ["curl", "--unix-socket", args.socket, "-sN",
                             "http://localhost/v1.41/events"],
     }
+    unknown = set(peers) - set(AGENTS) - set(commands)
+    if unknown:
+        p.error(f"unknown peer(s) {sorted(unknown)}")
     work = tempfile.mkdtemp(prefix="zbench-", dir="/tmp")
-    engine_log = open(os.path.join(work, "engine.log"), "w+")
-    engine = subprocess.Popen([args.fake_engine, "--socket", args.socket, "--events",
-                               str(args.events), "--fixtures", args.fixtures,
-                               "--interval-us", str(args.event_interval_us)],
-                              stdout=engine_log, stderr=subprocess.STDOUT)
+    args.gate = os.path.join(work, "events-gate")
+    engines = {"fast": {"socket": args.socket, "delay": 0}}
+    if "agent-slow-inspect" in peers:
+        engines["slow"] = {"socket": args.socket + ".slow", "delay": args.inspect_delay_us}
     results = {peer: [] for peer in peers}
+    first_agent = next((q for q in peers if q in AGENTS), None)
+    context = {"floor": {}, "disk": {}}
     try:
-        deadline = time.monotonic() + 300
-        while True:  # it says it listens once the socket exists
-            engine_log.seek(0)
-            started = engine_log.readline()
-            if os.path.exists(args.socket) and started.endswith("\n"):
-                break
-            if engine.poll() is not None or time.monotonic() > deadline:
-                sys.exit("fake engine did not start: " + started + engine_log.read())
-            time.sleep(0.1)
-        print(started.strip(), flush=True)
-        # The ledger check's reference, read on a connection of its own (not timed).
-        args.engine_events = engine_events(args.socket, args.events)
+        for engine in engines.values():
+            engine["log"] = open(os.path.join(work, f"engine-{engine['delay']}.log"), "w+")
+            engine["proc"] = subprocess.Popen(
+                [args.fake_engine, "--socket", engine["socket"], "--events", str(args.events),
+                 "--fixtures", args.fixtures, "--interval-us", str(args.event_interval_us),
+                 "--inspect-delay-us", str(engine["delay"]), "--events-gate", args.gate],
+                stdout=engine["log"], stderr=subprocess.STDOUT)
+        for engine in engines.values():
+            deadline = time.monotonic() + 300
+            while True:  # it says it listens once the socket exists
+                engine["log"].seek(0)
+                started = engine["log"].readline()
+                if os.path.exists(engine["socket"]) and started.endswith("\n"):
+                    break
+                if engine["proc"].poll() is not None or time.monotonic() > deadline:
+                    sys.exit("fake engine did not start: " + started + engine["log"].read())
+                time.sleep(0.1)
+            print(started.strip(), flush=True)
+        # The ledger check's reference, read on a connection of its own (not timed); each
+        # engine stamps its events when it builds them.
+        with open(args.gate, "w"):
+            pass
+        for engine in engines.values():
+            engine["events"] = engine_events(engine["socket"], args.events)
+        if args.library_floor:
+            floor = procmem.library_floor(args.library_floor)
+            print(f"library floor (bench/library_floor.cpp), no agent running: "
+                  f"{procmem.triple(floor)}", flush=True)
+            context["floor"] = floor
+        bandwidth = dd_bandwidth(work, args.dd_mib)
+        context["disk"] = {"bandwidth": bandwidth, "filesystem": filesystem(work)}
+        print(f"disk: dd bs=1M count={args.dd_mib} oflag=dsync in {work} "
+              f"({context['disk']['filesystem']}): "
+              f"{'n/a' if bandwidth is None else f'{bandwidth / 1e6:.1f} MB/s'}", flush=True)
         for rep in range(1, args.repeat + 1):
             for peer in peers:
-                if peer in ("agent", "delivery"):
-                    r = run_agent(args, work, args.port + rep, deliver=peer == "delivery")
+                if peer in AGENTS:
+                    r = run_agent(args, work, args.port + rep,
+                                  engines["slow" if peer == "agent-slow-inspect" else "fast"],
+                                  deliver=peer == "delivery",
+                                  floor_beside=rep == 1 and peer == first_agent,
+                                  by_kind=rep == 1 and peer == "agent")
                 else:
+                    with open(args.gate, "w"):
+                        pass
                     r = run_file_peer(args, work, peer, commands[peer])
                 results[peer].append(r)
                 elapsed, done, cpu, hwm, why, extra = r
@@ -389,18 +565,111 @@ def main():
                       f"{(hwm or 0) / 1024:7.1f} MiB{note}", flush=True)
                 if "ledger" in extra:
                     print(f"      {peer}: {agent_summary(extra)}", flush=True)
+                    print(f"      {peer}: memory before the events "
+                          f"{procmem.triple(extra['mem_before'])}, {RSS_SETTLE} s after the last "
+                          f"{procmem.triple(extra['mem_after'])}; "
+                          f"wrote {extra['written'] or 0:,} bytes", flush=True)
+                    if extra["floor_beside"]:
+                        print(f"      library floor beside this agent: "
+                              f"{procmem.triple(extra['floor_beside'])}", flush=True)
                 time.sleep(1)
     finally:
-        stop(engine)
-        engine_log.close()
-        try:
-            os.unlink(args.socket)
-        except OSError:
-            pass
-    complete = report(args, results)
+        for engine in engines.values():
+            if "proc" in engine:
+                stop(engine["proc"])
+                engine["log"].close()
+            try:
+                os.unlink(engine["socket"])
+            except OSError:
+                pass
+    complete = report(args, results, context)
     shutil.rmtree(work, ignore_errors=True)
     if not complete:
         sys.exit(1)
+
+
+COLUMN = {"agent": "agent ÷ peer", "agent-slow-inspect": "agent (slow inspect) ÷ peer"}
+
+
+def memory_report(args, results, context):
+    """Private/PSS/RSS of each agent peer before and after the events, and the library floor."""
+    print(f"\nMemory (MiB, medians; private = Private_Clean + Private_Dirty, PSS, RSS of "
+          f"/proc/PID/smaps_rollup): ready and idle with 0 containers before the events, "
+          f"{RSS_SETTLE} s after the last")
+    print("| process | private before | of which dirty | PSS before | RSS before | private after | "
+          "of which dirty | PSS after | RSS after | private after ÷ before |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for peer in AGENTS:
+        if peer not in results:
+            continue
+        extras = [r[5] for r in results[peer]]
+
+        def m(when, key):
+            return med([e[when].get(key) for e in extras])
+        growth = m("mem_after", "private") / m("mem_before", "private") if m(
+            "mem_before", "private") else None
+        print(f"| {peer} | " + " | ".join(procmem.mib(m(w, k)) for w in ("mem_before", "mem_after")
+                                         for k in ("private", "dirty", "pss", "rss")) +
+              f" | {'n/a' if growth is None else f'{growth:.2f}'} |")
+    floor = context["floor"]
+    if floor:
+        print(f"| library floor (bench/library_floor.cpp), no agent running | "
+              f"{procmem.mib(floor['private'])} | {procmem.mib(floor['dirty'])} | "
+              f"{procmem.mib(floor['pss'])} | {procmem.mib(floor['rss'])} | | | | | |")
+    beside = [r[5]["floor_beside"] for rs in results.values() for r in rs
+              if r[5].get("floor_beside")]
+    if beside:
+        print(f"| library floor beside the first agent (their libraries shared) | "
+              f"{procmem.mib(beside[0]['private'])} | {procmem.mib(beside[0]['dirty'])} | "
+              f"{procmem.mib(beside[0]['pss'])} | {procmem.mib(beside[0]['rss'])} | | | | | |")
+    if "agent" in results:
+        extras = [r[5] for r in results["agent"]]
+        before = med([e["mem_before"].get("private") for e in extras])
+        after = med([e["mem_after"].get("private") for e in extras])
+        print(f"goal private memory after the events at most 10 % above before: "
+              f"{'met' if before and after <= 1.1 * before else 'MISSED'} "
+              f"({procmem.mib(before)} -> {procmem.mib(after)} MiB)")
+
+
+def disk_report(results, context):
+    """The agents' write rate against the disk's fdatasync bandwidth, and bytes per record."""
+    disk = context["disk"]
+    bandwidth = disk.get("bandwidth")
+    print(f"\nDisk: fdatasync bandwidth of the data directory's filesystem "
+          f"({disk.get('filesystem')}), dd 1 MiB blocks with oflag=dsync: "
+          f"{'n/a' if bandwidth is None else f'{bandwidth / 1e6:.1f} MB/s'}")
+    print("| peer | bytes written (write_bytes) | MB/s over its wall time | disk fraction | "
+          "bytes per event |")
+    print("|---|---:|---:|---:|---:|")
+    for peer in AGENTS:
+        rs = [r for r in results.get(peer, []) if r[5].get("written") is not None]
+        if not rs:
+            continue
+        rate = med([r[5]["written"] / r[0] for r in rs if r[0] > 0])
+        per_event = med([r[5]["written"] / r[1] for r in rs if r[1]])
+        fraction = f"{rate / bandwidth:.3f}" if bandwidth else "n/a"
+        print(f"| {peer} | {med([r[5]['written'] for r in rs]):,.0f} | {rate / 1e6:.1f} | "
+              f"{fraction} | {per_event:,.0f} |")
+    for r in results.get("agent", []):
+        if not r[5].get("by_kind"):
+            continue
+        kinds, (db_bytes, records) = r[5]["by_kind"]
+        print("\nLedger bytes per record by kind, agent repetition 1 (NDJSON line + 1)")
+        print("| kind | records | NDJSON bytes | bytes per record |")
+        print("|---|---:|---:|---:|")
+        for kind, (count, size) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
+            print(f"| {kind} | {count:,} | {size:,} | {size / count:.0f} |")
+        count = sum(c for c, _ in kinds.values())
+        size = sum(b for _, b in kinds.values())
+        if count:
+            print(f"| all | {count:,} | {size:,} | {size / count:.0f} |")
+        if records:
+            print(f"SQLite: {db_bytes:,} bytes (zastava-agent.db with its -wal) for {records:,} "
+                  f"records = {db_bytes / records:.0f} bytes per record")
+            if count < records:
+                print(f"(the NDJSON segments left hold {count:,} of the ledger's {records:,} "
+                      f"records: older segments were removed by the size cap; the figures are "
+                      f"per record)")
 
 
 def agent_summary(extra):
@@ -419,40 +688,51 @@ def agent_summary(extra):
     return text
 
 
-def report(args, results):
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else 0
+
+
+def report(args, results, context):
     """Prints the table and the agent's accounting; False when an engine event is missing from
     an agent's ledger without a gap covering it."""
-    def med(values):
-        values = [v for v in values if v is not None]
-        return statistics.median(values) if values else 0
-
     # A repetition that stalled before N has no rate for N events.
     rates = {peer: med([r[1] / r[0] for r in rs if r[4] == "complete" and r[0] > 0])
              for peer, rs in results.items()}
+    agents = [a for a in ("agent", "agent-slow-inspect") if a in results]
     print(f"\nIngest throughput, N = {args.events:,} events, medians of {args.repeat} repetitions")
-    print("| peer | events/s | durable/received | wall s | CPU s | peak RSS MiB | agent ÷ peer |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    names = {"agent": "zastava-agent (NDJSON + SQLite, fsync'ed)",
+    print("| peer | events/s | durable/received | wall s | CPU s | CPU s per 10^6 events | "
+          "peak RSS MiB |" + "".join(f" {COLUMN[a]} |" for a in agents))
+    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(agents))
+    names = {"agent": "zastava-agent (NDJSON + SQLite, fsync'ed), inspects answered at once",
+             "agent-slow-inspect": "zastava-agent, inspects answered after "
+                                   f"{args.inspect_delay_us:,} µs (a real engine's median)",
              "cli": "`docker events --format '{{json .}}'` > file",
              "python": "python3-docker `events(decode=True)` > file",
              "raw": "raw limit: `curl --unix-socket` > file",
              "delivery": "zastava-agent + delivery to a loopback backend (until all accepted)"}
     for peer, rs in results.items():
-        agent_rate = rates.get("agent", 0)
-        ratio = agent_rate / rates[peer] if agent_rate and rates[peer] else None
+        ratios = []
+        for a in agents:
+            ratio = rates[a] / rates[peer] if rates[a] and rates[peer] else None
+            ratios.append("" if peer == a else "—" if ratio is None else f"{ratio:.2f}")
         stalled = sum(r[4] != "complete" for r in rs)
         note = f" ({stalled} of {len(rs)} incomplete)" if stalled else ""
         rate = f"{rates[peer]:,.0f}" if rates[peer] else "none complete"
+        per_million = med([r[2] * 1e6 / r[1] for r in rs if r[2] is not None and r[1]])
         print(f"| {names[peer]} | {rate} | {med([r[1] for r in rs]):,.0f}{note} | "
               f"{med([r[0] for r in rs]):.2f} | {med([r[2] for r in rs]):.2f} | "
-              f"{med([r[3] for r in rs]) / 1024:.1f} | "
-              f"{'' if peer == 'agent' else '—' if ratio is None else f'{ratio:.2f}'} |")
+              f"{per_million:.2f} | {med([r[3] for r in rs]) / 1024:.1f} |" +
+              "".join(f" {r} |" for r in ratios))
+    if any(peer in AGENTS for peer in results):
+        memory_report(args, results, context)
+        disk_report(results, context)
     if "delivery" in results:
         rss = med([r[5].get("rss_after") for r in results["delivery"]]) / 1024
         print(f"\ndelivery: VmRSS {RSS_SETTLE} s after the last record was accepted {rss:.1f} MiB "
               "(median)")
     complete = True
-    for peer in ("agent", "delivery"):
+    for peer in AGENTS:
         if peer not in results:
             continue
         extras = [r[5] for r in results[peer]]
@@ -463,9 +743,6 @@ def report(args, results):
               f"{[e['ledger'].get('missing') for e in extras]}, of which in no gap's span "
               f"{[e['ledger'].get('uncovered') for e in extras]}; container.evidence records on "
               f"top {[e['evidence'] for e in extras]}")
-        if peer == "agent":
-            rss_after = med([e.get("rss_after") for e in extras]) / 1024
-            print(f"agent: VmRSS {RSS_SETTLE} s after the last event {rss_after:.1f} MiB (median)")
         for rep, e in enumerate(extras, 1):
             ledger = e["ledger"]
             if "error" in ledger or ledger["uncovered"] or e["drops"]:

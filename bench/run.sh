@@ -2,17 +2,24 @@
 # Benchmarks, one command: builds the agent, the memory floor (bench/library_floor.cpp) and, for
 # ingest, the fake engine in Release under build/bench, then runs the suites, each side by side
 # with its peers, printing medians and ratios:
-#   ingest  bench/ingest.py: ingest throughput against a fake engine
-#   engine  bench/engine.py: start-up inventory, event latency, memory, idle CPU and evidence
-#           cost against a private real dockerd; needs root
+#   ingest  bench/ingest.py: ingest throughput against a fake engine (the agent twice: inspects
+#           answered at once, and after --inspect-delay-us), CPU per 10^6 events, the agent's
+#           private memory/PSS/RSS before and after the events, its disk writes against dd's
+#           fdatasync bandwidth, and the ledger's bytes per record by kind
+#   engine  bench/engine.py: the engine's inspect answer time, start-up inventory, event
+#           latency, memory (private/PSS/RSS), idle CPU and evidence cost against a private
+#           real dockerd; needs root
 #   proxy   bench/proxy.py: event latency direct and through docker-socket-proxy's haproxy
 #           configuration, with and without `option http-no-delay`, the agent beside
 #           `curl -N` on the same events; needs root
 #
 #   bench/run.sh [--suite ingest|engine|proxy|all] [--repeat R] [--no-build]
-#                [--events N] [--peers agent,cli,python,raw,delivery]
+#                [--events N] [--peers agent,agent-slow-inspect,cli,python,raw,delivery]
 #                [--event-interval-us U] (ingest; U: engine time between events, default 1)
-#                [--sizes 100,500,1000] [--only startup,latency,memory,idle,evidence]
+#                [--inspect-delay-us U] (ingest; U: how long the agent-slow-inspect peer's
+#                engine holds each inspect answer; default the real engine's median that
+#                `--suite engine --only inspect` measures, set in bench/ingest.py)
+#                [--sizes 100,500,1000] [--only inspect,startup,latency,memory,idle,evidence]
 #                [--hold-ms MS] (engine and proxy; MS: how long each latency container runs
 #                before its kill)
 #                [--lifecycles N] (proxy: containers per repetition, 5 events each)
@@ -27,12 +34,13 @@ suite=all
 events=1000000
 repeat=3
 build=1
-peers=agent,cli,python,raw,delivery
+peers=agent,agent-slow-inspect,cli,python,raw,delivery
 sizes=100,500,1000
-only=startup,latency,memory,idle,evidence
+only=inspect,startup,latency,memory,idle,evidence
 hold_ms=0
 lifecycles=50
 interval_us=1
+inspect_delay=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --suite) suite="$2"; shift 2 ;;
@@ -44,8 +52,9 @@ while [ $# -gt 0 ]; do
     --hold-ms) hold_ms="$2"; shift 2 ;;
     --lifecycles) lifecycles="$2"; shift 2 ;;
     --event-interval-us) interval_us="$2"; shift 2 ;;
+    --inspect-delay-us) inspect_delay=(--inspect-delay-us "$2"); shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -91,7 +100,8 @@ if [ "$run_ingest" = 1 ]; then
     "kernel $(uname -r), Debian $(cat /etc/debian_version)"
   /usr/bin/python3 bench/ingest.py --events "$events" --repeat "$repeat" --peers "$peers" \
     --agent build/bench/agent/zastava-agent --fake-engine build/bench/tools/fake_engine \
-    --fixtures tests/fixtures/engine --event-interval-us "$interval_us"
+    --fixtures tests/fixtures/engine --event-interval-us "$interval_us" "${inspect_delay[@]}" \
+    --library-floor build/bench/tools/library_floor
 fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.
