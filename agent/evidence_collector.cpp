@@ -153,8 +153,7 @@ EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest&
   facts.initPid = request.container.pid.value_or(0);
   if (facts.initPid <= 0) {
     facts.initPid = 0;
-    facts.status = EvidenceStatus::kExited;
-    facts.reason = "the container was no longer running when its evidence was to be collected";
+    facts.status = EvidenceStatus::kExited;  // no initPid says why: there was no process to read
     return facts;
   }
   TreeOptions treeOptions = options.tree;

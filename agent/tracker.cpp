@@ -278,6 +278,8 @@ Record Tracker::inspected(const InspectAnswer& answer) {
     if (facts.state != "running" && facts.state != "paused") facts.pid.reset();
   }
   record.container = facts;
+  // Without an answer it says nothing new of the container: its labels were said already.
+  if (!answer.inspect) record.container.labels.clear();
   if (known != containers_.end()) dropInspectOnly(known->second = std::move(facts));
   return record;
 }

@@ -550,11 +550,12 @@ def agent_latencies(lines, ids):
     for raw, seen in lines:
         rec = json.loads(raw)
         cid = (rec.get("container") or {}).get("id")
-        if cid not in ids or "timeNano" not in rec or rec.get("kind") == "container.evidence":
+        engine_time = harness.engine_time_nano(rec)  # None for a record of no engine event
+        if cid not in ids or engine_time is None:
             continue
         observed = harness.rfc3339_to_nanos(rec["observedAt"])
-        out[rec["eventId"]] = (seen - rec["timeNano"], observed - rec["timeNano"],
-                               rec.get("source"), rec.get("action"))
+        out[rec["eventId"]] = (seen - engine_time, observed - engine_time, rec.get("source"),
+                               rec["kind"].removeprefix("container."))
     return out
 
 

@@ -129,7 +129,7 @@ void writeEvidence(JsonWriter& out, const EvidenceFacts& evidence) {
   out.key("status").text(evidenceStatusName(evidence.status));
   if (!evidence.reason.empty()) out.key("reason").text(evidence.reason);
   out.key("procRoot").text(evidence.procRoot);
-  out.key("initPid").optionalInteger(ifKnown(evidence.initPid != 0, evidence.initPid));
+  if (evidence.initPid != 0) out.key("initPid").integer(evidence.initPid);
   if (evidence.processTree) {
     out.key("processTree");
     writeTree(out, *evidence.processTree);

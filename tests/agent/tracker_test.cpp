@@ -123,6 +123,23 @@ TEST_CASE("labels are said once per container, and attributes only what nothing 
   CHECK(records[9].attributes.empty());  // its exitCode is the container's
 }
 
+TEST_CASE("an inspect record without an answer does not repeat the create's labels") {
+  ManualClock clock(kNow);
+  Tracker tracker(clock, kRedactor);
+  auto event = decodeEvent(fixtureLines("events-lifecycle.ndjson").front());
+  REQUIRE(event.ok());
+  const Record create = tracker.fromEvent(receivedEvent(*event, RecordSource::kStream, kNow));
+  REQUIRE_FALSE(create.container.labels.empty());
+  InspectAnswer answer;
+  answer.request =
+      InspectRequest{create.container.id, create.eventId, "create", RecordSource::kStream};
+  answer.result = InspectResult::kGone;
+  answer.problem = "the container was gone before it could be inspected";
+  const Record inspect = tracker.inspected(answer);
+  CHECK(inspect.container.name == create.container.name);
+  CHECK(inspect.container.labels.empty());
+}
+
 TEST_CASE("a Podman create's own attributes are not taken for labels") {
   ManualClock clock(kNow);
   Tracker tracker(clock, kRedactor);

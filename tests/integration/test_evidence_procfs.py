@@ -294,7 +294,7 @@ class EvidenceProcfs(h.WorkspaceTest):
         self.assertEqual((rec["source"] in ("stream", "replay"), ev["status"], ev["procRoot"],
                           ev["initPid"]), (True, "complete", "/proc", pid), ev.get("reason"))
         self.assertNotIn("reason", ev)
-        self.assertEqual(rec["container"]["pid"], ev["initPid"])
+        self.assertNotIn("pid", rec["container"])  # evidence.initPid says it (schema 7)
         tree = ev["processTree"]
         self.assertEqual(len(tree["processes"]), 1, tree)
         init = tree["processes"][0]
@@ -360,15 +360,13 @@ class EvidenceProcfs(h.WorkspaceTest):
             h.log(f"quick: scanned while running: {ev['processTree']['processes'][0]['comm']}")
             self.skipTest("the start scan caught quick's process running")
         self.assertEqual(ev["status"], "exited", ev)
-        self.assertIsInstance(ev.get("reason"), str)
-        self.assertTrue(ev["reason"])
         self.assertNotIn("processTree", ev)
         self.assertNotIn("loadedLibraries", ev)
-        if ev["initPid"] is None:  # the inspect after `start` already said not running
-            self.assertIn("no longer running", ev["reason"])
+        if "initPid" not in ev:  # the inspect after `start` already said not running
+            self.assertNotIn("reason", ev)
         else:  # running at the inspect, gone by the scan
             self.assertIn(f"(pid {ev['initPid']}) exited", ev["reason"])
-        h.log(f"quick: initPid {ev['initPid']}, reason {ev['reason']!r}")
+        h.log(f"quick: initPid {ev.get('initPid')}, reason {ev.get('reason')!r}")
         self.assertEqual(self.evidence_records("quick", records=self.records), [rec])
         errors = [line for line in self.log_text.splitlines()
                   if re.match(r"^\S+ (error|critical) ", line)]
