@@ -5,7 +5,9 @@
 #   ingest  bench/ingest.py: ingest throughput against a fake engine (the agent twice: inspects
 #           answered at once, and after --inspect-delay-us), CPU per 10^6 events, the agent's
 #           private memory/PSS/RSS before and after the events, its disk writes against dd's
-#           fdatasync bandwidth, and the ledger's bytes per record by kind
+#           fdatasync bandwidth, and the ledger's bytes per record by kind; then
+#           bench/store_floor.cpp: what the ledger's storage alone costs per record (SQLite,
+#           NDJSON and the SHA-256 chain as the writer does them, nothing of the agent around)
 #   engine  bench/engine.py: the engine's inspect answer time, start-up inventory, event
 #           latency, memory (private/PSS/RSS), idle CPU and evidence cost against a private
 #           real dockerd; needs root
@@ -102,6 +104,14 @@ if [ "$run_ingest" = 1 ]; then
     --agent build/bench/agent/zastava-agent --fake-engine build/bench/tools/fake_engine \
     --fixtures tests/fixtures/engine --event-interval-us "$interval_us" "${inspect_delay[@]}" \
     --library-floor build/bench/tools/library_floor
+  # The storage design's own floor (bench/store_floor.cpp): as many records of the schema-7
+  # mean size (docs/BENCHMARKS.md 8.), written as the agent's writer does, 3 times.
+  floor_dir=$(mktemp -d /tmp/zbench-floor-XXXX)
+  for _ in 1 2 3; do
+    rm -f "$floor_dir"/floor.*
+    build/bench/tools/store_floor "$floor_dir" "$events" 566 512
+  done
+  rm -rf "$floor_dir"
 fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.
