@@ -182,6 +182,12 @@ class RecorderImpl final : public Recorder {
   std::string failure_;              // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
   std::uint64_t committedSinceRelease_ = 0;
+  struct EventCount {
+    std::string_view kind;  // of a record in unsynced_
+    RecordSource source;
+    std::uint64_t count;
+  };
+  std::vector<EventCount> eventCounts_;  // of one commit, for the metric
 };
 
 // Returns false when the writer should exit. Takes the next batch from the queue. While failing,
@@ -281,9 +287,22 @@ Result<void> RecorderImpl::writeOnce() {
   auto synced = segments_->sync();
   if (!synced) return synced;
   std::int64_t newest = 0;
+  // One metric update per kind and source, not per record: each takes the registry's lock and
+  // builds its label set.
+  eventCounts_.clear();
   for (const CommittedRecord& committed : unsynced_) {
-    metrics_.countEvent(committed.kind, recordSourceName(committed.source));
     newest = std::max(newest, committed.timeNano);
+    auto same = std::find_if(eventCounts_.begin(), eventCounts_.end(), [&](const EventCount& c) {
+      return c.source == committed.source && c.kind == committed.kind;
+    });
+    if (same == eventCounts_.end()) {
+      eventCounts_.push_back(EventCount{committed.kind, committed.source, 1});
+    } else {
+      ++same->count;
+    }
+  }
+  for (const EventCount& counted : eventCounts_) {
+    metrics_.countEvent(counted.kind, recordSourceName(counted.source), counted.count);
   }
   if (options_.commitObserver != nullptr && !unsynced_.empty()) {
     options_.commitObserver->recordsCommitted(unsynced_.size(), unsyncedBytes_);
