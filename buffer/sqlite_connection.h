@@ -51,6 +51,13 @@ class SqliteStatement {
       bound(index, sqlite3_bind_null(stmt_, index));
     }
   }
+  void bindOptional(int index, std::optional<std::string_view> text) {
+    if (text) {
+      bindText(index, *text);
+    } else {
+      bound(index, sqlite3_bind_null(stmt_, index));
+    }
+  }
   void bindOptional(int index, const std::optional<std::int64_t>& value) {
     if (value) {
       bindInt(index, *value);
