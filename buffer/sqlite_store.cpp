@@ -345,12 +345,17 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
   for (const Record& record : batch) {
     ChainedLine chained = chainedLine(record, hash);
     insert.reset();
-    insert.bindText(1, record.eventId);
-    insert.bindText(2, record.kind);
-    insert.bindTextOrNull(3, record.container.id);
+    // Each bound string outlives the reset() after the step.
+    insert.bindBorrowedText(1, record.eventId);
+    insert.bindBorrowedText(2, record.kind);
+    if (record.container.id.empty()) {
+      insert.bindNull(3);
+    } else {
+      insert.bindBorrowedText(3, record.container.id);
+    }
     insert.bindInt(4, record.time);
-    insert.bindText(5, recordSourceName(record.source));
-    insert.bindText(6, chained.line);
+    insert.bindBorrowedText(5, recordSourceName(record.source));
+    insert.bindBorrowedText(6, chained.line);
     const int rc = insert.step();
     insert.reset();
     if (rc != SQLITE_DONE) return db_->error(rc, "cannot insert event into");
@@ -368,8 +373,8 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
       cursor = {record.streamOpenedAt, ""};  // no engine event anchors the cursor yet
     }
     fresh.push_back(CommittedRecord{record.eventId, record.kind, record.source, record.timeNano,
-                                    hash, chained.hash, std::move(chained.line)});
-    hash = std::move(chained.hash);
+                                    std::move(hash), chained.hash, std::move(chained.line)});
+    hash = std::move(chained.hash);  // the next record's prevHash
   }
   if (fresh.empty()) return okResult();
   auto updated = updateContainers();
