@@ -10,7 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <system_error>
@@ -157,7 +157,7 @@ class RecorderImpl final : public Recorder {
   std::condition_variable wake_;      // the writer waits for work
   std::condition_variable progress_;  // flush() waits for the writer
   std::condition_variable room_;      // submit() waits for the writer to take a batch
-  std::deque<Record> queue_;          // guarded by mu_
+  std::vector<Record> queue_;         // guarded by mu_
   std::uint64_t submitted_ = 0;       // guarded by mu_: records ever accepted
   std::uint64_t completed_ = 0;       // guarded by mu_: of those, durable (or duplicates)
   bool failing_ = false;              // guarded by mu_
@@ -182,6 +182,12 @@ class RecorderImpl final : public Recorder {
   std::string failure_;              // the error of the current incident, empty when healthy
   UnixNanos lastPrune_;
   std::uint64_t committedSinceRelease_ = 0;
+  struct EventCount {
+    std::string_view kind;  // of a record in unsynced_
+    RecordSource source;
+    std::uint64_t count;
+  };
+  std::vector<EventCount> eventCounts_;  // of one commit, for the metric
 };
 
 // Returns false when the writer should exit. Takes the next batch from the queue. While failing,
@@ -202,10 +208,13 @@ bool RecorderImpl::waitForWork(std::chrono::milliseconds backoff) {
   }
   if (batch_.empty() && !queue_.empty()) {
     const std::size_t count = std::min(queue_.size(), std::max<std::size_t>(options_.maxBatch, 1));
-    batch_.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      batch_.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+    if (count == queue_.size()) {
+      // The whole queue, without moving a record: the queue takes the empty batch's buffer.
+      batch_.swap(queue_);
+    } else {
+      const auto end = queue_.begin() + static_cast<std::ptrdiff_t>(count);
+      batch_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
+      queue_.erase(queue_.begin(), end);
     }
     taken_ += count;
     batchEnd_ = taken_;
@@ -223,6 +232,7 @@ void RecorderImpl::releaseMemoryAfterBurst(std::size_t committed) {
   {
     std::lock_guard lock(mu_);
     if (!queue_.empty()) return;
+    queue_.shrink_to_fit();
   }
   committedSinceRelease_ = 0;
   batch_.shrink_to_fit();  // empty after a commit; a full batch of Records is ~0.7 MiB
@@ -281,9 +291,22 @@ Result<void> RecorderImpl::writeOnce() {
   auto synced = segments_->sync();
   if (!synced) return synced;
   std::int64_t newest = 0;
+  // One metric update per kind and source, not per record: each takes the registry's lock and
+  // builds its label set.
+  eventCounts_.clear();
   for (const CommittedRecord& committed : unsynced_) {
-    metrics_.countEvent(committed.kind, recordSourceName(committed.source));
     newest = std::max(newest, committed.timeNano);
+    auto same = std::find_if(eventCounts_.begin(), eventCounts_.end(), [&](const EventCount& c) {
+      return c.source == committed.source && c.kind == committed.kind;
+    });
+    if (same == eventCounts_.end()) {
+      eventCounts_.push_back(EventCount{committed.kind, committed.source, 1});
+    } else {
+      ++same->count;
+    }
+  }
+  for (const EventCount& counted : eventCounts_) {
+    metrics_.countEvent(counted.kind, recordSourceName(counted.source), counted.count);
   }
   if (options_.commitObserver != nullptr && !unsynced_.empty()) {
     options_.commitObserver->recordsCommitted(unsynced_.size(), unsyncedBytes_);

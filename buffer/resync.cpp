@@ -14,7 +14,6 @@
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
 #include "common/rfc3339.h"
-#include "common/sha256.h"
 
 namespace zastava {
 namespace {
@@ -51,11 +50,9 @@ Result<void> truncateTo(const std::filesystem::path& path, std::size_t size) {
 struct LineIdentity {
   std::string eventId;
   UnixNanos time = 0;
-  std::string hash;
 };
 
-// nullopt when the line is not a record. A record's hash is the SHA-256 of its line; lines of
-// record schema 6 and older carry it in their last key, "hash", instead (docs/records.md).
+// nullopt when the line is not a record.
 std::optional<LineIdentity> identityOf(const std::string& line) {
   simdjson::dom::parser parser;
   simdjson::dom::object record;
@@ -68,10 +65,7 @@ std::optional<LineIdentity> identityOf(const std::string& line) {
   }
   const auto nanos = parseRfc3339Nanos(time);
   if (!nanos) return std::nullopt;
-  std::string_view storedHash;
-  std::string hash = record["hash"].get(storedHash) == simdjson::SUCCESS ? std::string(storedHash)
-                                                                         : sha256Hex(line);
-  return LineIdentity{std::string(id), *nanos, std::move(hash)};
+  return LineIdentity{std::string(id), *nanos};
 }
 
 }  // namespace
@@ -103,7 +97,8 @@ Result<void> resyncSegments(SqliteStore& store, SegmentWriter& segments) {
                  newest->path.string());
     return okResult();
   }
-  if (identity->hash == store.lastHash()) return okResult();
+  // The line is compared whole with the stored one: how it holds its hash is chainedLine's
+  // business.
   auto found = store.findEvent(identity->time, identity->eventId);
   if (!found) return found.error();
   if (!*found || (*found)->line != lastLine) {
@@ -113,6 +108,7 @@ Result<void> resyncSegments(SqliteStore& store, SegmentWriter& segments) {
   }
   auto missing = store.recordLines((*found)->rowid);
   if (!missing) return missing.error();
+  if (missing->empty()) return okResult();  // the segments end where SQLite does
   for (std::string& line : *missing) segments.append(std::move(line));
   spdlog::warn("buffer: appended {} committed records missing from the NDJSON segments",
                missing->size());

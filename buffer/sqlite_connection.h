@@ -37,6 +37,11 @@ class SqliteStatement {
     bound(index, sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
                                      SQLITE_UTF8));
   }
+  // Binds `text` without copying it: it must stay valid and unchanged until reset().
+  void bindBorrowedText(int index, std::string_view text) {
+    bound(index,
+          sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8));
+  }
   void bindTextOrNull(int index, std::string_view text) {
     if (text.empty()) {
       bound(index, sqlite3_bind_null(stmt_, index));
@@ -51,6 +56,13 @@ class SqliteStatement {
       bound(index, sqlite3_bind_null(stmt_, index));
     }
   }
+  void bindOptional(int index, std::optional<std::string_view> text) {
+    if (text) {
+      bindText(index, *text);
+    } else {
+      bound(index, sqlite3_bind_null(stmt_, index));
+    }
+  }
   void bindOptional(int index, const std::optional<std::int64_t>& value) {
     if (value) {
       bindInt(index, *value);
@@ -58,6 +70,7 @@ class SqliteStatement {
       bound(index, sqlite3_bind_null(stmt_, index));
     }
   }
+  void bindNull(int index) { bound(index, sqlite3_bind_null(stmt_, index)); }
   void bindInt(int index, std::int64_t value) {
     bound(index, sqlite3_bind_int64(stmt_, index, value));
   }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -80,6 +81,7 @@ constexpr const char* kUpsertContainer =
     "WHERE state IS NOT 'removed'";
 
 constexpr std::string_view kDestroyKind = "container.destroy";
+constexpr std::string_view kRemoved = "removed";
 
 }  // namespace
 
@@ -181,7 +183,7 @@ Result<std::string> SqliteStore::getMeta(const char* key) {
   return query->text(0);
 }
 
-Result<void> SqliteStore::setMeta(const char* key, const std::string& value) {
+Result<void> SqliteStore::setMeta(const char* key, std::string_view value) {
   setMeta_->reset();
   setMeta_->bindText(1, key);
   setMeta_->bindText(2, value);
@@ -251,26 +253,83 @@ Result<std::vector<ContainerFacts>> SqliteStore::loadContainers() {
   return containers;
 }
 
-Result<void> SqliteStore::upsertContainer(const Record& record) {
+SqliteStore::ContainerUpdate SqliteStore::containerUpdateOf(const Record& record) {
   const ContainerFacts& facts = record.container;
+  auto textOrNull = [](const std::string& text) {
+    return text.empty() ? std::nullopt : std::optional<std::string_view>(text);
+  };
+  auto optionalText = [](const std::optional<std::string>& text) {
+    return text ? std::optional<std::string_view>(*text) : std::nullopt;
+  };
+  ContainerUpdate update;
+  update.id = facts.id;
+  update.name = textOrNull(facts.name);
+  update.image = textOrNull(facts.image);
+  update.imageId = textOrNull(facts.imageId);
+  update.state = record.kind == kDestroyKind ? std::optional<std::string_view>(kRemoved)
+                                             : optionalText(facts.state);
+  update.exitCode = facts.exitCode;
+  update.pid = facts.pid;
+  update.restartCount = facts.restartCount;
+  update.startedAt = optionalText(facts.startedAt);
+  update.finishedAt = optionalText(facts.finishedAt);
+  update.updatedNano = record.time;
+  update.lastEventId = record.eventId;
+  return update;
+}
+
+// One upsert per container for the whole batch, the same row as one per record in commit
+// order: kUpsertContainer applied after `update` keeps a COALESCEd column where the later record
+// does not know it and takes the later record's value for the others, so the two fold into one
+// with the same rule; and once a record leaves the row removed, kUpsertContainer changes it no
+// more, so the records after it are left out. A row already removed before the batch is left
+// as it is by the folded upsert too. Rows are written in container_id order, neighbours in the
+// table's index.
+Result<void> SqliteStore::updateContainers() {
+  std::stable_sort(
+      containerRecords_.begin(), containerRecords_.end(),
+      [](const Record* a, const Record* b) { return a->container.id < b->container.id; });
+  for (std::size_t i = 0; i < containerRecords_.size();) {
+    ContainerUpdate update = containerUpdateOf(*containerRecords_[i]);
+    std::size_t next = i + 1;
+    for (; next < containerRecords_.size() && containerRecords_[next]->container.id == update.id;
+         ++next) {
+      if (update.state == kRemoved) continue;
+      const ContainerUpdate later = containerUpdateOf(*containerRecords_[next]);
+      update.name = later.name ? later.name : update.name;
+      update.image = later.image ? later.image : update.image;
+      update.imageId = later.imageId ? later.imageId : update.imageId;
+      update.state = later.state ? later.state : update.state;
+      update.restartCount = later.restartCount ? later.restartCount : update.restartCount;
+      update.startedAt = later.startedAt ? later.startedAt : update.startedAt;
+      update.exitCode = later.exitCode;
+      update.pid = later.pid;
+      update.finishedAt = later.finishedAt;
+      update.updatedNano = later.updatedNano;
+      update.lastEventId = later.lastEventId;
+    }
+    auto upserted = upsertContainer(update);
+    if (!upserted) return upserted;
+    i = next;
+  }
+  return okResult();
+}
+
+Result<void> SqliteStore::upsertContainer(const ContainerUpdate& update) {
   SqliteStatement& stmt = *upsertContainer_;
   stmt.reset();
-  stmt.bindText(1, facts.id);
-  stmt.bindTextOrNull(2, facts.name);
-  stmt.bindTextOrNull(3, facts.image);
-  stmt.bindTextOrNull(4, facts.imageId);
-  if (record.kind == kDestroyKind) {
-    stmt.bindText(5, "removed");
-  } else {
-    stmt.bindOptional(5, facts.state);
-  }
-  stmt.bindOptional(6, facts.exitCode);
-  stmt.bindOptional(7, facts.pid);
-  stmt.bindOptional(8, facts.restartCount);
-  stmt.bindOptional(9, facts.startedAt);
-  stmt.bindOptional(10, facts.finishedAt);
-  stmt.bindInt(11, record.time);
-  stmt.bindText(12, record.eventId);
+  stmt.bindText(1, update.id);
+  stmt.bindOptional(2, update.name);
+  stmt.bindOptional(3, update.image);
+  stmt.bindOptional(4, update.imageId);
+  stmt.bindOptional(5, update.state);
+  stmt.bindOptional(6, update.exitCode);
+  stmt.bindOptional(7, update.pid);
+  stmt.bindOptional(8, update.restartCount);
+  stmt.bindOptional(9, update.startedAt);
+  stmt.bindOptional(10, update.finishedAt);
+  stmt.bindInt(11, update.updatedNano);
+  stmt.bindText(12, update.lastEventId);
   const int rc = stmt.step();
   stmt.reset();
   if (rc != SQLITE_DONE) return db_->error(rc, "cannot update containers in");
@@ -282,15 +341,21 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
                                               std::string& hash, EventCursor& cursor,
                                               std::int64_t& duplicates) {
   SqliteStatement& insert = *insertEvent_;
+  containerRecords_.clear();
   for (const Record& record : batch) {
     ChainedLine chained = chainedLine(record, hash);
     insert.reset();
-    insert.bindText(1, record.eventId);
-    insert.bindText(2, record.kind);
-    insert.bindTextOrNull(3, record.container.id);
+    // Each bound string outlives the reset() after the step.
+    insert.bindBorrowedText(1, record.eventId);
+    insert.bindBorrowedText(2, record.kind);
+    if (record.container.id.empty()) {
+      insert.bindNull(3);
+    } else {
+      insert.bindBorrowedText(3, record.container.id);
+    }
     insert.bindInt(4, record.time);
-    insert.bindText(5, recordSourceName(record.source));
-    insert.bindText(6, chained.line);
+    insert.bindBorrowedText(5, recordSourceName(record.source));
+    insert.bindBorrowedText(6, chained.line);
     const int rc = insert.step();
     insert.reset();
     if (rc != SQLITE_DONE) return db_->error(rc, "cannot insert event into");
@@ -299,10 +364,7 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
       continue;
     }
     // Evidence says what ran, not what the container's state is: the ledger ignores it.
-    if (!record.container.id.empty() && !record.evidence) {
-      auto updated = upsertContainer(record);
-      if (!updated) return updated;
-    }
+    if (!record.container.id.empty() && !record.evidence) containerRecords_.push_back(&record);
     const bool fromEngine =
         record.source == RecordSource::kStream || record.source == RecordSource::kReplay;
     if (fromEngine && record.timeNano > cursor.timeNano) {
@@ -311,13 +373,20 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
       cursor = {record.streamOpenedAt, ""};  // no engine event anchors the cursor yet
     }
     fresh.push_back(CommittedRecord{record.eventId, record.kind, record.source, record.timeNano,
-                                    hash, chained.hash, std::move(chained.line)});
-    hash = std::move(chained.hash);
+                                    std::move(hash), chained.hash, std::move(chained.line)});
+    hash = std::move(chained.hash);  // the next record's prevHash
   }
   if (fresh.empty()) return okResult();
+  auto updated = updateContainers();
+  if (!updated) return updated;
   auto savedHash = setMeta("last_hash", hash);
   if (!savedHash) return savedHash;
-  auto savedCursor = setMeta("cursor_time_nano", std::to_string(cursor.timeNano));
+  if (cursor.timeNano == cursor_.timeNano && cursor.eventId == cursor_.eventId) return okResult();
+  std::array<char, 24> timeNano{};
+  const auto printed =
+      std::to_chars(timeNano.data(), timeNano.data() + timeNano.size(), cursor.timeNano);
+  auto savedCursor =
+      setMeta("cursor_time_nano", std::string_view(timeNano.data(), printed.ptr - timeNano.data()));
   if (!savedCursor) return savedCursor;
   return setMeta("cursor_event_id", cursor.eventId);
 }

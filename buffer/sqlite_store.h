@@ -112,14 +112,27 @@ class SqliteStore {
   Result<void> commitInTransaction(std::span<const Record> batch,
                                    std::vector<CommittedRecord>& fresh, std::string& hash,
                                    EventCursor& cursor, std::int64_t& duplicates);
-  Result<void> upsertContainer(const Record& record);
-  Result<void> setMeta(const char* key, const std::string& value);
+  // What a batch's committed records do to one container's row: their upserts folded into one,
+  // in commit order. The strings point into the batch.
+  struct ContainerUpdate {
+    std::string_view id;
+    std::optional<std::string_view> name, image, imageId, state, startedAt, finishedAt;
+    std::optional<std::int64_t> exitCode, pid, restartCount;
+    UnixNanos updatedNano = 0;
+    std::string_view lastEventId;
+  };
+  static ContainerUpdate containerUpdateOf(const Record& record);
+  Result<void> updateContainers();
+  Result<void> upsertContainer(const ContainerUpdate& update);
+  Result<void> setMeta(const char* key, std::string_view value);
   Result<std::string> getMeta(const char* key);
 
   std::unique_ptr<SqliteConnection> db_;
   std::unique_ptr<SqliteStatement> insertEvent_;
   std::unique_ptr<SqliteStatement> upsertContainer_;
   std::unique_ptr<SqliteStatement> setMeta_;
+  // Reused by every commit: the batch's records that update the containers table.
+  std::vector<const Record*> containerRecords_;
   std::string lastHash_{kGenesisHash};
   EventCursor cursor_;
   std::int64_t eventCount_ = 0;

@@ -265,8 +265,9 @@ void Metrics::setBufferWritable(bool writable) { impl_->bufferWritable.Set(writa
 void Metrics::setEventsBuffered(std::int64_t count) {
   impl_->eventsBuffered.Set(static_cast<double>(count));
 }
-void Metrics::countEvent(std::string_view kind, std::string_view source) {
-  impl_->events.Add({{"kind", std::string(kind)}, {"source", std::string(source)}}).Increment();
+void Metrics::countEvent(std::string_view kind, std::string_view source, std::uint64_t count) {
+  impl_->events.Add({{"kind", std::string(kind)}, {"source", std::string(source)}})
+      .Increment(static_cast<double>(count));
 }
 void Metrics::countReconnect() { impl_->reconnects.Increment(); }
 void Metrics::countEngineError(std::string_view kind) {

@@ -213,6 +213,96 @@ TEST_CASE("pruning deletes old events and old removed containers only") {
   CHECK(next->records[0].prevHash == hash);
 }
 
+// The batch's records of one container are folded into one upsert: the table must be the same
+// as when each record is committed on its own, in the same order.
+TEST_CASE("a batch leaves the containers table as committing its records one by one does") {
+  // Before the batch: c1 running, c2 already removed, c5 with an exit code the batch clears.
+  Record c1Start = engineRecord("c1", "start", kStart);
+  c1Start.container.imageId = "sha256:one";
+  c1Start.container.state = "running";
+  c1Start.container.pid = 10;
+  c1Start.container.startedAt = "2026-11-22T10:00:00Z";
+  c1Start.container.restartCount = 0;
+  Record c2Destroy = engineRecord("c2", "destroy", kStart + 1);
+  Record c5Die = engineRecord("c5", "die", kStart + 2);
+  c5Die.container.state = "exited";
+  c5Die.container.exitCode = 1;
+  c5Die.container.finishedAt = "2026-11-22T10:00:01Z";
+  const std::vector<Record> before{c1Start, c2Destroy, c5Die};
+
+  std::vector<Record> batch;
+  batch.reserve(16);  // the references below stay valid
+  auto add = [&](const std::string& id, const std::string& action, std::int64_t at) -> Record& {
+    batch.push_back(engineRecord(id, action, kStart + at));
+    return batch.back();
+  };
+  Record& c1Die = add("c1", "die", 10);  // c1: die, a name change, restart, inspect
+  c1Die.container.state = "exited";
+  c1Die.container.exitCode = 137;
+  c1Die.container.pid = 0;
+  c1Die.container.finishedAt = "2026-11-22T10:00:10Z";
+  Record& c3Create = add("c3", "create", 11);  // c3: new, then destroyed, then a late die
+  c3Create.container.state = "created";
+  c3Create.container.imageId = "sha256:three";
+  Record& c1Rename = add("c1", "rename", 12);
+  c1Rename.container.name = "renamed";
+  c1Rename.container.image = "";
+  Record& c4Create = add("c4", "create", 13);  // c4: only an evidence record after its create
+  c4Create.container.state = "created";
+  Record& c3Destroy = add("c3", "destroy", 14);
+  c3Destroy.container.exitCode = 0;
+  Record& c1Restart = add("c1", "start", 15);
+  c1Restart.container.name = "renamed";
+  c1Restart.container.state = "running";
+  c1Restart.container.pid = 11;
+  c1Restart.container.startedAt = "2026-11-22T10:00:15Z";
+  c1Restart.container.restartCount = 1;
+  Record& c3LateDie = add("c3", "die", 16);  // committed after the destroy: changes nothing
+  c3LateDie.container.state = "exited";
+  c3LateDie.container.exitCode = 2;
+  Record& c2LateDie = add("c2", "die", 17);  // removed before the batch: changes nothing
+  c2LateDie.container.state = "exited";
+  Record& c4Evidence = add("c4", "evidence", 18);
+  c4Evidence.kind = std::string(kEvidenceKind);
+  c4Evidence.evidence = EvidenceFacts{};
+  c4Evidence.container.state = "running";
+  Record& c1Inspect = add("c1", "inspect", 19);  // knows less: COALESCE keeps what it lacks
+  c1Inspect.kind = std::string(kInspectKind);
+  c1Inspect.container.name = "";
+  c1Inspect.container.image = "";
+  Record& c5Start = add("c5", "start", 20);
+  c5Start.container.state = "running";
+  Record& c6Snapshot = add("c6", "snapshot", 21);  // a state "removed" not from a destroy
+  c6Snapshot.container.state = "removed";
+  Record& c6Late = add("c6", "start", 22);
+  c6Late.container.state = "running";
+  const Record again = batch[0];
+  batch.push_back(again);  // a duplicate within the batch changes nothing either
+
+  const std::string allColumns = "SELECT * FROM containers ORDER BY container_id";
+  Fixture oneByOne;
+  Fixture together;
+  {
+    auto single = oneByOne.open();
+    auto batched = together.open();
+    REQUIRE(single->commit(before).ok());
+    REQUIRE(batched->commit(before).ok());
+    for (const Record& record : batch) REQUIRE(single->commit(std::vector<Record>{record}).ok());
+    auto committed = batched->commit(batch);
+    REQUIRE(committed.ok());
+    CHECK(committed->duplicates == 1);
+  }
+  const std::string expected = oneByOne.query(allColumns);
+  CHECK(together.query(allColumns) == expected);
+  CHECK(together.query("SELECT state, exit_code, last_event_id FROM containers WHERE "
+                       "container_id = 'c3'") == "removed,0," + c3Destroy.eventId);
+  CHECK(together.query("SELECT name, image, state, pid, restart_count, exit_code, updated_nano "
+                       "FROM containers WHERE container_id = 'c1'") ==
+        "renamed,zastava-test/busybox:1,running,NULL,1,NULL," + std::to_string(kStart + 19));
+  CHECK(together.query("SELECT state FROM containers WHERE container_id IN ('c2', 'c4', 'c6') "
+                       "ORDER BY container_id") == "removed,created,removed");
+}
+
 Record snapshotOpenedAt(const std::string& containerId, UnixNanos observedAt, UnixNanos opened) {
   Record record = engineRecord(containerId, "snapshot", observedAt);
   record.eventId = eventIdForSnapshot(containerId, observedAt);
@@ -287,7 +377,8 @@ void createVersion1(Fixture& f, const Record& a, const Record& b) {
       "INSERT INTO meta VALUES ('last_hash', 'h9'), ('delivery_rowid', '7');");
 }
 
-TEST_CASE("a version 1 ledger is moved to version 2 with its rowids, and dedups as before") {
+TEST_CASE(
+    "a version 1 ledger is moved to the current version with its rowids, and dedups as before") {
   Fixture f;
   const Record a = engineRecord("c1", "create", kStart);
   const Record b = engineRecord("c1", "start", kStart + 1);
