@@ -1,9 +1,11 @@
 #include "common/rfc3339.h"
 
+#include <fmt/format.h>
 #include <time.h>
 
 #include <array>
-#include <cstdio>
+#include <chrono>
+#include <iterator>
 
 namespace zastava {
 namespace {
@@ -13,21 +15,21 @@ constexpr int kLastYear = 2261;  // nanoseconds since 1970 fit in 64 bits until 
 
 }  // namespace
 
+// Every record writes two of these: the calendar comes from <chrono>, the digits from fmt,
+// without snprintf's format parsing or gmtime_r.
 std::string formatRfc3339Nanos(UnixNanos t) {
-  std::int64_t seconds = t / kNanosPerSecond;
-  std::int64_t nanos = t % kNanosPerSecond;
-  if (nanos < 0) {
-    nanos += kNanosPerSecond;
-    seconds -= 1;
-  }
-  const auto asTimeT = static_cast<time_t>(seconds);
-  struct tm utc {};
-  if (gmtime_r(&asTimeT, &utc) == nullptr) return "1970-01-01T00:00:00.000000000Z";
-  std::array<char, 64> buf{};
-  std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<long long>(nanos));
-  return buf.data();
+  using namespace std::chrono;
+  const sys_time<nanoseconds> at{nanoseconds(t)};
+  const sys_days day = floor<days>(at);
+  const year_month_day date(day);
+  const hh_mm_ss<nanoseconds> clock(at - day);
+  std::string out;
+  out.reserve(30);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+                 static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
+                 static_cast<unsigned>(date.day()), clock.hours().count(), clock.minutes().count(),
+                 clock.seconds().count(), clock.subseconds().count());
+  return out;
 }
 
 std::optional<UnixNanos> parseRfc3339Nanos(std::string_view text) {
