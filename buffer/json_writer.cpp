@@ -83,9 +83,7 @@ JsonWriter& JsonWriter::endArray() {
 }
 
 JsonWriter& JsonWriter::key(std::string_view name) {
-  std::string storage;
-  const std::string_view valid = validUtf8(name, storage);
-  writer_.Key(valid.data(), sizeOf(valid));
+  writer_.Key(name.data(), sizeOf(name));
   return *this;
 }
 
@@ -140,7 +138,12 @@ JsonWriter& JsonWriter::textArray(const std::vector<std::string>& values) {
 
 JsonWriter& JsonWriter::textMap(const std::map<std::string, std::string>& values) {
   startObject();
-  for (const auto& [name, value] : values) key(name).text(value);
+  std::string storage;
+  for (const auto& [name, value] : values) {
+    const std::string_view valid = validUtf8(name, storage);
+    writer_.Key(valid.data(), sizeOf(valid));
+    text(value);
+  }
   return endObject();
 }
 
