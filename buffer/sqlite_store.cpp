@@ -372,8 +372,8 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
     } else if (!fromEngine && cursor.eventId.empty() && record.streamOpenedAt > cursor.timeNano) {
       cursor = {record.streamOpenedAt, ""};  // no engine event anchors the cursor yet
     }
-    fresh.push_back(CommittedRecord{record.eventId, record.kind, record.source, record.timeNano,
-                                    std::move(hash), chained.hash, std::move(chained.line)});
+    fresh.push_back(
+        CommittedRecord{record.kind, record.source, record.timeNano, std::move(chained.line)});
     hash = std::move(chained.hash);  // the next record's prevHash
   }
   if (fresh.empty()) return okResult();

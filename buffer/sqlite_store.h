@@ -31,15 +31,12 @@ inline constexpr const char* kSetMeta =
     "INSERT INTO meta(key, value) VALUES(?1, ?2) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
-// A record as committed: where it sits in the hash chain, its NDJSON line, and what the
-// Recorder's metrics need.
+// A record as committed: its NDJSON line (which ends with its prevHash; its own hash is the
+// line's SHA-256) and what the Recorder's metrics need.
 struct CommittedRecord {
-  std::string eventId;
   std::string kind;
   RecordSource source = RecordSource::kStream;
   std::int64_t timeNano = 0;
-  std::string prevHash;
-  std::string hash;
   std::string line;
 };
 

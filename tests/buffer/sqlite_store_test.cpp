@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <csignal>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,15 @@
 
 namespace zastava {
 namespace {
+
+// A committed record's place in the chain, read from its line as a verifier reads it.
+std::string prevHashOf(const CommittedRecord& record) {
+  return nlohmann::json::parse(record.line)["prevHash"];
+}
+std::string hashOf(const CommittedRecord& record) { return sha256Hex(record.line); }
+std::string eventIdOf(const CommittedRecord& record) {
+  return nlohmann::json::parse(record.line)["eventId"];
+}
 
 using testing::engineRecord;
 using testing::kStart;
@@ -67,16 +77,15 @@ TEST_CASE("commit chains hashes, skips and counts duplicates") {
   auto first = store->commit(std::vector<Record>{a, b});
   REQUIRE(first.ok());
   REQUIRE(first->records.size() == 2);
-  CHECK(first->records[0].prevHash == kGenesisHash);
-  CHECK(first->records[0].hash == sha256Hex(first->records[0].line));
-  CHECK(first->records[1].prevHash == first->records[0].hash);
+  CHECK(prevHashOf(first->records[0]) == kGenesisHash);
+  CHECK(prevHashOf(first->records[1]) == hashOf(first->records[0]));
 
   auto second = store->commit(std::vector<Record>{b, c, c});
   REQUIRE(second.ok());
   REQUIRE(second->records.size() == 1);
-  CHECK(second->records[0].eventId == c.eventId);
-  CHECK(second->records[0].prevHash == first->records[1].hash);
-  CHECK(store->lastHash() == second->records[0].hash);
+  CHECK(eventIdOf(second->records[0]) == c.eventId);
+  CHECK(prevHashOf(second->records[0]) == hashOf(first->records[1]));
+  CHECK(store->lastHash() == hashOf(second->records[0]));
   CHECK(store->eventCount() == 3);
   CHECK(first->duplicates == 0);
   CHECK(second->duplicates == 2);
@@ -85,7 +94,7 @@ TEST_CASE("commit chains hashes, skips and counts duplicates") {
   REQUIRE(lines.ok());
   CHECK(*lines == std::vector<std::string>{first->records[0].line, first->records[1].line,
                                            second->records[0].line});
-  CHECK(first->records[1].line == chainedLine(b, first->records[0].hash).line);
+  CHECK(first->records[1].line == chainedLine(b, hashOf(first->records[0])).line);
 }
 
 TEST_CASE("the chain, cursor and count continue after a reopen") {
@@ -111,7 +120,7 @@ TEST_CASE("the chain, cursor and count continue after a reopen") {
   CHECK(cursor->timeNano == kStart + 10);
   auto next = store->commit(std::vector<Record>{engineRecord("c1", "start", kStart + 60)});
   REQUIRE(next.ok());
-  CHECK(next->records[0].prevHash == lastHash);
+  CHECK(prevHashOf(next->records[0]) == lastHash);
   CHECK(store->cursor().timeNano == kStart + 60);
 }
 
@@ -141,7 +150,7 @@ TEST_CASE("a failed batch rolls back events, cursor and hash together") {
                                                    engineRecord("bad", "start", kStart + 6)});
   REQUIRE(retried.ok());
   REQUIRE(retried->records.size() == 2);
-  CHECK(retried->records[0].prevHash == hashBefore);
+  CHECK(prevHashOf(retried->records[0]) == hashBefore);
   CHECK(store->cursor().timeNano == kStart + 6);
 }
 
@@ -210,7 +219,7 @@ TEST_CASE("pruning deletes old events and old removed containers only") {
   CHECK(store->lastHash() == hash);
   auto next = store->commit(std::vector<Record>{engineRecord("c3", "die", kStart + 101)});
   REQUIRE(next.ok());
-  CHECK(next->records[0].prevHash == hash);
+  CHECK(prevHashOf(next->records[0]) == hash);
 }
 
 // The batch's records of one container are folded into one upsert: the table must be the same
@@ -396,7 +405,7 @@ TEST_CASE(
   auto next = store->commit(std::vector<Record>{b, engineRecord("c1", "die", kStart + 2)});
   REQUIRE(next.ok());
   REQUIRE(next->records.size() == 1);
-  CHECK(next->records[0].prevHash == "h9");
+  CHECK(prevHashOf(next->records[0]) == "h9");
   CHECK(f.query("SELECT max(rowid) FROM events") == "10");
   auto found = store->findEvent(a.time, a.eventId);
   REQUIRE(found.ok());
