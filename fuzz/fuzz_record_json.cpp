@@ -1,5 +1,5 @@
 // Outside bytes on their way into the ledger: strings the engine and /proc choose (names,
-// labels, environment, attributes, actions, a comm) written by canonicalJson/chainedLine, whose
+// labels, environment, attributes, actions, a comm) written by chainedLine, whose
 // JsonWriter replaces invalid UTF-8. Whatever the bytes, the line is valid JSON that
 // summarizeRecord reads back with the same kind, action detail and container name (after the
 // replacement of invalid UTF-8). Input: '\n'-separated strings used in turn.
