@@ -99,28 +99,26 @@ def proc_stat(pid):
         return None, None
 
 
-def vm_rss_kib(pid):
-    """VmRSS of a live process in KiB, or None."""
+def proc_number(path, key):
+    """The number after `key:` in a /proc file of "key: value" lines, or None."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return None
+
+
+def vm_rss_kib(pid):
+    """VmRSS of a live process in KiB, or None."""
+    return proc_number(f"/proc/{pid}/status", "VmRSS")
 
 
 def write_bytes(pid):
     """write_bytes of /proc/PID/io (bytes the process caused to be sent to storage), or None."""
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            for line in f:
-                if line.startswith("write_bytes:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
+    return proc_number(f"/proc/{pid}/io", "write_bytes")
 
 
 def dd_bandwidth(directory, mib):
