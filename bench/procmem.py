@@ -45,6 +45,8 @@ def library_floor(path):
     except (OSError, subprocess.CalledProcessError, TypeError):
         return {}
     out = parse_rollup(text)
+    if not out:  # a library_floor built before it printed its smaps_rollup
+        return {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
         if key in ("RssFile", "RssAnon", "VmRSS"):
