@@ -42,32 +42,18 @@ class SqliteStatement {
     bound(index,
           sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8));
   }
-  void bindTextOrNull(int index, std::string_view text) {
-    if (text.empty()) {
-      bound(index, sqlite3_bind_null(stmt_, index));
-    } else {
-      bindText(index, text);
-    }
-  }
-  void bindOptional(int index, const std::optional<std::string>& text) {
-    if (text) {
-      bindText(index, *text);
-    } else {
-      bound(index, sqlite3_bind_null(stmt_, index));
-    }
-  }
   void bindOptional(int index, std::optional<std::string_view> text) {
     if (text) {
       bindText(index, *text);
     } else {
-      bound(index, sqlite3_bind_null(stmt_, index));
+      bindNull(index);
     }
   }
   void bindOptional(int index, const std::optional<std::int64_t>& value) {
     if (value) {
       bindInt(index, *value);
     } else {
-      bound(index, sqlite3_bind_null(stmt_, index));
+      bindNull(index);
     }
   }
   void bindNull(int index) { bound(index, sqlite3_bind_null(stmt_, index)); }

@@ -29,7 +29,7 @@ class Metrics {
   // zastava_agent_events_buffered (gauge): records held in the SQLite buffer.
   void setEventsBuffered(std::int64_t count);
   // zastava_agent_events_total{kind,source}: records made durable (`count` of them).
-  void countEvent(std::string_view kind, std::string_view source, std::uint64_t count = 1);
+  void countEvent(std::string_view kind, std::string_view source, std::uint64_t count);
   // zastava_agent_stream_reconnects_total
   void countReconnect();
   // zastava_agent_engine_errors_total{kind}: kind is an errorCodeName() or "decode". The kinds

@@ -99,7 +99,7 @@ TEST_CASE("health facts drive the matching gauges") {
 
 TEST_CASE("the exposition has every documented metric and passes promtool") {
   Metrics metrics({"1.2.3", "abc"});
-  metrics.countEvent("container.start", "stream");
+  metrics.countEvent("container.start", "stream", 1);
   metrics.countEngineError("unavailable");
   metrics.countDropped("queue_full");
   metrics.countSegmentDeleted("age");
