@@ -327,7 +327,9 @@ SecurityPosture postureFrom(element doc) {
     posture.capDrop = stringList(field(*host, "CapDrop"));
     posture.securityOpt = stringList(field(*host, "SecurityOpt"));
     for (const auto& option : posture.securityOpt) {
-      if (option == "no-new-privileges" || option == "no-new-privileges:true") {
+      // The three spellings the Docker CLI accepts (moby daemon/create.go parseSecurityOpt).
+      if (option == "no-new-privileges" || option == "no-new-privileges:true" ||
+          option == "no-new-privileges=true") {
         posture.noNewPrivileges = true;
       }
     }

@@ -422,6 +422,33 @@ TEST_CASE("inspect of a risky container: privileges, socket mount, limits, env a
   CHECK(inspect->labels.at("org.opencontainers.image.source") == "https://example.com/app");
 }
 
+TEST_CASE("inspect: the posture's new facts, and no-new-privileges in each spelling") {
+  const auto hardened =
+      decodeContainerInspect(testing::readFixture("posture/inspect-hardened.json"));
+  REQUIRE(hardened.ok());
+  CHECK(hardened->posture.cpuShares == 512);
+  CHECK(hardened->posture.ulimits == std::vector<std::string>{"nofile=1024:2048"});
+  CHECK(hardened->posture.noNewPrivileges);
+  const auto uts = decodeContainerInspect(testing::readFixture("posture/inspect-host-uts.json"));
+  REQUIRE(uts.ok());
+  CHECK(uts->posture.utsMode == "host");
+  const auto parent =
+      decodeContainerInspect(testing::readFixture("posture/inspect-cgroup-parent.json"));
+  REQUIRE(parent.ok());
+  CHECK(parent->posture.cgroupParent == "zastava-fixture");
+  // The engine keeps SecurityOpt as the client sent it.
+  const std::string captured = testing::readFixture("posture/inspect-hardened.json");
+  for (const char* spelling : {"no-new-privileges:true", "no-new-privileges=true"}) {
+    std::string document = captured;
+    const auto at = document.find("\"no-new-privileges\"");
+    REQUIRE(at != std::string::npos);
+    document.replace(at, 19, std::string("\"") + spelling + "\"");
+    const auto inspect = decodeContainerInspect(document);
+    REQUIRE(inspect.ok());
+    CHECK(inspect->posture.noNewPrivileges);
+  }
+}
+
 TEST_CASE("inspect of a default container: nothing flagged") {
   const auto inspect = decodeContainerInspect(testing::readFixture("inspect-plain.json"));
   REQUIRE(inspect.ok());
