@@ -7,7 +7,8 @@
 #           private memory/PSS/RSS before and after the events, its disk writes against dd's
 #           fdatasync bandwidth, and the ledger's bytes per record by kind; then
 #           bench/store_floor.cpp: what the ledger's storage alone costs per record (SQLite,
-#           NDJSON and the SHA-256 chain as the writer does them, nothing of the agent around)
+#           NDJSON and the SHA-256 chain as the writer does them, nothing of the agent around);
+#           then bench/posture_cost.cpp: what the posture checks add to each container start
 #   engine  bench/engine.py: the engine's inspect answer time, start-up inventory, event
 #           latency, memory (private/PSS/RSS), idle CPU and evidence cost against a private
 #           real dockerd; needs root
@@ -81,7 +82,7 @@ ensure_packages "${packages[@]}"
 
 if [ "$build" = 1 ]; then
   cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DZASTAVA_TESTS=OFF >/dev/null
-  cmake --build build/bench -j"$(nproc)" --target zastava-agent
+  cmake --build build/bench -j"$(nproc)" --target zastava-agent posture_cost
   # The memory floor (bench/library_floor.cpp), linked against exactly the agent's libraries.
   mkdir -p build/bench/tools
   needed=$(readelf -d build/bench/agent/zastava-agent | sed -n 's/.*(NEEDED).*\[\(.*\)\]/-l:\1/p' |
@@ -112,6 +113,8 @@ if [ "$run_ingest" = 1 ]; then
     build/bench/tools/store_floor "$floor_dir" "$events" 566 512
   done
   rm -rf "$floor_dir"
+  # What the posture checks add to each container start (bench/posture_cost.cpp).
+  build/bench/posture_cost tests/fixtures/engine/posture "$events"
 fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.

@@ -40,7 +40,7 @@ text() {
 }
 
 events=("$engine"/events-*.ndjson "$engine"/*/events-*.ndjson)
-inspects=("$engine"/inspect-*.json "$engine"/*/inspect-*.json)
+inspects=("$engine"/inspect-*.json "$engine"/*/inspect-*.json "$engine"/*/*/inspect-*.json)
 records=("$fixtures"/records/*.ndjson)
 
 lines fuzz_decode_event "${events[@]}"
