@@ -135,7 +135,7 @@ def containers(d, ws_dir, port):
           host_config={"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull",
                                     "CgroupPermissions": "rwm"}]}),
         C("rshared", ["--mount", f"type=bind,source={shared},target=/shared,"
-                      "bind-propagation=rshared"], {"5.20": (F, ("~", "shared"))}),
+                      "bind-propagation=rshared"], {"5.20": (F, ("~", "rshared"))}),
         C("read-only", ["--read-only"], {"5.13": P}),
         C("seccomp", ["--security-opt", "seccomp=unconfined"],
           {"5.22": (F, ("~", "unconfined"))}),
@@ -286,9 +286,9 @@ class Posture(h.WorkspaceTest):
             recs = [json.loads(x) for x in h.read_ndjson(agent.data_dir)]
             have = {r["container"]["id"] for r in recs
                     if r["kind"] in ("container.inspect", "container.snapshot")
-                    and "security" in r.get("container", {})}
+                    and "security" in (r.get("container") or {})}
             sshd = [r for r in recs if r["kind"] == "container.evidence"
-                    and r["container"]["id"] == sshd_id and "sshd" in comms(r)]
+                    and (r.get("container") or {}).get("id") == sshd_id and "sshd" in comms(r)]
             return recs if set(by_id) <= have and sshd else None
         cls.records = h.wait_until(recorded, 60, "a posture for every container and an "
                                    "evidence record of the sshd container naming sshd")
@@ -546,11 +546,21 @@ class Posture(h.WorkspaceTest):
         self.assertGreater(checked, len(self.cs))
 
     def test_bad_configuration_exits_2(self):
-        """an unknown check id or level: exit 2 naming the key"""
+        """good values pass --check-config; an unknown check id or level: exit 2 naming the
+        key (not as an unknown flag or key)"""
         base = ["--data-directory", "/tmp/zit-posture-never-created", "--docker-endpoint",
                 "unix:///nonexistent.sock", "--health-port", str(h.free_port())]
+        good = h.run_agent_once(
+            ARGS.agent, ["--check-config", *base, "--posture-skip-checks", "5.19,5.22",
+                         "--posture-severity-overrides", "5.13=high,5.25=low"],
+            env={"ZASTAVA_AGENT__Posture__SkipChecks": "5.19"})
+        self.assertEqual(good.returncode, 0, good.stderr)
+        self.assertIn("SkipChecks", good.stdout)
+        self.assertIn("SeverityOverrides", good.stdout)
         for args, env, key in (
                 (["--posture-skip-checks", "9.99"], None, r"posture-skip-checks|SkipChecks"),
+                (["--posture-skip-checks", "5.19,5.7x"], None,
+                 r"posture-skip-checks|SkipChecks"),
                 (["--posture-severity-overrides", "5.13=urgent"], None,
                  r"posture-severity-overrides|SeverityOverrides"),
                 (["--posture-severity-overrides", "9.99=high"], None,
@@ -560,6 +570,7 @@ class Posture(h.WorkspaceTest):
             res = h.run_agent_once(ARGS.agent, [*base, *args], env=env)
             self.assertEqual(res.returncode, 2, f"{args} {env}: {res.stderr!r}")
             self.assertRegex(res.stderr, key)
+            self.assertNotIn("unexpected argument", res.stderr)
 
 
 if __name__ == "__main__":
