@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "agent/config_table.h"
+#include "common/invariant.h"
 #include "common/version.h"
 
 extern char** environ;
@@ -287,6 +288,14 @@ EventQueue::Limits eventQueueLimits(const Config& config) {
   return limits;
 }
 
+PosturePolicy posturePolicy(const Config& config) {
+  // Both were validated when the configuration was read (config_table.cpp).
+  auto skip = parsePostureCheckList(config.postureSkipChecks);
+  auto overrides = parseSeverityOverrides(config.postureSeverityOverrides);
+  if (!skip.ok() || !overrides.ok()) ZASTAVA_BUG("Posture:* accepted although invalid");
+  return PosturePolicy{std::move(*skip), std::move(*overrides)};
+}
+
 EvidenceOptions evidenceOptions(const Config& config) {
   EvidenceOptions options;
   options.procRoot = config.evidenceProcRoot.string();
@@ -296,6 +305,7 @@ EvidenceOptions evidenceOptions(const Config& config) {
   options.libraries.maxLibraries = static_cast<std::size_t>(config.evidenceMaxLibraries);
   options.libraries.maxBytes = static_cast<std::uint64_t>(config.evidenceMaxHashMb) * kMiB;
   options.rescanDelay = std::chrono::seconds(config.evidenceRescanSeconds);
+  options.posture = posturePolicy(config);
   return options;
 }
 
@@ -325,6 +335,7 @@ PipelineOptions pipelineOptions(const Config& config) {
   options.auditInterval = std::chrono::seconds(config.auditIntervalSeconds);
   options.silenceCheck = std::chrono::seconds(config.silenceCheckSeconds);
   options.eventQueue = eventQueueLimits(config);
+  options.posture = posturePolicy(config);
   return options;
 }
 

@@ -56,6 +56,9 @@ struct Config {
   int evidenceMaxHashMb = kDefaultMaxHashMb;                 // Evidence:MaxHashMb, 1..65536
   // Evidence:RescanSeconds, 0..86400
   int evidenceRescanSeconds = static_cast<int>(kDefaultRescanDelay.count());
+  // Posture:SkipChecks and Posture:SeverityOverrides (docs/posture.md), as given; validated.
+  std::string postureSkipChecks;
+  std::string postureSeverityOverrides;
   // Backend:* (docs/backend.md). An empty URL turns delivery off; empty paths are not set.
   std::string backendUrl;
   std::filesystem::path backendTokenFile;
@@ -136,6 +139,8 @@ EventQueue::Limits eventQueueLimits(const Config& config);
 
 // The evidence settings (Evidence:*) in the collector's units. Any thread.
 EvidenceOptions evidenceOptions(const Config& config);
+// Posture:SkipChecks and Posture:SeverityOverrides.
+PosturePolicy posturePolicy(const Config& config);
 
 // The delivery settings (Backend:*) in the dispatcher's units. Any thread.
 DispatcherOptions dispatcherOptions(const Config& config);

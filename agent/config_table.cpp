@@ -9,6 +9,7 @@
 
 #include "collectors/endpoint.h"
 #include "common/invariant.h"
+#include "posture/policy.h"
 
 namespace zastava {
 
@@ -81,6 +82,13 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
      "a container is scanned again this long after its first scan (libraries loaded later); "
      "0: never",
      ValueKind::kInteger, &Config::evidenceRescanSeconds, 0, 86400},
+    {"Posture:SkipChecks", "--posture-skip-checks", "IDS",
+     "posture checks not evaluated (docs/posture.md), e.g. 5.19,5.25; records list them as "
+     "skipped",
+     ValueKind::kPostureChecks, &Config::postureSkipChecks},
+    {"Posture:SeverityOverrides", "--posture-severity-overrides", "ID=LEVEL,...",
+     "severities that replace the catalogue's, e.g. 5.13=high,5.19=low",
+     ValueKind::kSeverityOverrides, &Config::postureSeverityOverrides},
     {"Backend:Url", "--backend-url", "URL",
      "records are POSTed there (docs/backend.md); unset: no delivery", ValueKind::kHttpUrl,
      &Config::backendUrl},
@@ -188,6 +196,16 @@ bool isIpAddress(const std::string& text) {
          inet_pton(AF_INET6, text.c_str(), buffer) == 1;
 }
 
+// What is wrong with a Posture:* value, or std::nullopt when it is valid.
+std::optional<std::string> postureProblem(ValueKind kind, std::string_view value) {
+  if (kind == ValueKind::kPostureChecks) {
+    if (auto ids = parsePostureCheckList(value); !ids.ok()) return ids.error().message;
+  } else if (auto overrides = parseSeverityOverrides(value); !overrides.ok()) {
+    return overrides.error().message;
+  }
+  return std::nullopt;
+}
+
 // Stores `value` in the spec's field. Returns false when the field's type does not fit (a bug in
 // the table).
 template <typename T>
@@ -212,7 +230,8 @@ bool store(const KeySpec& spec, T value, Config& config) {
 
 bool emptyMeansUnset(ValueKind kind) {
   return kind == ValueKind::kEndpoint || kind == ValueKind::kOptionalPath ||
-         kind == ValueKind::kHttpUrl;
+         kind == ValueKind::kHttpUrl || kind == ValueKind::kPostureChecks ||
+         kind == ValueKind::kSeverityOverrides;
 }
 
 std::string acceptedValues(const KeySpec& spec) {
@@ -225,6 +244,13 @@ std::string acceptedValues(const KeySpec& spec) {
   if (spec.kind == ValueKind::kLogLevel) return "a log level (" + std::string(kLogLevelNames) + ")";
   if (spec.kind == ValueKind::kNameList) {
     return "a comma-separated list of names or globs (letters, digits, _ . - * ?)";
+  }
+  if (spec.kind == ValueKind::kPostureChecks) {
+    return "a comma-separated list of posture check ids (docs/posture.md), or empty for none";
+  }
+  if (spec.kind == ValueKind::kSeverityOverrides) {
+    return "a comma-separated list of ID=LEVEL, LEVEL one of critical, high, medium, low, info, "
+           "or empty for none";
   }
   return "a whole number between " + std::to_string(spec.min) + " and " + std::to_string(spec.max);
 }
@@ -262,6 +288,12 @@ Result<void> applyValue(const KeySpec& spec, const std::string& value, std::stri
     Result<std::vector<std::string>> names = parseNameList(value);
     valid = names.ok();
     stored = valid && store(spec, *names, config);
+  } else if (spec.kind == ValueKind::kPostureChecks || spec.kind == ValueKind::kSeverityOverrides) {
+    if (auto problem = postureProblem(spec.kind, value)) {
+      return invalid(prefix + *problem + "; expected " + acceptedValues(spec));
+    }
+    valid = true;
+    stored = store(spec, value, config);
   } else {
     Result<LogLevel> level = parseLogLevel(value);
     valid = level.ok();

@@ -24,7 +24,9 @@ enum class ValueKind {
   kBool,
   kIpAddress,
   kLogLevel,
-  kNameList
+  kNameList,
+  kPostureChecks,     // kept as text once parsePostureCheckList accepts it
+  kSeverityOverrides  // kept as text once parseSeverityOverrides accepts it
 };
 
 using Field = std::variant<std::string Config::*, std::filesystem::path Config::*,
@@ -44,7 +46,7 @@ struct KeySpec {
   std::int64_t max = 0;
 };
 
-inline constexpr std::size_t kKeyCount = 35;
+inline constexpr std::size_t kKeyCount = 37;
 // Every key, in table order (the order of --help, describeConfig and docs/configuration.md).
 extern const std::array<KeySpec, kKeyCount> kKeys;
 

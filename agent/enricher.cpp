@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "agent/evidence_collector.h"
+#include "agent/posture_census.h"
 #include "agent/reconciler.h"
 #include "buffer/recorder.h"
 #include "collectors/inventory.h"
@@ -26,25 +27,44 @@ InspectAnswer notAsked(const std::string& id, const std::string& startId, Record
                        std::nullopt, std::string(kStartedAgainBeforeInspect), 0};
 }
 
+// The containers of an inventory that are up, with their inspect's facts (posture findings).
+std::vector<ContainerFacts> upNow(const Tracker& tracker,
+                                  const std::vector<ContainerInspect>& engine) {
+  std::vector<ContainerFacts> up;
+  for (const ContainerInspect& inspect : engine) {
+    if (inspect.state.running || inspect.state.paused || inspect.state.restarting) {
+      up.push_back(tracker.factsOf(inspect));
+    }
+  }
+  return up;
+}
+
 }  // namespace
 
 Enricher::Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence,
-                   Inspector& inspector, EventQueue& queue, HealthState& health, Metrics& metrics,
-                   const Clock& clock, const Redactor& redactor, const PipelineOptions& options)
+                   PostureCensus& census, Inspector& inspector, EventQueue& queue,
+                   HealthState& health, Metrics& metrics, const Clock& clock,
+                   const Redactor& redactor, const PipelineOptions& options)
     : api_(api),
       recorder_(recorder),
       evidence_(evidence),
+      census_(census),
       inspector_(inspector),
       queue_(queue),
       health_(health),
       metrics_(metrics),
       clock_(clock),
       options_(options),
-      tracker_(clock, redactor),
+      tracker_(clock, redactor, options.posture),
       recorded_(kRecentEngineEvents),
       reconcileBackoff_(engineBackoff(options)) {}
 
 Enricher::~Enricher() { stop(); }
+
+bool Enricher::submit(Record record) {
+  census_.observe(record);
+  return recorder_.submit(std::move(record));
+}
 
 EventCursor Enricher::start() {
   const auto& ledger = recorder_.containersAtOpen();
@@ -150,7 +170,7 @@ bool Enricher::checkContinuity(const StreamOpened& opened, bool cut) {
   spdlog::warn("events between {} and {} may be missing: {}",
                formatRfc3339Nanos(opened.since.timeNano), formatRfc3339Nanos(to), reason);
   metrics_.countGap();
-  recorder_.submit(tracker_.gap(opened.since.timeNano, to, std::move(reason)));
+  submit(tracker_.gap(opened.since.timeNano, to, std::move(reason)));
   reconcileOwed_ = true;
   return false;
 }
@@ -208,8 +228,12 @@ void Enricher::tryReconcile() {
       metrics_.countReconciled(record.action);
       ++transitions;
     }
-    recorder_.submit(std::move(record));
+    if ((record.action == "start" || record.action == "restart") && record.container.posture) {
+      census_.countStart(*record.container.posture);
+    }
+    submit(std::move(record));
   }
+  census_.inventory(upNow(tracker_, *engine));
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   requestEvidenceOfRunning(*engine);
   spdlog::info("reconciled {} containers with the engine in {:.3f} s: {} {}{}", engine->size(),
@@ -295,7 +319,7 @@ void Enricher::reconcileAfterAudit(UnixNanos listedAt, const std::vector<std::st
       "(cause unknown): writing a gap record and reconciling",
       disagreeing.size(), names);
   metrics_.countGap();
-  recorder_.submit(tracker_.gap(
+  submit(tracker_.gap(
       ledgerAgreedAt_, listedAt,
       "the periodic audit found the ledger disagreeing with the engine about " + names +
           ": their events in this span never arrived (cause unknown); reconciliation wrote "
@@ -312,7 +336,7 @@ void Enricher::recordEvent(const ReceivedEvent& received) {
     return;
   }
   // One dropped (queue full) is not remembered: a later replay may still bring it.
-  if (recorder_.submit(tracker_.fromEvent(received))) recorded_.remember(received.eventId);
+  if (submit(tracker_.fromEvent(received))) recorded_.remember(received.eventId);
   metrics_.setContainersTracked(static_cast<std::int64_t>(tracker_.trackedCount()));
   askInspect(received);
   if (event.action == "die" || event.action == "destroy") evidencedPid_.erase(event.actorId);
@@ -349,13 +373,17 @@ void Enricher::onInspectAnswer(InspectAnswer answer) {
     answer.request = InspectRequest{id, unanswered->eventId, "start", unanswered->source};
     ++unanswered;
   }
-  recorder_.submit(tracker_.inspected(answer));
+  Record inspected = tracker_.inspected(answer);
+  if (answer.request.action == "start" && inspected.container.posture) {
+    census_.countStart(*inspected.container.posture);
+  }
+  submit(std::move(inspected));
   if (answer.result == InspectResult::kFailed) warnInspectFailed(answer);
   // Starts the answer does not describe: the newest is asked about on its own; those before
   // it were over before anyone could ask.
   if (unanswered != waiting.end()) {
     for (; unanswered + 1 != waiting.end(); ++unanswered) {
-      recorder_.submit(tracker_.inspected(notAsked(id, unanswered->eventId, unanswered->source)));
+      submit(tracker_.inspected(notAsked(id, unanswered->eventId, unanswered->source)));
     }
     inspecting_[id] = {};
     inspector_.request(InspectRequest{id, unanswered->eventId, "start", unanswered->source});

@@ -30,15 +30,16 @@
 namespace zastava {
 
 class EvidenceCollector;
+class PostureCensus;
 class HealthState;
 class Metrics;
 class Recorder;
 
 class Enricher {
  public:
-  Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, Inspector& inspector,
-           EventQueue& queue, HealthState& health, Metrics& metrics, const Clock& clock,
-           const Redactor& redactor, const PipelineOptions& options);
+  Enricher(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, PostureCensus& census,
+           Inspector& inspector, EventQueue& queue, HealthState& health, Metrics& metrics,
+           const Clock& clock, const Redactor& redactor, const PipelineOptions& options);
   ~Enricher();
   Enricher(const Enricher&) = delete;
   Enricher& operator=(const Enricher&) = delete;
@@ -51,6 +52,8 @@ class Enricher {
 
  private:
   void run();
+  // Tells the census, then the Recorder: true when the record was queued.
+  bool submit(Record record);
   void afterStreamOpened(const StreamOpened& opened);
   // True when the replay holds the cursor event (nothing lost), or was `cut` short by a full
   // queue before any event from the cursor on (it proves nothing; the next stream's replay is
@@ -80,6 +83,7 @@ class Enricher {
   DockerApi& api_;
   Recorder& recorder_;
   EvidenceCollector& evidence_;
+  PostureCensus& census_;
   Inspector& inspector_;
   EventQueue& queue_;
   HealthState& health_;

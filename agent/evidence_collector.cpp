@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "agent/posture_census.h"
 #include "buffer/recorder.h"
 #include "collectors/procfs/proc_io.h"
 #include "common/rfc3339.h"
 #include "common/thread_name.h"
 #include "health/metrics.h"
+#include "posture/evaluate.h"
 
 namespace zastava {
 namespace {
@@ -213,11 +215,12 @@ EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan,
   request.container.startedAt = facts.startedAt;
   request.scan = scan;
   request.source = source;
+  request.postureWaiver = postureWaiverOf(facts.labels);
   return request;
 }
 
-Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence,
-                      UnixNanos observedAt) {
+Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence, UnixNanos observedAt,
+                      const PosturePolicy& posture) {
   Record record;
   record.eventId = eventIdForEvidence(request.container.id, request.scan, observedAt);
   record.kind = std::string(kEvidenceKind);
@@ -225,13 +228,18 @@ Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence,
   record.time = observedAt;
   record.observedAt = observedAt;
   record.container = request.container;
+  const ProcessTree* tree = evidence.processTree ? &*evidence.processTree : nullptr;
+  record.container.posture = std::make_shared<const PostureFindings>(
+      evaluateProcessChecks(tree, request.postureWaiver, posture));
   record.evidence = std::move(evidence);
   return record;
 }
 
-EvidenceCollector::EvidenceCollector(Recorder& recorder, Metrics& metrics, const Clock& clock,
-                                     const Redactor& redactor, EvidenceOptions options)
+EvidenceCollector::EvidenceCollector(Recorder& recorder, PostureCensus& census, Metrics& metrics,
+                                     const Clock& clock, const Redactor& redactor,
+                                     EvidenceOptions options)
     : recorder_(recorder),
+      census_(census),
       metrics_(metrics),
       clock_(clock),
       redactor_(redactor),
@@ -360,7 +368,9 @@ void EvidenceCollector::scan(const EvidenceRequest& request) {
   }
   // A re-scan of a container that has stopped since has nothing to add.
   if (request.scan == EvidenceScan::kRescan && status == EvidenceStatus::kExited) return;
-  recorder_.submit(evidenceRecord(request, std::move(evidence), clock_.now()));
+  Record record = evidenceRecord(request, std::move(evidence), clock_.now(), options_.posture);
+  census_.observe(record);
+  recorder_.submit(std::move(record));
   const bool scanned = status == EvidenceStatus::kComplete || status == EvidenceStatus::kPartial;
   if (scanned && request.scan != EvidenceScan::kRescan && options_.rescanDelay.count() > 0) {
     EvidenceRequest rescan = request;

@@ -23,10 +23,12 @@
 #include "collectors/procfs/file_hasher.h"
 #include "collectors/procfs/process_evidence.h"
 #include "common/clock.h"
+#include "posture/policy.h"
 
 namespace zastava {
 
 class Metrics;
+class PostureCensus;
 class Recorder;
 
 // The defaults of Evidence:ProcRoot, Evidence:Workers and Evidence:RescanSeconds (Config starts
@@ -42,6 +44,7 @@ struct EvidenceOptions {
   TreeOptions tree;  // maxProcesses and maxExeBytes; expectedContainerId is set per scan
   LibraryLimits libraries;
   std::chrono::seconds rescanDelay = kDefaultRescanDelay;  // 0: no re-scan
+  PosturePolicy posture;  // for the checks the processes decide (5.7)
 };
 
 // One scan to do: which container, its init pid as the engine reported it (0 when it was not
@@ -55,6 +58,7 @@ struct EvidenceRequest {
   RecordSource source = RecordSource::kStream;
   // Times this scan found the container's init still starting (kStartRetries).
   int startAttempts = 0;
+  std::string postureWaiver;  // the container's zastava.posture.ignore label, or empty
 };
 
 // The engine reports a start before the runtime's init has exec'd the container's program. A
@@ -80,12 +84,15 @@ EvidenceRequest evidenceRequest(const ContainerFacts& facts, EvidenceScan scan,
 EvidenceFacts collectEvidence(const ProcfsReader& reader, const EvidenceRequest& request,
                               const EvidenceOptions& options, const Redactor& redactor);
 
-// The container.evidence record of a scan observed at `observedAt`. Any thread.
-Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence, UnixNanos observedAt);
+// The container.evidence record of a scan observed at `observedAt`, with the findings of the
+// posture checks its processes decide. Any thread.
+Record evidenceRecord(const EvidenceRequest& request, EvidenceFacts evidence, UnixNanos observedAt,
+                      const PosturePolicy& posture);
 
 class EvidenceCollector {
  public:
-  EvidenceCollector(Recorder& recorder, Metrics& metrics, const Clock& clock,
+  // Each record is told to `census` before the Recorder.
+  EvidenceCollector(Recorder& recorder, PostureCensus& census, Metrics& metrics, const Clock& clock,
                     const Redactor& redactor, EvidenceOptions options);
   ~EvidenceCollector();
   EvidenceCollector(const EvidenceCollector&) = delete;
@@ -112,6 +119,7 @@ class EvidenceCollector {
   void countCaps(const EvidenceFacts& evidence);
 
   Recorder& recorder_;
+  PostureCensus& census_;
   Metrics& metrics_;
   const Clock& clock_;
   const Redactor& redactor_;

@@ -17,6 +17,7 @@
 #include "agent/evidence_collector.h"
 #include "agent/logging.h"
 #include "agent/pipeline.h"
+#include "agent/posture_census.h"
 #include "agent/records_command.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
@@ -181,8 +182,9 @@ int run(const Config& config, const Endpoint& endpoint) {
   }
   auto api = makeCurlDockerApi(endpoint, clock);
   const Redactor redactor(RedactionPolicy{config.envKeepValues, config.redactPatterns});
-  EvidenceCollector evidence(**recorder, metrics, clock, redactor, evidenceOptions(config));
-  Pipeline pipeline(*api, **recorder, evidence, health, metrics, clock, redactor,
+  PostureCensus census(metrics, posturePolicy(config));
+  EvidenceCollector evidence(**recorder, census, metrics, clock, redactor, evidenceOptions(config));
+  Pipeline pipeline(*api, **recorder, evidence, census, health, metrics, clock, redactor,
                     pipelineOptions(config));
 
   spdlog::info("zastava-agent {} starting: docker endpoint {}, data directory {}, health on {}:{}",

@@ -19,8 +19,8 @@ namespace zastava {
 
 class Pipeline {
  public:
-  Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, HealthState& health,
-           Metrics& metrics, const Clock& clock, const Redactor& redactor,
+  Pipeline(DockerApi& api, Recorder& recorder, EvidenceCollector& evidence, PostureCensus& census,
+           HealthState& health, Metrics& metrics, const Clock& clock, const Redactor& redactor,
            const PipelineOptions& options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;

@@ -7,6 +7,7 @@
 #include "agent/event_queue.h"
 #include "agent/inspector.h"
 #include "common/backoff.h"
+#include "posture/policy.h"
 
 namespace zastava {
 
@@ -39,6 +40,8 @@ struct PipelineOptions {
   // disagreement (only what disagrees both times is reconciled), and transitions a
   // reconciliation left to the stream because they were dated just before it opened.
   std::chrono::milliseconds lookAgainDelay{2'000};
+  // Posture:SkipChecks and Posture:SeverityOverrides (docs/posture.md).
+  PosturePolicy posture;
 };
 
 // The back-off of the stream's reconnects and of the inventory's retries: from initialBackoff,

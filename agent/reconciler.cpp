@@ -48,6 +48,7 @@ class ContainerReconciler {
     current_->labels = std::move(fresh.labels);
     current_->env = std::move(fresh.env);
     current_->security = std::move(fresh.security);
+    current_->posture = std::move(fresh.posture);
     current_->imageDigest = std::move(fresh.imageDigest);
     if (engine_.name != ledger.name && !context_.queued(engine_.id, "rename")) {
       current_->name = engine_.name;

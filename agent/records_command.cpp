@@ -176,7 +176,9 @@ std::string formatRecordLine(const RecordSummary& record) {
                       ": " + record.gapReason);
   }
   if (!record.inspectError.empty()) details.push_back("no inspect: " + record.inspectError);
-  if (!record.risks.empty()) details.push_back("risks: " + joined(record.risks));
+  if (!record.failedChecks.empty()) {
+    details.push_back("posture failed: " + joined(record.failedChecks));
+  }
   for (const std::string& detail : details) line += "  " + detail;
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line;

@@ -49,7 +49,7 @@ bool recordMatches(const RecordSummary& record, const RecordsOptions& options);
 
 // One readable line, without "\n": time (UTC, milliseconds), source, kind, container, then what
 // applies: state, exit code, the engine's detail (health status, exec command), evidence
-// status, gap span and reason, posture risks. Any thread.
+// status, gap span and reason, the posture checks it failed. Any thread.
 std::string formatRecordLine(const RecordSummary& record);
 
 // Prints the records to `out` (problems with the ledger to `err`) and, with options.follow,

@@ -7,6 +7,7 @@
 
 #include "common/invariant.h"
 #include "common/rfc3339.h"
+#include "posture/evaluate.h"
 
 namespace zastava {
 
@@ -30,9 +31,9 @@ std::optional<std::int64_t> parseInt(const std::map<std::string, std::string>& a
   return value;
 }
 
-// Copies what only an inspect knows into `facts`, secrets redacted.
+// Copies what only an inspect knows into `facts`, secrets redacted, and its posture findings.
 void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
-                  ContainerFacts& facts) {
+                  const PosturePolicy& posture, ContainerFacts& facts) {
   facts.id = inspect.id;
   facts.name = inspect.name;
   facts.image = inspect.image;
@@ -40,6 +41,8 @@ void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
   facts.labels = redactor.labels(inspect.labels);
   facts.env = redactor.environment(inspect.env);
   facts.security = std::make_shared<const SecurityPosture>(inspect.posture);
+  facts.posture = std::make_shared<const PostureFindings>(
+      evaluateInspectChecks(inspect.posture, postureWaiverOf(inspect.labels), posture));
   facts.imageDigest =
       inspect.manifestDigest.empty() ? std::nullopt : std::optional(inspect.manifestDigest);
   facts.restartCount = inspect.restartCount;
@@ -92,6 +95,7 @@ std::map<std::string, std::string> attributesBeyond(std::map<std::string, std::s
 void dropInspectOnly(ContainerFacts& facts) {
   facts.env.clear();
   facts.security.reset();
+  facts.posture.reset();
   facts.imageDigest.reset();
 }
 
@@ -179,7 +183,7 @@ Record Tracker::gap(UnixNanos from, UnixNanos to, std::string reason) {
 
 ContainerFacts Tracker::factsOf(const ContainerInspect& inspect) const {
   ContainerFacts facts;
-  applyInspect(inspect, redactor_, facts);
+  applyInspect(inspect, redactor_, posture_, facts);
   facts.state = inspect.state.status;
   facts.exitCode = inspect.state.running ? std::nullopt : std::optional(inspect.state.exitCode);
   return facts;
@@ -271,7 +275,7 @@ Record Tracker::inspected(const InspectAnswer& answer) {
     const std::optional<std::string> state = facts.state;
     const std::optional<std::int64_t> exitCode = facts.exitCode;
     const std::string name = facts.name;  // a rename event is newer than the answer
-    applyInspect(*answer.inspect, redactor_, facts);
+    applyInspect(*answer.inspect, redactor_, posture_, facts);
     if (!name.empty()) facts.name = name;
     facts.state = state ? state : std::optional(answer.inspect->state.status);
     facts.exitCode = state ? exitCode : factsOf(*answer.inspect).exitCode;

@@ -15,6 +15,7 @@
 #include "buffer/record.h"
 #include "collectors/engine_types.h"
 #include "common/clock.h"
+#include "posture/policy.h"
 
 namespace zastava {
 
@@ -56,11 +57,13 @@ struct InspectAnswer {
 
 class Tracker {
  public:
-  Tracker(const Clock& clock, const Redactor& redactor) : clock_(clock), redactor_(redactor) {}
+  Tracker(const Clock& clock, const Redactor& redactor, PosturePolicy posture = {})
+      : clock_(clock), redactor_(redactor), posture_(std::move(posture)) {}
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
 
-  // Everything an inspect says about a container, as record facts, secrets redacted.
+  // Everything an inspect says about a container, as record facts, secrets redacted, with the
+  // findings of the posture checks an inspect decides.
   ContainerFacts factsOf(const ContainerInspect& inspect) const;
 
   // The container.snapshot record for one inventory observation, observed now.
@@ -110,6 +113,7 @@ class Tracker {
 
   const Clock& clock_;
   const Redactor& redactor_;
+  const PosturePolicy posture_;
   std::map<std::string, ContainerFacts, std::less<>> containers_;
   // The containers reconciliation destroyed last. A late event of one (it happened before the
   // reconciliation's list) is recorded, but does not bring the container back.

@@ -13,19 +13,20 @@ constexpr std::size_t kEventIdHexChars = 32;
 
 void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
   out.startObject();
-  out.key("risks").textArray(securityRisks(p));
   out.key("privileged").boolean(p.privileged);
   out.key("user").text(p.user);
   out.key("capAdd").textArray(p.capAdd);
   out.key("capDrop").textArray(p.capDrop);
   out.key("securityOpt").textArray(p.securityOpt);
   out.key("appArmorProfile").text(p.appArmorProfile);
+  out.key("processLabel").text(p.processLabel);
   out.key("noNewPrivileges").boolean(p.noNewPrivileges);
   out.key("readOnlyRootfs").boolean(p.readOnlyRootfs);
   out.key("pidMode").text(p.pidMode);
   out.key("networkMode").text(p.networkMode);
   out.key("ipcMode").text(p.ipcMode);
   out.key("usernsMode").text(p.usernsMode);
+  out.key("utsMode").text(p.utsMode);
   out.key("devices").textArray(p.devices);
   out.key("mounts").startArray();
   for (const MountFacts& m : p.mounts) {
@@ -43,10 +44,62 @@ void writeSecurity(JsonWriter& out, const SecurityPosture& p) {
   out.key("ports").textArray(p.ports);
   out.key("memoryBytes").integer(p.memoryBytes);
   out.key("nanoCpus").integer(p.nanoCpus);
+  out.key("cpuShares").integer(p.cpuShares);
+  out.key("cpuQuota").integer(p.cpuQuota);
   out.key("pidsLimit").integer(p.pidsLimit);
   out.key("restartPolicy").text(p.restartPolicy);
+  out.key("ulimits").textArray(p.ulimits);
+  out.key("cgroupParent").text(p.cgroupParent);
   out.key("healthcheck").textArray(p.healthcheck);
   out.key("healthStatus").text(p.healthStatus);
+  out.endObject();
+}
+
+// A failed finding, or (with the label that waived it) a waived one.
+void writeFinding(JsonWriter& out, const CheckFinding& finding, std::string_view waiver) {
+  out.startObject();
+  out.key("id").text(finding.id);
+  out.key("severity").text(severityName(finding.severity));
+  out.key("title").text(finding.title);
+  if (finding.waived) out.key("result").text(checkResultName(finding.result));
+  if (finding.result == CheckResult::kFailed) out.key("value").text(finding.value);
+  if (finding.waived) out.key("waiver").text(waiver);
+  out.endObject();
+}
+
+// The ids of the findings not waived with `result`.
+void writeIds(JsonWriter& out, const PostureFindings& findings, CheckResult result) {
+  out.startArray();
+  for (const CheckFinding& finding : findings.checks) {
+    if (!finding.waived && finding.result == result) out.text(finding.id);
+  }
+  out.endArray();
+}
+
+void writePosture(JsonWriter& out, const PostureFindings& findings) {
+  out.startObject();
+  out.key("benchmark").text(kPostureBenchmark);
+  out.key("failed").startArray();
+  for (const CheckFinding& finding : findings.checks) {
+    if (PostureFindings::counts(finding)) writeFinding(out, finding, {});
+  }
+  out.endArray();
+  if (!findings.waiver.empty()) {
+    out.key("waived").startArray();
+    for (const CheckFinding& finding : findings.checks) {
+      if (finding.waived) writeFinding(out, finding, findings.waiver);
+    }
+    out.endArray();
+  }
+  out.key("passed");
+  writeIds(out, findings, CheckResult::kPassed);
+  out.key("notApplicable");
+  writeIds(out, findings, CheckResult::kNotApplicable);
+  if (!findings.skipped.empty()) {
+    out.key("skipped").startArray();
+    for (std::string_view id : findings.skipped) out.text(id);
+    out.endArray();
+  }
   out.endObject();
 }
 
@@ -70,6 +123,10 @@ void writeContainer(JsonWriter& out, const ContainerFacts& facts, bool withPid) 
     if (!facts.env.empty()) out.key("env").textMap(facts.env);
     out.key("security");
     writeSecurity(out, *facts.security);
+  }
+  if (facts.posture) {
+    out.key("posture");
+    writePosture(out, *facts.posture);
   }
   out.endObject();
 }

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/evidence_types.h"
+#include "common/posture_findings.h"
 #include "common/security_posture.h"
 
 namespace zastava {
@@ -21,8 +22,9 @@ inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
 // for the scan (was always snapshot), and the optional engineAction, 5: the optional inspectError,
 // 6: event records are written from the event alone; what an inspect says follows in its own
 // container.inspect record, which `completes` the event's record, 7: each fact once per record
-// (no hash, timeNano or action keys; attributes hold only what the container block does not say)
-inline constexpr int kSchemaVersion = 7;
+// (no hash, timeNano or action keys; attributes hold only what the container block does not say),
+// 8: container.posture (the posture checks' findings) replaces container.security.risks
+inline constexpr int kSchemaVersion = 8;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 inline constexpr std::string_view kInspectKind = "container.inspect";
 
@@ -52,6 +54,9 @@ struct ContainerFacts {
   // The image manifest digest; std::nullopt (JSON null) when the engine does not report one
   // (API < 1.48) — written explicitly whenever `security` is, so its absence is visible.
   std::optional<std::string> imageDigest;
+  // What the posture checks found (docs/posture.md): those an inspect decides on the records
+  // that carry `security`, those the processes decide on container.evidence records.
+  std::shared_ptr<const PostureFindings> posture;
 };
 
 // A span of time in which engine events may have been lost (agent.gap records), or, with

@@ -27,11 +27,11 @@ void readContainer(const object& container, RecordSummary& summary) {
   summary.state = textOr(container, "state");
   std::int64_t exitCode = 0;
   if (container["exitCode"].get(exitCode) == simdjson::SUCCESS) summary.exitCode = exitCode;
-  simdjson::dom::array risks;
-  if (container["security"]["risks"].get(risks) != simdjson::SUCCESS) return;
-  for (element risk : risks) {
-    std::string_view text;
-    if (risk.get(text) == simdjson::SUCCESS) summary.risks.emplace_back(text);
+  simdjson::dom::array failed;
+  if (container["posture"]["failed"].get(failed) != simdjson::SUCCESS) return;
+  for (element finding : failed) {
+    std::string_view id;
+    if (finding["id"].get(id) == simdjson::SUCCESS) summary.failedChecks.emplace_back(id);
   }
 }
 

@@ -1,6 +1,6 @@
 // What a reader of the ledger wants at a glance from one NDJSON record line: when, where from,
-// what kind, which container in which state, and its posture risks. Decoded from the line
-// alone, so it works on any copy of a data directory.
+// what kind, which container in which state, and the posture checks it failed. Decoded from the
+// line alone, so it works on any copy of a data directory.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +24,8 @@ struct RecordSummary {
   std::string containerName;
   std::string state;  // empty when the record does not say
   std::optional<std::int64_t> exitCode;
-  std::vector<std::string> risks;  // container.security.risks, on records made from an inspect
-  std::string inspectError;        // container.inspect records without an inspect's facts
+  std::vector<std::string> failedChecks;  // the ids in container.posture.failed
+  std::string inspectError;               // container.inspect records without an inspect's facts
   // container.evidence records: what started the scan and how much of it could be read.
   std::string evidenceScan;
   std::string evidenceStatus;

@@ -304,9 +304,22 @@ std::vector<std::string> devicesFrom(std::optional<element> value) {
   return devices;
 }
 
+std::vector<std::string> ulimitsFrom(std::optional<element> value) {
+  std::vector<std::string> ulimits;
+  simdjson::dom::array items;
+  if (!value || value->get(items) != simdjson::SUCCESS) return ulimits;
+  for (element item : items) {
+    if (!isObject(item)) continue;
+    ulimits.push_back(stringOr(item, "Name") + "=" + std::to_string(intOr(item, "Soft")) + ":" +
+                      std::to_string(intOr(item, "Hard")));
+  }
+  return ulimits;
+}
+
 SecurityPosture postureFrom(element doc) {
   SecurityPosture posture;
   posture.appArmorProfile = stringOr(doc, "AppArmorProfile");
+  posture.processLabel = stringOr(doc, "ProcessLabel");
   posture.mounts = mountsFrom(field(doc, "Mounts"));
   if (const auto host = objectField(doc, "HostConfig")) {
     posture.privileged = boolOr(*host, "Privileged");
@@ -323,10 +336,15 @@ SecurityPosture postureFrom(element doc) {
     posture.networkMode = stringOr(*host, "NetworkMode");
     posture.ipcMode = stringOr(*host, "IpcMode");
     posture.usernsMode = stringOr(*host, "UsernsMode");
+    posture.utsMode = stringOr(*host, "UTSMode");
     posture.devices = devicesFrom(field(*host, "Devices"));
     posture.ports = portsFrom(field(*host, "PortBindings"));
     posture.memoryBytes = intOr(*host, "Memory");
     posture.nanoCpus = intOr(*host, "NanoCpus");
+    posture.cpuShares = intOr(*host, "CpuShares");
+    posture.cpuQuota = intOr(*host, "CpuQuota");
+    posture.ulimits = ulimitsFrom(field(*host, "Ulimits"));
+    posture.cgroupParent = stringOr(*host, "CgroupParent");
     posture.pidsLimit = intOr(*host, "PidsLimit");
     if (const auto restart = objectField(*host, "RestartPolicy")) {
       posture.restartPolicy = stringOr(*restart, "Name");

@@ -1,4 +1,4 @@
-// Splitting text into the pieces a separator ends: lines ('\n'), a command line ('\0').
+// Splitting text into the pieces a separator ends (lines, a command line) or separates (lists).
 #pragma once
 
 #include <string_view>
@@ -17,6 +17,25 @@ inline std::vector<std::string_view> splitEndedBy(std::string_view text, char se
     text.remove_prefix(end + 1);
   }
   return pieces;
+}
+
+// `text` without the blanks (spaces, tabs) around it.
+inline std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// The pieces of `text` between `separator`s, each trimmed ("5.10, 5.13" is {"5.10", "5.13"});
+// empty pieces are kept ("a,,b" is {"a", "", "b"}; "" is {""}).
+inline std::vector<std::string_view> splitTrimmed(std::string_view text, char separator) {
+  std::vector<std::string_view> pieces;
+  while (true) {
+    const auto end = text.find(separator);
+    pieces.push_back(trimmed(text.substr(0, end)));
+    if (end == std::string_view::npos) return pieces;
+    text.remove_prefix(end + 1);
+  }
 }
 
 }  // namespace zastava

@@ -132,6 +132,13 @@ struct Metrics::Impl {
           .Help("Duration of one inspect of a created or started container, retries included")
           .Register(registry)
           .Add({}, kInspectBuckets);
+  prometheus::Family<prometheus::Gauge>& postureFailing =
+      gauge(registry, "zastava_agent_posture_failing_containers",
+            "Running containers whose latest posture findings fail the check (CIS Docker "
+            "Benchmark id), waived ones not counted");
+  prometheus::Family<prometheus::Counter>& postureCriticalStarts =
+      counter(registry, "zastava_agent_posture_critical_starts_total",
+              "Container starts that failed the posture check while its severity is critical");
   prometheus::Family<prometheus::Gauge>& cursorLag =
       gauge(registry, "zastava_agent_cursor_lag_seconds",
             "Seconds between now and the engine time of the last durable engine event");
@@ -314,6 +321,15 @@ void Metrics::countAuditDisagreements(std::size_t containers) {
 void Metrics::countInspect(std::string_view result, double seconds) {
   impl_->inspects.Add({{"result", std::string(result)}}).Increment();
   impl_->inspectDuration.Observe(seconds);
+}
+void Metrics::setPostureFailing(std::string_view check, std::string_view severity,
+                                std::int64_t count) {
+  impl_->postureFailing.Add({{"check", std::string(check)}, {"severity", std::string(severity)}})
+      .Set(static_cast<double>(count));
+}
+void Metrics::addPostureCriticalStarts(std::string_view check, std::uint64_t starts) {
+  impl_->postureCriticalStarts.Add({{"check", std::string(check)}})
+      .Increment(static_cast<double>(starts));
 }
 void Metrics::setContainersTracked(std::int64_t count) {
   impl_->containers.Set(static_cast<double>(count));

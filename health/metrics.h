@@ -89,6 +89,12 @@ class Metrics {
   void countEvidenceCapHit(std::string_view cap);
   // zastava_agent_evidence_queue_depth (gauge): scans waiting for a worker, re-scans included.
   void setEvidenceQueueDepth(std::size_t depth);
+  // zastava_agent_posture_failing_containers{check,severity} (gauge): running containers whose
+  // latest findings fail the check (docs/posture.md), waived ones not counted.
+  void setPostureFailing(std::string_view check, std::string_view severity, std::int64_t count);
+  // zastava_agent_posture_critical_starts_total{check}: container starts that failed the check
+  // while its severity is critical; `starts` 0 exports the series.
+  void addPostureCriticalStarts(std::string_view check, std::uint64_t starts);
   // Backend delivery (docs/backend.md). zastava_agent_backend_delivered_records_total,
   // _delivered_batches_total and _delivered_bytes_total: one accepted request.
   void countBackendDelivered(std::size_t records, std::size_t bytes);

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build/test}
 source_dir=$PWD
 # What clang-tidy reads: the agent's own folders (a folder added to the agent belongs here).
-folders='agent|buffer|collectors|common|delivery|health|net'
+folders='agent|buffer|collectors|common|delivery|health|net|posture'
 
 status=0
 

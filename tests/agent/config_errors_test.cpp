@@ -217,6 +217,27 @@ TEST_CASE("unknown flags and positional arguments are errors") {
 namespace zastava {
 namespace {
 
+TEST_CASE(
+    "posture keys: an unknown check id or severity is refused, naming the key and the value") {
+  const std::string skip = "ZASTAVA_AGENT__Posture__SkipChecks";
+  CHECK(envError(skip, "5.19,9.99") ==
+        skip +
+            ": \"9.99\" is not a posture check id (docs/posture.md); expected a comma-separated "
+            "list of posture check ids (docs/posture.md), or empty for none");
+  CHECK(contains(envError(skip, "5.19,"), "\"\" is not a posture check id"));
+  CHECK(contains(flagError({"--posture-skip-checks", "5.1"}),
+                 "--posture-skip-checks: \"5.1\" is not a posture check id"));
+  const std::string severity = "ZASTAVA_AGENT__Posture__SeverityOverrides";
+  CHECK(contains(envError(severity, "5.13=urgent"),
+                 severity + ": \"urgent\" is not a severity: critical, high, medium, low or info"));
+  CHECK(contains(envError(severity, "5.13"), "\"5.13\" is not ID=SEVERITY"));
+  CHECK(contains(envError(severity, "5.99=high"), "\"5.99\" is not a posture check id"));
+  CHECK(contains(flagError({"--posture-severity-overrides=5.13=HIGH"}),
+                 "\"HIGH\" is not a severity"));
+  // Empty is none, as documented.
+  CHECK(parseArgs({}, {{skip, ""}, {severity, ""}}).ok());
+}
+
 TEST_CASE("a name list with an empty item or a stray character is refused, naming the key") {
   for (const char* bad : {"PATH,,HOME", "PATH, ", "PATH;HOME", "A=B"}) {
     CAPTURE(bad);

@@ -69,6 +69,9 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__Evidence__MaxLibraries", "--evidence-max-libraries", "20"},
     {"ZASTAVA_AGENT__Evidence__MaxHashMb", "--evidence-max-hash-mb", "3"},
     {"ZASTAVA_AGENT__Evidence__RescanSeconds", "--evidence-rescan-seconds", "0"},
+    {"ZASTAVA_AGENT__Posture__SkipChecks", "--posture-skip-checks", "5.19, 5.25"},
+    {"ZASTAVA_AGENT__Posture__SeverityOverrides", "--posture-severity-overrides",
+     "5.13=high,5.19=low"},
     {"ZASTAVA_AGENT__Backend__Url", "--backend-url", "https://ingest.example/v1"},
     {"ZASTAVA_AGENT__Backend__TokenFile", "--backend-token-file", "/etc/z/token"},
     {"ZASTAVA_AGENT__Backend__CaFile", "--backend-ca-file", "/etc/z/ca.pem"},
@@ -107,6 +110,12 @@ void checkAllSet(const Config& c) {
   CHECK(c.evidenceMaxLibraries == 20);
   CHECK(c.evidenceMaxHashMb == 3);
   CHECK(c.evidenceRescanSeconds == 0);
+  CHECK(c.postureSkipChecks == "5.19, 5.25");
+  CHECK(c.postureSeverityOverrides == "5.13=high,5.19=low");
+  const PosturePolicy policy = posturePolicy(c);
+  CHECK(policy.skip == std::set<std::string, std::less<>>{"5.19", "5.25"});
+  CHECK(policy.severities.at("5.13") == Severity::kHigh);
+  CHECK(policy.severities.at("5.19") == Severity::kLow);
   CHECK(c.backendUrl == "https://ingest.example/v1");
   CHECK(c.backendTokenFile == "/etc/z/token");
   CHECK(c.backendCaFile == "/etc/z/ca.pem");

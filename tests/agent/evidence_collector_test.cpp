@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/posture_census.h"
 #include "buffer/recorder.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
@@ -300,6 +301,7 @@ struct CollectorFixture {
   ManualClock recorderClock{testing::kStart};
   Metrics metrics{testing::testBuild()};
   HealthState health{metrics, recorderClock};
+  PostureCensus census{metrics, PosturePolicy{}};
   std::unique_ptr<Recorder> recorder;
   testing::Child child{{"/bin/sleep", "60"}};
 
@@ -321,7 +323,7 @@ TEST_CASE_FIXTURE(
   EvidenceOptions options;
   options.workers = 1;
   options.rescanDelay = std::chrono::seconds(7);
-  EvidenceCollector collector(*recorder, metrics, clock, redactor, options);
+  EvidenceCollector collector(*recorder, census, metrics, clock, redactor, options);
   collector.start();
   CHECK(collector.request(requestFor("", child.pid())));
   // The re-scan is due 7 s after the start scan, on the clock.
@@ -343,7 +345,7 @@ TEST_CASE_FIXTURE(
   CHECK(testing::metricValue(metrics, "zastava_agent_evidence_scan_duration_seconds_count") == 2);
 
   options.queueCapacity = 1;
-  EvidenceCollector idle(*recorder, metrics, clock, redactor, options);  // never started
+  EvidenceCollector idle(*recorder, census, metrics, clock, redactor, options);  // never started
   CHECK(idle.request(requestFor("", child.pid())));
   CHECK_FALSE(idle.request(requestFor("", child.pid())));
   CHECK(testing::metricValue(
@@ -351,7 +353,7 @@ TEST_CASE_FIXTURE(
   CHECK(testing::metricValue(metrics, "zastava_agent_evidence_queue_depth") == 1);
 
   options.workers = 0;
-  EvidenceCollector off(*recorder, metrics, clock, redactor, options);
+  EvidenceCollector off(*recorder, census, metrics, clock, redactor, options);
   CHECK_FALSE(off.request(requestFor("", child.pid())));
 }
 
@@ -364,7 +366,7 @@ TEST_CASE_FIXTURE(CollectorFixture,
   EvidenceOptions options;
   options.workers = 1;
   options.rescanDelay = std::chrono::seconds(0);
-  EvidenceCollector collector(*recorder, metrics, clock, redactor, options);
+  EvidenceCollector collector(*recorder, census, metrics, clock, redactor, options);
   collector.start();
   CHECK(collector.request(requestFor("", runc.pid())));
   // Each try but the last schedules the next kStartRetryDelay later, on the clock.
@@ -391,7 +393,7 @@ TEST_CASE_FIXTURE(CollectorFixture,
   EvidenceOptions options;
   options.workers = 1;
   options.rescanDelay = std::chrono::hours(1);
-  EvidenceCollector collector(*recorder, metrics, clock, kRedactor, options);
+  EvidenceCollector collector(*recorder, census, metrics, clock, kRedactor, options);
   collector.start();
   REQUIRE(collector.request(requestFor("", zombie.pid())));
   CHECK(waitForMetric(metrics,
@@ -411,7 +413,7 @@ TEST_CASE_FIXTURE(CollectorFixture,
   EvidenceOptions options;
   options.workers = 2;
   options.rescanDelay = std::chrono::hours(1);
-  EvidenceCollector collector(*recorder, metrics, clock, kRedactor, options);
+  EvidenceCollector collector(*recorder, census, metrics, clock, kRedactor, options);
   collector.start();
   CHECK(waitForThreads("zastava-scan", 2));
   REQUIRE(collector.request(requestFor("", child.pid())));

@@ -15,6 +15,7 @@
 #include "agent/config.h"
 #include "agent/evidence_collector.h"
 #include "agent/pipeline.h"
+#include "agent/posture_census.h"
 #include "buffer/recorder.h"
 #include "health/health_state.h"
 #include "health/metrics.h"
@@ -85,10 +86,10 @@ class Scenario {
     recorder_ = std::move(recorder).value();
     EvidenceOptions evidenceOptions;
     evidenceOptions.workers = 0;
-    evidence_ = std::make_unique<EvidenceCollector>(*recorder_, metrics_, clock_, redactor_,
-                                                    evidenceOptions);
-    pipeline_ = std::make_unique<Pipeline>(api_, *recorder_, *evidence_, health_, metrics_, clock_,
-                                           redactor_, options_);
+    evidence_ = std::make_unique<EvidenceCollector>(*recorder_, census_, metrics_, clock_,
+                                                    redactor_, evidenceOptions);
+    pipeline_ = std::make_unique<Pipeline>(api_, *recorder_, *evidence_, census_, health_, metrics_,
+                                           clock_, redactor_, options_);
   }
   ~Scenario() { stop(); }
   Scenario(const Scenario&) = delete;
@@ -132,6 +133,7 @@ class Scenario {
   ManualWallClock clock_;
   Metrics metrics_{testBuild()};
   HealthState health_{metrics_, clock_};
+  PostureCensus census_{metrics_, options_.posture};
   const Redactor redactor_;
   Ledger ledger_;
   ScriptedDockerApi api_;

@@ -165,11 +165,11 @@ TEST_CASE("filters: kind in full or by action, container by name or id prefix, t
 TEST_CASE("one readable line: time, source, kind, container, then what applies") {
   RecordSummary inspect = summary("container.inspect", "web", "8c34aa");
   inspect.state = "running";
-  inspect.risks = {"privileged", "docker-socket-mounted"};
+  inspect.failedChecks = {"5.5", "5.32"};
   CHECK(formatRecordLine(inspect) ==
         "2026-12-06T05:00:00.000Z  stream     container.inspect        web                   "
-        "running  risks: privileged, docker-socket-mounted");
-  inspect.risks.clear();
+        "running  posture failed: 5.5, 5.32");
+  inspect.failedChecks.clear();
   inspect.inspectError = "the container was gone before it could be inspected";
   CHECK(contains(formatRecordLine(inspect),
                  "running  no inspect: the container was gone before it could be inspected"));

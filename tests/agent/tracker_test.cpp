@@ -197,6 +197,9 @@ TEST_CASE("an event is recorded from itself; the inspect's answer completes it i
   CHECK(record.container.restartCount == 0);
   CHECK(record.container.labels.at("app") == "web");
   CHECK(record.container.security);
+  REQUIRE(record.container.posture);  // the findings of every check an inspect decides
+  CHECK(record.container.posture->input == PostureInput::kInspect);
+  CHECK(record.container.posture->checks.size() == 26);
   CHECK(record.container.startedAt.has_value());
   CHECK_FALSE(record.container.finishedAt.has_value());  // "0001-01-01T00:00:00Z" means never
 
@@ -207,6 +210,7 @@ TEST_CASE("an event is recorded from itself; the inspect's answer completes it i
   CHECK(paused.container.imageId == record.container.imageId);  // remembered from the inspect
   CHECK(paused.container.state == "paused");
   CHECK_FALSE(paused.container.security);  // posture only in the inspect record
+  CHECK_FALSE(paused.container.posture);
 
   EngineEvent die = start;
   die.action = die.rawAction = "die";
@@ -217,6 +221,33 @@ TEST_CASE("an event is recorded from itself; the inspect's answer completes it i
   CHECK(died.container.exitCode == 2);
   CHECK(died.container.state == "exited");
   CHECK_FALSE(died.container.pid.has_value());
+}
+
+TEST_CASE("posture findings follow the configuration and the container's waiver label") {
+  ManualClock clock(kNow);
+  PosturePolicy policy;
+  policy.skip = {"5.19"};
+  policy.severities = {{"5.13", Severity::kCritical}};
+  Tracker tracker(clock, kRedactor, policy);
+  auto inspect = decodeContainerInspect(readFixture("posture/inspect-host-network.json"));
+  REQUIRE(inspect.ok());
+  inspect->labels[std::string(kPostureWaiverLabel)] = "5.10";
+  const Record snapshot = tracker.snapshot(*inspect);
+  REQUIRE(snapshot.container.posture);
+  const PostureFindings& findings = *snapshot.container.posture;
+  CHECK(findings.skipped == std::vector<std::string_view>{"5.19"});
+  CHECK(findings.waiver == "zastava.posture.ignore=5.10");
+  for (const CheckFinding& finding : findings.checks) {
+    CAPTURE(finding.id);
+    CHECK(finding.waived == (finding.id == "5.10"));
+    if (finding.id == "5.13") CHECK(finding.severity == Severity::kCritical);
+  }
+  // A reconciliation's records carry them too.
+  ContainerFacts facts = tracker.factsOf(*inspect);
+  CHECK(facts.posture);
+  const Record started = tracker.reconciled(facts, "start", kNow, "t");
+  CHECK(started.container.posture == facts.posture);
+  CHECK_FALSE(tracker.find(inspect->id)->posture);  // not remembered: said once per record
 }
 
 TEST_CASE("an answer older than the container's last event keeps the state the events gave") {

@@ -15,7 +15,7 @@ RecordSummary summaryOf(const Record& record) {
   return *summary;
 }
 
-TEST_CASE("an inspect record: time, source, kind, container, state, risks") {
+TEST_CASE("an inspect record: time, source, kind, container, state, failed posture checks") {
   Record record = testing::engineRecord("8c34aa", "start", testing::kStart);
   record.kind = std::string(kInspectKind);
   record.action.clear();
@@ -23,10 +23,16 @@ TEST_CASE("an inspect record: time, source, kind, container, state, risks") {
   record.attributes.clear();
   record.completes = record.eventId;
   record.container.state = "running";
-  auto posture = std::make_shared<SecurityPosture>();
-  posture->privileged = true;
-  posture->capAdd = {"NET_ADMIN"};
-  record.container.security = posture;
+  record.container.security = std::make_shared<SecurityPosture>();
+  auto findings = std::make_shared<PostureFindings>();
+  findings->checks = {
+      {"5.4", "capabilities", Severity::kHigh, CheckResult::kFailed, "CapAdd=CAP_NET_ADMIN"},
+      {"5.5", "privileged", Severity::kCritical, CheckResult::kFailed, "Privileged=true"},
+      {"5.10", "host network", Severity::kCritical, CheckResult::kPassed, ""},
+      {"5.13", "read-only root", Severity::kMedium, CheckResult::kFailed, "ReadonlyRootfs=false",
+       /*waived=*/true}};
+  findings->waiver = "zastava.posture.ignore=5.13";
+  record.container.posture = findings;
   const RecordSummary summary = summaryOf(record);
   CHECK(summary.time == testing::kStart);
   CHECK(summary.source == "stream");
@@ -35,14 +41,15 @@ TEST_CASE("an inspect record: time, source, kind, container, state, risks") {
   CHECK(summary.containerName == "web");
   CHECK(summary.state == "running");
   CHECK_FALSE(summary.exitCode);
-  CHECK(summary.risks == securityRisks(*posture));
-  CHECK(summary.risks.front() == "privileged");
+  // A waived failure is not among them.
+  CHECK(summary.failedChecks == std::vector<std::string>{"5.4", "5.5"});
   CHECK(summary.inspectError.empty());
 
   record.container.security.reset();
+  record.container.posture.reset();
   record.inspectError = "the container was gone before it could be inspected";
   CHECK(summaryOf(record).inspectError == record.inspectError);
-  CHECK(summaryOf(record).risks.empty());
+  CHECK(summaryOf(record).failedChecks.empty());
 }
 
 TEST_CASE("a death's exit code and a health status's detail") {
@@ -53,7 +60,7 @@ TEST_CASE("a death's exit code and a health status's detail") {
   Record health = testing::engineRecord("8c34aa", "health_status", testing::kStart);
   health.actionDetail = "unhealthy";
   CHECK(summaryOf(health).actionDetail == "unhealthy");
-  CHECK(summaryOf(health).risks.empty());
+  CHECK(summaryOf(health).failedChecks.empty());
 }
 
 TEST_CASE("evidence and gap records say what they are about") {

@@ -35,7 +35,7 @@ Record sampleRecord() {
 }
 
 const std::string kSampleLine =
-    R"({"schema":{"name":"zastava.runtime-event","version":7},)"
+    R"({"schema":{"name":"zastava.runtime-event","version":8},)"
     R"("eventId":"0123456789abcdef0123456789abcdef","kind":"container.health_status",)"
     R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
     R"("observedAt":"2026-11-22T14:34:47.800000000Z",)"
@@ -91,11 +91,49 @@ TEST_CASE("a snapshot record leaves out everything unknown") {
   record.container.name = "";
   record.container.image = "img";
   CHECK(lineOf(record) ==
-        R"({"schema":{"name":"zastava.runtime-event","version":7},)"
+        R"({"schema":{"name":"zastava.runtime-event","version":8},)"
         R"("eventId":"2174671d490e1673cae0757c6f1f1d2b","kind":"container.snapshot",)"
         R"("source":"snapshot","time":"2026-11-22T14:34:47.800000000Z",)"
         R"("container":{"id":"abc","name":"","image":"img"},)"
         R"("prevHash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+}
+
+TEST_CASE("posture findings: failed with what failed them, waived with the label, then ids") {
+  Record record;
+  record.eventId = eventIdForSnapshot("abc", 1795358087800000000);
+  record.kind = "container.snapshot";
+  record.source = RecordSource::kSnapshot;
+  record.time = record.observedAt = 1795358087800000000;
+  record.container.id = "abc";
+  record.container.image = "img";
+  auto findings = std::make_shared<PostureFindings>();
+  findings->checks = {
+      {"4.1", "Ensure a user", Severity::kMedium, CheckResult::kFailed, "User= (root)"},
+      {"5.2", "Ensure AppArmor", Severity::kHigh, CheckResult::kNotApplicable, ""},
+      {"5.5", "Ensure not privileged", Severity::kCritical, CheckResult::kPassed, ""},
+      {"5.10", "Ensure no host network", Severity::kCritical, CheckResult::kFailed,
+       "NetworkMode=host", /*waived=*/true},
+      {"5.11", "Ensure memory", Severity::kLow, CheckResult::kPassed, "", /*waived=*/true}};
+  findings->skipped = {"5.19"};
+  findings->waiver = "zastava.posture.ignore=5.10,5.11";
+  record.container.posture = findings;
+  CHECK(lineOf(record).find(
+            R"("container":{"id":"abc","name":"","image":"img","posture":{)"
+            R"("benchmark":"CIS Docker Benchmark v1.6.0",)"
+            R"("failed":[{"id":"4.1","severity":"medium","title":"Ensure a user",)"
+            R"j("value":"User= (root)"}],)j"
+            R"("waived":[{"id":"5.10","severity":"critical","title":"Ensure no host network",)"
+            R"("result":"failed","value":"NetworkMode=host",)"
+            R"("waiver":"zastava.posture.ignore=5.10,5.11"},)"
+            R"({"id":"5.11","severity":"low","title":"Ensure memory","result":"passed",)"
+            R"("waiver":"zastava.posture.ignore=5.10,5.11"}],)"
+            R"("passed":["5.5"],"notApplicable":["5.2"],"skipped":["5.19"]}})") !=
+        std::string::npos);
+  // Without waivers or skips those keys are left out; the lists are always there.
+  findings->checks = {findings->checks[0]};
+  findings->skipped.clear();
+  findings->waiver.clear();
+  CHECK(lineOf(record).find(R"(}],"passed":[],"notApplicable":[]}})") != std::string::npos);
 }
 
 TEST_CASE("engineAction follows actionDetail when the decoder mapped the action, else absent") {
@@ -114,7 +152,7 @@ TEST_CASE("engineAction follows actionDetail when the decoder mapped the action,
   remove.container.image = "busybox:1";
   remove.container.state = "removed";
   CHECK(lineOf(remove) ==
-        R"({"schema":{"name":"zastava.runtime-event","version":7},)"
+        R"({"schema":{"name":"zastava.runtime-event","version":8},)"
         R"("eventId":"c1ecfcf9784541b86256260968fb5eb8","kind":"container.destroy",)"
         R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
         R"("observedAt":"2026-11-22T14:34:47.800000000Z","engineAction":"remove",)"

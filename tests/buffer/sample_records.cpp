@@ -26,8 +26,35 @@ Record evidenceSample(const std::string& containerId, UnixNanos observedAt, Evid
   record.container.imageId = "sha256:" + std::string(64, 'b');
   record.container.pid = facts.initPid;
   record.container.startedAt = "2026-11-22T14:00:00.123456789Z";
+  // The check its processes decide, as evaluateProcessChecks finds it (posture/evaluate.h).
+  auto posture = std::make_shared<PostureFindings>();
+  posture->input = PostureInput::kProcesses;
+  posture->checks = {{"5.7", "Ensure sshd is not run within containers", Severity::kMedium,
+                      facts.processTree ? CheckResult::kPassed : CheckResult::kNotApplicable, ""}};
+  record.container.posture = posture;
   record.evidence = std::move(facts);
   return record;
+}
+
+// A snapshot's security posture and its findings, as the Tracker writes them.
+void addPosture(Record& record) {
+  auto security = std::make_shared<SecurityPosture>();
+  security->networkMode = "host";
+  security->ulimits = {"nofile=1024:2048"};
+  record.container.security = security;
+  auto posture = std::make_shared<PostureFindings>();
+  posture->checks = {
+      {"4.1", "Ensure that a user for the container has been created", Severity::kMedium,
+       CheckResult::kFailed, "User= (root)"},
+      {"5.2", "Ensure that, if applicable, an AppArmor Profile is enabled", Severity::kHigh,
+       CheckResult::kNotApplicable, ""},
+      {"5.5", "Ensure that privileged containers are not used", Severity::kCritical,
+       CheckResult::kPassed, ""},
+      {"5.10", "Ensure that the host's network namespace is not shared", Severity::kCritical,
+       CheckResult::kFailed, "NetworkMode=host", /*waived=*/true}};
+  posture->skipped = {"5.19"};
+  posture->waiver = "zastava.posture.ignore=5.10";
+  record.container.posture = posture;
 }
 
 ProcessInfo sampleProcess(int pid, int ppid, int nsPid, std::vector<std::string> cmdline) {
@@ -208,6 +235,7 @@ int main(int argc, char** argv) {
       record.action.clear();
       record.attributes.clear();
       record.eventId = eventIdForSnapshot(record.container.id, record.observedAt);
+      addPosture(record);
     }
     (*recorder)->submit(record);
   }
