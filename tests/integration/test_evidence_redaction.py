@@ -50,14 +50,18 @@ class EvidenceRedaction(h.WorkspaceTest):
                 if r.get("container", {}).get("id") == container_id and r["kind"] == kind]
 
     def test_risky_container_is_flagged(self):
-        """snapshot and inspect records say privileged, docker socket mounted, CAP_NET_ADMIN"""
+        """snapshot and inspect records' posture fails CIS 5.5 (privileged), 5.32 (docker
+        socket mounted) and 5.4 (CAP_NET_ADMIN added)"""
         for cid, kind in ((self.before, "container.snapshot"), (self.after, "container.inspect")):
             # the snapshot; the inspect of risky-after's start (its create may have one too)
             record = [r for r in self.records
                       if r.get("container", {}).get("id") == cid and r["kind"] == kind][-1]
             security = record["container"]["security"]
-            for risk in ("privileged", "docker-socket-mounted", "cap-add:CAP_NET_ADMIN"):
-                self.assertIn(risk, security["risks"], kind)
+            failed = {f["id"]: f for f in record["container"]["posture"]["failed"]}
+            for check in ("5.4", "5.5", "5.32"):
+                self.assertIn(check, failed, kind)
+            self.assertEqual(failed["5.4"]["value"], "CAP_NET_ADMIN", kind)
+            self.assertNotIn("risks", security, kind)
             self.assertTrue(security["mounts"][0]["dockerSocket"])
             self.assertIsNone(record["container"]["imageDigest"])  # API 1.41 does not say
             env = record["container"]["env"]

@@ -229,7 +229,9 @@ class Lifecycle(h.WorkspaceTest):
             self.assertEqual(c.get("name"), name, c)
             self.assertTrue(c.get("imageId", "").startswith("sha256:"), c)
             self.assertIn("restartCount", c, c)
-            self.assertIn("risks", c.get("security", {}), c)
+            self.assertIn("security", c, c)
+            self.assertEqual(c.get("posture", {}).get("benchmark"), "CIS Docker Benchmark v1.6.0",
+                             c)
             self.assertIn("imageDigest", c, c)
         # a long-running one is still running when the answer comes
         c = self.inspect_of(self.record_for(self.events_of("hc", "start")[0]))["container"]
@@ -273,7 +275,7 @@ class Lifecycle(h.WorkspaceTest):
         import re
         t = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
         for rec in self.records:
-            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 7})
+            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 8})
             self.assertRegex(rec["eventId"], r"^[0-9a-f]{32}$")
             self.assertRegex(rec["time"], t)
             # observedAt is left out where it would repeat `time`: records of no engine event.
