@@ -60,7 +60,7 @@ class EvidenceRedaction(h.WorkspaceTest):
             failed = {f["id"]: f for f in record["container"]["posture"]["failed"]}
             for check in ("5.4", "5.5", "5.32"):
                 self.assertIn(check, failed, kind)
-            self.assertEqual(failed["5.4"]["value"], "CAP_NET_ADMIN", kind)
+            self.assertEqual(failed["5.4"]["value"], "CapAdd=CAP_NET_ADMIN", kind)
             self.assertNotIn("risks", security, kind)
             self.assertTrue(security["mounts"][0]["dockerSocket"])
             self.assertIsNone(record["container"]["imageDigest"])  # API 1.41 does not say

@@ -71,7 +71,8 @@ INSPECT_IDS = [i for i in IDS if i != "5.7"]  # 5.7 is decided from /proc only
 CRITICAL = [i for i in IDS if SEVERITY[i] == "critical"]
 
 # What a failed finding's value must be: ("=", exact), ("~", substring), ("^", prefix),
-# ("caps", set of CAP_ names in a comma-separated list), or None (any non-empty text).
+# ("caps", set of CAP_ names in "CapAdd=" and a comma-separated list), or None (any non-empty
+# text).
 # Exact where SPEC fixes the text, a substring naming the fact elsewhere.
 F = "failed"
 P = "passed"
@@ -207,7 +208,8 @@ def value_problem(check, value):
     if kind == "=" and value != want or kind == "~" and want not in value or \
             kind == "^" and not value.startswith(want):
         return f"value {value!r}, want {kind} {want!r}"
-    if kind == "caps" and set(v.strip() for v in value.split(",")) != want:
+    if kind == "caps" and (not value.startswith("CapAdd=") or
+                           set(v.strip() for v in value[len("CapAdd="):].split(",")) != want):
         return f"value {value!r}, want the capabilities {sorted(want)}"
     return None
 
