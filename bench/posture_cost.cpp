@@ -89,8 +89,8 @@ int main(int argc, char** argv) {
   // The checks alone.
   const double checks = microsPerCall(starts, [&](std::size_t i) {
     const ContainerInspect& inspect = inspects[i % kinds];
-    sink += evaluateInspectChecks(inspect.posture, postureWaiverOf(inspect.labels), {})
-                .checks.size();
+    sink +=
+        evaluateInspectChecks(inspect.posture, postureWaiverOf(inspect.labels), {}).checks.size();
   });
   // The line with and without container.posture.
   std::vector<Record> records;
