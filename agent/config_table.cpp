@@ -9,6 +9,7 @@
 
 #include "collectors/endpoint.h"
 #include "common/invariant.h"
+#include "common/split.h"
 #include "posture/policy.h"
 
 namespace zastava {
@@ -146,20 +147,13 @@ Result<std::int64_t> parseInteger(std::string_view text, std::int64_t min, std::
 // and globs.
 Result<std::vector<std::string>> parseNameList(std::string_view text) {
   std::vector<std::string> names;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t comma = text.find(',', start);
-    if (comma == std::string_view::npos) comma = text.size();
-    std::string_view item = text.substr(start, comma - start);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+  for (std::string_view item : splitTrimmed(text, ',')) {
     const bool valid = !item.empty() && std::all_of(item.begin(), item.end(), [](char c) {
       return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-' ||
              c == '*' || c == '?';
     });
     if (!valid) return invalid("bad item");
     names.emplace_back(item);
-    start = comma + 1;
   }
   return names;
 }

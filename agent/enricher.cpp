@@ -27,13 +27,13 @@ InspectAnswer notAsked(const std::string& id, const std::string& startId, Record
                        std::nullopt, std::string(kStartedAgainBeforeInspect), 0};
 }
 
-// The containers of an inventory that are up, with their inspect's facts (posture findings).
-std::vector<ContainerFacts> upNow(const Tracker& tracker,
-                                  const std::vector<ContainerInspect>& engine) {
-  std::vector<ContainerFacts> up;
+// The containers of an inventory that are up, with their posture findings.
+std::vector<UpContainer> upNow(const Tracker& tracker,
+                               const std::vector<ContainerInspect>& engine) {
+  std::vector<UpContainer> up;
   for (const ContainerInspect& inspect : engine) {
     if (inspect.state.running || inspect.state.paused || inspect.state.restarting) {
-      up.push_back(tracker.factsOf(inspect));
+      up.push_back(UpContainer{inspect.id, tracker.postureOf(inspect)});
     }
   }
   return up;

@@ -1,13 +1,10 @@
 #include "agent/posture_census.h"
 
+#include "agent/tracker.h"
 #include "health/metrics.h"
 
 namespace zastava {
 namespace {
-
-bool isUp(const std::optional<std::string>& state) {
-  return state == "running" || state == "paused" || state == "restarting";
-}
 
 std::vector<std::string_view> failingChecks(const PostureFindings& findings) {
   std::vector<std::string_view> ids;
@@ -46,15 +43,15 @@ void PostureCensus::observe(const Record& record) {
   }
 }
 
-void PostureCensus::inventory(const std::vector<ContainerFacts>& up) {
+void PostureCensus::inventory(const std::vector<UpContainer>& up) {
   std::lock_guard lock(mu_);
   std::unordered_map<std::string, Failing> before = std::move(up_);
   up_.clear();
-  for (const ContainerFacts& facts : up) {
-    if (auto known = before.find(facts.id); known != before.end()) {
+  for (const UpContainer& container : up) {
+    if (auto known = before.find(container.id); known != before.end()) {
       up_.insert(before.extract(known));
     }
-    if (facts.posture) replace(facts.id, *facts.posture);
+    if (container.posture) replace(container.id, *container.posture);
   }
   for (const auto& [id, gone] : before) {
     adjust(gone.inspect, -1);

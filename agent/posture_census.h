@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -18,6 +19,12 @@
 namespace zastava {
 
 class Metrics;
+
+// A container up, with the findings of its inspect.
+struct UpContainer {
+  std::string id;
+  std::shared_ptr<const PostureFindings> posture;
+};
 
 class PostureCensus {
  public:
@@ -33,7 +40,7 @@ class PostureCensus {
   void observe(const Record& record);
   // What the engine listed (a reconciliation's inventory): the containers up, with their
   // inspect's findings. Every other container is forgotten.
-  void inventory(const std::vector<ContainerFacts>& up);
+  void inventory(const std::vector<UpContainer>& up);
   // A container started with these findings (the inspect of its start, or a start a
   // reconciliation found): counts each critical failure.
   void countStart(const PostureFindings& findings);

@@ -11,10 +11,6 @@ namespace zastava {
 
 namespace {
 
-bool wasUp(const ContainerFacts& facts) {
-  return facts.state == "running" || facts.state == "paused" || facts.state == "restarting";
-}
-
 // Reconciles one container against its inspect; `ledger` is nullptr when the ledger never saw
 // it.
 class ContainerReconciler {
@@ -56,7 +52,7 @@ class ContainerReconciler {
     }
     std::optional<UnixNanos> knownStart;
     if (ledger.startedAt) knownStart = parseRfc3339Nanos(*ledger.startedAt);
-    reconcileRun(knownStart, wasUp(ledger));
+    reconcileRun(knownStart, isUp(ledger.state));
   }
 
  private:

@@ -31,6 +31,12 @@ std::optional<std::int64_t> parseInt(const std::map<std::string, std::string>& a
   return value;
 }
 
+std::shared_ptr<const PostureFindings> findingsOf(const ContainerInspect& inspect,
+                                                  const PosturePolicy& posture) {
+  return std::make_shared<const PostureFindings>(
+      evaluateInspectChecks(inspect.posture, postureWaiverOf(inspect.labels), posture));
+}
+
 // Copies what only an inspect knows into `facts`, secrets redacted, and its posture findings.
 void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
                   const PosturePolicy& posture, ContainerFacts& facts) {
@@ -41,8 +47,7 @@ void applyInspect(const ContainerInspect& inspect, const Redactor& redactor,
   facts.labels = redactor.labels(inspect.labels);
   facts.env = redactor.environment(inspect.env);
   facts.security = std::make_shared<const SecurityPosture>(inspect.posture);
-  facts.posture = std::make_shared<const PostureFindings>(
-      evaluateInspectChecks(inspect.posture, postureWaiverOf(inspect.labels), posture));
+  facts.posture = findingsOf(inspect, posture);
   facts.imageDigest =
       inspect.manifestDigest.empty() ? std::nullopt : std::optional(inspect.manifestDigest);
   facts.restartCount = inspect.restartCount;
@@ -121,6 +126,10 @@ std::string_view inspectResultName(InspectResult result) {
   ZASTAVA_BUG("InspectResult out of range: " + std::to_string(static_cast<int>(result)));
 }
 
+bool isUp(const std::optional<std::string>& state) {
+  return state == "running" || state == "paused" || state == "restarting";
+}
+
 std::optional<std::string> stateAfter(std::string_view action) {
   if (action == "create") return "created";
   if (action == "start" || action == "unpause" || action == "restart") return "running";
@@ -179,6 +188,10 @@ Record Tracker::reconciled(const ContainerFacts& facts, std::string_view action,
 
 Record Tracker::gap(UnixNanos from, UnixNanos to, std::string reason) {
   return gapRecord(GapFacts{from, to, std::move(reason), std::nullopt}, to, clock_.now());
+}
+
+std::shared_ptr<const PostureFindings> Tracker::postureOf(const ContainerInspect& inspect) const {
+  return findingsOf(inspect, posture_);
 }
 
 ContainerFacts Tracker::factsOf(const ContainerInspect& inspect) const {

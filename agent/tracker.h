@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,8 @@ class Tracker {
   // Everything an inspect says about a container, as record facts, secrets redacted, with the
   // findings of the posture checks an inspect decides.
   ContainerFacts factsOf(const ContainerInspect& inspect) const;
+  // The findings of the posture checks an inspect decides (those in factsOf).
+  std::shared_ptr<const PostureFindings> postureOf(const ContainerInspect& inspect) const;
 
   // The container.snapshot record for one inventory observation, observed now.
   Record snapshot(const ContainerInspect& inspect);
@@ -119,6 +122,9 @@ class Tracker {
   // reconciliation's list) is recorded, but does not bring the container back.
   RecentIds reconciledDestroys_{1024};
 };
+
+// True for the states of a container that is up: running, paused, restarting.
+bool isUp(const std::optional<std::string>& state);
 
 // The container state an action leaves behind, or std::nullopt when it does not change it
 // (kill, exec_*, health_status, Podman's init and cleanup, any action not known, ...).

@@ -19,10 +19,10 @@ inline std::vector<std::string_view> splitEndedBy(std::string_view text, char se
   return pieces;
 }
 
-// `text` without the blanks (spaces, tabs) around it.
+// `text` without the spaces around it.
 inline std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
   return text;
 }
 

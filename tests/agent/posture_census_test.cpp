@@ -124,11 +124,11 @@ TEST_CASE_FIXTURE(CensusFixture, "an inventory replaces what is up: the stopped 
   const ContainerInspect socket = inspectOf("inspect-docker-socket.json");
   census.observe(inspected(pid, event(pid, "start")));
   CHECK(census.failing("5.16") == 1);
-  census.inventory({tracker.factsOf(socket)});
+  census.inventory({{socket.id, tracker.postureOf(socket)}});
   CHECK(census.failing("5.16") == 0);
   CHECK(census.failing("5.32") == 1);
   CHECK(census.failing("5.11") == 1);
-  census.inventory({tracker.factsOf(socket)});  // again: counted once
+  census.inventory({{socket.id, tracker.postureOf(socket)}});  // again: counted once
   CHECK(census.failing("5.32") == 1);
 }
 
