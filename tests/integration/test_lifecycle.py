@@ -275,7 +275,7 @@ class Lifecycle(h.WorkspaceTest):
         import re
         t = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
         for rec in self.records:
-            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 8})
+            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 9})
             self.assertRegex(rec["eventId"], r"^[0-9a-f]{32}$")
             self.assertRegex(rec["time"], t)
             # observedAt is left out where it would repeat `time`: records of no engine event.
