@@ -245,8 +245,8 @@ TEST_CASE("configKeys lists the table with derived env names") {
     CHECK(keys[i].envName == kEveryKey[i].env);
     CHECK(keys[i].flag == kEveryKey[i].flag);
   }
-  CHECK(keys[6].defaultValue == "8080");
-  CHECK(keys[6].accepted == "a whole number between 1 and 65535");
+  CHECK(keys[7].defaultValue == "8080");
+  CHECK(keys[7].accepted == "a whole number between 1 and 65535");
 }
 
 TEST_CASE("a flag beats the environment") {
