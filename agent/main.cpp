@@ -19,6 +19,7 @@
 #include "agent/pipeline.h"
 #include "agent/posture_census.h"
 #include "agent/records_command.h"
+#include "agent/verify_command.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
@@ -211,6 +212,9 @@ int run(const Config& config, const Endpoint& endpoint) {
 int runCommand(int argc, char** argv) {
   if (argc >= 2 && argv[1] == kRecordsCommand) {
     return runRecordsCommand(argc - 1, argv + 1, processEnvironment());
+  }
+  if (argc >= 2 && argv[1] == kVerifyCommand) {
+    return runVerifyCommand(argc - 1, argv + 1, processEnvironment());
   }
   auto parsed = parseCommandLine(argc, argv, processEnvironment());
   if (!parsed.ok()) {

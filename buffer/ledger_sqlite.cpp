@@ -153,20 +153,27 @@ Result<void> compareWithSqlite(std::vector<Entry>& entries, SqliteRows& sqlite, 
                          ") come before the first NDJSON record: their segments were deleted "
                          "by retention"});
   }
-  // Between NDJSON records: deleted from NDJSON. Reported at the line it belongs before.
-  if (firstMatched) {
-    std::size_t nextEntry = *sqlite.rows[*lastMatched].entry;
-    for (std::size_t r = *lastMatched; r > *firstMatched; --r) {
-      const SqliteRow& row = sqlite.rows[r - 1];
-      if (row.entry) {
-        nextEntry = *row.entry;
-        continue;
-      }
-      findings.problemAt(nextEntry, entries[nextEntry],
-                         "a record is missing before this line: SQLite holds eventId " +
-                             row.eventId + " (zastava-agent.db rowid " + std::to_string(row.rowid) +
-                             ") between it and the line before (deleted from NDJSON)");
-    }
+  // Between NDJSON records: deleted from NDJSON. Reported at the line they belong before, one
+  // problem per run of them.
+  for (std::size_t r = firstMatched.value_or(0); lastMatched && r < *lastMatched; ++r) {
+    if (sqlite.rows[r].entry) continue;
+    std::size_t end = r;
+    while (!sqlite.rows[end].entry) ++end;  // ends at lastMatched at the latest
+    const SqliteRow& first = sqlite.rows[r];
+    const SqliteRow& last = sqlite.rows[end - 1];
+    const std::size_t at = *sqlite.rows[end].entry;
+    findings.problemAt(
+        at, entries[at],
+        end - r == 1
+            ? "a record is missing before this line: SQLite holds eventId " + first.eventId +
+                  " (zastava-agent.db rowid " + std::to_string(first.rowid) +
+                  ") between it and the line before (deleted from NDJSON)"
+            : std::to_string(end - r) +
+                  " records are missing before this line: SQLite holds them between it and the "
+                  "line before, eventIds " +
+                  first.eventId + " .. " + last.eventId + " (zastava-agent.db " +
+                  rowids(first.rowid, last.rowid) + ") (deleted from NDJSON)");
+    r = end;
   }
   // After the last one: committed, not yet appended; part of the ledger.
   const std::size_t tailFrom = lastMatched ? *lastMatched + 1 : 0;

@@ -173,8 +173,8 @@ Result<ledger::GivenSeeds> readSeeds(const std::vector<fs::path>& files) {
       Error error = seed.error();
       if (error.code == ErrorCode::kNotFound) {
         error.message = "--seal-key " + file.string() + ": no such file";
-      } else if (error.message.find(file.string()) == std::string::npos) {
-        error.message = "--seal-key " + file.string() + ": " + error.message;
+      } else {
+        error.message = "--seal-key: " + error.message;
       }
       return error;
     }
