@@ -12,6 +12,11 @@ Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidArgument, std::move(message)};
 }
 
+// "1 record", "2 records".
+std::string counted(std::int64_t count, const std::string& noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 std::string epochRange(const LedgerSealKey& key) {
   if (key.firstEpoch == key.lastEpoch) return "epoch " + std::to_string(key.firstEpoch);
   return "epochs " + std::to_string(key.firstEpoch) + "-" + std::to_string(key.lastEpoch);
@@ -70,9 +75,10 @@ Result<VerifyCommandLine> parseVerifyCommandLine(int argc, const char* const* ar
 void printLedgerReport(const LedgerReport& report, const LedgerVerifyOptions& options,
                        std::FILE* out) {
   std::fprintf(out, "Ledger of %s\n", options.dataDirectory.c_str());
-  std::fprintf(out, "  records: %lld in %lld NDJSON segments; SQLite holds %lld rows\n",
-               static_cast<long long>(report.records), static_cast<long long>(report.segments),
-               static_cast<long long>(report.sqliteRows));
+  std::fprintf(out, "  ledger: %s in %s; SQLite holds %s\n",
+               counted(report.records, "record").c_str(),
+               counted(report.segments, "NDJSON segment").c_str(),
+               counted(report.sqliteRows, "row").c_str());
   if (!report.firstTime.empty()) {
     std::fprintf(out, "  time: %s .. %s\n", report.firstTime.c_str(), report.lastTime.c_str());
   }
@@ -80,8 +86,8 @@ void printLedgerReport(const LedgerReport& report, const LedgerVerifyOptions& op
                static_cast<long long>(report.seals), static_cast<long long>(report.sealsChecked),
                static_cast<long long>(report.sealsUnchecked));
   for (const LedgerSealKey& key : report.sealKeys) {
-    std::fprintf(out, "    key %s: %lld seals, %s, %s\n", key.keyId.c_str(),
-                 static_cast<long long>(key.seals), epochRange(key).c_str(),
+    std::fprintf(out, "    key %s: %s, %s, %s\n", key.keyId.c_str(),
+                 counted(key.seals, "seal").c_str(), epochRange(key).c_str(),
                  key.seedGiven ? "checked" : "not checked (no --seal-key for it)");
   }
   if (!report.notices.empty()) {
@@ -91,9 +97,11 @@ void printLedgerReport(const LedgerReport& report, const LedgerVerifyOptions& op
   if (report.valid()) {
     std::fprintf(out, "Valid: nothing is wrong with the ledger.\n");
   } else {
+    const std::string problems =
+        counted(static_cast<std::int64_t>(report.problems.size()), "problem");
     std::fprintf(out, "Problems (%zu), the first one first:\n", report.problems.size());
     for (const LedgerFinding& problem : report.problems) printFinding(problem, out);
-    std::fprintf(out, "Tampered: %zu problems.\n", report.problems.size());
+    std::fprintf(out, "Tampered: %s.\n", problems.c_str());
   }
   std::fflush(out);
 }

@@ -132,7 +132,8 @@ class SealChecker {
     if (seal.epoch > state.nextEpoch) {
       findings_.problemAt(position, entry,
                           "seals missing: " + epochs(state.nextEpoch, seal.epoch - 1) + " of key " +
-                              seal.keyId + " are not in the ledger between " + previous +
+                              seal.keyId + (seal.epoch - 1 > state.nextEpoch ? " are" : " is") +
+                              " not in the ledger between " + previous +
                               " and this one (removed, with the records they sealed)");
       return;
     }
