@@ -120,6 +120,10 @@ Entry parseEntry(std::string_view line) {
   return entry;
 }
 
+std::string counted(std::int64_t count, std::string_view noun) {
+  return std::to_string(count) + " " + std::string(noun) + (count == 1 ? "" : "s");
+}
+
 std::string placeOf(const Entry& entry) {
   if (entry.rowid != 0) return entry.file + " rowid " + std::to_string(entry.rowid);
   return entry.file + ":" + std::to_string(entry.line);

@@ -61,6 +61,9 @@ std::optional<std::string_view> ownHashOf(std::string_view line);
 // Reads `line` (without its newline) into an Entry with file and line (or rowid) unset.
 Entry parseEntry(std::string_view line);
 
+// "1 record", "3 records".
+std::string counted(std::int64_t count, std::string_view noun);
+
 // "runtime-events/x.ndjson:12" or "zastava-agent.db rowid 7".
 std::string placeOf(const Entry& entry);
 

@@ -14,11 +14,8 @@ constexpr std::size_t kNoSummary = static_cast<std::size_t>(-1);
 
 struct KeyState {
   std::size_t summary = kNoSummary;  // index in report.sealKeys, from its first seal
-  bool inView = false;               // a seal or agent.seal-key record of it was seen
-  std::size_t lastPosition = 0;
-  std::int64_t nextEpoch = 0;
-  bool lastWasSealKey = false;
-  std::int64_t derivedEpoch = -1;  // the epoch of `derived`; -1: none yet
+  bool seen = false;                 // a seal or agent.seal-key record of it was seen
+  std::int64_t derivedEpoch = -1;    // the epoch of `derived`; -1: none yet
   SealKey derived{};
 };
 
@@ -66,36 +63,31 @@ std::string keyChangeProblem(const SealKeyFields& sealKey) {
   return what;
 }
 
+// Walks the seals and agent.seal-key records in ledger order. Each seal is checked against the
+// previous one of either kind: same key, the next epoch, the lines between counted.
 class SealChecker {
  public:
   SealChecker(const GivenSeeds& seeds, LedgerReport& report, Findings& findings)
       : seeds_(seeds), report_(report), findings_(findings) {}
 
-  void onKeyRecord(std::size_t position, const Entry& entry, const std::string& keyId) {
-    if (keyId != head_.keyId && states_[keyId].inView) {
-      findings_.problemAt(position, entry,
-                          "seals of key " + keyId + " stop and start again: key " + head_.keyId +
-                              " sealed in between (records moved, or two ledgers spliced)");
-    }
-    head_.keyId = keyId;
-  }
-
   void onSealKey(std::size_t position, const Entry& entry) {
     const SealKeyFields& sealKey = *entry.sealKey;
-    onKeyRecord(position, entry, sealKey.keyId);
+    if (previous_ && sealKey.keyId != head_.keyId && states_[sealKey.keyId].seen) {
+      findings_.problemAt(position, entry,
+                          "seals of key " + sealKey.keyId + " stop and start again: key " +
+                              head_.keyId +
+                              " sealed in between (records moved, or two ledgers spliced)");
+    }
     if (sealKey.change != "new") findings_.problemAt(position, entry, keyChangeProblem(sealKey));
-    KeyState& state = states_[sealKey.keyId];
-    state.inView = true;
-    state.lastPosition = position;
-    state.nextEpoch = sealKey.epoch;
-    state.lastWasSealKey = true;
+    states_[sealKey.keyId].seen = true;
+    previous_ = Previous{position, sealKey.epoch, true};
+    head_.keyId = sealKey.keyId;
     head_.lastSealEpoch = -1;
     head_.sealKeyEpoch = sealKey.epoch;
   }
 
   void onSeal(std::size_t position, const Entry& entry) {
     const SealFields& seal = *entry.seal;
-    onKeyRecord(position, entry, seal.keyId);
     ++report_.seals;
     KeyState& state = states_[seal.keyId];
     if (state.summary == kNoSummary) {
@@ -111,12 +103,21 @@ class SealChecker {
                           "seal edited: its lastHash is not its own prevHash (the hash of the "
                           "record before it)");
     }
-    if (state.inView) checkSequence(position, entry, state);
+    if (previous_ && seal.keyId != head_.keyId) {
+      findings_.problemAt(
+          position, entry,
+          "seal of key " + seal.keyId + " follows " + previousName() + " of key " + head_.keyId +
+              " with no agent.seal-key record of its own key between them: " +
+              (state.seen ? "seals of key " + seal.keyId +
+                                " stop and start again (records moved, or two ledgers spliced)"
+                          : "that record was removed, or two ledgers spliced"));
+    } else if (previous_) {
+      checkSequence(position, entry);
+    }
     checkMac(position, entry, state);
-    state.inView = true;
-    state.lastPosition = position;
-    state.nextEpoch = seal.epoch + 1;
-    state.lastWasSealKey = false;
+    state.seen = true;
+    previous_ = Previous{position, seal.epoch + 1, false};
+    head_.keyId = seal.keyId;
     head_.lastSealEpoch = seal.epoch;
     lastSeal_ = position;
   }
@@ -125,31 +126,44 @@ class SealChecker {
   std::optional<std::size_t> lastSeal() const { return lastSeal_; }
 
  private:
-  void checkSequence(std::size_t position, const Entry& entry, const KeyState& state) {
+  // The last seal or agent.seal-key record, of head_.keyId.
+  struct Previous {
+    std::size_t position = 0;
+    std::int64_t nextEpoch = 0;
+    bool sealKey = false;
+  };
+
+  std::string previousName() const {
+    return previous_->sealKey ? "an agent.seal-key record" : "a seal";
+  }
+
+  void checkSequence(std::size_t position, const Entry& entry) {
     const SealFields& seal = *entry.seal;
     const std::string previous =
-        state.lastWasSealKey ? "its agent.seal-key record" : "the previous seal";
-    if (seal.epoch > state.nextEpoch) {
+        previous_->sealKey ? "its agent.seal-key record" : "the previous seal";
+    if (seal.epoch > previous_->nextEpoch) {
       findings_.problemAt(position, entry,
-                          "seals missing: " + epochs(state.nextEpoch, seal.epoch - 1) + " of key " +
-                              seal.keyId + (seal.epoch - 1 > state.nextEpoch ? " are" : " is") +
+                          "seals missing: " + epochs(previous_->nextEpoch, seal.epoch - 1) +
+                              " of key " + seal.keyId +
+                              (seal.epoch - 1 > previous_->nextEpoch ? " are" : " is") +
                               " not in the ledger between " + previous +
                               " and this one (removed, with the records they sealed)");
       return;
     }
-    if (seal.epoch < state.nextEpoch) {
+    if (seal.epoch < previous_->nextEpoch) {
       findings_.problemAt(position, entry,
                           "seal epoch " + std::to_string(seal.epoch) + " of key " + seal.keyId +
                               " comes after " + previous + ", which expects epoch " +
-                              std::to_string(state.nextEpoch) + " next: a seal repeated or moved");
+                              std::to_string(previous_->nextEpoch) +
+                              " next: a seal repeated or moved");
       return;
     }
-    const auto between = static_cast<std::int64_t>(position - state.lastPosition - 1);
+    const auto between = static_cast<std::int64_t>(position - previous_->position - 1);
     if (seal.records != between) {
       findings_.problemAt(position, entry,
                           "seal epoch " + std::to_string(seal.epoch) + " of key " + seal.keyId +
-                              " counts " + std::to_string(seal.records) + " records since " +
-                              previous + ", the ledger has " + std::to_string(between) +
+                              " counts " + counted(seal.records, "record") + " since " + previous +
+                              ", the ledger has " + std::to_string(between) +
                               " between them: records were " +
                               (between > seal.records ? "added" : "removed"));
     }
@@ -185,6 +199,7 @@ class SealChecker {
   LedgerReport& report_;
   Findings& findings_;
   std::map<std::string, KeyState> states_;
+  std::optional<Previous> previous_;
   SealingHead head_;
   std::optional<std::size_t> lastSeal_;
 };
@@ -205,20 +220,21 @@ SealingHead checkSeals(const std::vector<Entry>& entries, const GivenSeeds& seed
     if (unsealed > 0) {
       findings.notice(Findings::kEnd, {"", 0, 0, "",
                                        "no seals: none of the ledger's " +
-                                           std::to_string(unsealed) + " records is sealed"});
+                                           counted(unsealed, "record") + " is sealed"});
     }
   } else if (unsealed > 0) {
-    findings.notice(*checker.lastSeal() + 1,
-                    findingAt(entries[*checker.lastSeal() + 1],
-                              std::to_string(unsealed) +
-                                  " records from here on are not sealed yet (after the last "
-                                  "seal, " +
-                                  placeOf(entries[*checker.lastSeal()]) + ")"));
+    findings.notice(
+        *checker.lastSeal() + 1,
+        findingAt(entries[*checker.lastSeal() + 1],
+                  counted(unsealed, "record") + " from here on " + (unsealed == 1 ? "is" : "are") +
+                      " not sealed yet (after the last "
+                      "seal, " +
+                      placeOf(entries[*checker.lastSeal()]) + ")"));
   }
   for (const LedgerSealKey& key : report.sealKeys) {
     if (!key.seedGiven) {
       findings.notice(Findings::kEnd, {"", 0, 0, "",
-                                       std::to_string(key.seals) + " seals of key " + key.keyId +
+                                       counted(key.seals, "seal") + " of key " + key.keyId +
                                            " not checked: no --seal-key with its seed"});
     }
   }

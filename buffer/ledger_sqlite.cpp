@@ -68,6 +68,10 @@ void match(std::vector<Entry>& entries, SqliteRows& sqlite, Findings& findings) 
   for (std::size_t i = 0; i < entries.size(); ++i) {
     Entry& entry = entries[i];
     if (!entry.record) continue;
+    if (entry.eventId.empty()) {
+      findings.problemAt(i, entry, "a record without an eventId: not one the agent wrote");
+      continue;
+    }
     if (auto rows = rowsById.find(entry.eventId); rows != rowsById.end()) {
       for (std::size_t r : rows->second) {
         if (sqlite.rows[r].entry) continue;
@@ -100,10 +104,11 @@ void match(std::vector<Entry>& entries, SqliteRows& sqlite, Findings& findings) 
     }
   }
   if (pruned > 0) {
-    findings.notice(0, {"", 0, 0, "",
-                        std::to_string(pruned) +
-                            " records only in NDJSON are older than SQLite's last retention "
-                            "cutoff (meta pruned_before_nano): pruned from SQLite"});
+    findings.notice(0,
+                    {"", 0, 0, "",
+                     counted(pruned, "record") + " only in NDJSON " + (pruned == 1 ? "is" : "are") +
+                         " older than SQLite's last retention "
+                         "cutoff (meta pruned_before_nano): pruned from SQLite"});
   }
 }
 
@@ -146,12 +151,13 @@ Result<void> compareWithSqlite(std::vector<Entry>& entries, SqliteRows& sqlite, 
   }
   // Before the first NDJSON record: its segment was deleted by retention.
   if (firstMatched && *firstMatched > 0) {
-    findings.notice(0,
-                    {kDatabaseFileName, 0, 0, "",
-                     std::to_string(*firstMatched) + " records only in SQLite (" +
-                         rowids(sqlite.rows.front().rowid, sqlite.rows[*firstMatched - 1].rowid) +
-                         ") come before the first NDJSON record: their segments were deleted "
-                         "by retention"});
+    findings.notice(
+        0, {kDatabaseFileName, 0, 0, "",
+            counted(static_cast<std::int64_t>(*firstMatched), "record") + " only in SQLite (" +
+                rowids(sqlite.rows.front().rowid, sqlite.rows[*firstMatched - 1].rowid) + ")" +
+                (*firstMatched == 1 ? " comes" : " come") +
+                " before the first NDJSON record: their segments were deleted "
+                "by retention"});
   }
   // Between NDJSON records: deleted from NDJSON. Reported at the line they belong before, one
   // problem per run of them.
@@ -199,8 +205,9 @@ Result<void> compareWithSqlite(std::vector<Entry>& entries, SqliteRows& sqlite, 
     }
     if (entries.size() > firstTail) {
       findings.noticeAt(firstTail, entries[firstTail],
-                        std::to_string(entries.size() - firstTail) +
-                            " records from here on are only in SQLite, after the last NDJSON "
+                        counted(static_cast<std::int64_t>(entries.size() - firstTail), "record") +
+                            " from here on " + (entries.size() - firstTail == 1 ? "is" : "are") +
+                            " only in SQLite, after the last NDJSON "
                             "line: committed, not yet appended to NDJSON (the agent appends them "
                             "at its next start); part of the ledger");
     }

@@ -18,6 +18,9 @@
 #include "buffer_test_util.h"
 #include "common/rfc3339.h"
 #include "common/sha256.h"
+#include "health/health_state.h"
+#include "health/metrics.h"
+#include "tests/support/manual_clock.h"
 
 namespace zastava {
 namespace {
@@ -585,6 +588,87 @@ TEST_CASE("agent.seal-key records of a lost or rewound key are reported with the
   REQUIRE(report.sealKeys.size() == 2);
   CHECK(report.sealKeys[1].keyId == second.keyId);
   CHECK(report.sealKeys[1].lastEpoch == 1);
+}
+
+TEST_CASE("a seal whose key's agent.seal-key record was removed") {
+  Fixture f;
+  const SealSeed second = fixedSeed(40);
+  f.ledger.sealKey(second, 0, "new");
+  f.ledger.records(1);
+  f.ledger.seal(second);
+  std::vector<Line> lines = f.lines();
+  lines.erase(lines.begin() + 19);
+  rechainFrom(lines, 19);
+  writeSegments(f.dir(), lines, f.segmentStarts);
+  writeDatabase(f.dir(), lines, hashOf(lines.back()));
+  const LedgerReport report = f.verify(false);
+  INFO(describe(report));
+  REQUIRE(report.problems.size() == 1);
+  CHECK(report.problems[0].message.starts_with("seal of key " + second.keyId +
+                                               " follows a seal of key " + f.seed.keyId +
+                                               " with no agent.seal-key record"));
+}
+
+// The ledger the agent's own Recorder and Sealer write: the verifier reads what the writer
+// wrote, as docs/records.md describes both.
+TEST_CASE("a ledger written by the Recorder, sealed by the Sealer, verifies with its seed") {
+  using namespace std::chrono_literals;
+  testing::TempDir tmp;
+  const fs::path dataDir = tmp.path() / "data";
+  ManualClock clock{kStart};
+  Metrics metrics{testing::testBuild()};
+  HealthState health{metrics, clock};
+  auto run = [&](int records) {
+    RecorderOptions options;
+    options.dataDirectory = dataDir;
+    options.sealInterval = 60s;
+    auto recorder = Recorder::open(options, clock, metrics, health);
+    REQUIRE_MESSAGE(recorder.ok(), (recorder.ok() ? std::string() : recorder.error().message));
+    for (int i = 0; i < records; ++i) {
+      (*recorder)->submit(testing::engineRecord("c" + std::to_string(i), "start", clock.now() + i));
+    }
+    (*recorder)->flush();
+    (*recorder)->stop();
+    clock.advance(1s);
+  };
+  run(5);
+  run(3);
+  run(0);
+  auto seeds = listSeedFiles(dataDir);
+  REQUIRE(seeds.ok());
+  REQUIRE(seeds->size() == 1);
+  auto report = verifyLedger({dataDir, *seeds});
+  REQUIRE(report.ok());
+  INFO(describe(*report));
+  CHECK(report->valid());
+  CHECK(report->segments == 3);
+  CHECK(report->seals == 3);
+  CHECK(report->sealsChecked == 3);
+  CHECK(report->records == 1 + 5 + 1 + 3 + 1 + 1);
+
+  SUBCASE("the key file lost: a new key, and the verifier says so") {
+    fs::remove(dataDir / kSealKeyFileName);
+    run(1);
+    report = verifyLedger({dataDir, *seeds});
+    REQUIRE(report.ok());
+    INFO(describe(*report));
+    REQUIRE(report->problems.size() == 1);
+    CHECK(report->problems[0].message.starts_with("sealing key lost"));
+    CHECK(hasFinding(report->notices, "1 seal of key"));
+  }
+  SUBCASE("the key file replaced by an older copy") {
+    const std::string atEpoch3 = testing::readFile(dataDir / kSealKeyFileName);
+    run(1);
+    run(1);
+    std::ofstream(dataDir / kSealKeyFileName, std::ios::trunc) << atEpoch3;
+    report = verifyLedger({dataDir, *seeds});
+    REQUIRE(report.ok());
+    INFO(describe(*report));
+    REQUIRE(report->problems.size() == 1);
+    CHECK(report->problems[0].message ==
+          "key file at epoch 3 is behind the ledger's last seal (epoch 4): it was replaced by an "
+          "older copy");
+  }
 }
 
 TEST_CASE("records of schema version 6 carry their own hash; the chain runs through them") {
