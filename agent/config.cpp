@@ -345,4 +345,11 @@ PipelineOptions pipelineOptions(const Config& config) {
   return options;
 }
 
+Result<std::filesystem::path> agentDataDirectory(const Environment& env) {
+  const char* agentOnly[] = {"zastava-agent"};
+  auto agent = parseCommandLine(1, agentOnly, env);
+  if (!agent.ok()) return agent.error();
+  return agent->config.dataDirectory;
+}
+
 }  // namespace zastava

@@ -102,6 +102,10 @@ Environment processEnvironment();
 Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
                                            const Environment& env);
 
+// The agent's own data directory, the default of the commands that read it: DataDirectory from
+// `env`, else /var/lib/zastava-agent. Errors: kInvalidArgument naming the variable. Any thread.
+Result<std::filesystem::path> agentDataDirectory(const Environment& env);
+
 // The effective configuration as "Key = value" lines, one per key, in table order.
 std::string describeConfig(const Config& config);
 

@@ -201,13 +201,6 @@ std::string formatRecordLine(const RecordSummary& record) {
   return line;
 }
 
-Result<std::filesystem::path> agentDataDirectory(const Environment& env) {
-  const char* agentOnly[] = {"zastava-agent"};
-  auto agent = parseCommandLine(1, agentOnly, env);
-  if (!agent.ok()) return agent.error();
-  return agent->config.dataDirectory;
-}
-
 Result<RecordsCommandLine> parseRecordsCommandLine(int argc, const char* const* argv,
                                                    const Environment& env, UnixNanos now) {
   auto agentDirectory = agentDataDirectory(env);

@@ -44,13 +44,12 @@ int exportSealSeeds(const std::filesystem::path& dataDirectory, std::FILE* out, 
 }
 
 int runSealKeyCommand(int argc, const char* const* argv, const Environment& env) {
-  const char* agentOnly[] = {"zastava-agent"};
-  auto agent = parseCommandLine(1, agentOnly, env);
-  if (!agent.ok()) {
-    std::fprintf(stderr, "zastava-agent: %s\n", agent.error().message.c_str());
+  auto agentDirectory = agentDataDirectory(env);
+  if (!agentDirectory.ok()) {
+    std::fprintf(stderr, "zastava-agent: %s\n", agentDirectory.error().message.c_str());
     return 2;
   }
-  std::string dataDirectory = agent->config.dataDirectory.string();
+  std::string dataDirectory = agentDirectory->string();
   CLI::App app("Manages the sealing key of the agent's ledger (docs/records.md, \"Seals\").",
                "zastava-agent seal-key");
   app.require_subcommand(1, 1);
