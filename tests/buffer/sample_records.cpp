@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   HealthState health(metrics, clock);
   RecorderOptions options;
   options.dataDirectory = argv[1];
-  options.limits.maxFileBytes = 2048;  // several segments, so the chain crosses files
+  options.limits.maxFileBytes = 2048;               // several segments, so the chain crosses files
   options.sealInterval = std::chrono::seconds(60);  // agent.seal-key, and the seal at stop
   auto recorder = Recorder::open(options, clock, metrics, health);
   if (!recorder.ok()) {
