@@ -139,6 +139,12 @@ std::string helpText(const CLI::App& app) {
          "  zastava-agent records [-f] [--container NAME|ID] [--kind KIND] [--since TIME]\n"
          "                               print the ledger's records, one line each, and with -f\n"
          "                               follow new ones (zastava-agent records --help)\n"
+         "  zastava-agent verify [--data-directory DIR] [--seal-key FILE]...\n"
+         "                               check the ledger's hash chain, NDJSON against SQLite,\n"
+         "                               and with the seed every seal (exit 0 valid, 1 tampered)\n"
+         "  zastava-agent seal-key export [--data-directory DIR]\n"
+         "                               print the sealing seeds still on this host, to take\n"
+         "                               off it (then delete the files)\n"
          "\nEvery flag has an environment twin: ZASTAVA_AGENT__<Key> with ':' written as '__'\n"
          "(e.g. --health-port is ZASTAVA_AGENT__HealthCheck__Port). Flags override the\n"
          "environment. See docs/configuration.md for the full table.\n";

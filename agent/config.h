@@ -32,6 +32,7 @@ struct Config {
   std::int64_t maxFileSizeMb = kDefaultMaxFileSizeMb;    // EventBuffer:MaxFileSizeMb, 1..4096
   std::int64_t maxTotalSizeMb = kDefaultMaxTotalSizeMb;  // EventBuffer:MaxTotalSizeMb, >= the above
   std::int64_t retentionHours = kDefaultRetentionHours;  // EventBuffer:RetentionHours, 1..87600
+  int sealIntervalSeconds = 60;                          // Ledger:SealIntervalSeconds, 1..3600
   std::string healthAddress = "0.0.0.0";                 // HealthCheck:Address
   int healthPort = 8080;                                 // HealthCheck:Port, 1..65535
   int stallSeconds = kDefaultStallLimit.count();         // HealthCheck:StallSeconds, 1..86400

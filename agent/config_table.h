@@ -46,7 +46,7 @@ struct KeySpec {
   std::int64_t max = 0;
 };
 
-inline constexpr std::size_t kKeyCount = 37;
+inline constexpr std::size_t kKeyCount = 38;
 // Every key, in table order (the order of --help, describeConfig and docs/configuration.md).
 extern const std::array<KeySpec, kKeyCount> kKeys;
 

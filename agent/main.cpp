@@ -19,6 +19,7 @@
 #include "agent/pipeline.h"
 #include "agent/posture_census.h"
 #include "agent/records_command.h"
+#include "agent/seal_key_command.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
@@ -153,6 +154,7 @@ int run(const Config& config, const Endpoint& endpoint) {
   recorderOptions.limits = bufferLimits(config);
   recorderOptions.keepUndelivered = delivery.enabled();
   recorderOptions.commitObserver = backlog.get();
+  recorderOptions.sealInterval = std::chrono::seconds(config.sealIntervalSeconds);
   auto recorder = Recorder::open(recorderOptions, clock, metrics, health);
   if (!recorder.ok()) {
     spdlog::critical("cannot open the event buffer: {}", recorder.error().message);
@@ -211,6 +213,9 @@ int run(const Config& config, const Endpoint& endpoint) {
 int runCommand(int argc, char** argv) {
   if (argc >= 2 && argv[1] == kRecordsCommand) {
     return runRecordsCommand(argc - 1, argv + 1, processEnvironment());
+  }
+  if (argc >= 2 && argv[1] == kSealKeyCommand) {
+    return runSealKeyCommand(argc - 1, argv + 1, processEnvironment());
   }
   auto parsed = parseCommandLine(argc, argv, processEnvironment());
   if (!parsed.ok()) {

@@ -142,6 +142,25 @@ void writeGap(JsonWriter& out, const GapFacts& gap) {
   out.endObject();
 }
 
+void writeSeal(JsonWriter& out, const SealFacts& seal) {
+  out.startObject();
+  out.key("keyId").text(seal.keyId);
+  out.key("epoch").integer(seal.epoch);
+  out.key("records").integer(seal.records);
+  out.key("lastHash").text(seal.lastHash);
+  out.key("mac").text(seal.mac);
+  out.endObject();
+}
+
+void writeSealKey(JsonWriter& out, const SealKeyFacts& sealKey) {
+  out.startObject();
+  out.key("keyId").text(sealKey.keyId);
+  out.key("epoch").integer(sealKey.epoch);
+  out.key("change").text(sealKeyChangeName(sealKey.change));
+  out.key("reason").text(sealKey.reason);
+  out.endObject();
+}
+
 void writeLine(JsonWriter& out, const Record& record, std::string_view prevHash) {
   out.startObject();
   out.key("schema").startObject();
@@ -151,7 +170,7 @@ void writeLine(JsonWriter& out, const Record& record, std::string_view prevHash)
   out.key("eventId").text(record.eventId);
   out.key("kind").text(record.kind);
   out.key("source").text(recordSourceName(record.source));
-  out.key("time").text(formatRfc3339Nanos(record.time));
+  out.key("time").text(recordTimeText(record.time));
   if (record.observedAt != record.time) {
     out.key("observedAt").text(formatRfc3339Nanos(record.observedAt));
   }
@@ -171,6 +190,14 @@ void writeLine(JsonWriter& out, const Record& record, std::string_view prevHash)
   if (record.evidence) {
     out.key("evidence");
     writeEvidence(out, *record.evidence);
+  }
+  if (record.seal) {
+    out.key("seal");
+    writeSeal(out, *record.seal);
+  }
+  if (record.sealKey) {
+    out.key("sealKey");
+    writeSealKey(out, *record.sealKey);
   }
   out.key("prevHash").text(prevHash);
   out.endObject();
@@ -194,8 +221,24 @@ std::string_view recordSourceName(RecordSource source) {
       return "reconcile";
     case RecordSource::kSnapshot:
       return "snapshot";
+    case RecordSource::kAgent:
+      return "agent";
   }
   ZASTAVA_BUG("RecordSource out of range: " + std::to_string(static_cast<int>(source)));
+}
+
+std::string_view sealKeyChangeName(SealKeyChange change) {
+  switch (change) {
+    case SealKeyChange::kNew:
+      return "new";
+    case SealKeyChange::kLost:
+      return "lost";
+    case SealKeyChange::kRewound:
+      return "rewound";
+    case SealKeyChange::kAhead:
+      return "ahead";
+  }
+  ZASTAVA_BUG("SealKeyChange out of range: " + std::to_string(static_cast<int>(change)));
 }
 
 std::string_view evidenceScanName(EvidenceScan scan) {
@@ -275,6 +318,35 @@ Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt) {
   record.gap = std::move(gap);
   return record;
 }
+
+Record sealRecord(SealFacts seal, UnixNanos time) {
+  Record record;
+  std::string input = "seal\n";
+  input.append(seal.keyId).append("\n").append(std::to_string(seal.epoch));
+  record.eventId = sha256Prefix(input, kEventIdHexChars);
+  record.kind = kSealKind;
+  record.source = RecordSource::kAgent;
+  record.time = time;
+  record.observedAt = time;
+  record.seal = std::move(seal);
+  return record;
+}
+
+Record sealKeyRecord(SealKeyFacts sealKey, UnixNanos time) {
+  Record record;
+  std::string input = "seal-key\n";
+  input.append(sealKey.keyId).append("\n").append(std::to_string(sealKey.epoch)).append("\n");
+  input.append(sealKeyChangeName(sealKey.change));
+  record.eventId = sha256Prefix(input, kEventIdHexChars);
+  record.kind = kSealKeyKind;
+  record.source = RecordSource::kAgent;
+  record.time = time;
+  record.observedAt = time;
+  record.sealKey = std::move(sealKey);
+  return record;
+}
+
+std::string recordTimeText(UnixNanos time) { return formatRfc3339Nanos(time); }
 
 ChainedLine chainedLine(const Record& record, std::string_view prevHash) {
   JsonWriter out;

@@ -23,12 +23,16 @@ inline constexpr std::string_view kSchemaName = "zastava.runtime-event";
 // 6: event records are written from the event alone; what an inspect says follows in its own
 // container.inspect record, which `completes` the event's record, 7: each fact once per record
 // (no hash, timeNano or action keys; attributes hold only what the container block does not say),
-// 8: container.posture (the posture checks' findings) replaces container.security.risks
-inline constexpr int kSchemaVersion = 8;
+// 8: container.posture (the posture checks' findings) replaces container.security.risks,
+// 9: agent.seal and agent.seal-key records, source "agent"
+inline constexpr int kSchemaVersion = 9;
 inline constexpr std::string_view kEvidenceKind = "container.evidence";
 inline constexpr std::string_view kInspectKind = "container.inspect";
+inline constexpr std::string_view kSealKind = "agent.seal";
+inline constexpr std::string_view kSealKeyKind = "agent.seal-key";
 
-enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot };
+// kAgent: the agent's own records about its ledger (agent.seal, agent.seal-key).
+enum class RecordSource { kStream, kReplay, kReconcile, kSnapshot, kAgent };
 std::string_view recordSourceName(RecordSource source);
 
 // What is known about the container. Optional fields are left out of the JSON when unknown.
@@ -93,6 +97,26 @@ struct EvidenceFacts {
   std::optional<LibraryEvidence> loadedLibraries;
 };
 
+// agent.seal: the MAC of the chain head under the epoch key (docs/records.md, "Seals").
+struct SealFacts {
+  std::string keyId;
+  std::int64_t epoch = 0;
+  std::int64_t records = 0;  // committed since the previous seal (or agent.seal-key) of the key
+  std::string lastHash;      // the seal's prevHash
+  std::string mac;
+};
+
+// agent.seal-key: a sealing key began, or the key file was not what the ledger expects.
+enum class SealKeyChange { kNew, kLost, kRewound, kAhead };
+std::string_view sealKeyChangeName(SealKeyChange change);
+
+struct SealKeyFacts {
+  std::string keyId;
+  std::int64_t epoch = 0;  // the epoch of the next seal
+  SealKeyChange change = SealKeyChange::kNew;
+  std::string reason;
+};
+
 struct Record {
   std::string eventId;  // deterministic; see eventIdForEngineEvent / eventIdForSnapshot
   std::string kind;     // "container.<action>", "container.snapshot"
@@ -117,6 +141,8 @@ struct Record {
   std::map<std::string, std::string> attributes;
   std::optional<GapFacts> gap;            // agent.gap only
   std::optional<EvidenceFacts> evidence;  // container.evidence only
+  std::optional<SealFacts> seal;          // agent.seal only
+  std::optional<SealKeyFacts> sealKey;    // agent.seal-key only
   // Not part of the JSON. On snapshot and reconcile records: when the event stream they were
   // reconciled against opened. A ledger with no engine event yet resumes from there.
   UnixNanos streamOpenedAt = 0;
@@ -151,6 +177,13 @@ std::string eventIdForEvidence(std::string_view containerId, EvidenceScan scan,
 
 // An agent.gap record (source reconcile) for `gap`, with its eventId, at `time`. Any thread.
 Record gapRecord(GapFacts gap, UnixNanos time, UnixNanos observedAt);
+// An agent.seal record at `time` (source agent) whose facts are `seal`, its mac not yet set:
+// sealMessage() needs the record's time as written (sealTimeText). Any thread.
+Record sealRecord(SealFacts seal, UnixNanos time);
+// An agent.seal-key record at `time` (source agent). Any thread.
+Record sealKeyRecord(SealKeyFacts sealKey, UnixNanos time);
+// A record's `time` exactly as its line writes it (what a seal's MAC covers).
+std::string recordTimeText(UnixNanos time);
 
 // The NDJSON line of `record` chained after `prevHash`, and the record's hash: SHA-256
 // (lowercase hex) of the line's bytes, the next record's prevHash. Compact JSON, keys in fixed

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "buffer/resync.h"
+#include "buffer/sealer.h"
 #include "buffer/segment_writer.h"
 #include "buffer/sqlite_store.h"
 #include "common/backoff.h"
@@ -46,19 +47,29 @@ class RecorderImpl final : public Recorder {
  public:
   RecorderImpl(const RecorderOptions& options, Clock& clock, Metrics& metrics, HealthState& health,
                std::unique_ptr<SqliteStore> store, std::unique_ptr<SegmentWriter> segments,
-               std::vector<ContainerFacts> containers, std::vector<std::string> recentEngineEvents)
+               std::unique_ptr<Sealer> sealer, std::vector<ContainerFacts> containers,
+               std::vector<std::string> recentEngineEvents)
       : options_(options),
         clock_(clock),
         metrics_(metrics),
         health_(health),
         store_(std::move(store)),
         segments_(std::move(segments)),
+        sealer_(std::move(sealer)),
+        nextSealAt_(clock.monotonic() + options.sealInterval),
         cursor_(store_->cursor()),
         containersAtOpen_(std::move(containers)),
         recentEngineEventsAtOpen_(std::move(recentEngineEvents)),
         lastPrune_(clock.now() - kPruneIntervalNanos) {}
 
   ~RecorderImpl() override { stop(); }
+
+  // Queues records to commit before any submitted: the sealer's at open.
+  void queueFirst(std::vector<Record> records) {
+    std::lock_guard lock(mu_);
+    submitted_ += records.size();
+    for (Record& record : records) queue_.push_back(std::move(record));
+  }
 
   Result<void> start() {
     try {
@@ -134,6 +145,7 @@ class RecorderImpl final : public Recorder {
   void run();
   bool waitForWork(std::chrono::milliseconds backoff);
   Result<void> writeOnce();
+  Result<void> sealIfDue(bool final);
   Result<void> maintain();
   void releaseMemoryAfterBurst(std::size_t committed);
   void reportOutcome(const Result<void>& result);
@@ -146,6 +158,10 @@ class RecorderImpl final : public Recorder {
   HealthState& health_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<SegmentWriter> segments_;
+  std::unique_ptr<Sealer> sealer_;  // null without sealing; writer thread only
+  MonoTime nextSealAt_;             // writer thread only
+  bool sealPending_ = false;        // writer thread only: a seal is in batch_ or not yet synced
+  UnixNanos sealTime_ = 0;          // writer thread only: the pending seal's time
   mutable std::mutex cursorMu_;
   EventCursor cursor_;  // guarded by cursorMu_
   const std::vector<ContainerFacts> containersAtOpen_;
@@ -248,6 +264,7 @@ void RecorderImpl::run() {
     health_.working(Worker::kWriter);
     const std::size_t batch = batch_.size();
     Result<void> result = writeOnce();
+    if (result) result = sealIfDue(/*final=*/false);
     if (result) result = maintain();
     reportOutcome(result);
     if (result) releaseMemoryAfterBurst(batch);
@@ -257,6 +274,10 @@ void RecorderImpl::run() {
       backoff = retry.next();
     }
     health_.waiting(Worker::kWriter);
+  }
+  if (sealer_ && batch_.empty() && !segments_->hasPending()) {
+    auto sealed = sealIfDue(/*final=*/true);
+    if (!sealed) spdlog::error("buffer: cannot write the seal at stop: {}", sealed.error().message);
   }
   std::size_t lost = batch_.size();
   {
@@ -321,6 +342,28 @@ Result<void> RecorderImpl::writeOnce() {
     completed_ = unsyncedEnd_;
   }
   progress_.notify_all();
+  return okResult();
+}
+
+// Every sealInterval, and once more at stop (`final`): an agent.seal of the chain head,
+// committed on its own, then the next epoch's key. A seal that could not be committed stays in
+// batch_ and is retried like any batch; the key moves on only once it is durable.
+Result<void> RecorderImpl::sealIfDue(bool final) {
+  if (!sealer_) return okResult();
+  if (!sealPending_) {
+    if (!final && clock_.monotonic() < nextSealAt_) return okResult();
+    sealTime_ = clock_.now();
+    batch_.push_back(
+        sealer_->seal(sealTime_, store_->lastHash(), store_->sealState().recordsSince));
+    sealPending_ = true;
+    auto written = writeOnce();
+    if (!written) return written;
+  }
+  sealPending_ = false;
+  metrics_.countSeal(sealer_->epoch(), static_cast<double>(sealTime_) / 1e9);
+  sealer_->advance();
+  sealer_->countSeedsOnHost(/*warn=*/false);
+  nextSealAt_ = clock_.monotonic() + options_.sealInterval;
   return okResult();
 }
 
@@ -432,11 +475,20 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
   if (!containers) return containers.error();
   auto recentEngineEvents = (*store)->lastEngineEventIds(kRecentEngineEvents);
   if (!recentEngineEvents) return recentEngineEvents.error();
+  std::unique_ptr<Sealer> sealer;
+  std::vector<Record> sealKeyRecords;
+  if (options.sealInterval.count() > 0) {
+    auto opened = Sealer::open(options.dataDirectory, (*store)->sealState(), clock.now(), metrics,
+                               sealKeyRecords);
+    if (!opened) return opened.error();
+    sealer = std::move(opened).value();
+  }
   metrics.setEventsBuffered((*store)->eventCount());
   health.setBufferWritable(true);
-  auto recorder = std::make_unique<RecorderImpl>(options, clock, metrics, health, std::move(*store),
-                                                 std::move(*segments), std::move(*containers),
-                                                 std::move(*recentEngineEvents));
+  auto recorder = std::make_unique<RecorderImpl>(
+      options, clock, metrics, health, std::move(*store), std::move(*segments), std::move(sealer),
+      std::move(*containers), std::move(*recentEngineEvents));
+  recorder->queueFirst(std::move(sealKeyRecords));
   auto started = recorder->start();
   if (!started) return started.error();
   return std::unique_ptr<Recorder>(std::move(recorder));

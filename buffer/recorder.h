@@ -5,6 +5,7 @@
 // record is counted as buffered only after both.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -55,14 +56,19 @@ struct RecorderOptions {
   // Told after each group commit, on the writer thread; null: nobody is. Borrowed: it must
   // outlive the Recorder.
   CommitObserver* commitObserver = nullptr;
+  // How often an agent.seal is written (and once more at stop): Ledger:SealIntervalSeconds.
+  // Zero: no sealing, for tests of other things; the agent always seals.
+  std::chrono::seconds sealInterval{0};
 };
 
 class Recorder : public RecordSink {
  public:
   // Creates the data directory layout (0750 dirs, 0640 NDJSON, 0600 db), opens SQLite in WAL
-  // mode, appends to NDJSON what only SQLite holds (see resync.h), and starts the writer thread;
-  // new records go to a new segment. Errors: kIo/kDiskFull naming the path; kInvalidArgument
-  // for a database with a newer schema; kInternal if the thread cannot start. Main thread.
+  // mode, appends to NDJSON what only SQLite holds (see resync.h), opens the sealing key (see
+  // sealer.h; its agent.seal-key record, if any, is the first committed), and starts the writer
+  // thread; new records go to a new segment. Errors: kIo/kDiskFull naming the path;
+  // kInvalidArgument for a database with a newer schema; kInternal if the thread cannot start. Main
+  // thread.
   static Result<std::unique_ptr<Recorder>> open(const RecorderOptions& options, Clock& clock,
                                                 Metrics& metrics, HealthState& health);
   virtual ~Recorder() = default;

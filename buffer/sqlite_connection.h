@@ -134,6 +134,7 @@ class SqliteConnection {
 
   // Rows the last INSERT, UPDATE or DELETE changed.
   std::int64_t changes() const { return sqlite3_changes64(db_); }
+  std::int64_t lastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
   const std::filesystem::path& path() const { return path_; }
 
  private:

@@ -164,6 +164,8 @@ Result<void> SqliteStore::initialize() {
   auto cursor = loadCursor();
   if (!cursor) return cursor.error();
   cursor_ = *cursor;
+  auto sealState = loadSealState();
+  if (!sealState) return sealState;
   auto count = db_->prepare("SELECT count(*) FROM events", "cannot count events in");
   if (!count) return count.error();
   const int rc = count->step();
@@ -181,6 +183,50 @@ Result<std::string> SqliteStore::getMeta(const char* key) {
   if (rc == SQLITE_DONE) return std::string();
   if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
   return query->text(0);
+}
+
+// 0 when the key is not set. Error: kMalformed when its value is not an integer.
+Result<std::int64_t> SqliteStore::getMetaInteger(const char* key) {
+  auto text = getMeta(key);
+  if (!text) return text.error();
+  std::int64_t value = 0;
+  if (text->empty()) return value;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size()) {
+    return Error{ErrorCode::kMalformed,
+                 "bad " + std::string(key) + " \"" + *text + "\" in " + db_->path().string()};
+  }
+  return value;
+}
+
+Result<void> SqliteStore::loadSealState() {
+  auto keyId = getMeta("seal_key_id");
+  if (!keyId) return keyId.error();
+  auto nextEpoch = getMetaInteger("seal_next_epoch");
+  if (!nextEpoch) return nextEpoch.error();
+  auto rowid = getMetaInteger("seal_rowid");
+  if (!rowid) return rowid.error();
+  sealState_ = LedgerSealState{*keyId, *nextEpoch, false, 0};
+  if (keyId->empty()) return okResult();
+  constexpr std::string_view kFailure = "cannot read the last seal from";
+  auto query = db_->prepare(
+      "SELECT (SELECT kind FROM events WHERE rowid = ?1), "
+      "(SELECT count(*) FROM events WHERE rowid > ?1)",
+      kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, *rowid);
+  const int rc = query->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  sealState_.lastWasSeal = query->optionalText(0) == std::optional<std::string>(kSealKind);
+  sealState_.recordsSince = query->integer(1);
+  return okResult();
+}
+
+Result<void> SqliteStore::saveSealState(std::int64_t rowid, const LedgerSealState& state) {
+  auto saved = setMeta("seal_key_id", state.keyId);
+  if (saved) saved = setMeta("seal_next_epoch", std::to_string(state.nextEpoch));
+  if (saved) saved = setMeta("seal_rowid", std::to_string(rowid));
+  return saved;
 }
 
 Result<void> SqliteStore::setMeta(const char* key, std::string_view value) {
@@ -339,9 +385,11 @@ Result<void> SqliteStore::upsertContainer(const ContainerUpdate& update) {
 Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
                                               std::vector<CommittedRecord>& fresh,
                                               std::string& hash, EventCursor& cursor,
+                                              LedgerSealState& sealState,
                                               std::int64_t& duplicates) {
   SqliteStatement& insert = *insertEvent_;
   containerRecords_.clear();
+  std::int64_t sealRowid = 0;
   for (const Record& record : batch) {
     ChainedLine chained = chainedLine(record, hash);
     insert.reset();
@@ -363,6 +411,15 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
       ++duplicates;
       continue;
     }
+    if (record.seal || record.sealKey) {
+      sealRowid = db_->lastInsertRowid();
+      sealState.keyId = record.seal ? record.seal->keyId : record.sealKey->keyId;
+      sealState.nextEpoch = record.seal ? record.seal->epoch + 1 : record.sealKey->epoch;
+      sealState.lastWasSeal = record.seal.has_value();
+      sealState.recordsSince = 0;
+    } else {
+      ++sealState.recordsSince;
+    }
     // Evidence says what ran, not what the container's state is: the ledger ignores it.
     if (!record.container.id.empty() && !record.evidence) containerRecords_.push_back(&record);
     const bool fromEngine =
@@ -381,6 +438,10 @@ Result<void> SqliteStore::commitInTransaction(std::span<const Record> batch,
   if (!updated) return updated;
   auto savedHash = setMeta("last_hash", hash);
   if (!savedHash) return savedHash;
+  if (sealRowid != 0) {
+    auto savedSeal = saveSealState(sealRowid, sealState);
+    if (!savedSeal) return savedSeal;
+  }
   if (cursor.timeNano == cursor_.timeNano && cursor.eventId == cursor_.eventId) return okResult();
   std::array<char, 24> timeNano{};
   const auto printed =
@@ -397,12 +458,14 @@ Result<CommitOutcome> SqliteStore::commit(std::span<const Record> batch) {
   outcome.records.reserve(batch.size());
   std::string hash = lastHash_;
   EventCursor cursor = cursor_;
+  LedgerSealState sealState = sealState_;
   auto done = db_->inTransaction([&] {
-    return commitInTransaction(batch, outcome.records, hash, cursor, outcome.duplicates);
+    return commitInTransaction(batch, outcome.records, hash, cursor, sealState, outcome.duplicates);
   });
   if (!done) return done.error();
   lastHash_ = std::move(hash);
   cursor_ = cursor;
+  sealState_ = std::move(sealState);
   eventCount_ += static_cast<std::int64_t>(outcome.records.size());
   return outcome;
 }
@@ -431,6 +494,12 @@ Result<std::int64_t> SqliteStore::pruneOlderThan(UnixNanos cutoff, bool keepUnde
     containers->bindInt(1, cutoff);
     rc = containers->step();
     if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
+    auto prunedBefore = getMetaInteger("pruned_before_nano");
+    if (!prunedBefore) return prunedBefore.error();
+    if (cutoff > *prunedBefore) {
+      auto saved = setMeta("pruned_before_nano", std::to_string(cutoff));
+      if (!saved) return saved.error();
+    }
     return deleted;
   };
   auto deleted = db_->inTransaction(deleteAll);

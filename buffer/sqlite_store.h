@@ -47,6 +47,15 @@ struct CommitOutcome {
   std::int64_t duplicates = 0;
 };
 
+// Where sealing stands in the ledger (docs/records.md, "Seals"): the last agent.seal or
+// agent.seal-key record committed, kept in the meta table with it.
+struct LedgerSealState {
+  std::string keyId;              // empty: the ledger has no sealing key yet
+  std::int64_t nextEpoch = 0;     // the epoch of the next seal
+  bool lastWasSeal = false;       // the last one is an agent.seal, not an agent.seal-key
+  std::int64_t recordsSince = 0;  // records committed after it
+};
+
 class SqliteStore {
  public:
   // Opens or creates the database (mode 0600) and its schema; loads the last hash, cursor and
@@ -68,7 +77,9 @@ class SqliteStore {
 
   // Deletes events whose time_nano is before `cutoff` (with `keepUndelivered`, only those the
   // backend has accepted: see delivery_ledger.h), never the newest one, and containers marked
-  // "removed" not updated since. Returns the number of events deleted. Errors: kIo/kDiskFull.
+  // "removed" not updated since; records the cutoff in meta `pruned_before_nano` (what
+  // `zastava-agent verify` explains a record missing from SQLite by). Returns the number of
+  // events deleted. Errors: kIo/kDiskFull.
   Result<std::int64_t> pruneOlderThan(UnixNanos cutoff, bool keepUndelivered);
 
   // The stored cursor: the committed stream/replay record with the largest timeNano; until
@@ -99,6 +110,8 @@ class SqliteStore {
   // Rows in the events table, kept in memory.
   std::int64_t eventCount() const { return eventCount_; }
   const EventCursor& cursor() const { return cursor_; }
+  // Where sealing stands, as of the last commit.
+  const LedgerSealState& sealState() const { return sealState_; }
 
  private:
   explicit SqliteStore(const std::filesystem::path& path);
@@ -108,7 +121,8 @@ class SqliteStore {
   Result<void> createOrUpgradeSchema(int version);
   Result<void> commitInTransaction(std::span<const Record> batch,
                                    std::vector<CommittedRecord>& fresh, std::string& hash,
-                                   EventCursor& cursor, std::int64_t& duplicates);
+                                   EventCursor& cursor, LedgerSealState& sealState,
+                                   std::int64_t& duplicates);
   // What a batch's committed records do to one container's row: their upserts folded into one,
   // in commit order. The strings point into the batch.
   struct ContainerUpdate {
@@ -123,6 +137,9 @@ class SqliteStore {
   Result<void> upsertContainer(const ContainerUpdate& update);
   Result<void> setMeta(const char* key, std::string_view value);
   Result<std::string> getMeta(const char* key);
+  Result<std::int64_t> getMetaInteger(const char* key);
+  Result<void> loadSealState();
+  Result<void> saveSealState(std::int64_t rowid, const LedgerSealState& state);
 
   std::unique_ptr<SqliteConnection> db_;
   std::unique_ptr<SqliteStatement> insertEvent_;
@@ -132,6 +149,7 @@ class SqliteStore {
   std::vector<const Record*> containerRecords_;
   std::string lastHash_{kGenesisHash};
   EventCursor cursor_;
+  LedgerSealState sealState_;
   std::int64_t eventCount_ = 0;
 };
 

@@ -112,6 +112,25 @@ struct Metrics::Impl {
       counter(registry, "zastava_agent_gaps_total",
               "Spans in which engine events may be missing from the ledger (agent.gap records)")
           .Add({});
+  prometheus::Counter& seals =
+      counter(registry, "zastava_agent_seals_total", "agent.seal records committed").Add({});
+  prometheus::Gauge& lastSealTimestamp =
+      gauge(registry, "zastava_agent_last_seal_timestamp_seconds",
+            "Time of the newest committed seal, seconds since the epoch; 0 before the first")
+          .Add({});
+  prometheus::Gauge& sealEpoch =
+      gauge(registry, "zastava_agent_seal_epoch", "Epoch of the newest committed seal").Add({});
+  prometheus::Gauge& sealSeedsOnHost =
+      gauge(registry, "zastava_agent_seal_seeds_on_host",
+            "Sealing seed files still in the data directory; whoever reads one can forge seals")
+          .Add({});
+  prometheus::Family<prometheus::Counter>& sealKeyChanges =
+      counter(registry, "zastava_agent_seal_key_changes_total",
+              "agent.seal-key records, by change: new, lost, rewound, ahead");
+  prometheus::Counter& sealKeyWriteFailures =
+      counter(registry, "zastava_agent_seal_key_write_failures_total",
+              "Failed overwrites of the sealing key file with the next epoch's key")
+          .Add({});
   prometheus::Family<prometheus::Counter>& reconciled =
       counter(registry, "zastava_agent_reconciled_transitions_total",
               "Container transitions the engine did not deliver, written by reconciliation");
@@ -247,6 +266,9 @@ Metrics::Metrics(const BuildInfo& build) : impl_(std::make_unique<Impl>()) {
     impl_->dropped.Add({{"reason", reason}});
   }
   for (const char* reason : {"size", "age"}) impl_->segmentsDeleted.Add({{"reason", reason}});
+  for (const char* change : {"new", "lost", "rewound", "ahead"}) {
+    impl_->sealKeyChanges.Add({{"change", change}});
+  }
   for (const char* action :
        {"create", "start", "restart", "die", "pause", "unpause", "rename", "destroy"}) {
     impl_->reconciled.Add({{"action", action}});
@@ -308,6 +330,18 @@ void Metrics::setLastEventTimestamp(double unixSeconds) {
   impl_->lastEventSeconds = unixSeconds;
 }
 void Metrics::countGap() { impl_->gaps.Increment(); }
+void Metrics::countSeal(std::int64_t epoch, double unixSeconds) {
+  impl_->seals.Increment();
+  impl_->sealEpoch.Set(static_cast<double>(epoch));
+  impl_->lastSealTimestamp.Set(unixSeconds);
+}
+void Metrics::setSealSeedsOnHost(std::size_t seeds) {
+  impl_->sealSeedsOnHost.Set(static_cast<double>(seeds));
+}
+void Metrics::countSealKeyChange(std::string_view change) {
+  impl_->sealKeyChanges.Add({{"change", std::string(change)}}).Increment();
+}
+void Metrics::countSealKeyWriteFailure() { impl_->sealKeyWriteFailures.Increment(); }
 void Metrics::countReconciled(std::string_view action) {
   impl_->reconciled.Add({{"action", std::string(action)}}).Increment();
 }

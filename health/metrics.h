@@ -61,6 +61,15 @@ class Metrics {
   void setLastEventTimestamp(double unixSeconds);
   // zastava_agent_gaps_total: spans in which engine events may be missing (agent.gap records).
   void countGap();
+  // Seals (docs/records.md, "Seals"): zastava_agent_seals_total, and the gauges
+  // zastava_agent_seal_epoch and zastava_agent_last_seal_timestamp_seconds of the newest seal.
+  void countSeal(std::int64_t epoch, double unixSeconds);
+  // zastava_agent_seal_seeds_on_host (gauge): seed files still in the data directory.
+  void setSealSeedsOnHost(std::size_t seeds);
+  // zastava_agent_seal_key_changes_total{change}: new|lost|rewound|ahead, all at 0 from the start.
+  void countSealKeyChange(std::string_view change);
+  // zastava_agent_seal_key_write_failures_total
+  void countSealKeyWriteFailure();
   // zastava_agent_reconciled_transitions_total{action}: transitions written by reconciliation.
   void countReconciled(std::string_view action);
   // zastava_agent_inspects_total{result} and zastava_agent_inspect_duration_seconds (histogram):
