@@ -426,24 +426,23 @@ def _int(value):
 
 def _check_seals(ledger, seeds, report):
     """Steps 4 and 5. Returns (seal count, checked, not checked, {keyId: [first, last
-    epoch]}, the last seal or seal-key (kind, keyId, epoch) or None)."""
-    anchors = {}  # keyId -> (position, next epoch)
+    epoch]}, the last seal or seal-key record as (kind, keyId, epoch) or None)."""
     chains = {seed_id: KeyChain(seed) for seed_id, seed in seeds.items()}
     count = checked = unchecked = 0
     epochs = {}
     active = None  # keyId of the latest seal or seal-key record
     finished = set()  # keys that another key followed
-    last_anchor = None
+    anchor = None  # the previous seal or seal-key record: (position, kind, keyId, epoch)
     last_seal_position = None
     for position, entry in enumerate(ledger):
         kind = entry.record.get("kind")
         if kind not in ("agent.seal", "agent.seal-key"):
             continue
-        block = entry.record.get("seal" if kind == "agent.seal" else "sealKey")
+        name = "seal" if kind == "agent.seal" else "sealKey"
+        block = entry.record.get(name)
         if not isinstance(block, dict) or not isinstance(block.get("keyId"), str) or \
                 _int(block.get("epoch")) is None:
-            report.problem(position, entry.where, f"{kind} without a valid "
-                                                  f"{'seal' if kind == 'agent.seal' else 'sealKey'}")
+            report.problem(position, entry.where, f"{kind} without a valid {name}")
             continue
         key_id, epoch = block["keyId"], block["epoch"]
         if key_id != active:
@@ -462,40 +461,45 @@ def _check_seals(ledger, seeds, report):
             elif change != "new":
                 report.problem(position, entry.where, f"agent.seal-key with unknown change "
                                                       f"{change!r}")
-            anchors[key_id] = (position, epoch)
-            last_anchor = ("agent.seal-key", key_id, epoch)
+            anchor = (position, kind, key_id, epoch)
             continue
         count += 1
         last_seal_position = position
         records, last_hash, mac = block.get("records"), block.get("lastHash"), block.get("mac")
         if _int(records) is None or not isinstance(last_hash, str) or not isinstance(mac, str):
             report.problem(position, entry.where, "agent.seal without records, lastHash or mac")
+            anchor = (position, kind, key_id, epoch)
             continue
         span = epochs.setdefault(key_id, [epoch, epoch])
         span[1] = epoch
         if last_hash != entry.record.get("prevHash"):
             report.problem(position, entry.where, "seal.lastHash is not its prevHash")
-        anchor = anchors.get(key_id)
         if anchor is None:
-            if ledger[0].record.get("prevHash") == GENESIS or len(epochs) > 1 or \
-                    len(anchors) > 0:
+            if ledger[0].record.get("prevHash") == GENESIS:
                 report.problem(position, entry.where, f"seal under key {key_id} with no "
                                                       f"agent.seal-key record beginning the key")
         else:
-            anchor_position, expected_epoch = anchor
-            if epoch != expected_epoch:
+            anchor_position, anchor_kind, anchor_key, anchor_epoch = anchor
+            anchor_where = ledger[anchor_position].where
+            expected_epoch = anchor_epoch + 1 if anchor_kind == "agent.seal" else anchor_epoch
+            if key_id != anchor_key:
                 report.problem(position, entry.where,
-                               f"epoch {epoch} where {expected_epoch} is due: "
+                               f"seal under key {key_id} follows the {anchor_kind} of key "
+                               f"{anchor_key} ({anchor_where}) with no agent.seal-key record "
+                               f"beginning key {key_id}")
+            elif epoch != expected_epoch:
+                report.problem(position, entry.where,
+                               f"epoch {epoch} where {expected_epoch} is due after "
+                               f"{anchor_where}: "
                                + ("seals are missing" if epoch > expected_epoch
                                   else "seals out of order or repeated"))
             between = position - anchor_position - 1
             if records != between:
                 report.problem(position, entry.where,
-                               f"the seal says {records} records since "
-                               f"{ledger[anchor_position].where}, the ledger has {between}: "
-                               f"records were {'removed' if between < records else 'added'}")
-        anchors[key_id] = (position, epoch + 1)
-        last_anchor = ("agent.seal", key_id, epoch)
+                               f"the seal says {records} records since {anchor_where}, the "
+                               f"ledger has {between}: records were "
+                               f"{'removed' if between < records else 'added'}")
+        anchor = (position, kind, key_id, epoch)
         chain = chains.get(key_id)
         if chain is None:
             unchecked += 1
@@ -513,7 +517,8 @@ def _check_seals(ledger, seeds, report):
         after = len(ledger) - 1 - (last_seal_position if last_seal_position is not None else -1)
         if after > 0:
             report.note(ledger[-1].where, f"{after} record(s) after the last seal: not sealed yet")
-    return count, checked, unchecked, epochs, last_anchor
+    last = None if anchor is None else anchor[1:]
+    return count, checked, unchecked, epochs, last
 
 
 def _check_key_file(data_dir, seeds, last_anchor, report, position):
