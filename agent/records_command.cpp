@@ -161,6 +161,22 @@ bool recordMatches(const RecordSummary& record, const RecordsOptions& options) {
   return kindMatches(record.kind, options.kinds) && containerMatches(record, options.containers);
 }
 
+namespace {
+
+// "key 3f2a9c0d1e4b5a69 epoch 41, 17 records" (agent.seal), "key 3f2a… lost, next epoch 0: why"
+// (agent.seal-key).
+std::string sealDetail(const RecordSummary& record) {
+  const std::string epoch = std::to_string(record.sealEpoch);
+  if (record.sealKeyChange.empty()) {
+    return "key " + record.sealKeyId + " epoch " + epoch + ", " +
+           std::to_string(record.sealRecords) + " records";
+  }
+  return "key " + record.sealKeyId + " " + record.sealKeyChange + ", next epoch " + epoch + ": " +
+         record.sealKeyReason;
+}
+
+}  // namespace
+
 std::string formatRecordLine(const RecordSummary& record) {
   std::string line = displayTime(record.time) + "  " + padded(record.source, 9) + "  " +
                      padded(record.kind, 23) + "  " + padded(containerColumn(record), 20);
@@ -176,6 +192,7 @@ std::string formatRecordLine(const RecordSummary& record) {
                       ": " + record.gapReason);
   }
   if (!record.inspectError.empty()) details.push_back("no inspect: " + record.inspectError);
+  if (!record.sealKeyId.empty()) details.push_back(sealDetail(record));
   if (!record.failedChecks.empty()) {
     details.push_back("posture failed: " + joined(record.failedChecks));
   }

@@ -8,7 +8,9 @@
 #           fdatasync bandwidth, and the ledger's bytes per record by kind; then
 #           bench/store_floor.cpp: what the ledger's storage alone costs per record (SQLite,
 #           NDJSON and the SHA-256 chain as the writer does them, nothing of the agent around);
-#           then bench/posture_cost.cpp: what the posture checks add to each container start
+#           then bench/posture_cost.cpp: what the posture checks add to each container start;
+#           then bench/seal_cost.py: CPU per seal and seal bytes a day (the agent idle, sealing
+#           every second beside sealing once)
 #   engine  bench/engine.py: the engine's inspect answer time, start-up inventory, event
 #           latency, memory (private/PSS/RSS), idle CPU and evidence cost against a private
 #           real dockerd; needs root
@@ -115,6 +117,9 @@ if [ "$run_ingest" = 1 ]; then
   rm -rf "$floor_dir"
   # What the posture checks add to each container start (bench/posture_cost.cpp).
   build/bench/posture_cost tests/fixtures/engine/posture "$events"
+  # What sealing costs (bench/seal_cost.py).
+  /usr/bin/python3 bench/seal_cost.py --agent build/bench/agent/zastava-agent --seconds 60 \
+    --repeat "$repeat"
 fi
 if [ "$run_engine" = 1 ]; then
   # engine.py prints its own machine line.

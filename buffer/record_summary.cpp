@@ -66,6 +66,14 @@ Result<RecordSummary> summarizeRecord(std::string_view line) {
     summary.gapTo = timeOr(part, "to");
     summary.gapReason = textOr(part, "reason");
   }
+  if (record["seal"].get(part) == simdjson::SUCCESS ||
+      record["sealKey"].get(part) == simdjson::SUCCESS) {
+    summary.sealKeyId = textOr(part, "keyId");
+    if (part["epoch"].get(summary.sealEpoch) != simdjson::SUCCESS) summary.sealEpoch = 0;
+    if (part["records"].get(summary.sealRecords) != simdjson::SUCCESS) summary.sealRecords = 0;
+    summary.sealKeyChange = textOr(part, "change");
+    summary.sealKeyReason = textOr(part, "reason");
+  }
   return summary;
 }
 

@@ -33,6 +33,12 @@ struct RecordSummary {
   UnixNanos gapFrom = 0;
   UnixNanos gapTo = 0;
   std::string gapReason;
+  // agent.seal and agent.seal-key records: the key, the epoch, and what sealed or changed.
+  std::string sealKeyId;
+  std::int64_t sealEpoch = 0;
+  std::int64_t sealRecords = 0;
+  std::string sealKeyChange;  // agent.seal-key: new|lost|rewound|ahead
+  std::string sealKeyReason;
 };
 
 // The summary of one record line. Error: kMalformed naming what is wrong when the line is not

@@ -150,6 +150,14 @@ printf '120' >"$out/fuzz_retry_after/seconds"
 sed -nE 's/^Date: (.*)\r?$/\1/p' "$engine"/ping-headers.txt | tr -d '\r' |
   head -c 200 >"$out/fuzz_retry_after/http-date"
 
+# A seed file and a key file (docs/records.md, "Seals"), of the seed 00 01 .. 1f at epoch 3; the
+# first byte picks the parser (even: seed file, odd: key file).
+mkdir -p "$out/fuzz_seal_files"
+printf '0zastava-seal-seed v1 fc54c4c07610c388 %s\n' \
+  000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f >"$out/fuzz_seal_files/seed"
+printf '1%-127s\n' 'zastava-seal-key v1 fc54c4c07610c388 0000000003 5a805aa589af7c9c59c19bf8f7418a619ced8f6b8d5055fb0eb5e179d4348683 241413d4' \
+  >"$out/fuzz_seal_files/key"
+
 # The inputs of past findings (tests/fixtures/fuzz/README.md), each with its target's seeds.
 for finding in "$fixtures"/fuzz/fuzz_*; do
   [[ -f $finding ]] || continue

@@ -50,6 +50,7 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__EventBuffer__MaxFileSizeMb", "--event-buffer-max-file-size-mb", "50"},
     {"ZASTAVA_AGENT__EventBuffer__MaxTotalSizeMb", "--event-buffer-max-total-size-mb", "2048"},
     {"ZASTAVA_AGENT__EventBuffer__RetentionHours", "--event-buffer-retention-hours", "168"},
+    {"ZASTAVA_AGENT__Ledger__SealIntervalSeconds", "--ledger-seal-interval-seconds", "300"},
     {"ZASTAVA_AGENT__HealthCheck__Address", "--health-address", "::1"},
     {"ZASTAVA_AGENT__HealthCheck__Port", "--health-port", "9100"},
     {"ZASTAVA_AGENT__HealthCheck__StallSeconds", "--health-stall-seconds", "30"},
@@ -93,6 +94,7 @@ void checkAllSet(const Config& c) {
   CHECK(c.maxFileSizeMb == 50);
   CHECK(c.maxTotalSizeMb == 2048);
   CHECK(c.retentionHours == 168);
+  CHECK(c.sealIntervalSeconds == 300);
   CHECK(c.healthAddress == "::1");
   CHECK(c.healthPort == 9100);
   CHECK(c.logLevel == LogLevel::kDebug);
@@ -243,8 +245,8 @@ TEST_CASE("configKeys lists the table with derived env names") {
     CHECK(keys[i].envName == kEveryKey[i].env);
     CHECK(keys[i].flag == kEveryKey[i].flag);
   }
-  CHECK(keys[6].defaultValue == "8080");
-  CHECK(keys[6].accepted == "a whole number between 1 and 65535");
+  CHECK(keys[7].defaultValue == "8080");
+  CHECK(keys[7].accepted == "a whole number between 1 and 65535");
 }
 
 TEST_CASE("a flag beats the environment") {

@@ -192,6 +192,19 @@ TEST_CASE("one readable line: time, source, kind, container, then what applies")
   CHECK(contains(formatRecordLine(gap),
                  "agent.gap                -                     gap 2026-12-06T04:59:59.000Z .. "
                  "2026-12-06T05:00:00.000Z: the engine restarted"));
+  RecordSummary seal = summary("agent.seal", "", "");
+  seal.source = "agent";
+  seal.sealKeyId = "3f2a9c0d1e4b5a69";
+  seal.sealEpoch = 41;
+  seal.sealRecords = 17;
+  CHECK(contains(formatRecordLine(seal),
+                 "agent.seal               -                     "
+                 "key 3f2a9c0d1e4b5a69 epoch 41, 17 records"));
+  seal.kind = "agent.seal-key";
+  seal.sealKeyChange = "lost";
+  seal.sealKeyReason = "the key file is missing";
+  CHECK(contains(formatRecordLine(seal),
+                 "key 3f2a9c0d1e4b5a69 lost, next epoch 41: the key file is missing"));
 }
 
 TEST_CASE("records: the data directory comes from the agent's setting, flags override it") {

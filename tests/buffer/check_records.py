@@ -1,6 +1,6 @@
 """Runs the sample writer and checks its NDJSON output: every line is valid against
 docs/record-schema.json, and the hash chain verifies across segments in seq order
-(docs/records.md, "Verifying the hash chain")."""
+(docs/records.md, "Verifying the ledger"); the Recorder seals it at stop."""
 import hashlib
 import json
 import pathlib
@@ -37,7 +37,7 @@ def main(sample_binary: str, schema_path: str) -> int:
             print(f"expected several segments, got {len(segments)}")
             return 1
         previous, count = "0" * 64, 0
-        evidence_statuses = set()
+        evidence_statuses, kinds = set(), []
         for segment in segments:
             for line in segment.read_bytes().decode("utf-8").splitlines():
                 record = json.loads(line)
@@ -54,9 +54,13 @@ def main(sample_binary: str, schema_path: str) -> int:
                     return 1
                 if record["kind"] == "container.evidence":
                     evidence_statuses.add(record["evidence"]["status"])
+                kinds.append(record["kind"])
                 previous, count = digest, count + 1
-        if count != 24:
-            print(f"expected 24 records, got {count}")
+        if count != 26:
+            print(f"expected 26 records, got {count}")
+            return 1
+        if kinds[0] != "agent.seal-key" or kinds[-1] != "agent.seal":
+            print(f"expected an agent.seal-key record first and an agent.seal last, got {kinds}")
             return 1
         if evidence_statuses != {"complete", "partial", "exited", "unavailable"}:
             print(f"expected evidence of every status, got {sorted(evidence_statuses)}")

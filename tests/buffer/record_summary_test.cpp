@@ -88,6 +88,25 @@ TEST_CASE("evidence and gap records say what they are about") {
   CHECK(summary.gapReason == "the engine restarted");
 }
 
+TEST_CASE("seal and seal-key records name their key, epoch and what happened") {
+  const RecordSummary seal = summaryOf(
+      sealRecord(SealFacts{"3f2a9c0d1e4b5a69", 41, 17, std::string(64, 'a'), std::string(64, 'b')},
+                 testing::kStart));
+  CHECK(seal.kind == "agent.seal");
+  CHECK(seal.source == "agent");
+  CHECK(seal.sealKeyId == "3f2a9c0d1e4b5a69");
+  CHECK(seal.sealEpoch == 41);
+  CHECK(seal.sealRecords == 17);
+  CHECK(seal.sealKeyChange.empty());
+  const RecordSummary key = summaryOf(
+      sealKeyRecord(SealKeyFacts{"3f2a9c0d1e4b5a69", 9, SealKeyChange::kRewound, "an older copy"},
+                    testing::kStart));
+  CHECK(key.kind == "agent.seal-key");
+  CHECK(key.sealEpoch == 9);
+  CHECK(key.sealKeyChange == "rewound");
+  CHECK(key.sealKeyReason == "an older copy");
+}
+
 TEST_CASE("a line that is not a record is kMalformed, saying why") {
   for (const char* line : {"", "{\"kind\":", "[1,2]", "{\"kind\":\"container.start\"}",
                            "{\"time\":\"yesterday\",\"source\":\"stream\",\"kind\":\"x\"}"}) {

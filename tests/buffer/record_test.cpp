@@ -35,7 +35,7 @@ Record sampleRecord() {
 }
 
 const std::string kSampleLine =
-    R"({"schema":{"name":"zastava.runtime-event","version":8},)"
+    R"({"schema":{"name":"zastava.runtime-event","version":9},)"
     R"("eventId":"0123456789abcdef0123456789abcdef","kind":"container.health_status",)"
     R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
     R"("observedAt":"2026-11-22T14:34:47.800000000Z",)"
@@ -91,7 +91,7 @@ TEST_CASE("a snapshot record leaves out everything unknown") {
   record.container.name = "";
   record.container.image = "img";
   CHECK(lineOf(record) ==
-        R"({"schema":{"name":"zastava.runtime-event","version":8},)"
+        R"({"schema":{"name":"zastava.runtime-event","version":9},)"
         R"("eventId":"2174671d490e1673cae0757c6f1f1d2b","kind":"container.snapshot",)"
         R"("source":"snapshot","time":"2026-11-22T14:34:47.800000000Z",)"
         R"("container":{"id":"abc","name":"","image":"img"},)"
@@ -152,7 +152,7 @@ TEST_CASE("engineAction follows actionDetail when the decoder mapped the action,
   remove.container.image = "busybox:1";
   remove.container.state = "removed";
   CHECK(lineOf(remove) ==
-        R"({"schema":{"name":"zastava.runtime-event","version":8},)"
+        R"({"schema":{"name":"zastava.runtime-event","version":9},)"
         R"("eventId":"c1ecfcf9784541b86256260968fb5eb8","kind":"container.destroy",)"
         R"("source":"stream","time":"2026-11-22T14:34:47.782735455Z",)"
         R"("observedAt":"2026-11-22T14:34:47.800000000Z","engineAction":"remove",)"

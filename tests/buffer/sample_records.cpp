@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
   RecorderOptions options;
   options.dataDirectory = argv[1];
   options.limits.maxFileBytes = 2048;  // several segments, so the chain crosses files
+  options.sealInterval = std::chrono::seconds(60);  // agent.seal-key, and the seal at stop
   auto recorder = Recorder::open(options, clock, metrics, health);
   if (!recorder.ok()) {
     std::fprintf(stderr, "%s\n", recorder.error().message.c_str());

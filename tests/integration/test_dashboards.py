@@ -228,7 +228,10 @@ class LiveAgentAndPrometheus(h.WorkspaceTest):
     def set_up(cls):
         cls.d = cls.ws.dockerd()
         cls.d.make_busybox_image()
-        cls.agent = cls.ws.agent(ARGS.agent, cls.d.endpoint)
+        # A seal every second: the Seals panels have data within the test's wait (the default
+        # interval is a minute, and "since the last seal" has no value before the first one).
+        cls.agent = cls.ws.agent(ARGS.agent, cls.d.endpoint,
+                                 extra_args=["--ledger-seal-interval-seconds", "1"])
         cls.agent.start()
         cls.agent.wait_ready()
         cls.d.docker("run", "-d", "--name", "idle", h.TEST_IMAGE, *h.IDLE_CMD)

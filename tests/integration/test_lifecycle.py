@@ -163,7 +163,7 @@ class Lifecycle(h.WorkspaceTest):
         for event_id, kind, container_id, time_nano, source, record in self.rows:
             rec = json.loads(record)
             self.assertEqual((event_id, kind, container_id, source),
-                             (rec["eventId"], rec["kind"], rec["container"]["id"],
+                             (rec["eventId"], rec["kind"], (rec.get("container") or {}).get("id"),
                               rec["source"]), "SQLite columns vs record JSON")
             # docs/records.md: time_nano is the record's `time` in nanoseconds.
             self.assertEqual(time_nano, h.rfc3339_to_nanos(rec["time"]), rec["kind"])
@@ -275,7 +275,7 @@ class Lifecycle(h.WorkspaceTest):
         import re
         t = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
         for rec in self.records:
-            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 8})
+            self.assertEqual(rec["schema"], {"name": "zastava.runtime-event", "version": 9})
             self.assertRegex(rec["eventId"], r"^[0-9a-f]{32}$")
             self.assertRegex(rec["time"], t)
             # observedAt is left out where it would repeat `time`: records of no engine event.
@@ -285,7 +285,7 @@ class Lifecycle(h.WorkspaceTest):
                 self.assertNotIn("observedAt", rec)
             if "observedAt" in rec:
                 self.assertRegex(rec["observedAt"], t)
-            self.assertIn(rec["source"], ("stream", "replay", "reconcile", "snapshot"))
+            self.assertIn(rec["source"], ("stream", "replay", "reconcile", "snapshot", "agent"))
             self.assertEqual(list(rec)[:3], ["schema", "eventId", "kind"], "key order")
             self.assertEqual(list(rec)[-1], "prevHash", "key order")
 
@@ -315,7 +315,8 @@ class Lifecycle(h.WorkspaceTest):
         self.assertEqual(int(meta.get("cursor_time_nano")), cursor)
 
     def test_events_total_matches_records(self):
-        """zastava_agent_events_total{kind,source} == the records written, per kind and source"""
+        """zastava_agent_events_total{kind,source} == the records written, per kind and source;
+        the seal written at stop, after the scrape, is the last record"""
         counted = {}
         for name, labels, value in h.parse_metrics(self.metrics_text):
             if name == "zastava_agent_events_total" and value:
@@ -323,7 +324,11 @@ class Lifecycle(h.WorkspaceTest):
         written = {}
         for r in self.records:
             written[(r["kind"], r["source"])] = written.get((r["kind"], r["source"]), 0) + 1
+        seal = ("agent.seal", "agent")
+        # One seal at stop, and one more if an interval ended between the scrape and the stop.
+        self.assertIn(written.pop(seal, 0) - counted.pop(seal, 0), (1, 2))
         self.assertEqual(counted, written)
+        self.assertEqual(self.records[-1]["kind"], "agent.seal", "the seal at stop")
 
     def test_containers_table(self):
         """the containers table knows the exited container with exit code 3"""
