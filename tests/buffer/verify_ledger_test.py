@@ -373,6 +373,36 @@ class Verify(unittest.TestCase):
         self.seed = ledger.write(self.dir)
         self.check(1, ["rewound"])
 
+    def two_keys(self, with_key_record=True):
+        """A ledger whose key file was lost: a second key begins (agent.seal-key lost)."""
+        first = Ledger()
+        first.seal_key()
+        first.record()
+        first.seal()
+        second = Ledger(bytes(range(1, 33)))
+        second.segments, second.prev, second.count = first.segments, first.prev, first.count
+        second.new_segment()
+        if with_key_record:
+            second.seal_key("lost", 0, f"the key file of key {first.key_id} (last epoch 0) is "
+                                       f"missing")
+        second.record()
+        second.seal()
+        shutil.rmtree(self.dir)
+        self.seed = second.write(self.dir)
+        first_seed = os.path.join(self.tmp, "first-seed")
+        with open(first_seed, "w") as f:
+            f.write(v.seed_file_text(first.seed))
+        return [first_seed, self.seed]
+
+    def test_second_key(self):
+        seeds = self.two_keys()
+        report = self.check(1, ["agent.seal-key lost"], seeds=seeds)
+        self.assertEqual(len(report.problems), 1, report.text())
+        self.assertIn("seals: 2 (2 checked", report.text())
+
+    def test_second_key_without_its_record(self):
+        self.check(1, ["no agent.seal-key record beginning key"], seeds=self.two_keys(False))
+
     def test_unusable(self):
         self.assertEqual(v.verify(os.path.join(self.tmp, "nothing")).exit_code, 2)
         empty = os.path.join(self.tmp, "empty")
