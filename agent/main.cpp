@@ -20,6 +20,7 @@
 #include "agent/posture_census.h"
 #include "agent/records_command.h"
 #include "agent/seal_key_command.h"
+#include "agent/verify_command.h"
 #include "buffer/recorder.h"
 #include "collectors/docker_api.h"
 #include "collectors/endpoint.h"
@@ -216,6 +217,9 @@ int runCommand(int argc, char** argv) {
   }
   if (argc >= 2 && argv[1] == kSealKeyCommand) {
     return runSealKeyCommand(argc - 1, argv + 1, processEnvironment());
+  }
+  if (argc >= 2 && argv[1] == kVerifyCommand) {
+    return runVerifyCommand(argc - 1, argv + 1, processEnvironment());
   }
   auto parsed = parseCommandLine(argc, argv, processEnvironment());
   if (!parsed.ok()) {

@@ -201,14 +201,20 @@ std::string formatRecordLine(const RecordSummary& record) {
   return line;
 }
 
-Result<RecordsCommandLine> parseRecordsCommandLine(int argc, const char* const* argv,
-                                                   const Environment& env, UnixNanos now) {
+Result<std::filesystem::path> agentDataDirectory(const Environment& env) {
   const char* agentOnly[] = {"zastava-agent"};
   auto agent = parseCommandLine(1, agentOnly, env);
   if (!agent.ok()) return agent.error();
+  return agent->config.dataDirectory;
+}
+
+Result<RecordsCommandLine> parseRecordsCommandLine(int argc, const char* const* argv,
+                                                   const Environment& env, UnixNanos now) {
+  auto agentDirectory = agentDataDirectory(env);
+  if (!agentDirectory.ok()) return agentDirectory.error();
   RecordsCommandLine parsed;
   RecordsOptions& options = parsed.options;
-  std::string dataDirectory = agent->config.dataDirectory.string();
+  std::string dataDirectory = agentDirectory->string();
   std::string since;
   std::string output = "text";
   try {

@@ -33,6 +33,10 @@ struct RecordsCommandLine {
   std::optional<std::string> help;  // set for --help: print it and exit 0
 };
 
+// The agent's own data directory, the default of the commands that read it: DataDirectory from
+// `env`, else /var/lib/zastava-agent. Errors: kInvalidArgument naming the variable. Any thread.
+Result<std::filesystem::path> agentDataDirectory(const Environment& env);
+
 // Parses the arguments after `records` (argv[0] is "records"). The data directory defaults to
 // the agent's own (DataDirectory from `env`, else /var/lib/zastava-agent); `now` anchors
 // relative --since values. Errors: kInvalidArgument naming the flag or variable. Any thread.
