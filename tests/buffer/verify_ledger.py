@@ -367,6 +367,7 @@ def _compare_with_sqlite(entries, rows, meta, report):
     first_common = min(common) if common else None
     last_common = max(common) if common else None
     tail = []
+    missing = []  # runs of rows only in SQLite between NDJSON lines: [(index, entry)]
     for index, entry in enumerate(sql_entries):
         if sql_at.get(entry.key) != index or entry.key in nd_at:
             continue  # a duplicate row (reported above), or in both
@@ -376,10 +377,23 @@ def _compare_with_sqlite(entries, rows, meta, report):
             continue  # before the first NDJSON line: its segment was deleted by retention
         elif last_common is None or index > last_common:
             tail.append(entry)
+        elif missing and missing[-1][-1][0] == index - 1:
+            missing[-1].append((index, entry))
         else:
-            report.problem(len(entries), entry.where, f"only in SQLite, between NDJSON lines: "
-                                                      f"deleted from NDJSON (eventId "
-                                                      f"{entry.key})")
+            missing.append([(index, entry)])
+    # Each run is reported where it belongs: before the NDJSON line SQLite has after it.
+    nd_position_of = {sql_at[e.key]: nd_at[e.key] for e in entries
+                      if e.key in sql_at and nd_at.get(e.key) is not None}
+    for run in missing:
+        after = min((i for i in nd_position_of if i > run[-1][0]), default=None)
+        position = nd_position_of[after] if after is not None else len(entries)
+        where = entries[position].where if position < len(entries) else run[0][1].where
+        first, last = run[0][1], run[-1][1]
+        rows = first.where if len(run) == 1 else f"{first.where} to rowid {last.where.split()[-1]}"
+        report.problem(position, where, f"{len(run)} record(s) before this line only in SQLite "
+                                        f"({rows}, eventIds {first.key}"
+                                        + (f" .. {last.key}" if len(run) > 1 else "")
+                                        + "): deleted from NDJSON")
     if not common and entries and tail:
         # Nothing in both: the rows continue the NDJSON (a tail) or precede it (retention).
         if tail[0].record.get("prevHash") != entries[-1].hash:
