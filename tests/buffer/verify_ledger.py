@@ -527,6 +527,9 @@ def _check_seals(ledger, seeds, report):
             report.problem(position, entry.where, f"seal (key {key_id}, epoch {epoch}) does "
                                                   f"not verify: the records it seals or the "
                                                   f"seal were changed")
+    if unchecked:
+        report.note("seals", f"{unchecked} seal(s) not checked: no --seal-key with the seed of "
+                    + ", ".join(sorted(k for k in epochs if k not in chains)))
     if ledger:
         after = len(ledger) - 1 - (last_seal_position if last_seal_position is not None else -1)
         if after > 0:
@@ -607,8 +610,15 @@ def verify(data_dir, seed_paths=()):
         report.unusable = f"{data_dir}: nothing to read (no {SEGMENT_DIR}/*.ndjson, no {DB_NAME})"
         return report
     if copy is None:
-        report.problem(0, DB_NAME, "missing: the database was deleted")
-    tail = _compare_with_sqlite(entries, rows, meta, report)
+        report.problem(0, DB_NAME, "missing: the directory has NDJSON segments but no database "
+                                   "(deleted?); the records are not checked against SQLite")
+        tail = []
+    else:
+        tail = _compare_with_sqlite(entries, rows, meta, report)
+    if tail:
+        report.note(tail[0].where, f"{len(tail)} record(s) from here on only in SQLite, after "
+                                   f"the last NDJSON line: committed, not yet appended (the agent "
+                                   f"appends them at its next start); part of the ledger")
     ledger = entries + tail
     _check_chain(ledger, report)
     if ledger:
