@@ -1281,6 +1281,67 @@ def first_difference(a, b):
     return f"; one is a prefix of the other ({len(a)} vs {len(b)})"
 
 
+# ----------------------------------------------------------------------------------------------
+# Verifying a ledger (docs/records.md "Verifying the ledger"): `zastava-agent verify` and its
+# second implementation, tests/buffer/verify_ledger.py, must agree
+
+def export_seeds(binary, data_dir, out_dir):
+    """`zastava-agent seal-key export` of data_dir, each printed seed line written to a file
+    of its own in out_dir. Returns (CompletedProcess, [seed file paths])."""
+    res = run_agent_once(binary, ["seal-key", "export", "--data-directory", data_dir],
+                         timeout=30)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "zastava-seal-seed":
+            path = os.path.join(out_dir, f"seed-{parts[2]}")
+            with open(path, "w") as f:
+                f.write(line + "\n")
+            os.chmod(path, 0o600)
+            paths.append(path)
+    return res, paths
+
+
+def run_verifiers(binary, data_dir, source_dir, seal_keys=()):
+    """Both verifiers on data_dir: {"cpp": (exit code, output), "py": (exit code, output)}."""
+    keys = [a for k in seal_keys for a in ("--seal-key", k)]
+    cpp = run_agent_once(binary, ["verify", "--data-directory", data_dir, *keys], timeout=120)
+    py = subprocess.run([sys.executable,
+                         os.path.join(source_dir, "tests", "buffer", "verify_ledger.py"),
+                         data_dir, *keys], capture_output=True, text=True, timeout=120)
+    return {"cpp": (cpp.returncode, cpp.stdout + cpp.stderr),
+            "py": (py.returncode, py.stdout + py.stderr)}
+
+
+def verify_problems(binary, data_dir, source_dir, seal_keys=(), expected=0, what="ledger"):
+    """[] when both verifiers exit `expected` on data_dir; otherwise a problem naming each
+    verifier's exit code and output."""
+    results = run_verifiers(binary, data_dir, source_dir, seal_keys)
+    codes = {name: code for name, (code, _) in results.items()}
+    log(f"verify {what} ({len(seal_keys)} seed(s)): zastava-agent verify {codes['cpp']}, "
+        f"verify_ledger.py {codes['py']}")
+    if all(code == expected for code in codes.values()):
+        return []
+    return [f"verify {what}: expected exit {expected}, zastava-agent verify exited "
+            f"{codes['cpp']}, verify_ledger.py {codes['py']}\n--- zastava-agent verify ---\n"
+            f"{results['cpp'][1][-3000:]}\n--- verify_ledger.py ---\n{results['py'][1][-3000:]}"]
+
+
+def seals_verify_problems(binary, data_dir, source_dir, work_dir, what="ledger"):
+    """The fault tests' last check: the seeds exported, then both verifiers with and without
+    them exit 0 on the data directory."""
+    res, seeds = export_seeds(binary, data_dir, work_dir)
+    problems = []
+    if res.returncode != 0 or not seeds:
+        problems.append(f"seal-key export of {what}: exit {res.returncode}, {len(seeds)} seeds: "
+                        f"{res.stderr[-1000:]}")
+    problems += verify_problems(binary, data_dir, source_dir, (), 0, what)
+    if seeds:
+        problems += verify_problems(binary, data_dir, source_dir, seeds, 0, what + " with seeds")
+    return problems
+
+
 FAULT_ROWS = []
 _COLUMNS = ["fault", "times repeated", "events expected", "events recorded", "duplicates",
             "missing"]

@@ -7,7 +7,9 @@ Each new start must recover (a torn last NDJSON line cut, records only SQLite ho
 the chain continued), resume from its durable cursor (the cursor event comes again and is
 dropped as a duplicate) and, as nothing was lost by the engine, write no agent.gap record.
 Every complete NDJSON line written before a kill stays as it was. Ends with the ledger
-against the engine's truth (containers table, every event exactly once, files)."""
+against the engine's truth (containers table, every event exactly once, files), and the ledger
+verified (seals every second, so kills land near seals): `zastava-agent verify` and
+tests/buffer/verify_ledger.py exit 0, with and without the exported seed."""
 
 import os
 import sys
@@ -41,7 +43,8 @@ class AgentKill(h.WorkspaceTest):
     def test_sigkill_during_bursts(self):
         d = self.ws.dockerd()
         d.make_busybox_image()
-        agent = self.ws.agent(ARGS.agent, d.endpoint, reconnect_max_backoff=1)
+        agent = self.ws.agent(ARGS.agent, d.endpoint, reconnect_max_backoff=1,
+                              extra_args=["--ledger-seal-interval-seconds", "1"])
         agent.start()
         agent.wait_ready()
         t0 = time.time()
@@ -87,6 +90,8 @@ class AgentKill(h.WorkspaceTest):
                             f"event: {[g['gap'] for g in gaps]}")
         if len(h.segment_paths(agent.data_dir)) < KILLS + 1:
             problems.append("each start must begin a new segment")
+        problems += h.seals_verify_problems(ARGS.agent, agent.data_dir, ARGS.source_dir,
+                                            os.path.join(self.ws.dir, "seeds"))
         h.fault_row("2 agent SIGKILL in burst", KILLS, stats, f"{len(gaps)} gaps")
         self.assertEqual(problems, [])
 

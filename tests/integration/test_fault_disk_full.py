@@ -5,7 +5,9 @@ once the agent is running a filler file takes the rest of it, and containers kee
 While full: /readyz 503 and zastava_agent_buffer_writable 0 (the agent keeps running and keeps
 the records in its bounded queue). When the filler is deleted: /readyz 200, buffer_writable 1,
 every engine event exactly once (nothing dropped: events_dropped_total 0), NDJSON == SQLite,
-chain intact, ledger in agreement with the engine."""
+chain intact, ledger in agreement with the engine; with a seal every second (seals fail and
+resume with the disk), `zastava-agent verify` and tests/buffer/verify_ledger.py exit 0, with
+and without the exported seed."""
 
 import errno
 import os
@@ -46,7 +48,8 @@ class DiskFull(h.WorkspaceTest):
                        check=True)
         self.ws.on_cleanup(lambda: subprocess.run(["umount", "-l", data], check=False))
         filler = os.path.join(data, "filler")
-        agent = self.ws.agent(ARGS.agent, d.endpoint, reconnect_max_backoff=1)
+        agent = self.ws.agent(ARGS.agent, d.endpoint, reconnect_max_backoff=1,
+                              extra_args=["--ledger-seal-interval-seconds", "1"])
         self.assertEqual(agent.data_dir, data)
         agent.start()
         agent.wait_ready()
@@ -93,6 +96,8 @@ class DiskFull(h.WorkspaceTest):
         file_problems, stats, _ = h.ledger_file_problems(agent.data_dir, expected,
                                                          ARGS.source_dir)
         problems += file_problems
+        problems += h.seals_verify_problems(ARGS.agent, agent.data_dir, ARGS.source_dir,
+                                            os.path.join(self.ws.dir, "seeds"))
         if missing:
             problems.append(f"{len(missing)} engine events never reached SQLite")
         if dropped:

@@ -20,7 +20,8 @@ engine's fields, or, when it is not, lies inside an agent.gap record's [from, to
 one the engine no longer reports (an event it still reports, it had at every reopening since,
 so a gap does not excuse it); no eventId twice, no container created or destroyed twice,
 nothing dropped; NDJSON == SQLite, chain, schema; the containers table agrees with the
-engine."""
+engine; `zastava-agent verify` and tests/buffer/verify_ledger.py exit 0, with and without the
+exported seed."""
 
 import collections
 import json
@@ -270,6 +271,8 @@ class QueueOverflow(h.WorkspaceTest):
         may = [e for e in seen if excused(e, spans)]
         file_problems, _, _ = h.ledger_file_problems(agent.data_dir, must, ARGS.source_dir)
         problems += file_problems
+        problems += h.seals_verify_problems(ARGS.agent, agent.data_dir, ARGS.source_dir,
+                                            os.path.join(self.ws.dir, "seeds"))
         # An event the engine forgot may be missing; when it is there, it is there once, right.
         problems += h.exactly_once_problems(
             [e for e in may if h.expected_event_id(e) in recorded_ids], records, "ndjson")
