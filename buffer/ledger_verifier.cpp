@@ -80,13 +80,15 @@ Result<void> readSegments(const std::vector<SegmentWriter::SegmentInfo>& segment
       entry = ledger::parseEntry(line);
       entry.file = file;
       entry.line = number;
-      if (!entry.record) {
+      if (end == std::string_view::npos) {
         findings.problemAt(entries.size(), entry,
-                           end == std::string_view::npos
-                               ? "line cut short in a segment the agent had moved on from: not a "
-                                 "record (truncated by hand)"
-                               : "not a record (not a JSON object with a prevHash): edited or "
-                                 "inserted by hand");
+                           "the last line has no newline in a segment the agent had moved on from "
+                           "(it cuts a torn line off before it writes the next segment): "
+                           "truncated by hand");
+      } else if (!entry.record) {
+        findings.problemAt(entries.size(), entry,
+                           "not a record (not a JSON object with a prevHash): edited or "
+                           "inserted by hand");
       }
       entries.push_back(std::move(entry));
     }

@@ -199,26 +199,41 @@ Result<std::int64_t> SqliteStore::getMetaInteger(const char* key) {
   return value;
 }
 
+// From the ledger's last agent.seal or agent.seal-key row, so that removing the newest records
+// shows, whatever meta says; meta only when retention deleted every such row.
 Result<void> SqliteStore::loadSealState() {
-  auto keyId = getMeta("seal_key_id");
-  if (!keyId) return keyId.error();
-  auto nextEpoch = getMetaInteger("seal_next_epoch");
-  if (!nextEpoch) return nextEpoch.error();
-  auto rowid = getMetaInteger("seal_rowid");
-  if (!rowid) return rowid.error();
-  sealState_ = LedgerSealState{*keyId, *nextEpoch, false, 0};
-  if (keyId->empty()) return okResult();
   constexpr std::string_view kFailure = "cannot read the last seal from";
-  auto query = db_->prepare(
-      "SELECT (SELECT kind FROM events WHERE rowid = ?1), "
-      "(SELECT count(*) FROM events WHERE rowid > ?1)",
+  auto last = db_->prepare(
+      "SELECT rowid, kind, coalesce(record ->> '$.seal.keyId', record ->> '$.sealKey.keyId'), "
+      "coalesce(record ->> '$.seal.epoch', record ->> '$.sealKey.epoch') FROM events "
+      "WHERE kind IN ('agent.seal', 'agent.seal-key') ORDER BY rowid DESC LIMIT 1",
       kFailure);
-  if (!query) return query.error();
-  query->bindInt(1, *rowid);
-  const int rc = query->step();
+  if (!last) return last.error();
+  std::int64_t rowid = 0;
+  int rc = last->step();
+  if (rc == SQLITE_ROW) {
+    rowid = last->integer(0);
+    const bool seal = last->text(1) == kSealKind;
+    sealState_ = LedgerSealState{last->text(2), last->integer(3) + (seal ? 1 : 0), seal, 0};
+  } else if (rc == SQLITE_DONE) {
+    auto keyId = getMeta("seal_key_id");
+    if (!keyId) return keyId.error();
+    auto nextEpoch = getMetaInteger("seal_next_epoch");
+    if (!nextEpoch) return nextEpoch.error();
+    auto metaRowid = getMetaInteger("seal_rowid");
+    if (!metaRowid) return metaRowid.error();
+    rowid = *metaRowid;
+    sealState_ = LedgerSealState{*keyId, *nextEpoch, false, 0};
+  } else {
+    return db_->error(rc, kFailure);
+  }
+  if (sealState_.keyId.empty()) return okResult();
+  auto since = db_->prepare("SELECT count(*) FROM events WHERE rowid > ?1", kFailure);
+  if (!since) return since.error();
+  since->bindInt(1, rowid);
+  rc = since->step();
   if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
-  sealState_.lastWasSeal = query->optionalText(0) == std::optional<std::string>(kSealKind);
-  sealState_.recordsSince = query->integer(1);
+  sealState_.recordsSince = since->integer(0);
   return okResult();
 }
 

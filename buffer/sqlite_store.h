@@ -48,7 +48,8 @@ struct CommitOutcome {
 };
 
 // Where sealing stands in the ledger (docs/records.md, "Seals"): the last agent.seal or
-// agent.seal-key record committed, kept in the meta table with it.
+// agent.seal-key record committed (read from it at open; kept in the meta table with it too,
+// for when retention has deleted every such record).
 struct LedgerSealState {
   std::string keyId;              // empty: the ledger has no sealing key yet
   std::int64_t nextEpoch = 0;     // the epoch of the next seal

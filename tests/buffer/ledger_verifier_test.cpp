@@ -160,6 +160,21 @@ TEST_CASE("reordered lines are out of order") {
   CHECK(hasFinding(report.problems, "it is the hash of a later line"));
 }
 
+TEST_CASE("a last line without its newline in an older segment is tampering") {
+  Fixture f;
+  f.write(f.lines());
+  const fs::path first = f.dir() / segment(1);
+  const std::uintmax_t size = fs::file_size(first);
+  fs::resize_file(first, size - 1);  // the newline of line 6 (a whole record still)
+  const LedgerReport report = f.verify(true);
+  INFO(describe(report));
+  REQUIRE_FALSE(report.valid());
+  CHECK(report.problems[0].file == segment(1));
+  CHECK(report.problems[0].line == 6);
+  CHECK(report.problems[0].message.find("no newline in a segment the agent had moved on from") !=
+        std::string::npos);
+}
+
 TEST_CASE("a truncated tail: NDJSON behind SQLite is a crash, SQLite behind NDJSON tampering") {
   Fixture f;
   std::vector<Line> shorter(f.lines().begin(), f.lines().end() - 3);

@@ -4,6 +4,7 @@
 #include "buffer/sealer.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include "buffer/recorder.h"
 #include "buffer/seal.h"
+#include "buffer/segment_writer.h"
 #include "buffer_test_util.h"
 #include "common/sha256.h"
 #include "health/health_state.h"
@@ -267,6 +269,27 @@ TEST_CASE("a key file ahead of the ledger is recorded: the seals in between are 
   REQUIRE(seals.size() == 2);
   CHECK(seals[1]["seal"]["epoch"] == 5);
   CHECK(sealVerifies(seals[1], seed));
+}
+
+TEST_CASE("the newest records removed, meta left as it was: the key file is ahead of the ledger") {
+  Fixture f;
+  f.run(1);  // seal-key, a record, seal 0: rowids 1-3
+  f.run(1);  // a record, seal 1, in a second segment; the key file is at epoch 2
+  const auto segments = listSegments(f.dataDir / "runtime-events");
+  REQUIRE(segments.ok());
+  REQUIRE(segments->size() == 2);
+  std::filesystem::remove(segments->back().path);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((f.dataDir / "zastava-agent.db").c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "DELETE FROM events WHERE rowid > 3", nullptr, nullptr, nullptr) ==
+        SQLITE_OK);
+  sqlite3_close(db);
+  f.run(0);
+  auto keys = f.ofKind("agent.seal-key");
+  REQUIRE(keys.size() == 2);
+  CHECK(keys[1]["sealKey"]["change"] == "ahead");
+  CHECK(keys[1]["sealKey"]["epoch"] == 2);
+  CHECK(metricValue(f.metrics, "zastava_agent_seal_key_changes_total{change=\"ahead\"}") == 1);
 }
 
 TEST_CASE("a stop between a seal and its key replacement is caught up without a record") {

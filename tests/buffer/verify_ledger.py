@@ -237,6 +237,8 @@ def _read_segments(data_dir, report):
     names.sort(key=lambda n: (_segment_seq(n), n))
     entries = []
     seqs = [_segment_seq(n) for n in names]
+    sizes = [os.path.getsize(os.path.join(directory, name)) for name in names]
+    newest_non_empty = max((i for i, size in enumerate(sizes) if size > 0), default=-1)
     for i, name in enumerate(names):
         rel = f"{SEGMENT_DIR}/{name}"
         seq = seqs[i]
@@ -252,7 +254,7 @@ def _read_segments(data_dir, report):
         with open(os.path.join(directory, name), "rb") as f:
             data = f.read()
         parts = data.split(b"\n")
-        newest = i == len(names) - 1
+        newest = i == newest_non_empty
         for n, raw in enumerate(parts):
             last = n == len(parts) - 1
             if last and raw == b"":
@@ -262,6 +264,10 @@ def _read_segments(data_dir, report):
                 report.note(where, "the last line has no newline: a write cut short by a "
                                    "crash (the agent cuts it off at its next start); not read")
                 break
+            if last:
+                report.problem(len(entries), where, "the last line has no newline in a segment "
+                                                    "the agent has moved on from (it cuts a torn "
+                                                    "line off before it writes the next segment)")
             record = parse_line(raw)
             if record is None:
                 report.problem(len(entries), where, "not a JSON object with a prevHash "
