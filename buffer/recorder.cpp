@@ -64,11 +64,13 @@ class RecorderImpl final : public Recorder {
 
   ~RecorderImpl() override { stop(); }
 
-  // Queues records to commit before any submitted: the sealer's at open.
-  void queueFirst(std::vector<Record> records) {
-    std::lock_guard lock(mu_);
-    submitted_ += records.size();
-    for (Record& record : records) queue_.push_back(std::move(record));
+  // Commits the sealer's agent.seal-key record, if any, before the writer starts: it is the
+  // first record of the run, and delivery, which counts its backlog from the ledger after this,
+  // counts it once. Main thread. Errors: as a commit's.
+  Result<void> commitFirst(std::vector<Record> records) {
+    if (records.empty()) return okResult();
+    batch_ = std::move(records);
+    return writeOnce();
   }
 
   Result<void> start() {
@@ -488,7 +490,8 @@ Result<std::unique_ptr<Recorder>> Recorder::open(const RecorderOptions& options,
   auto recorder = std::make_unique<RecorderImpl>(
       options, clock, metrics, health, std::move(*store), std::move(*segments), std::move(sealer),
       std::move(*containers), std::move(*recentEngineEvents));
-  recorder->queueFirst(std::move(sealKeyRecords));
+  auto committed = recorder->commitFirst(std::move(sealKeyRecords));
+  if (!committed) return committed.error();
   auto started = recorder->start();
   if (!started) return started.error();
   return std::unique_ptr<Recorder>(std::move(recorder));

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "buffer/commit_observer.h"
 #include "buffer/recorder.h"
 #include "buffer/seal.h"
 #include "buffer/segment_writer.h"
@@ -186,6 +188,28 @@ TEST_CASE("a new ledger begins a key, and each run's seals verify under the seed
   json forged = seals[1];
   forged["seal"]["epoch"] = 0;
   CHECK_FALSE(sealVerifies(forged, seed));
+}
+
+// Counts what the writer tells of its commits, as delivery's backlog does.
+struct CountingObserver final : CommitObserver {
+  std::atomic<std::size_t> records{0};
+  void recordsCommitted(std::size_t committed, std::uint64_t) override { records += committed; }
+};
+
+TEST_CASE("the agent.seal-key record is committed when open() returns, before delivery counts") {
+  Fixture f;
+  CountingObserver observer;
+  RecorderOptions options;
+  options.dataDirectory = f.dataDir;
+  options.sealInterval = 60s;
+  options.commitObserver = &observer;
+  auto recorder = Recorder::open(options, f.clock, f.metrics, f.health);
+  REQUIRE(recorder.ok());
+  // Delivery counts its backlog from the ledger after this: the record must be in it already,
+  // or it would be counted twice.
+  CHECK(observer.records == 1);
+  CHECK(f.ofKind("agent.seal-key").size() == 1);
+  (*recorder)->stop();
 }
 
 TEST_CASE("a seal is written every interval, also when nothing happened") {
