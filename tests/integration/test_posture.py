@@ -481,12 +481,12 @@ class Posture(h.WorkspaceTest):
         self.assertTrue(any("sshd" in comms(r) for r in ev if r["container"]["id"] == sshd))
 
     def test_records_validate(self):
-        """every record validates against docs/record-schema.json (schema 8)"""
+        """every record validates against docs/record-schema.json (schema 9)"""
         schema, path = h.load_schema(ARGS.source_dir)
         self.assertIsNotNone(schema, f"{path} is missing")
         self.assertEqual(h.schema_errors(schema, self.records), [])
         for r in self.records:
-            self.assertEqual(r["schema"]["version"], 8)
+            self.assertEqual(r["schema"]["version"], 9)
 
     # ---- metrics
 
