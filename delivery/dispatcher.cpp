@@ -253,7 +253,9 @@ void DispatcherImpl::deliver(const PendingBatch& batch) {
   const BackendAnswer answer = transport_->send(batch, cancel_);
   if (answer.delivered > 0 && answer.verdict != DeliveryVerdict::kAccepted) {
     moveCursorPast(batch, answer.delivered);
-    metrics_.countBackendDelivered(answer.delivered, 0);
+    const BatchRecord& last = batch.rows[answer.delivered - 1];
+    metrics_.countBackendDelivered(answer.delivered,
+                                   last.offset + last.length + 1 - answer.delivered, 0);
   }
   if (answer.verdict == DeliveryVerdict::kStopped) return;
   metrics_.observeBackendRequest(clock_.secondsSince(sent));
@@ -295,7 +297,7 @@ void DispatcherImpl::moveCursorPast(const PendingBatch& batch, std::size_t recor
 
 void DispatcherImpl::accepted(const PendingBatch& batch, const BackendAnswer& answer) {
   moveCursorPast(batch, batch.records);
-  metrics_.countBackendDelivered(batch.records, answer.sentBytes);
+  metrics_.countBackendDelivered(batch.records, answer.sentBytes, 1);
   backendAnswered();
   backoff_.reset();
 }

@@ -150,6 +150,18 @@ printf '120' >"$out/fuzz_retry_after/seconds"
 sed -nE 's/^Date: (.*)\r?$/\1/p' "$engine"/ping-headers.txt | tr -d '\r' |
   head -c 200 >"$out/fuzz_retry_after/http-date"
 
+# What nats-server answered (tests/fixtures/nats): acks (first byte 0), stream messages (1), and
+# a stored message's header block (2).
+mkdir -p "$out/fuzz_jetstream_answers"
+for answer in "$fixtures"/nats/pub-ack*.json; do
+  { printf '0'; cat "$answer"; } >"$out/fuzz_jetstream_answers/$(basename "$answer")"
+done
+for answer in "$fixtures"/nats/msg-get*.json; do
+  { printf '1'; cat "$answer"; } >"$out/fuzz_jetstream_answers/$(basename "$answer")"
+done
+printf '2NATS/1.0\r\nNats-Msg-Id: e1\r\nNats-Expected-Last-Subject-Sequence: 0\r\n\r\n' \
+  >"$out/fuzz_jetstream_answers/headers"
+
 # A seed file and a key file (docs/records.md, "Seals"), of the seed 00 01 .. 1f at epoch 3; the
 # first byte picks the parser (even: seed file, odd: key file).
 mkdir -p "$out/fuzz_seal_files"

@@ -392,9 +392,9 @@ void Metrics::setEvidenceQueueDepth(std::size_t depth) {
   impl_->evidenceQueueDepth.Set(static_cast<double>(depth));
 }
 
-void Metrics::countBackendDelivered(std::size_t records, std::size_t bytes) {
+void Metrics::countBackendDelivered(std::size_t records, std::size_t bytes, std::size_t batches) {
   impl_->backendDeliveredRecords.Increment(static_cast<double>(records));
-  impl_->backendDeliveredBatches.Increment();
+  impl_->backendDeliveredBatches.Increment(static_cast<double>(batches));
   impl_->backendDeliveredBytes.Increment(static_cast<double>(bytes));
 }
 void Metrics::countBackendFailure(std::string_view cause) {

@@ -105,8 +105,9 @@ class Metrics {
   // while its severity is critical; `starts` 0 exports the series.
   void addPostureCriticalStarts(std::string_view check, std::uint64_t starts);
   // Backend delivery (docs/backend.md). zastava_agent_backend_delivered_records_total,
-  // _delivered_batches_total and _delivered_bytes_total: one accepted request.
-  void countBackendDelivered(std::size_t records, std::size_t bytes);
+  // _delivered_batches_total and _delivered_bytes_total: `batches` accepted batches (0: records
+  // acknowledged from a batch that failed further on, with NATS).
+  void countBackendDelivered(std::size_t records, std::size_t bytes, std::size_t batches);
   // zastava_agent_backend_failures_total{cause}: connect|tls|timeout|http_408|http_429|
   // http_5xx|too_large|refused|rejected|other, all exposed at 0 from the start.
   void countBackendFailure(std::string_view cause);
