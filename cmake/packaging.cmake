@@ -24,6 +24,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.yml
               ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.test.yml
               ${PROJECT_SOURCE_DIR}/dashboards/zastava-observability.json
         DESTINATION ${_datadir}/dashboards)
+# The JetStream stream a fleet delivers into (docs/fleet.md, "The stream").
+install(FILES ${_deploy}/nats/zastava-records.stream.json DESTINATION ${_datadir}/nats)
 
 # The man page zastava-agent(8): --help and --version, with the sections of
 # deploy/debian/zastava-agent.h2m, by help2man (scripts/lib.sh installs it).

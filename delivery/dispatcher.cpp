@@ -267,8 +267,8 @@ void DispatcherImpl::deliver(const PendingBatch& batch) {
       metrics_.countBackendFailure(answer.cause);
       if (batch.records > 1) {
         batchLimit_ = std::max<std::size_t>(batch.records / 2, 1);
-        spdlog::info("backend: {} records were too large a batch (HTTP 413); sending {} at most",
-                     batch.records, batchLimit_);
+        spdlog::info("backend: {} records were too large a batch ({}); sending {} at most",
+                     batch.records, answer.detail, batchLimit_);
         return;
       }
       quarantine(batch, answer);

@@ -368,6 +368,12 @@ BackendAnswer NatsTransport::Impl::publish(std::string_view line, const std::str
                                std::to_string(lastSeq.value_or(0)).c_str());
   }
   if (status == NATS_OK) status = natsConnection_PublishMsg(connection.get(), raw);
+  if (status == NATS_MAX_PAYLOAD) {
+    // Halved down to this record alone, then quarantined, as HTTP's 413.
+    return failure(DeliveryVerdict::kTooLarge, "too_large",
+                   "a record of " + std::to_string(line.size()) +
+                       " bytes is larger than the servers' max_payload");
+  }
   if (status != NATS_OK) return statusFailure(status, "cannot publish to " + subject);
   BackendAnswer sent;
   sent.verdict = DeliveryVerdict::kAccepted;
@@ -643,7 +649,8 @@ BackendAnswer NatsTransport::send(const PendingBatch& batch, const std::atomic<b
   for (std::size_t i = inOrder; i < sent; ++i) {
     impl.unsettled.push_back(Impl::Unsettled{batch.rows[i].eventId, std::string(batch.line(i))});
   }
-  impl.lastSeq.reset();
+  // The sequence of the last record stays known only when nothing was left unacknowledged.
+  if (!impl.unsettled.empty()) impl.lastSeq.reset();
   if (failed->verdict != DeliveryVerdict::kStopped &&
       impl.disconnects.load() != disconnectsBefore) {
     failed->cause = "connect";
