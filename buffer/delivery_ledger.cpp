@@ -142,6 +142,15 @@ Result<Backlog> DeliveryLedger::skipTo(std::int64_t rowid) {
   return skipped;
 }
 
+Result<std::int64_t> DeliveryLedger::newestRowid() {
+  constexpr std::string_view kFailure = "cannot read the newest record of";
+  auto query = db_->prepare("SELECT coalesce(max(rowid), 0) FROM events", kFailure);
+  if (!query) return query.error();
+  const int rc = query->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return query->integer(0);
+}
+
 Result<Backlog> DeliveryLedger::backlog() {
   constexpr std::string_view kFailure = "cannot count undelivered records in";
   auto query = db_->prepare(

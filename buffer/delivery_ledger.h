@@ -96,6 +96,9 @@ class DeliveryLedger {
   // as markDelivered's.
   Result<Backlog> skipTo(std::int64_t rowid);
 
+  // The newest record's rowid (0: none). Errors: kIo.
+  Result<std::int64_t> newestRowid();
+
   // Counts the records after the cursor. Reads all of them: once, at start. Errors: kIo.
   Result<Backlog> backlog();
 

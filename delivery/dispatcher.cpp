@@ -47,7 +47,8 @@ class DispatcherImpl final : public Dispatcher {
 
   ~DispatcherImpl() override { stop(); }
 
-  Result<void> startThread() {
+  Result<void> startThread(std::int64_t rowidsBeforeStart) {
+    rowidsBeforeStart_ = rowidsBeforeStart;
     try {
       thread_ = std::thread([this] { run(); });
     } catch (const std::system_error& e) {
@@ -66,6 +67,7 @@ class DispatcherImpl final : public Dispatcher {
  private:
   void run();
   bool catchUpWithDestination();
+  bool caughtUp();
   std::int64_t rowidOfDestinationsLast(const std::string& line);
   void deliver(const PendingBatch& batch);
   void accepted(const PendingBatch& batch, const BackendAnswer& answer);
@@ -101,6 +103,8 @@ class DispatcherImpl final : public Dispatcher {
   // The destination keeps the position and it must be read before the next batch: at start
   // and after every failure.
   bool positionUnknown_ = true;
+  // The newest rowid when delivery started: records up to it are an earlier run's.
+  std::int64_t rowidsBeforeStart_ = 0;
   MonoTime headSeenAt_;          // on clock_
   std::string ledgerError_;      // the current ledger read error, empty when none
   bool positionWarned_ = false;  // the destination lost records: said once
@@ -185,12 +189,15 @@ bool DispatcherImpl::catchUpWithDestination() {
           transport_->describe(), cursor);
       positionWarned_ = true;
     }
-    positionUnknown_ = false;
-    return true;
+    return caughtUp();
   }
-  const std::int64_t held = rowidOfDestinationsLast(*position.lastRecord);
-  if (held < 0) return false;
-  if (held < cursor && !positionWarned_) {
+  const std::int64_t last = rowidOfDestinationsLast(*position.lastRecord);
+  if (last < 0) return false;
+  // Only what earlier runs may have sent is taken as held: this run's records went out in
+  // order and moved the cursor with their acks, and one the stream already has (an engine event
+  // replayed after a restore) is acknowledged as a duplicate when sent.
+  const std::int64_t held = std::min(last, rowidsBeforeStart_);
+  if (last < cursor && !positionWarned_) {
     spdlog::warn(
         "backend: the last record {} holds of this host is older than the delivery cursor (the "
         "stream lost newer ones: purged, or deleted by its limits); they are not sent again",
@@ -211,7 +218,13 @@ bool DispatcherImpl::catchUpWithDestination() {
         "on after them",
         transport_->describe(), skipped->records);
   }
+  return caughtUp();
+}
+
+bool DispatcherImpl::caughtUp() {
   positionUnknown_ = false;
+  // Nothing left to send: the destination has everything, so an incident of failures is over.
+  if (backlog_.current().records == 0) backendAnswered();
   return true;
 }
 
@@ -406,12 +419,14 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::start(const DispatcherOptions& o
   if (!ledger) return ledger.error();
   auto counted = (*ledger)->backlog();
   if (!counted) return counted.error();
+  auto newest = (*ledger)->newestRowid();
+  if (!newest) return newest.error();
   backlog.set(*counted);
   spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting", transport->describe(),
                counted->records, counted->bytes);
   auto dispatcher = std::make_unique<DispatcherImpl>(
       options, std::move(transport), std::move(*ledger), backlog, gaps, clock, metrics, health);
-  auto started = dispatcher->startThread();
+  auto started = dispatcher->startThread(*newest);
   if (!started) return started.error();
   return std::unique_ptr<Dispatcher>(std::move(dispatcher));
 }

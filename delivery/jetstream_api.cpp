@@ -174,6 +174,35 @@ Result<MsgGetAnswer> parseMsgGet(std::string_view json) {
   return answer;
 }
 
+Result<std::vector<std::string>> parseStreamNames(std::string_view json) {
+  simdjson::dom::parser parser;
+  auto root = parseJsonObject(parser, json, "the stream names' answer");
+  if (!root) return root.error();
+  if (auto error = errorOf(*root)) return malformed("the stream names' answer is an error", json);
+  simdjson::dom::element streams;
+  if ((*root)["streams"].get(streams) != simdjson::SUCCESS) {
+    return malformed("the stream names' answer has no streams", json);
+  }
+  std::vector<std::string> names;
+  if (streams.is_null()) return names;
+  simdjson::dom::array list;
+  if (streams.get_array().get(list) != simdjson::SUCCESS) {
+    return malformed("the stream names' answer's streams is not a list", json);
+  }
+  for (simdjson::dom::element name : list) {
+    std::string_view text;
+    if (name.get_string().get(text) != simdjson::SUCCESS) {
+      return malformed("the stream names' answer lists a non-string", json);
+    }
+    names.emplace_back(text);
+  }
+  return names;
+}
+
+std::string streamNamesRequest(std::string_view subject) {
+  return R"({"subject":")" + std::string(subject) + R"("})";
+}
+
 std::string lastBySubjectRequest(std::string_view subject) {
   return R"({"last_by_subj":")" + std::string(subject) + R"("})";
 }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -17,6 +18,7 @@ namespace zastava {
 inline constexpr int kJsStreamNotFound = 10059;
 inline constexpr int kJsNoMessageFound = 10037;
 inline constexpr int kJsWrongLastSequence = 10071;
+inline constexpr int kJsWrongStream = 10060;  // Nats-Expected-Stream: another stream took it
 
 struct JetStreamError {
   int code = 0;     // HTTP-like: 400, 404, 503
@@ -49,6 +51,11 @@ struct MsgGetAnswer {
 
 // Errors: kMalformed when `json` is neither a message nor an error, or base64 is broken.
 Result<MsgGetAnswer> parseMsgGet(std::string_view json);
+
+// The answer to $JS.API.STREAM.NAMES {"subject": ...}: the streams that take the subject (none:
+// the subject is not covered). Errors: kMalformed.
+Result<std::vector<std::string>> parseStreamNames(std::string_view json);
+std::string streamNamesRequest(std::string_view subject);
 
 // The requests: the last message of `subject`; the first message of `subject` at or after `seq`.
 std::string lastBySubjectRequest(std::string_view subject);

@@ -164,7 +164,7 @@ struct NatsTransport::Impl {
   // One publish of the current window.
   struct Publish {
     Outcome outcome = Outcome::kWaiting;
-    std::uint64_t seq = 0;
+    PubAck ack;
   };
 
   Result<void> connect(BackendAnswer& failed);
@@ -179,6 +179,12 @@ struct NatsTransport::Impl {
   std::optional<MsgGetAnswer> msgGet(const std::string& request, BackendAnswer& failed);
   BackendAnswer settleFailedWindow(const std::atomic<bool>& cancel, std::size_t& resent);
   BackendAnswer publishAlone(const Unsettled& record, const std::atomic<bool>& cancel);
+  // Why a publish found no responder: no stream takes the subject (configuration), or the
+  // stream that does has no leader now.
+  BackendAnswer noResponders();
+  // The failure an ack carries, or std::nullopt when the record is stored (`stored`: its
+  // sequence, or an earlier one's when it was a duplicate, which stored nothing).
+  std::optional<BackendAnswer> failureOfAck(natsMsg* ack, PubAck& stored);
   // Waits for the next ack on the inbox until `deadline`; nullptr on timeout or cancel.
   MsgPtr nextAck(Steady::time_point deadline, const std::atomic<bool>& cancel,
                  std::uint64_t disconnectsBefore, natsStatus& status);
@@ -363,6 +369,9 @@ BackendAnswer NatsTransport::Impl::publish(std::string_view line, const std::str
                                      static_cast<int>(line.size()));
   const MsgPtr msg(raw);
   if (status == NATS_OK) status = natsMsgHeader_Set(raw, "Nats-Msg-Id", eventId.c_str());
+  if (status == NATS_OK) {
+    status = natsMsgHeader_Set(raw, "Nats-Expected-Stream", options.stream.c_str());
+  }
   if (status == NATS_OK && expectLast) {
     status = natsMsgHeader_Set(raw, "Nats-Expected-Last-Subject-Sequence",
                                std::to_string(lastSeq.value_or(0)).c_str());
@@ -399,25 +408,25 @@ MsgPtr NatsTransport::Impl::nextAck(Steady::time_point deadline, const std::atom
   return nullptr;
 }
 
-// The failure an ack carries, or std::nullopt when the record is stored (its sequence in `seq`).
-std::optional<BackendAnswer> failureOfAck(natsMsg* ack, const std::string& subject,
-                                          const std::string& stream, std::uint64_t& seq) {
-  if (natsMsg_IsNoResponders(ack)) {
-    return failure(DeliveryVerdict::kRefused, "refused",
-                   "no stream takes subject " + subject +
-                       " (no stream covers it, or JetStream is off): publish refused");
-  }
+std::optional<BackendAnswer> NatsTransport::Impl::failureOfAck(natsMsg* ack, PubAck& stored) {
+  const std::string& stream = options.stream;
+  if (natsMsg_IsNoResponders(ack)) return noResponders();
   auto parsed = parsePubAck(dataOf(ack));
   if (!parsed) return failure(DeliveryVerdict::kRetry, "other", parsed.error().message);
   if (parsed->error) {
     const JetStreamError& error = *parsed->error;
+    if (error.errCode == kJsWrongStream) {
+      return failure(DeliveryVerdict::kRefused, "refused",
+                     "subject " + subject + " is taken by another stream than " + stream +
+                         " (Backend:NatsStream, Backend:NatsSubjectPrefix)");
+    }
     const bool configuration = error.code == 403 || error.errCode == kJsStreamNotFound;
     return failure(configuration ? DeliveryVerdict::kRefused : DeliveryVerdict::kRetry,
                    configuration ? "refused" : "other",
                    "stream " + stream + " refused a record on " + subject + ": " +
                        error.description + " (err_code " + std::to_string(error.errCode) + ")");
   }
-  seq = parsed->seq;
+  stored = *parsed;
   return std::nullopt;
 }
 
@@ -436,11 +445,30 @@ BackendAnswer NatsTransport::Impl::publishAlone(const Unsettled& record,
       return statusFailure(status, "no ack from stream " + options.stream + " for a record");
     }
     if (tokenOf(ack.get()) != token) continue;  // a late ack of an earlier window
-    std::uint64_t seq = 0;
-    if (auto failed = failureOfAck(ack.get(), subject, options.stream, seq)) return *failed;
-    lastSeq = seq;
+    PubAck stored;
+    if (auto failed = failureOfAck(ack.get(), stored)) return *failed;
+    if (!stored.duplicate) lastSeq = stored.seq;
     return sent;
   }
+}
+
+BackendAnswer NatsTransport::Impl::noResponders() {
+  natsMsg* raw = nullptr;
+  const std::string request = streamNamesRequest(subject);
+  const natsStatus status = natsConnection_RequestString(
+      &raw, connection.get(), "$JS.API.STREAM.NAMES", request.c_str(), millis(options.timeout));
+  const MsgPtr reply(raw);
+  auto streams = status == NATS_OK ? parseStreamNames(dataOf(reply.get()))
+                                   : Result<std::vector<std::string>>(Error{
+                                         ErrorCode::kUnavailable, natsStatus_GetText(status)});
+  if (streams && streams->empty()) {
+    return failure(DeliveryVerdict::kRefused, "refused",
+                   "no stream takes subject " + subject + " (stream " + options.stream +
+                       " does not cover it: Backend:NatsSubjectPrefix, or the stream's subjects)");
+  }
+  return failure(DeliveryVerdict::kRetry, "connect",
+                 "no answer from stream " + options.stream + " for " + subject +
+                     ": it has no leader now (an election, or too few servers up)");
 }
 
 std::optional<MsgGetAnswer> NatsTransport::Impl::msgGet(const std::string& request,
@@ -611,6 +639,8 @@ BackendAnswer NatsTransport::send(const PendingBatch& batch, const std::atomic<b
                      ? failure(DeliveryVerdict::kRetry, "timeout",
                                "no ack from stream " + impl.options.stream + " within " +
                                    std::to_string(impl.options.timeout.count()) + " s")
+                 : status == NATS_NO_RESPONDERS
+                     ? impl.noResponders()
                      : statusFailure(status, "the connection broke while acks were awaited");
       }
       break;
@@ -618,16 +648,15 @@ BackendAnswer NatsTransport::send(const PendingBatch& batch, const std::atomic<b
     const auto token = impl.tokenOf(ack.get());
     if (!token || *token < firstToken || *token >= firstToken + sent) continue;  // a late one
     Impl::Publish& publish = publishes[*token - firstToken];
-    std::uint64_t seq = 0;
-    if (auto refused = failureOfAck(ack.get(), impl.subject, impl.options.stream, seq)) {
+    if (auto refused = impl.failureOfAck(ack.get(), publish.ack)) {
       publish.outcome = Outcome::kFailed;
       if (!failed) failed = *refused;
     } else {
       publish.outcome = Outcome::kStored;
-      publish.seq = seq;
     }
     while (inOrder < sent && publishes[inOrder].outcome == Outcome::kStored) {
-      impl.lastSeq = publishes[inOrder].seq;
+      // A duplicate stored nothing: the subject's last message is still the one before.
+      if (!publishes[inOrder].ack.duplicate) impl.lastSeq = publishes[inOrder].ack.seq;
       ++inOrder;
       deadline = Steady::now() + impl.options.timeout;
     }

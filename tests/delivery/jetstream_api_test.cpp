@@ -89,6 +89,21 @@ TEST_CASE("a message answer with broken base64 or no seq is malformed") {
   CHECK(padded->message->headers.empty());
 }
 
+TEST_CASE("the streams that take a subject, or none") {
+  auto taken = parseStreamNames(readNatsFixture("stream-names.json"));
+  REQUIRE(taken.ok());
+  CHECK(*taken == std::vector<std::string>{"FIXTURES"});
+  auto none = parseStreamNames(readNatsFixture("stream-names-none.json"));
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  for (const char* bad :
+       {"{}", R"({"streams":7})", R"({"streams":[1]})", R"({"error":{"code":1}})"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parseStreamNames(bad).ok());
+  }
+  CHECK(streamNamesRequest("a.b") == R"({"subject":"a.b"})");
+}
+
 TEST_CASE("the requests name the subject and the sequence") {
   CHECK(lastBySubjectRequest("zastava.records.web") == R"({"last_by_subj":"zastava.records.web"})");
   CHECK(nextBySubjectRequest(42, "a.b") == R"({"seq":42,"next_by_subj":"a.b"})");

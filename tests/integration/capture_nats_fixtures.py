@@ -40,4 +40,6 @@ save("pub-ack-wrong-last-sequence.json", req("fixtures.host", rec, {"Nats-Msg-Id
 save("msg-get.json", req('$JS.API.STREAM.MSG.GET.FIXTURES', json.dumps({"last_by_subj":"fixtures.host"})))
 save("msg-get-no-message.json", req('$JS.API.STREAM.MSG.GET.FIXTURES', json.dumps({"last_by_subj":"fixtures.other"})))
 save("msg-get-stream-not-found.json", req('$JS.API.STREAM.MSG.GET.NO_SUCH_STREAM', json.dumps({"last_by_subj":"fixtures.host"})))
+save("stream-names.json", req('$JS.API.STREAM.NAMES', json.dumps({"subject":"fixtures.host"})))
+save("stream-names-none.json", req('$JS.API.STREAM.NAMES', json.dumps({"subject":"elsewhere.host"})))
 req('$JS.API.STREAM.DELETE.FIXTURES', "")
