@@ -12,7 +12,6 @@ By hand: python3 nats_cluster.py [WORK_DIR] starts a 3-node cluster and shows a 
 """
 
 import base64
-import binascii
 import json
 import os
 import secrets
