@@ -155,8 +155,23 @@ class NatsDelivery(h.WorkspaceTest):
         a = self.ws.agent(ARGS.agent, self.d.endpoint, name=name, extra_args=list(args), env=e)
         if start:
             a.start()
-            a.wait_ready() if ready else a.wait_http()
+            self.ready(a) if ready else self.ready(a, http_only=True)
         return a
+
+    def ready(self, agent, http_only=False, timeout=30):
+        """Waits for /readyz 200 (or any answer with http_only); fails at once, with the log,
+        when the agent exits (a configuration error)."""
+        def check():
+            if not agent.alive():
+                return "exited"
+            status = agent.http_get("/readyz")[0]
+            return status > 0 if http_only else status == 200
+        try:
+            got = h.wait_until(check, timeout, "agent /readyz")
+        except AssertionError as exc:
+            self.fail(f"{exc}: {agent.http_get('/readyz')}\n{h.tail(agent.log_path, 3000)}")
+        if got == "exited":
+            self.fail(f"agent exited {agent.proc.returncode}:\n{h.tail(agent.log_path, 3000)}")
 
     def life(self, agent, name, wait=True):
         """A container created, started, stopped and removed; waits until the agent has
@@ -182,6 +197,9 @@ class NatsDelivery(h.WorkspaceTest):
         box = {}
 
         def check():
+            if check_metrics and not agent.alive():
+                box["dead"] = True
+                return True
             l1 = ledger(agent)
             backlog = agent.metric_value("zastava_agent_backend_backlog_records") \
                 if check_metrics and agent.alive() else 0
@@ -195,6 +213,8 @@ class NatsDelivery(h.WorkspaceTest):
                          interval=0.3)
         except AssertionError as exc:
             self.fail(f"{exc}\n{self.report(box, agent, cluster)}")
+        if box.get("dead"):
+            self.fail(f"agent exited {agent.proc.returncode}\n{h.tail(agent.log_path, 3000)}")
         return box["ledger"], box["msgs"], box["stats"], box["problems"]
 
     def report(self, box, agent, cluster):
@@ -241,13 +261,19 @@ class NatsDelivery(h.WorkspaceTest):
 
     def unready(self, agent, needles, what):
         """/readyz 503 with a reason naming each of `needles` (case-insensitive)."""
+        def check():
+            if not agent.alive():
+                return "exited", ""
+            s, b = agent.http_get("/readyz")
+            return (s, b) if s == 503 and all(n.lower() in b.lower() for n in needles) else None
         try:
-            status, body = agent.wait_readyz(
-                503, timeout=30, body_pred=lambda b: all(n.lower() in b.lower()
-                                                         for n in needles))
+            status, body = h.wait_until(check, 30, f"/readyz 503 naming {needles}")
         except AssertionError as exc:
             self.fail(f"{what}: {exc}: /readyz {agent.http_get('/readyz')}\n"
                       f"{h.tail(agent.log_path, 2500)}")
+        if status == "exited":
+            self.fail(f"{what}: agent exited {agent.proc.returncode}\n"
+                      f"{h.tail(agent.log_path, 3000)}")
         h.log(f"{what}: /readyz {status} {body.strip()!r}")
         return body
 
@@ -349,7 +375,7 @@ class NatsDelivery(h.WorkspaceTest):
         for r in range(3):
             off = self.ws.respawn(base, env={})
             off.start()
-            off.wait_ready()
+            self.ready(off)
             for k in range(3):
                 self.life(off, f"n4-{r}-{k}")
             self.stop_agent(off)
@@ -358,13 +384,17 @@ class NatsDelivery(h.WorkspaceTest):
             on = self.ws.respawn(base, env=self.nats_env(
                 self.nats, stream, prefix, {"ZASTAVA_AGENT__Backend__NatsAckWindow": "4"}))
             on.start()
-            h.wait_until(lambda: self.nats.stream_info(stream)["state"]["messages"] > before,
-                         30, "the first record of the backlog in the stream", interval=0.005)
+            landed = h.wait_until(
+                lambda: "exited" if not on.alive() else
+                self.nats.stream_info(stream)["state"]["messages"] > before,
+                30, "the first record of the backlog in the stream", interval=0.005)
+            if landed == "exited":
+                self.fail(f"agent exited {on.proc.returncode}\n{h.tail(on.log_path, 3000)}")
             on.kill9()
             at_kill = len(self.nats.read_subject(stream, subject))
             again = self.ws.respawn(base, env=on.env)
             again.start()
-            again.wait_ready()
+            self.ready(again)
             _, _, stats, problems = self.wait_delivered(again, self.nats, stream, subject)
             self.assert_clean(f"agent SIGKILLed in flight #{r + 1}", stats, problems,
                               f"{at_kill}/{n_ledger} in the stream at the kill")
@@ -392,7 +422,7 @@ class NatsDelivery(h.WorkspaceTest):
                     shutil.copy2(db + suffix, backup)
             agent = self.ws.respawn(agent)
             agent.start()
-            agent.wait_ready()
+            self.ready(agent)
             self.life(agent, f"n5-{r}")
             self.wait_delivered(agent, self.nats, stream, subject)
             ever |= {eid(x) for x in ledger(agent)}
@@ -407,7 +437,7 @@ class NatsDelivery(h.WorkspaceTest):
             h.log(f"round {r}: database restored; {len(ever)} eventIds written so far")
             agent = self.ws.respawn(agent)
             agent.start()
-            agent.wait_ready()
+            self.ready(agent)
             self.life(agent, f"n5-{r}-after")
             time.sleep(1)
             ever |= {eid(x) for x in ledger(agent)}
@@ -476,7 +506,7 @@ class NatsDelivery(h.WorkspaceTest):
         return type(self)._tls
 
     def secret_file(self, name, text):
-        path = os.path.join(self.ws.dir, name)
+        path = os.path.join(self.ws.dir, "secret-" + name)
         with open(path, "w") as f:
             f.write(text)
         os.chmod(path, 0o600)
@@ -501,7 +531,7 @@ class NatsDelivery(h.WorkspaceTest):
         fixed = self.ws.respawn(agent, env={
             **agent.env, "ZASTAVA_AGENT__Backend__NatsPasswordFile": good})
         fixed.start()
-        fixed.wait_ready()
+        self.ready(fixed)
         _, _, stats, problems = self.wait_delivered(fixed, c, stream, subject)
         self.assert_clean("bad input: bad password, then the right one", stats, problems)
         self.assert_no_secrets(fixed, [PASSWORD])
@@ -529,7 +559,7 @@ class NatsDelivery(h.WorkspaceTest):
         fixed = self.ws.respawn(agent, env={**agent.env,
                                             "ZASTAVA_AGENT__Backend__CaFile": p["ca"]})
         fixed.start()
-        fixed.wait_ready()
+        self.ready(fixed)
         _, _, stats, problems = self.wait_delivered(fixed, c, stream, subject)
         self.assert_clean("bad input: wrong CA, then the right one", stats, problems)
         self.stop_agent(fixed)
