@@ -27,6 +27,8 @@ constexpr std::string_view kFileKey = "EventBuffer:MaxFileSizeMb";
 constexpr std::string_view kLogLevelKey = "LogLevel";
 constexpr std::string_view kClientCertKey = "Backend:ClientCertFile";
 constexpr std::string_view kClientKeyKey = "Backend:ClientKeyFile";
+constexpr std::string_view kNatsUserKey = "Backend:NatsUser";
+constexpr std::string_view kNatsPasswordKey = "Backend:NatsPasswordFile";
 
 Error invalid(std::string message) {
   return Error{ErrorCode::kInvalidArgument, std::move(message)};
@@ -243,6 +245,12 @@ Result<ParsedCommandLine> parseCommandLine(int argc, const char* const* argv,
                        std::string(kClientKeyKey) + " (" + sourceOf(kClientKeyKey, parsed.origins) +
                        ") go together: set both or neither");
   }
+  if (config.backendNatsUser.empty() != config.backendNatsPasswordFile.empty()) {
+    problems.push_back(std::string(kNatsUserKey) + " (" + sourceOf(kNatsUserKey, parsed.origins) +
+                       ") and " + std::string(kNatsPasswordKey) + " (" +
+                       sourceOf(kNatsPasswordKey, parsed.origins) +
+                       ") go together: set both or neither");
+  }
   if (!problems.empty()) return invalid(joinLines(problems));
   return parsed;
 }
@@ -329,6 +337,18 @@ DispatcherOptions dispatcherOptions(const Config& config) {
   options.batchMaxWait = std::chrono::milliseconds(config.backendBatchMaxWaitMs);
   options.retryMax = std::chrono::seconds(config.backendRetryMaxSeconds);
   options.failuresBeforeUnready = config.backendFailuresBeforeUnready;
+  options.nats.stream = config.backendNatsStream;
+  options.nats.subjectPrefix = config.backendNatsSubjectPrefix;
+  options.nats.ackWindow = static_cast<std::size_t>(config.backendNatsAckWindow);
+  options.nats.user = config.backendNatsUser;
+  options.nats.passwordFile = config.backendNatsPasswordFile;
+  options.nats.tokenFile = config.backendTokenFile;
+  options.nats.nkeySeedFile = config.backendNatsNkeySeedFile;
+  options.nats.caFile = config.backendCaFile;
+  options.nats.clientCertFile = config.backendClientCertFile;
+  options.nats.clientKeyFile = config.backendClientKeyFile;
+  options.nats.timeout = std::chrono::seconds(config.backendTimeoutSeconds);
+  options.nats.hostName = localHostName();
   options.dataDirectory = config.dataDirectory;
   options.retentionNanos = bufferLimits(config).retentionNanos;
   return options;

@@ -77,6 +77,13 @@ struct Config {
   int backendRetryMaxSeconds = static_cast<int>(kDefaultRetryMax.count());
   // Backend:FailuresBeforeUnready, 1..1000
   int backendFailuresBeforeUnready = kDefaultFailuresBeforeUnready;
+  // Backend:Nats* (docs/backend.md "NATS JetStream"), with a nats:// or tls:// Backend:Url.
+  std::string backendNatsStream = std::string(kDefaultNatsStream);
+  std::string backendNatsSubjectPrefix = std::string(kDefaultNatsSubjectPrefix);
+  int backendNatsAckWindow = kDefaultNatsAckWindow;  // Backend:NatsAckWindow, 1..65536
+  std::string backendNatsUser;
+  std::filesystem::path backendNatsPasswordFile;
+  std::filesystem::path backendNatsNkeySeedFile;
 };
 
 // What main should do after parsing.

@@ -94,8 +94,9 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
      "severities that replace the catalogue's, e.g. 5.13=high,5.19=low",
      ValueKind::kSeverityOverrides, &Config::postureSeverityOverrides},
     {"Backend:Url", "--backend-url", "URL",
-     "records are POSTed there (docs/backend.md); unset: no delivery", ValueKind::kHttpUrl,
-     &Config::backendUrl},
+     "records are POSTed there (docs/backend.md), or published to NATS JetStream with "
+     "nats://host:port[,nats://...]; unset: no delivery",
+     ValueKind::kBackendUrl, &Config::backendUrl},
     {"Backend:TokenFile", "--backend-token-file", "FILE",
      "file holding the bearer token, read before each request", ValueKind::kOptionalPath,
      &Config::backendTokenFile},
@@ -127,6 +128,23 @@ const std::array<KeySpec, kKeyCount> kKeys = {{
     {"Backend:FailuresBeforeUnready", "--backend-failures-before-unready", "N",
      "failed delivery attempts in a row before /readyz answers 503", ValueKind::kInteger,
      &Config::backendFailuresBeforeUnready, 1, 1000},
+    {"Backend:NatsStream", "--backend-nats-stream", "NAME",
+     "NATS: the JetStream stream that holds the records (the agent reads its position there)",
+     ValueKind::kNatsStream, &Config::backendNatsStream},
+    {"Backend:NatsSubjectPrefix", "--backend-nats-subject-prefix", "SUBJECT",
+     "NATS: records are published to <prefix>.<host>", ValueKind::kNatsSubject,
+     &Config::backendNatsSubjectPrefix},
+    {"Backend:NatsAckWindow", "--backend-nats-ack-window", "N",
+     "NATS: publishes awaiting their ack at most", ValueKind::kInteger,
+     &Config::backendNatsAckWindow, 1, 65536},
+    {"Backend:NatsUser", "--backend-nats-user", "NAME",
+     "NATS: user name (with Backend:NatsPasswordFile)", ValueKind::kText, &Config::backendNatsUser},
+    {"Backend:NatsPasswordFile", "--backend-nats-password-file", "FILE",
+     "NATS: file holding the user's password, read at each connect", ValueKind::kOptionalPath,
+     &Config::backendNatsPasswordFile},
+    {"Backend:NatsNkeySeedFile", "--backend-nats-nkey-seed-file", "FILE",
+     "NATS: file holding the user's NKey seed (SU...)", ValueKind::kOptionalPath,
+     &Config::backendNatsNkeySeedFile},
 }};
 
 namespace {
@@ -167,17 +185,45 @@ std::string lowered(std::string_view text) {
   return out;
 }
 
-// http:// or https:// (any case) followed by a host; libcurl judges the rest.
-bool isHttpUrl(std::string_view text) {
+bool hasNoSpace(std::string_view text) {
+  return std::none_of(text.begin(), text.end(),
+                      [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; });
+}
+
+// `wanted`:// (any case) followed by a host, with no whitespace anywhere.
+bool hasScheme(std::string_view text, std::string_view wanted) {
   const std::size_t schemeEnd = text.find("://");
   if (schemeEnd == std::string_view::npos) return false;
   const std::string scheme = lowered(text.substr(0, schemeEnd));
   const std::string_view rest = text.substr(schemeEnd + 3);
   const bool hasHost = !rest.empty() && rest.front() != '/' && rest.front() != ':';
-  const bool noSpace = std::none_of(text.begin(), text.end(), [](char c) {
-    return std::isspace(static_cast<unsigned char>(c)) != 0;
+  return scheme == wanted && hasHost && hasNoSpace(text);
+}
+
+// http:// or https:// (any case) followed by a host; libcurl judges the rest.
+bool isHttpUrl(std::string_view text) {
+  return hasScheme(text, "http") || hasScheme(text, "https");
+}
+
+// nats:// or tls:// URLs (any case, each with a host), separated by commas.
+bool isNatsUrlList(std::string_view text) {
+  const std::vector<std::string_view> urls = splitTrimmed(text, ',');
+  return !urls.empty() && std::all_of(urls.begin(), urls.end(), [](std::string_view url) {
+    return hasScheme(url, "nats") || hasScheme(url, "tls");
   });
-  return (scheme == "http" || scheme == "https") && hasHost && noSpace;
+}
+
+bool isBackendUrl(std::string_view text) { return isHttpUrl(text) || isNatsUrlList(text); }
+
+// A JetStream stream name: no whitespace, '.', '*', '>', '/' or '\\'.
+bool isNatsStream(std::string_view text) {
+  return hasNoSpace(text) && text.find_first_of(".*>/\\") == std::string_view::npos;
+}
+
+// Subject tokens separated by '.', none empty, no wildcards.
+bool isNatsSubject(std::string_view text) {
+  return hasNoSpace(text) && text.find_first_of("*>") == std::string_view::npos && !text.empty() &&
+         text.front() != '.' && text.back() != '.' && text.find("..") == std::string_view::npos;
 }
 
 Result<bool> parseBool(std::string_view text) {
@@ -227,15 +273,25 @@ bool store(const KeySpec& spec, T value, Config& config) {
 
 bool emptyMeansUnset(ValueKind kind) {
   return kind == ValueKind::kEndpoint || kind == ValueKind::kOptionalPath ||
-         kind == ValueKind::kHttpUrl || kind == ValueKind::kPostureChecks ||
-         kind == ValueKind::kSeverityOverrides;
+         kind == ValueKind::kBackendUrl || kind == ValueKind::kText ||
+         kind == ValueKind::kPostureChecks || kind == ValueKind::kSeverityOverrides;
 }
 
 std::string acceptedValues(const KeySpec& spec) {
   if (spec.kind == ValueKind::kEndpoint) return "a unix://, tcp://, http:// or https:// URI";
   if (spec.kind == ValueKind::kAbsolutePath) return "an absolute path";
   if (spec.kind == ValueKind::kOptionalPath) return "an absolute path, or empty for none";
-  if (spec.kind == ValueKind::kHttpUrl) return "an http:// or https:// URL, or empty for none";
+  if (spec.kind == ValueKind::kBackendUrl) {
+    return "an http:// or https:// URL, nats:// or tls:// URLs separated by commas, or empty for "
+           "none";
+  }
+  if (spec.kind == ValueKind::kNatsStream) {
+    return "a stream name (no whitespace, '.', '*', '>', '/' or '\\')";
+  }
+  if (spec.kind == ValueKind::kNatsSubject) {
+    return "subject tokens separated by '.' (none empty, no '*', '>' or whitespace)";
+  }
+  if (spec.kind == ValueKind::kText) return "text without whitespace, or empty for none";
   if (spec.kind == ValueKind::kBool) return "true or false";
   if (spec.kind == ValueKind::kIpAddress) return "a literal IPv4 or IPv6 address";
   if (spec.kind == ValueKind::kLogLevel) return "a log level (" + std::string(kLogLevelNames) + ")";
@@ -265,10 +321,27 @@ Result<void> applyValue(const KeySpec& spec, const std::string& value, std::stri
     stored = spec.kind == ValueKind::kOptionalPath ? store(spec, std::filesystem::path(), config)
                                                    : store(spec, std::string(), config);
   } else if (spec.kind == ValueKind::kEndpoint || spec.kind == ValueKind::kIpAddress ||
-             spec.kind == ValueKind::kHttpUrl) {
-    valid = spec.kind == ValueKind::kEndpoint  ? parseEndpoint(value).ok()
-            : spec.kind == ValueKind::kHttpUrl ? isHttpUrl(value)
-                                               : isIpAddress(value);
+             spec.kind == ValueKind::kBackendUrl || spec.kind == ValueKind::kNatsStream ||
+             spec.kind == ValueKind::kNatsSubject || spec.kind == ValueKind::kText) {
+    switch (spec.kind) {
+      case ValueKind::kEndpoint:
+        valid = parseEndpoint(value).ok();
+        break;
+      case ValueKind::kBackendUrl:
+        valid = isBackendUrl(value);
+        break;
+      case ValueKind::kNatsStream:
+        valid = isNatsStream(value);
+        break;
+      case ValueKind::kNatsSubject:
+        valid = isNatsSubject(value);
+        break;
+      case ValueKind::kText:
+        valid = hasNoSpace(value);
+        break;
+      default:
+        valid = isIpAddress(value);
+    }
     stored = valid && store(spec, value, config);
   } else if (spec.kind == ValueKind::kAbsolutePath || spec.kind == ValueKind::kOptionalPath) {
     valid = std::filesystem::path(value).is_absolute();

@@ -14,12 +14,15 @@
 
 namespace zastava {
 
-// kEndpoint, kOptionalPath and kHttpUrl take an empty value as "not set".
+// kEndpoint, kOptionalPath, kBackendUrl and kText take an empty value as "not set".
 enum class ValueKind {
   kEndpoint,
   kAbsolutePath,
   kOptionalPath,
-  kHttpUrl,
+  kBackendUrl,   // http(s):// URL, or nats:// and tls:// URLs separated by commas
+  kNatsStream,   // a JetStream stream name
+  kNatsSubject,  // NATS subject tokens separated by '.', no wildcards
+  kText,         // any text without whitespace
   kInteger,
   kBool,
   kIpAddress,
@@ -46,7 +49,7 @@ struct KeySpec {
   std::int64_t max = 0;
 };
 
-inline constexpr std::size_t kKeyCount = 38;
+inline constexpr std::size_t kKeyCount = 44;
 // Every key, in table order (the order of --help, describeConfig and docs/configuration.md).
 extern const std::array<KeySpec, kKeyCount> kKeys;
 

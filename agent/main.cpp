@@ -135,19 +135,19 @@ int run(const Config& config, const Endpoint& endpoint) {
     spdlog::critical("{}", started.error().message);
     return kExitStartFailure;
   }
-  // Backend delivery (with Backend:Url), in dependency order: the client, the backlog the
+  // Backend delivery (with Backend:Url), in dependency order: the transport, the backlog the
   // Recorder tells of its commits, the Recorder, then the Dispatcher, which reads the ledger and
   // writes its agent.gap records to the Recorder.
   const DispatcherOptions delivery = dispatcherOptions(config);
-  std::unique_ptr<BackendClient> backend;
+  std::unique_ptr<DeliveryTransport> backend;
   std::unique_ptr<DeliveryBacklog> backlog;
   if (delivery.enabled()) {
-    auto client = BackendClient::create(delivery.backend);
-    if (!client.ok()) {
-      spdlog::critical("cannot deliver to the backend: {}", client.error().message);
+    auto transport = makeTransport(delivery);
+    if (!transport.ok()) {
+      spdlog::critical("cannot deliver to the backend: {}", transport.error().message);
       return kExitConfigError;
     }
-    backend = std::move(*client);
+    backend = std::move(*transport);
     backlog = std::make_unique<DeliveryBacklog>(metrics);
   }
   RecorderOptions recorderOptions;
@@ -238,10 +238,12 @@ int runCommand(int argc, char** argv) {
                  endpoint.error().message.c_str());
     return kExitConfigError;
   }
-  if (auto files = checkBackendFiles(dispatcherOptions(config)); !files.ok()) {
-    std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n",
-                 files.error().message.c_str());
-    return kExitConfigError;
+  if (const DispatcherOptions delivery = dispatcherOptions(config); delivery.enabled()) {
+    if (auto transport = makeTransport(delivery); !transport.ok()) {
+      std::fprintf(stderr, "zastava-agent: configuration error:\n%s\n",
+                   transport.error().message.c_str());
+      return kExitConfigError;
+    }
   }
   if (parsed->command == Command::kCheckConfig) {
     std::printf("%sDocker endpoint in use: %s\n", describeConfig(config, parsed->origins).c_str(),

@@ -43,7 +43,8 @@ Result<std::unique_ptr<DeliveryLedger>> DeliveryLedger::open(
 Result<PendingBatch> DeliveryLedger::next(std::size_t maxRecords, std::size_t maxBytes) {
   constexpr std::string_view kFailure = "cannot read undelivered records from";
   auto query = db_->prepare(
-      "SELECT rowid, record FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2", kFailure);
+      "SELECT rowid, record, event_id FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+      kFailure);
   if (!query) return query.error();
   query->bindInt(1, cursor_);
   query->bindInt(2, static_cast<std::int64_t>(maxRecords));
@@ -58,6 +59,8 @@ Result<PendingBatch> DeliveryLedger::next(std::size_t maxRecords, std::size_t ma
     const std::int64_t rowid = query->integer(0);
     if (batch.records == 0) batch.firstRowid = rowid;
     batch.lastRowid = rowid;
+    batch.rows.push_back(
+        BatchRecord{rowid, std::string(query->text(2)), batch.body.size(), lineBytes - 1});
     batch.body += query->text(1);
     batch.body += '\n';
     ++batch.records;
@@ -89,6 +92,54 @@ Result<void> DeliveryLedger::markDelivered(std::int64_t rowid) {
   const int rc = update->step();
   if (rc != SQLITE_DONE) return db_->error(rc, kFailure);
   return okResult();
+}
+
+Result<std::optional<std::int64_t>> DeliveryLedger::rowidOf(std::string_view eventId,
+                                                            UnixNanos timeNano) {
+  constexpr std::string_view kFailure = "cannot look a record up in";
+  auto query =
+      db_->prepare("SELECT rowid FROM events WHERE time_nano = ?1 AND event_id = ?2", kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, timeNano);
+  query->bindText(2, eventId);
+  const int rc = query->step();
+  if (rc == SQLITE_DONE) return std::optional<std::int64_t>();
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return std::optional<std::int64_t>(query->integer(0));
+}
+
+Result<std::int64_t> DeliveryLedger::lastNotNewerThan(UnixNanos timeNano) {
+  constexpr std::string_view kFailure = "cannot read undelivered records from";
+  // Every record after the cursor and before the first newer one.
+  auto query = db_->prepare(
+      "SELECT max(rowid) FROM events WHERE rowid > ?1 AND rowid < coalesce("
+      "(SELECT min(rowid) FROM events WHERE rowid > ?1 AND time_nano > ?2), "
+      "9223372036854775807)",
+      kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, cursor_);
+  query->bindInt(2, timeNano);
+  const int rc = query->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  return query->optionalInteger(0).value_or(cursor_);
+}
+
+Result<Backlog> DeliveryLedger::skipTo(std::int64_t rowid) {
+  if (rowid <= cursor_) return Backlog{};
+  constexpr std::string_view kFailure = "cannot count delivered records in";
+  auto query = db_->prepare(
+      "SELECT count(*), total(length(CAST(record AS BLOB)) + 1) FROM events "
+      "WHERE rowid > ?1 AND rowid <= ?2",
+      kFailure);
+  if (!query) return query.error();
+  query->bindInt(1, cursor_);
+  query->bindInt(2, rowid);
+  const int rc = query->step();
+  if (rc != SQLITE_ROW) return db_->error(rc, kFailure);
+  const Backlog skipped{query->integer(0), query->integer(1)};
+  auto stored = markDelivered(rowid);
+  if (!stored) return stored.error();
+  return skipped;
 }
 
 Result<Backlog> DeliveryLedger::backlog() {

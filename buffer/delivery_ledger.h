@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -18,14 +21,28 @@ namespace zastava {
 
 class SqliteConnection;
 
+// One record of a PendingBatch.
+struct BatchRecord {
+  std::int64_t rowid = 0;
+  std::string eventId;
+  std::size_t offset = 0;  // where its line starts in the batch's body
+  std::size_t length = 0;  // the line's bytes, without its '\n'
+};
+
 // Consecutive records after the cursor, ready to send.
 struct PendingBatch {
   std::int64_t firstRowid = 0;
   std::int64_t lastRowid = 0;
   std::size_t records = 0;
-  std::string body;  // the records' lines, each ending in '\n'
+  std::string body;               // the records' lines, each ending in '\n'
+  std::vector<BatchRecord> rows;  // one per record, in order
   // The batch stopped at a limit, so more records wait behind it.
   bool full = false;
+
+  // The line of rows[i], without its '\n'.
+  std::string_view line(std::size_t i) const {
+    return std::string_view(body).substr(rows[i].offset, rows[i].length);
+  }
 };
 
 // Records after the cursor and their bytes (lines plus newlines).
@@ -65,6 +82,19 @@ class DeliveryLedger {
   // fails (kIo/kDiskFull returned): this process does not send the records again, a restart
   // would (at least once).
   Result<void> markDelivered(std::int64_t rowid);
+
+  // The rowid of the record `eventId` whose time is `timeNano`; std::nullopt when the ledger
+  // does not hold it. Errors: kIo.
+  Result<std::optional<std::int64_t>> rowidOf(std::string_view eventId, UnixNanos timeNano);
+
+  // The last rowid of the longest run of records right after the cursor whose time is at most
+  // `timeNano`; the cursor itself when the first one is newer (or none waits). Errors: kIo.
+  Result<std::int64_t> lastNotNewerThan(UnixNanos timeNano);
+
+  // Moves the cursor forward to `rowid` (records another way says were delivered) and says
+  // how many records and bytes it passed; nothing when `rowid` is not after the cursor. Errors
+  // as markDelivered's.
+  Result<Backlog> skipTo(std::int64_t rowid);
 
   // Counts the records after the cursor. Reads all of them: once, at start. Errors: kIo.
   Result<Backlog> backlog();

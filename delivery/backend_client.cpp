@@ -9,6 +9,8 @@
 #include <charconv>
 #include <fstream>
 
+#include "buffer/ledger_entry.h"
+#include "common/sha256.h"
 #include "common/version.h"
 #include "net/curl_easy.h"
 
@@ -72,12 +74,6 @@ std::string gzipped(std::string_view body) {
   out.resize(stream.total_out);
   deflateEnd(&stream);
   return rc == Z_STREAM_END ? out : std::string();
-}
-
-std::string hostName() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
-  return name;
 }
 
 struct Exchange {
@@ -182,7 +178,7 @@ struct BackendClient::Impl {
   Impl(const BackendClientOptions& clientOptions, CurlEasy easy)
       : options(clientOptions), handle(std::move(easy)) {}
   BackendClientOptions options;
-  std::string host = hostName();
+  std::string host = localHostName();
   CurlEasy handle;
 };
 
@@ -206,14 +202,39 @@ Result<std::unique_ptr<BackendClient>> BackendClient::create(const BackendClient
   return std::unique_ptr<BackendClient>(new BackendClient(std::move(impl)));
 }
 
-BackendAnswer BackendClient::post(std::string_view body, std::size_t records,
-                                  const std::atomic<bool>& cancel) {
+BatchIdentity batchIdentity(const PendingBatch& batch, std::string_view host) {
+  if (batch.rows.empty()) return {};
+  const ledger::Entry first = ledger::parseEntry(batch.line(0));
+  BatchIdentity identity;
+  identity.batch = "first=" + batch.rows.front().eventId + ", last=" + batch.rows.back().eventId +
+                   ", prev-hash=" + first.prevHash +
+                   ", last-hash=" + sha256Hex(batch.line(batch.rows.size() - 1));
+  constexpr std::size_t kIdHexDigits = 32;
+  identity.id = sha256Hex("zastava.batch\n" + std::string(host) + "\n" + identity.batch)
+                    .substr(0, kIdHexDigits);
+  return identity;
+}
+
+PositionAnswer BackendClient::position(const std::atomic<bool>& /*cancel*/) {
+  PositionAnswer none;
+  none.answer.verdict = DeliveryVerdict::kAccepted;
+  return none;
+}
+
+std::string BackendClient::describe() const { return urlForLog(impl_->options.url); }
+
+BackendAnswer BackendClient::send(const PendingBatch& batch, const std::atomic<bool>& cancel) {
   const BackendClientOptions& options = impl_->options;
+  std::string_view body = batch.body;
+  const std::size_t records = batch.records;
   BackendAnswer answer;
   HeaderList headers;
   headers.add("Content-Type: application/x-ndjson");
   headers.add("X-Zastava-Host: " + impl_->host);
   headers.add("X-Zastava-Records: " + std::to_string(records));
+  const BatchIdentity identity = batchIdentity(batch, impl_->host);
+  headers.add("X-Zastava-Batch: " + identity.batch);
+  headers.add("X-Zastava-Batch-Id: " + identity.id);
   headers.add("Expect:");  // no 100-continue round trip
   if (!options.tokenFile.empty()) {
     auto token = readToken(options.tokenFile);
@@ -268,6 +289,7 @@ BackendAnswer BackendClient::post(std::string_view body, std::size_t records,
   if (!done) return failedAnswer(std::move(answer), done.error());
   answer.status = handle.status();
   answer.verdict = verdictOfStatus(answer.status);
+  if (answer.verdict == DeliveryVerdict::kAccepted) answer.delivered = records;
   if (answer.verdict != DeliveryVerdict::kAccepted) {
     answer.cause = std::string(causeOfStatus(answer.status));
     answer.detail = "HTTP " + std::to_string(answer.status);

@@ -15,18 +15,9 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "delivery/transport.h"
 
 namespace zastava {
-
-// What the Dispatcher does with an answer (docs/backend.md "The answer").
-enum class DeliveryVerdict {
-  kAccepted,  // 2xx: move the cursor past the batch
-  kRetry,     // 408, 429, 5xx, no answer: send again after a back-off
-  kRefused,   // 3xx, 401, 403, 404, 405: configuration; send again after a back-off
-  kTooLarge,  // 413: halve the batch
-  kRejected,  // any other 4xx: quarantine the batch
-  kStopped,   // the request was cancelled because the agent is stopping
-};
 
 // The verdict on an HTTP status that arrived.
 DeliveryVerdict verdictOfStatus(long status);
@@ -43,18 +34,16 @@ std::string_view causeOfError(const Error& error);
 // the past is 0 s. std::nullopt when it is neither. Any thread.
 std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value, std::time_t now);
 
-// How a POST ended: an HTTP answer and its verdict, or the Error that kept any answer away.
-struct BackendAnswer {
-  DeliveryVerdict verdict = DeliveryVerdict::kRetry;
-  long status = 0;             // the HTTP status; 0 when no answer arrived
-  std::optional<Error> error;  // why no answer arrived (then verdict is kRetry or kStopped): the
-                               // transfer's (net/curl_easy.h), or the token or gzip failure
-  std::string cause;           // failure label: causeOfStatus(status) or causeOfError(*error)
-  std::string detail;          // what went wrong, for the log: error->message or "HTTP 503"
-  std::string bodyStart;       // the first 200 bytes of the answer's body
-  std::optional<std::chrono::seconds> retryAfter;
-  std::size_t sentBytes = 0;  // the request body, after compression
+// What identifies a batch (docs/backend.md "Batch identity"): the X-Zastava-Batch header's value
+// ("first=<eventId>, last=<eventId>, prev-hash=<first record's prevHash>, last-hash=<SHA-256 of
+// the last line>") and X-Zastava-Batch-Id, the first 32 hex characters of SHA-256 of
+// "zastava.batch\n<host>\n<that value>": the same records from the same host, the same id,
+// however often they are sent. Any thread.
+struct BatchIdentity {
+  std::string batch;
+  std::string id;
 };
+BatchIdentity batchIdentity(const PendingBatch& batch, std::string_view host);
 
 // The default of Backend:TimeoutSeconds (Config starts from it).
 inline constexpr std::chrono::seconds kDefaultBackendTimeout{30};
@@ -69,18 +58,25 @@ struct BackendClientOptions {
   std::chrono::seconds timeout = kDefaultBackendTimeout;
 };
 
-class BackendClient {
+class BackendClient final : public DeliveryTransport {
  public:
   // Checks that the files named in `options` can be read and the token file is not empty.
   // Errors: kInvalidArgument naming the key (Backend:TokenFile, ...) and the reason.
   static Result<std::unique_ptr<BackendClient>> create(const BackendClientOptions& options);
-  ~BackendClient();
+  ~BackendClient() override;
   BackendClient(const BackendClient&) = delete;
   BackendClient& operator=(const BackendClient&) = delete;
 
-  // POSTs `body` (`records` NDJSON lines) and says how it ended. Setting `cancel` from another
-  // thread aborts a request in flight (verdict kStopped). Never throws; one thread at a time.
-  BackendAnswer post(std::string_view body, std::size_t records, const std::atomic<bool>& cancel);
+  // A receiver keeps no position the agent could read.
+  bool keepsPosition() const override { return false; }
+  PositionAnswer position(const std::atomic<bool>& cancel) override;
+
+  // POSTs the batch's body and says how it ended. Setting `cancel` from another thread aborts a
+  // request in flight (verdict kStopped).
+  BackendAnswer send(const PendingBatch& batch, const std::atomic<bool>& cancel) override;
+
+  // Backend:Url without user:password@.
+  std::string describe() const override;
 
  private:
   struct Impl;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "buffer/delivery_ledger.h"
+#include "buffer/ledger_entry.h"
 #include "buffer/record.h"
 #include "buffer/recorder.h"  // kDatabaseFileName
 #include "common/backoff.h"
@@ -28,23 +29,13 @@ constexpr std::chrono::seconds kMaxRetryAfter{3600};
 // How often undelivered records are checked against the retention, and the longest idle wait.
 constexpr std::chrono::seconds kExpiryInterval{60};
 
-// The URL without user:password@, for logs.
-std::string urlForLog(const std::string& url) {
-  const std::size_t hostStart = url.find("://");
-  if (hostStart == std::string::npos) return url;
-  const std::size_t at = url.find('@', hostStart + 3);
-  const std::size_t pathStart = url.find('/', hostStart + 3);
-  if (at == std::string::npos || (pathStart != std::string::npos && at > pathStart)) return url;
-  return url.substr(0, hostStart + 3) + "***@" + url.substr(at + 1);
-}
-
 class DispatcherImpl final : public Dispatcher {
  public:
-  DispatcherImpl(const DispatcherOptions& options, std::unique_ptr<BackendClient> client,
+  DispatcherImpl(const DispatcherOptions& options, std::unique_ptr<DeliveryTransport> transport,
                  std::unique_ptr<DeliveryLedger> ledger, DeliveryBacklog& backlog, RecordSink& gaps,
                  Clock& clock, Metrics& metrics, HealthState& health)
       : options_(options),
-        client_(std::move(client)),
+        transport_(std::move(transport)),
         ledger_(std::move(ledger)),
         backlog_(backlog),
         gaps_(gaps),
@@ -74,12 +65,14 @@ class DispatcherImpl final : public Dispatcher {
 
  private:
   void run();
+  bool catchUpWithDestination();
+  std::int64_t rowidOfDestinationsLast(const std::string& line);
   void deliver(const PendingBatch& batch);
   void accepted(const PendingBatch& batch, const BackendAnswer& answer);
   void failed(const BackendAnswer& answer);
   void backendAnswered();
   void quarantine(const PendingBatch& batch, const BackendAnswer& answer);
-  void moveCursorPast(const PendingBatch& batch);
+  void moveCursorPast(const PendingBatch& batch, std::size_t records);
   void expireIfDue();
   void reportHead(const PendingBatch& batch);
   bool sendNow(const PendingBatch& batch);
@@ -88,7 +81,7 @@ class DispatcherImpl final : public Dispatcher {
   bool batchWouldBeFull(const Backlog& backlog) const;
 
   const DispatcherOptions options_;
-  std::unique_ptr<BackendClient> client_;
+  std::unique_ptr<DeliveryTransport> transport_;
   std::unique_ptr<DeliveryLedger> ledger_;
   DeliveryBacklog& backlog_;  // records after the cursor
   RecordSink& gaps_;
@@ -105,8 +98,12 @@ class DispatcherImpl final : public Dispatcher {
   // back to kFirstBackoff once a batch is accepted.
   Backoff backoff_;
   std::int64_t headRowid_ = -1;  // the first undelivered record, as last seen
+  // The destination keeps the position and it must be read before the next batch: at start
+  // and after every failure.
+  bool positionUnknown_ = true;
   MonoTime headSeenAt_;          // on clock_
   std::string ledgerError_;      // the current ledger read error, empty when none
+  bool positionWarned_ = false;  // the destination lost records: said once
   UnixNanos lastExpiry_ = 0;
 };
 
@@ -118,6 +115,7 @@ void DispatcherImpl::run() {
   nameThisThread("zastava-deliver");
   while (!backlog_.closed()) {
     expireIfDue();
+    if (positionUnknown_ && transport_->keepsPosition() && !catchUpWithDestination()) continue;
     const std::int64_t backlogBefore = backlog_.current().records;
     auto batch = ledger_->next(batchLimit_, options_.batchMaxBytes);
     if (!batch) {
@@ -165,9 +163,98 @@ void DispatcherImpl::reportHead(const PendingBatch& batch) {
   metrics_.setBackendOldestUndelivered(observed ? *observed : clock_.now());
 }
 
+// Reads where the destination says this host's records stand and moves the cursor past what it
+// holds. False after a failure (backed off) or a stop.
+bool DispatcherImpl::catchUpWithDestination() {
+  const PositionAnswer position = transport_->position(cancel_);
+  if (position.answer.verdict == DeliveryVerdict::kStopped) return false;
+  if (position.answer.verdict != DeliveryVerdict::kAccepted) {
+    failed(position.answer);
+    return false;
+  }
+  if (position.resentOutOfOrder > 0) {
+    metrics_.countBackendResentOutOfOrder(position.resentOutOfOrder);
+  }
+  const std::int64_t cursor = ledger_->cursor();
+  if (!position.lastRecord) {
+    if (cursor > 0 && !positionWarned_) {
+      spdlog::warn(
+          "backend: {} holds no record of this host, though the ledger says records up to rowid "
+          "{} were delivered (the stream was purged, or its limits deleted them); they are not "
+          "sent again",
+          transport_->describe(), cursor);
+      positionWarned_ = true;
+    }
+    positionUnknown_ = false;
+    return true;
+  }
+  const std::int64_t held = rowidOfDestinationsLast(*position.lastRecord);
+  if (held < 0) return false;
+  if (held < cursor && !positionWarned_) {
+    spdlog::warn(
+        "backend: the last record {} holds of this host is older than the delivery cursor (the "
+        "stream lost newer ones: purged, or deleted by its limits); they are not sent again",
+        transport_->describe());
+    positionWarned_ = true;
+  }
+  auto skipped = ledger_->skipTo(held);
+  if (!skipped) {
+    spdlog::warn("backend: cannot move the delivery cursor to what {} holds: {}",
+                 transport_->describe(), skipped.error().message);
+    sleepFor(backoff_.next());
+    return false;
+  }
+  if (skipped->records > 0) {
+    backlog_.remove(skipped->records, skipped->bytes);
+    spdlog::info(
+        "backend: {} already holds {} records after the delivery cursor; delivery goes "
+        "on after them",
+        transport_->describe(), skipped->records);
+  }
+  positionUnknown_ = false;
+  return true;
+}
+
+// The rowid of the destination's last record in the ledger. When the ledger does not hold it
+// (the database was restored from an older copy, or the retention deleted it), the records
+// right after the cursor that are not newer than it are taken as held. -1 when the ledger
+// cannot be read (backed off).
+std::int64_t DispatcherImpl::rowidOfDestinationsLast(const std::string& line) {
+  const ledger::Entry last = ledger::parseEntry(line);
+  if (!last.record || !last.timeNanos) {
+    spdlog::warn(
+        "backend: the last message of {} is not a record of this agent; delivery goes "
+        "on after the cursor",
+        transport_->describe());
+    return ledger_->cursor();
+  }
+  auto found = ledger_->rowidOf(last.eventId, *last.timeNanos);
+  if (found && *found) return **found;
+  auto notNewer =
+      found ? ledger_->lastNotNewerThan(*last.timeNanos) : Result<std::int64_t>(found.error());
+  if (!notNewer) {
+    spdlog::warn("backend: cannot read the ledger to find where delivery stands: {}",
+                 notNewer.error().message);
+    sleepFor(backoff_.next());
+    return -1;
+  }
+  if (*notNewer > ledger_->cursor()) {
+    spdlog::warn(
+        "backend: the last record {} holds of this host (eventId {}, {}) is not in the ledger "
+        "(the database was restored from an older copy?); the undelivered records not newer "
+        "than it are taken as delivered",
+        transport_->describe(), last.eventId, last.time);
+  }
+  return *notNewer;
+}
+
 void DispatcherImpl::deliver(const PendingBatch& batch) {
   const MonoTime sent = clock_.monotonic();
-  const BackendAnswer answer = client_->post(batch.body, batch.records, cancel_);
+  const BackendAnswer answer = transport_->send(batch, cancel_);
+  if (answer.delivered > 0 && answer.verdict != DeliveryVerdict::kAccepted) {
+    moveCursorPast(batch, answer.delivered);
+    metrics_.countBackendDelivered(answer.delivered, 0);
+  }
   if (answer.verdict == DeliveryVerdict::kStopped) return;
   metrics_.observeBackendRequest(clock_.secondsSince(sent));
   switch (answer.verdict) {
@@ -193,25 +280,28 @@ void DispatcherImpl::deliver(const PendingBatch& batch) {
   }
 }
 
-void DispatcherImpl::moveCursorPast(const PendingBatch& batch) {
-  if (auto stored = ledger_->markDelivered(batch.lastRowid); !stored) {
+// Moves the cursor past the first `records` of `batch`.
+void DispatcherImpl::moveCursorPast(const PendingBatch& batch, std::size_t records) {
+  const BatchRecord& last = batch.rows[records - 1];
+  if (auto stored = ledger_->markDelivered(last.rowid); !stored) {
     spdlog::warn(
         "backend: delivered, but the delivery cursor was not stored ({}); a restart "
         "sends these records again",
         stored.error().message);
   }
-  backlog_.remove(static_cast<std::int64_t>(batch.records),
-                  static_cast<std::int64_t>(batch.body.size()));
+  backlog_.remove(static_cast<std::int64_t>(records),
+                  static_cast<std::int64_t>(last.offset + last.length + 1));
 }
 
 void DispatcherImpl::accepted(const PendingBatch& batch, const BackendAnswer& answer) {
-  moveCursorPast(batch);
+  moveCursorPast(batch, batch.records);
   metrics_.countBackendDelivered(batch.records, answer.sentBytes);
   backendAnswered();
   backoff_.reset();
 }
 
 void DispatcherImpl::failed(const BackendAnswer& answer) {
+  positionUnknown_ = true;
   metrics_.countBackendFailure(answer.cause);
   metrics_.setBackendConsecutiveFailures(++failures_);
   const std::string why = answer.detail + (answer.bodyStart.empty() ? "" : ": " + answer.bodyStart);
@@ -219,9 +309,9 @@ void DispatcherImpl::failed(const BackendAnswer& answer) {
     const auto level =
         answer.verdict == DeliveryVerdict::kRefused ? spdlog::level::err : spdlog::level::warn;
     spdlog::log(level,
-                "backend: POST {} failed ({}): {}; retrying with back-off, records stay in "
-                "the buffer",
-                urlForLog(options_.backend.url), answer.cause, why);
+                "backend: delivery to {} failed ({}): {}; retrying with back-off, records stay "
+                "in the buffer",
+                transport_->describe(), answer.cause, why);
   } else {
     spdlog::debug("backend: attempt {} failed ({}): {}", failures_, answer.cause, why);
   }
@@ -246,7 +336,7 @@ void DispatcherImpl::quarantine(const PendingBatch& batch, const BackendAnswer& 
     failed(notKept);
     return;
   }
-  moveCursorPast(batch);
+  moveCursorPast(batch, batch.records);
   metrics_.countBackendQuarantined(batch.records);
   spdlog::error("backend: rejected {} records with {}{}{}; they are in {} and delivery goes on",
                 batch.records, answer.detail, answer.bodyStart.empty() ? "" : ": ",
@@ -292,15 +382,21 @@ void DispatcherImpl::expireIfDue() {
 
 }  // namespace
 
-Result<void> checkBackendFiles(const DispatcherOptions& options) {
-  if (!options.enabled()) return okResult();
+Result<std::unique_ptr<DeliveryTransport>> makeTransport(const DispatcherOptions& options) {
+  if (isNatsUrl(options.backend.url)) {
+    NatsTransportOptions nats = options.nats;
+    nats.urls = options.backend.url;
+    auto transport = NatsTransport::create(nats);
+    if (!transport) return transport.error();
+    return std::unique_ptr<DeliveryTransport>(std::move(*transport));
+  }
   auto client = BackendClient::create(options.backend);
   if (!client) return client.error();
-  return okResult();
+  return std::unique_ptr<DeliveryTransport>(std::move(*client));
 }
 
 Result<std::unique_ptr<Dispatcher>> Dispatcher::start(const DispatcherOptions& options,
-                                                      std::unique_ptr<BackendClient> client,
+                                                      std::unique_ptr<DeliveryTransport> transport,
                                                       DeliveryBacklog& backlog, RecordSink& gaps,
                                                       Clock& clock, Metrics& metrics,
                                                       HealthState& health) {
@@ -309,10 +405,10 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::start(const DispatcherOptions& o
   auto counted = (*ledger)->backlog();
   if (!counted) return counted.error();
   backlog.set(*counted);
-  spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting",
-               urlForLog(options.backend.url), counted->records, counted->bytes);
-  auto dispatcher = std::make_unique<DispatcherImpl>(options, std::move(client), std::move(*ledger),
-                                                     backlog, gaps, clock, metrics, health);
+  spdlog::info("backend: delivering to {}; {} records ({} bytes) waiting", transport->describe(),
+               counted->records, counted->bytes);
+  auto dispatcher = std::make_unique<DispatcherImpl>(
+      options, std::move(transport), std::move(*ledger), backlog, gaps, clock, metrics, health);
   auto started = dispatcher->startThread();
   if (!started) return started.error();
   return std::unique_ptr<Dispatcher>(std::move(dispatcher));

@@ -7,8 +7,9 @@
 //
 // It reads the ledger through buffer/'s DeliveryLedger (a SQLite connection of its own), learns
 // of commits through the DeliveryBacklog the Recorder tells, and writes its agent.gap records to
-// a RecordSink (the Recorder). Made in this order: BackendClient (checks the files),
-// DeliveryBacklog, Recorder, Dispatcher.
+// a RecordSink (the Recorder). It sends through a DeliveryTransport (delivery/transport.h):
+// HTTP or NATS JetStream, by Backend:Url's scheme. Made in this order: the transport (checks the
+// files), DeliveryBacklog, Recorder, Dispatcher.
 #pragma once
 
 #include <chrono>
@@ -23,6 +24,8 @@
 #include "common/result.h"
 #include "delivery/backend_client.h"
 #include "delivery/delivery_backlog.h"
+#include "delivery/nats_transport.h"
+#include "delivery/transport.h"
 
 namespace zastava {
 
@@ -39,6 +42,7 @@ inline constexpr int kDefaultFailuresBeforeUnready = 3;
 
 struct DispatcherOptions {
   BackendClientOptions backend;  // an empty url: delivery is off
+  NatsTransportOptions nats;     // used when backend.url names NATS servers (urls is taken from it)
   std::size_t batchMaxRecords = kDefaultBatchMaxRecords;
   std::size_t batchMaxBytes = std::size_t{kDefaultBatchMaxKb} * 1024;
   std::chrono::milliseconds batchMaxWait = kDefaultBatchMaxWait;
@@ -50,21 +54,22 @@ struct DispatcherOptions {
   bool enabled() const { return !backend.url.empty(); }
 };
 
-// Whether the token, CA and client certificate files can be read and the token is not empty.
+// The transport options.backend.url names: a NatsTransport for nats:// and tls:// URLs, else a
+// BackendClient. Checks that their files can be read and the credentials are not empty.
 // Errors: kInvalidArgument naming the key ("Backend:TokenFile /etc/...: cannot be read"). Any
 // thread.
-Result<void> checkBackendFiles(const DispatcherOptions& options);
+Result<std::unique_ptr<DeliveryTransport>> makeTransport(const DispatcherOptions& options);
 
 class Dispatcher {
  public:
   // Opens its own connection to the ledger the Recorder opened (options.dataDirectory), sets
-  // `backlog` to the records after the cursor and starts the delivery thread, which posts with
-  // `client`, waits on `backlog` and submits the agent.gap records of expired records to `gaps`.
+  // `backlog` to the records after the cursor and starts the delivery thread, which sends with
+  // `transport`, waits on `backlog` and submits the agent.gap records of expired records to `gaps`.
   // Call it before anything is submitted to the Recorder; `backlog` and `gaps` must outlive the
   // Dispatcher. Errors: kIo naming the database; kInternal when the thread cannot start. Main
   // thread.
   static Result<std::unique_ptr<Dispatcher>> start(const DispatcherOptions& options,
-                                                   std::unique_ptr<BackendClient> client,
+                                                   std::unique_ptr<DeliveryTransport> transport,
                                                    DeliveryBacklog& backlog, RecordSink& gaps,
                                                    Clock& clock, Metrics& metrics,
                                                    HealthState& health);

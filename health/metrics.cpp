@@ -211,6 +211,10 @@ struct Metrics::Impl {
       counter(registry, "zastava_agent_backend_quarantined_records_total",
               "Records of batches the backend rejected, set aside in backend-quarantine/")
           .Add({});
+  prometheus::Counter& backendResentOutOfOrder =
+      counter(registry, "zastava_agent_backend_resent_out_of_order_records_total",
+              "Records a NATS stream lost while it stored later ones, published again after them")
+          .Add({});
   prometheus::Counter& backendExpired =
       counter(registry, "zastava_agent_backend_expired_records_total",
               "Records the retention deleted before the backend accepted them")
@@ -396,6 +400,10 @@ void Metrics::countBackendDelivered(std::size_t records, std::size_t bytes) {
 void Metrics::countBackendFailure(std::string_view cause) {
   impl_->backendFailures.Add({{"cause", std::string(cause)}}).Increment();
 }
+void Metrics::countBackendResentOutOfOrder(std::size_t records) {
+  impl_->backendResentOutOfOrder.Increment(static_cast<double>(records));
+}
+
 void Metrics::countBackendQuarantined(std::size_t records) {
   impl_->backendQuarantined.Increment(static_cast<double>(records));
 }

@@ -112,6 +112,9 @@ class Metrics {
   void countBackendFailure(std::string_view cause);
   // zastava_agent_backend_quarantined_records_total
   void countBackendQuarantined(std::size_t records);
+  // zastava_agent_backend_resent_out_of_order_records_total: records a stream lost while it
+  // stored later ones (NATS, during a leader election), published again after them.
+  void countBackendResentOutOfOrder(std::size_t records);
   // zastava_agent_backend_expired_records_total
   void countBackendExpired(std::int64_t records);
   // zastava_agent_backend_backlog_records and zastava_agent_backend_backlog_bytes (gauges).

@@ -4,9 +4,10 @@
 # What building the agent needs (help2man makes its man page from --help).
 BUILD_PACKAGES=(cmake make g++ pkg-config git
   libcurl4-openssl-dev libsimdjson-dev libsqlite3-dev prometheus-cpp-dev libcpp-httplib-dev
-  libspdlog-dev libcli11-dev rapidjson-dev libssl-dev libsystemd-dev zlib1g-dev help2man)
+  libspdlog-dev libcli11-dev rapidjson-dev libssl-dev libsystemd-dev zlib1g-dev libnats-dev
+  help2man)
 # What the tests are built with (doctest; nlohmann-json reads records back), and what they and
-# the demo run against: a real engine, a real proxy, real checkers.
+# the demo run against: a real engine, a real proxy, real checkers, a NATS JetStream cluster.
 # (promtool ships in Debian's prometheus package; a rootless engine needs rootlesskit and uidmap;
 # fsfreeze and mkfs.ext4 hang a disk under the agent; the .deb is checked by lintian and installed
 # in a Debian root made by debootstrap; podman is the engine matrix's third engine, beside
@@ -17,7 +18,7 @@ TEST_PACKAGES=(doctest-dev nlohmann-json3-dev
   docker.io busybox-static haproxy prometheus python3 python3-jsonschema curl openssl sqlite3
   systemd apparmor checkpolicy semodule-utils selinux-policy-dev acl rootlesskit uidmap
   util-linux e2fsprogs dpkg-dev lintian debootstrap podman clang libclang-rt-14-dev
-  clang-format clang-tidy)
+  clang-format clang-tidy nats-server)
 DEMO_PACKAGES=(docker.io busybox-static curl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -1,5 +1,5 @@
-// Reads the engine fixtures captured under tests/fixtures/engine (see its README.md), and the
-// inputs of fuzz findings under tests/fixtures/fuzz.
+// Reads the engine fixtures captured under tests/fixtures/engine (see its README.md), the NATS
+// answers under tests/fixtures/nats, and the inputs of fuzz findings under tests/fixtures/fuzz.
 #pragma once
 
 #include <fstream>
@@ -20,6 +20,14 @@ inline std::string readFixture(const std::string& name) {
 // An input a fuzz target found a bug with, kept under tests/fixtures/fuzz (see its README.md).
 inline std::string readFuzzFixture(const std::string& name) {
   std::ifstream in(std::string(ZASTAVA_FIXTURES_DIR) + "/fuzz/" + name, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// A NATS JetStream answer captured under tests/fixtures/nats (see its README.md).
+inline std::string readNatsFixture(const std::string& name) {
+  std::ifstream in(std::string(ZASTAVA_FIXTURES_DIR) + "/nats/" + name, std::ios::binary);
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();

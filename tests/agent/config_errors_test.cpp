@@ -124,13 +124,16 @@ TEST_CASE("empty values are errors, except where empty means not set") {
 }
 
 TEST_CASE("backend keys: URL scheme, booleans, paths, and the client certificate with its key") {
-  for (const char* bad : {"ftp://host/", "host:8080", "http://", "https:///path", "http:// x"}) {
+  for (const char* bad : {"ftp://host/", "host:8080", "http://", "https:///path", "http:// x",
+                          "nats://", "nats://a:4222,http://b/", "nats://a:4222,,"}) {
     CAPTURE(bad);
     CHECK(envError("ZASTAVA_AGENT__Backend__Url", bad) ==
           "ZASTAVA_AGENT__Backend__Url: '" + std::string(bad) +
-              "' is not an http:// or https:// URL, or empty for none");
+              "' is not an http:// or https:// URL, nats:// or tls:// URLs separated by commas, "
+              "or empty for none");
   }
   CHECK(parseArgs({"--backend-url", "HTTPS://ingest.example:8443/v1/records"}).ok());
+  CHECK(parseArgs({"--backend-url", "nats://n1:4222, nats://n2:4222,tls://n3:4222"}).ok());
   CHECK(flagError({"--backend-gzip", "yes"}) == "--backend-gzip: 'yes' is not true or false");
   CHECK(parseArgs({"--backend-gzip", "TRUE"})->config.backendGzip);
   CHECK(contains(envError("ZASTAVA_AGENT__Backend__TokenFile", "token"),
@@ -142,6 +145,25 @@ TEST_CASE("backend keys: URL scheme, booleans, paths, and the client certificate
                  "go together: set both or neither"));
   CHECK(contains(flagError({"--backend-batch-max-wait-ms", "600001"}), "between 0 and 600000"));
   CHECK(contains(flagError({"--backend-failures-before-unready", "0"}), "between 1 and 1000"));
+}
+
+TEST_CASE("NATS keys: stream name, subject prefix, window, the user with its password file") {
+  for (const char* bad : {"A.B", "A B", "A*", "A>", "a/b"}) {
+    CAPTURE(bad);
+    CHECK(contains(flagError({"--backend-nats-stream", bad}), "is not a stream name"));
+  }
+  for (const char* bad : {"a..b", ".a", "a.", "a.*", "a.>", "a b"}) {
+    CAPTURE(bad);
+    CHECK(contains(flagError({"--backend-nats-subject-prefix", bad}),
+                   "is not subject tokens separated by '.'"));
+  }
+  CHECK(contains(flagError({"--backend-nats-ack-window", "0"}), "between 1 and 65536"));
+  CHECK(envError("ZASTAVA_AGENT__Backend__NatsUser", "agent") ==
+        "Backend:NatsUser (env ZASTAVA_AGENT__Backend__NatsUser) and Backend:NatsPasswordFile "
+        "(default) go together: set both or neither");
+  CHECK(contains(flagError({"--backend-nats-password-file", "/etc/pw"}),
+                 "go together: set both or neither"));
+  CHECK(contains(flagError({"--backend-nats-user", "a b"}), "is not text without whitespace"));
 }
 
 TEST_CASE("format checks: data directory, address, endpoint scheme, log level") {

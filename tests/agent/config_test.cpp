@@ -85,6 +85,12 @@ const KeyCase kEveryKey[] = {
     {"ZASTAVA_AGENT__Backend__TimeoutSeconds", "--backend-timeout-seconds", "5"},
     {"ZASTAVA_AGENT__Backend__RetryMaxSeconds", "--backend-retry-max-seconds", "7"},
     {"ZASTAVA_AGENT__Backend__FailuresBeforeUnready", "--backend-failures-before-unready", "9"},
+    {"ZASTAVA_AGENT__Backend__NatsStream", "--backend-nats-stream", "FLEET"},
+    {"ZASTAVA_AGENT__Backend__NatsSubjectPrefix", "--backend-nats-subject-prefix", "sec.hosts"},
+    {"ZASTAVA_AGENT__Backend__NatsAckWindow", "--backend-nats-ack-window", "16"},
+    {"ZASTAVA_AGENT__Backend__NatsUser", "--backend-nats-user", "agent"},
+    {"ZASTAVA_AGENT__Backend__NatsPasswordFile", "--backend-nats-password-file", "/etc/z/pw"},
+    {"ZASTAVA_AGENT__Backend__NatsNkeySeedFile", "--backend-nats-nkey-seed-file", "/etc/z/nk"},
 };
 
 void checkAllSet(const Config& c) {
@@ -130,6 +136,12 @@ void checkAllSet(const Config& c) {
   CHECK(c.backendTimeoutSeconds == 5);
   CHECK(c.backendRetryMaxSeconds == 7);
   CHECK(c.backendFailuresBeforeUnready == 9);
+  CHECK(c.backendNatsStream == "FLEET");
+  CHECK(c.backendNatsSubjectPrefix == "sec.hosts");
+  CHECK(c.backendNatsAckWindow == 16);
+  CHECK(c.backendNatsUser == "agent");
+  CHECK(c.backendNatsPasswordFile == "/etc/z/pw");
+  CHECK(c.backendNatsNkeySeedFile == "/etc/z/nk");
 }
 
 TEST_CASE("dispatcherOptions: the Backend:* keys in the dispatcher's units") {

@@ -91,6 +91,61 @@ TEST_CASE("delivery is handed the records after the cursor, bounded by count and
   CHECK(empty->records == 0);
 }
 
+TEST_CASE("a batch names each record: rowid, eventId and where its line is in the body") {
+  Ledger ledger;
+  const auto lines = ledger.commit(3);
+  auto delivery = ledger.delivery();
+  auto batch = delivery->next(100, 1 << 20);
+  REQUIRE(batch.ok());
+  REQUIRE(batch->rows.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(batch->line(i) == lines[i]);
+    CHECK(lines[i].find("\"eventId\":\"" + batch->rows[i].eventId + "\"") != std::string::npos);
+  }
+  CHECK(batch->rows.front().rowid == batch->firstRowid);
+  CHECK(batch->rows.back().rowid == batch->lastRowid);
+}
+
+// Where a destination that keeps the position (NATS) says delivery stands.
+TEST_CASE("the destination's last record: found by eventId and time, or by time alone") {
+  Ledger ledger;
+  ledger.commit(5);
+  auto delivery = ledger.delivery();
+  auto batch = delivery->next(100, 1 << 20);
+  REQUIRE(batch.ok());
+  const BatchRecord& third = batch->rows[2];
+  auto found = delivery->rowidOf(third.eventId, kStart + 2 * kSecond);
+  REQUIRE(found.ok());
+  CHECK(*found == third.rowid);
+  auto otherTime = delivery->rowidOf(third.eventId, kStart);
+  REQUIRE(otherTime.ok());
+  CHECK_FALSE(*otherTime);
+
+  // Not in the ledger (restored from an older copy): the run of records not newer than it.
+  auto notNewer = delivery->lastNotNewerThan(kStart + 3 * kSecond + 500);
+  REQUIRE(notNewer.ok());
+  CHECK(*notNewer == batch->rows[3].rowid);
+  auto older = delivery->lastNotNewerThan(kStart - kSecond);
+  REQUIRE(older.ok());
+  CHECK(*older == 0);
+
+  auto skipped = delivery->skipTo(third.rowid);
+  REQUIRE(skipped.ok());
+  CHECK(skipped->records == 3);
+  CHECK(skipped->bytes == static_cast<std::int64_t>(third.offset + third.length + 1));
+  CHECK(delivery->cursor() == third.rowid);
+  auto backwards = delivery->skipTo(1);
+  REQUIRE(backwards.ok());
+  CHECK(backwards->records == 0);
+  CHECK(delivery->cursor() == third.rowid);
+  auto reopened = ledger.delivery();
+  CHECK(reopened->cursor() == third.rowid);
+  auto afterCursor = reopened->lastNotNewerThan(kStart + 100 * kSecond);
+  REQUIRE(afterCursor.ok());
+  CHECK(*afterCursor == batch->rows[4].rowid);
+}
+
 TEST_CASE("the delivery cursor survives a reopen and the records behind it are not sent again") {
   Ledger ledger;
   const auto lines = ledger.commit(4);

@@ -17,6 +17,7 @@
 #include "buffer/recorder.h"
 #include "buffer/sqlite_store.h"
 #include "common/rfc3339.h"
+#include "common/sha256.h"
 #include "delivery/backend_client.h"
 #include "delivery/delivery_backlog.h"
 #include "delivery/dispatcher.h"
@@ -95,6 +96,25 @@ TEST_CASE("a token file that cannot be used stops start-up naming the key") {
   CHECK(noCa.error().message.starts_with("Backend:CaFile "));
 }
 
+TEST_CASE("a batch's identity: its first and last eventId, the chain around it, an id of both") {
+  PendingBatch batch;
+  const std::string first = R"({"eventId":"e1","prevHash":")" + std::string(64, 'a') + R"("})";
+  const std::string last = R"({"eventId":"e2","prevHash":"b"})";
+  batch.body = first + "\n" + last + "\n";
+  batch.records = 2;
+  batch.rows = {BatchRecord{1, "e1", 0, first.size()},
+                BatchRecord{2, "e2", first.size() + 1, last.size()}};
+  const BatchIdentity identity = batchIdentity(batch, "web-1");
+  CHECK(identity.batch ==
+        "first=e1, last=e2, prev-hash=" + std::string(64, 'a') + ", last-hash=" + sha256Hex(last));
+  CHECK(identity.id == sha256Hex("zastava.batch\nweb-1\n" + identity.batch).substr(0, 32));
+  CHECK(batchIdentity(batch, "web-1").id == identity.id);
+  CHECK(batchIdentity(batch, "web-2").id != identity.id);
+  batch.records = 1;
+  batch.rows.pop_back();
+  CHECK(batchIdentity(batch, "web-1").id != identity.id);
+}
+
 // Port 1 on the loopback: nothing listens there, the connect is refused at once.
 TEST_CASE("a request that gets no answer carries net/'s Error and its cause label") {
   BackendClientOptions options;
@@ -102,7 +122,11 @@ TEST_CASE("a request that gets no answer carries net/'s Error and its cause labe
   auto client = BackendClient::create(options);
   REQUIRE(client.ok());
   const std::atomic<bool> cancel{false};
-  const BackendAnswer answer = (*client)->post("{}\n", 1, cancel);
+  PendingBatch batch;
+  batch.records = 1;
+  batch.body = "{}\n";
+  batch.rows.push_back(BatchRecord{1, "e1", 0, 2});
+  const BackendAnswer answer = (*client)->send(batch, cancel);
   CHECK(answer.verdict == DeliveryVerdict::kRetry);
   CHECK(answer.status == 0);
   REQUIRE(answer.error.has_value());

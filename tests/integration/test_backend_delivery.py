@@ -12,6 +12,7 @@ again (resumes at the cursor). Not covered: retention expiry (agent.gap, Retenti
 and proxies."""
 
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -164,7 +165,35 @@ class BackendDelivery(h.WorkspaceTest):
                 problems.append(f"{tag}: an empty line in the body")
             if max_records is not None and len(r.lines) > max_records:
                 problems.append(f"{tag}: {len(r.lines)} records > {max_records}")
+            if r.lines:
+                problems += self.batch_identity_problems(tag, r)
+        ids = {}
+        for r in rx.requests():
+            ids.setdefault(r.header("x-zastava-batch-id"), set()).add(tuple(r.lines))
+        for batch_id, bodies in ids.items():
+            if len(bodies) > 1:
+                problems.append(f"X-Zastava-Batch-Id {batch_id} names {len(bodies)} different "
+                                f"batches")
         self.assertEqual(problems, [], rx.describe())
+
+    def batch_identity_problems(self, tag, r):
+        """docs/backend.md "Batch identity": X-Zastava-Batch names the first and last eventId
+        and the chain hashes around the batch; X-Zastava-Batch-Id is derived from it and the
+        host."""
+        first, last = json.loads(r.lines[0]), json.loads(r.lines[-1])
+        want = (f"first={first['eventId']}, last={last['eventId']}, "
+                f"prev-hash={first['prevHash']}, "
+                f"last-hash={hashlib.sha256(r.lines[-1].encode()).hexdigest()}")
+        problems = []
+        if r.header("x-zastava-batch") != want:
+            problems.append(f"{tag}: X-Zastava-Batch {r.header('x-zastava-batch')!r}, "
+                            f"expected {want!r}")
+        key = f"zastava.batch\n{r.header('x-zastava-host')}\n{want}".encode()
+        want_id = hashlib.sha256(key).hexdigest()[:32]
+        if r.header("x-zastava-batch-id") != want_id:
+            problems.append(f"{tag}: X-Zastava-Batch-Id {r.header('x-zastava-batch-id')!r}, "
+                            f"expected {want_id}")
+        return problems
 
     def assert_metric(self, agent, name, want, labels=None):
         h.wait_metric(agent, name, lambda v: v == want, timeout=5, labels=labels)
@@ -382,6 +411,9 @@ class BackendDelivery(h.WorkspaceTest):
         for a, b in zip(reqs, reqs[1:4]):
             self.assertEqual(b.lines[:len(a.lines)], a.lines,
                              f"request #{b.seq} should begin with the records of #{a.seq}")
+            if b.lines == a.lines:
+                self.assertEqual(b.header("x-zastava-batch-id"), a.header("x-zastava-batch-id"),
+                                 "the same batch sent again keeps its X-Zastava-Batch-Id")
         self.assert_metric(agent, FAILURES, 3, {"cause": "http_5xx"})
         self.assert_metric(agent, "zastava_agent_backend_consecutive_failures", 0)
         self.assert_metric(agent, "zastava_agent_backend_delivered_records_total", len(records))
