@@ -24,8 +24,9 @@ install(FILES ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.yml
               ${PROJECT_SOURCE_DIR}/dashboards/zastava-agent.rules.test.yml
               ${PROJECT_SOURCE_DIR}/dashboards/zastava-observability.json
         DESTINATION ${_datadir}/dashboards)
-# The JetStream stream a fleet delivers into (docs/fleet.md, "The stream").
-install(FILES ${_deploy}/nats/zastava-records.stream.json DESTINATION ${_datadir}/nats)
+# The JetStream stream a fleet delivers into and the consumer that reads it (docs/fleet.md).
+install(FILES ${_deploy}/nats/zastava-records.stream.json ${_deploy}/nats/zastava-store.consumer.json
+        DESTINATION ${_datadir}/nats)
 
 # The man page zastava-agent(8): --help and --version, with the sections of
 # deploy/debian/zastava-agent.h2m, by help2man (scripts/lib.sh installs it).

@@ -73,6 +73,8 @@ Result<void> checkReadable(std::string_view key, const std::filesystem::path& fi
 
 // nats.c's text for `status`, with the library's last error of this thread when it has one.
 std::string natsErrorText(natsStatus status) {
+  // What a publish or request gets while the connection is down: nothing is buffered.
+  if (status == NATS_INSUFFICIENT_BUFFER) return "not connected: reconnecting to the servers";
   natsStatus last = NATS_OK;
   const char* text = nats_GetLastError(&last);
   std::string message = natsStatus_GetText(status);

@@ -541,6 +541,54 @@ class NatsCluster:
         return self.js_retry(f"$JS.API.STREAM.CREATE.{name}", json.dumps(cfg),
                              what=f"create stream {name}")
 
+    def create_stream_from(self, path):
+        """The stream of a configuration file (deploy/nats/), as `nats stream add --config`
+        sends it."""
+        with open(path) as f:
+            cfg = json.load(f)
+        return self.js_retry(f"$JS.API.STREAM.CREATE.{cfg['name']}", json.dumps(cfg),
+                             what=f"create stream {cfg['name']} from {os.path.basename(path)}")
+
+    def consume(self, stream, consumer_path, want, timeout=30.0):
+        """docs/fleet.md "Reading the stream": the durable pull consumer of `consumer_path`
+        created on `stream`, then messages fetched in batches (CONSUMER.MSG.NEXT) and each
+        acknowledged (+ACK on its reply subject) until `want` have come or `timeout` passes.
+        Returns the messages in the order they came."""
+        with open(consumer_path) as f:
+            cfg = json.load(f)
+        durable = cfg["durable_name"]
+        self.js_retry(f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
+                      json.dumps({"stream_name": stream, "config": cfg}),
+                      what=f"create consumer {durable}")
+        client = self.client(0)
+        got = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(got) < want and time.monotonic() < deadline:
+                client.sid += 1
+                reply = f"{client.inbox}.{client.sid}"
+                client.publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                               json.dumps({"batch": want - len(got), "expires": 1_000_000_000}),
+                               reply=reply)
+                end = min(deadline, time.monotonic() + 3)
+                while len(got) < want:
+                    try:
+                        op = client._read_op(end)
+                    except socket.timeout:
+                        break
+                    if op[0] != "MSG":
+                        continue
+                    msg = op[1]
+                    if msg.subject == reply and msg.status is not None:
+                        break  # 404 no messages now, 408 the request expired
+                    if (msg.reply or "").startswith("$JS.ACK."):  # a stream message
+                        client.publish(msg.reply, b"+ACK")
+                        got.append(msg)
+            client.flush()
+        finally:
+            client.close()
+        return got
+
     def delete_stream(self, name):
         return self.js_retry(f"$JS.API.STREAM.DELETE.{name}", what=f"delete stream {name}")
 

@@ -7,7 +7,10 @@ The oracle is the stream itself: every test reads the host's subject back messag
 ($JS.API.STREAM.MSG.GET, next_by_subj) and compares it with the agent's ledger (the SQLite
 `record` column by rowid): each record exactly once, in ledger order, byte for byte (the line
 without its newline), Nats-Msg-Id == eventId, and the hash chain read back from the stream
-verifies. Faults, each repeated: the stream leader SIGKILLed during delivery, the whole cluster
+verifies. The first test runs what docs/fleet.md tells a fleet to run: the stream of
+deploy/nats/zastava-records.stream.json, the agent's default stream and subject, and the
+consumer of deploy/nats/zastava-store.consumer.json, which checks the chain and the seals.
+Faults, each repeated: the stream leader SIGKILLed during delivery, the whole cluster
 stopped and started, the agent SIGKILLed with publishes in flight, the agent's database restored
 from an older copy. Bad input, each with a clear log line, /readyz 503 naming it and nothing
 lost once fixed: a stream that does not exist, a subject prefix no stream covers, a bad
@@ -26,6 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import backend_receiver as br  # noqa: E402
 import nats_cluster as nc  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "buffer"))
+import verify_ledger as vl  # noqa: E402  (the seal arithmetic of docs/records.md)
 
 ARGS = None
 CAUSES_METRIC = "zastava_agent_backend_failures_total"
@@ -50,6 +56,39 @@ def tearDownModule():
     for r in ROWS:
         print(fmt(r[:6]) + (f"   ({r[6]})" if r[6] else ""))
     print("===============================", flush=True)
+
+
+def seal_problems(lines, seed_paths):
+    """A consumer's seal checks (docs/backend.md "Checking seals as they arrive") over one
+    host's records in order: each agent.seal's MAC under the epoch key of its keyId's seed, its
+    lastHash the hash of the line before it, its records the lines since the previous seal or
+    seal-key record. Returns {"seals": checked, "problems": [...]}."""
+    seeds = {}
+    for path in seed_paths:
+        with open(path) as f:
+            key_id, seed = vl.parse_seed_file(f.read())
+        seeds[key_id] = seed
+    problems, seals, since, prev_hash = [], 0, 0, h.GENESIS_HASH
+    for i, line in enumerate(lines):
+        rec = json.loads(line)
+        if rec["kind"] == "agent.seal":
+            seal = rec["seal"]
+            seed = seeds.get(seal["keyId"])
+            if seed is None:
+                problems.append(f"line {i}: no seed for key {seal['keyId']}")
+            else:
+                message = vl.seal_message(seal["keyId"], seal["epoch"], seal["records"],
+                                          seal["lastHash"], rec["time"])
+                if vl.seal_mac(vl.epoch_key(seed, seal["epoch"]), message) != seal["mac"]:
+                    problems.append(f"line {i}: seal epoch {seal['epoch']} does not verify")
+            if seal["lastHash"] != prev_hash:
+                problems.append(f"line {i}: lastHash is not the hash of the line before")
+            if seal["records"] != since:
+                problems.append(f"line {i}: records {seal['records']}, {since} lines since")
+            seals += 1
+        since = 0 if rec["kind"] in ("agent.seal", "agent.seal-key") else since + 1
+        prev_hash = h.line_hash(line)[0]
+    return {"seals": seals, "problems": problems}
 
 
 def ledger(agent):
@@ -150,11 +189,12 @@ class NatsDelivery(h.WorkspaceTest):
 
     @staticmethod
     def nats_env(cluster, stream, prefix, env=None):
-        """The agent's environment for delivery to `stream` under `prefix` (short timeouts
-        for the test), plus `env`."""
+        """The agent's environment for delivery to `stream` under `prefix` (None: the
+        defaults) with short timeouts for the test, plus `env`."""
+        chosen = {"ZASTAVA_AGENT__Backend__NatsStream": stream,
+                  "ZASTAVA_AGENT__Backend__NatsSubjectPrefix": prefix}
         return {"ZASTAVA_AGENT__Backend__Url": cluster.urls(),
-                "ZASTAVA_AGENT__Backend__NatsStream": stream,
-                "ZASTAVA_AGENT__Backend__NatsSubjectPrefix": prefix,
+                **{k: v for k, v in chosen.items() if v is not None},
                 "ZASTAVA_AGENT__Backend__TimeoutSeconds": "2",
                 "ZASTAVA_AGENT__Backend__RetryMaxSeconds": "2",
                 "ZASTAVA_AGENT__Backend__BatchMaxWaitMs": "100",
@@ -289,27 +329,63 @@ class NatsDelivery(h.WorkspaceTest):
 
     # ------------------------------------------------------------------------------ tests
     def test_01_lifecycle_exactly_once_in_order(self):
-        """a snapshot and three container lives: every ledger record once on
-        <prefix>.<host>, in ledger order, byte for byte without the newline, Nats-Msg-Id ==
-        eventId, Nats-Expected-Last-Subject-Sequence (when sent) == the previous message's
-        sequence, the chain read back from the stream verifies; metrics: delivered == ledger,
-        backlog 0, no failures; /readyz 200"""
-        stream, prefix, subject = self.stream(self.nats, "life")
+        """the stream of deploy/nats/zastava-records.stream.json and the agent's default
+        stream and subject: a snapshot and three container lives, every ledger record once on
+        zastava.records.<host>, in ledger order, byte for byte without the newline,
+        Nats-Msg-Id == eventId, Nats-Expected-Last-Subject-Sequence (when sent) == the previous
+        message's sequence; then the consumer of docs/fleet.md (the durable pull consumer of
+        deploy/nats/zastava-store.consumer.json) reads the same records, and its checks pass:
+        the hash chain and every seal's MAC under the exported seed; metrics: delivered ==
+        ledger, backlog 0, no failures; /readyz 200"""
+        deploy = os.path.join(ARGS.source_dir, "deploy", "nats")
+        self.nats.create_stream_from(os.path.join(deploy, "zastava-records.stream.json"))
+        stream, subject = "ZASTAVA_RECORDS", f"zastava.records.{HOST_TOKEN}"
         pre = self.d.docker("run", "-d", "--name", "n1-pre", h.TEST_IMAGE, *h.IDLE_CMD)
-        agent = self.agent("life", self.nats, stream, prefix)
+        agent = self.agent("life", self.nats, None, None,
+                           args=["--ledger-seal-interval-seconds", "1"])
         for i in range(3):
             self.life(agent, f"n1-{i}")
         self.d.docker("rm", "-f", pre)
         self.wait_delivered(agent, self.nats, stream, subject)
         time.sleep(1.5)  # the last evidence scans may still land
-        records, msgs, stats, problems = self.wait_delivered(agent, self.nats, stream, subject)
-        self.assert_clean("lifecycle", stats, problems)
-        self.assertEqual([m[2].decode() for m in msgs], records, "the subject != the ledger")
-        self.assertEqual(h.verify_chain([m[2].decode() for m in msgs]), [],
-                         "hash chain read back from the stream")
+        self.stop_agent(agent)
+        # Delivery stops before the stop's seal (and maybe the seal of the last second),
+        # which wait for the next start.
+        records = ledger(agent)
+        msgs = self.nats.read_subject(stream, subject)
+        waiting = [json.loads(x)["kind"] for x in records[len(msgs):]]
+        self.assertTrue(1 <= len(waiting) <= 2 and set(waiting) == {"agent.seal"},
+                        f"undelivered after the stop: {waiting}")
+        stats, problems = compare(msgs, records[:len(msgs)])
+        self.assert_clean("lifecycle, shipped stream and consumer", stats, problems)
+        self.assertEqual([m[2].decode() for m in msgs], records[:len(msgs)],
+                         "the subject != the ledger")
         kinds = {json.loads(x)["kind"] for x in records}
-        self.assertIn("container.snapshot", kinds)
-        self.assertIn("container.destroy", kinds)
+        for kind in ("container.snapshot", "container.destroy", "agent.seal"):
+            self.assertIn(kind, kinds)
+        state = self.nats.stream_info(stream)["state"]
+        self.assertEqual(state["messages"], len(msgs), "messages on other subjects")
+
+        consumed = self.nats.consume(stream, os.path.join(deploy, "zastava-store.consumer.json"),
+                                     len(msgs))
+        self.assertEqual([(m.subject, m.data) for m in consumed],
+                         [(subject, m[2]) for m in msgs], "the consumer's reading != the stream")
+        lines = [m.data.decode() for m in consumed]
+        self.assertEqual(h.verify_chain(lines), [], "hash chain read by the consumer")
+        _, seeds = h.export_seeds(ARGS.agent, agent.data_dir, os.path.join(self.ws.dir, "seeds"))
+        checked = seal_problems(lines, seeds)
+        self.assertEqual(checked["problems"], [], "seals read by the consumer")
+        self.assertGreater(checked["seals"], 3, "seals checked")
+        h.log(f"consumer: {len(lines)} records, chain verified, {checked['seals']} seals "
+              f"verified under the exported seed")
+
+    def test_01b_agent_metrics_while_running(self):
+        """with an agent running: delivered == ledger, backlog 0, no failures, /readyz 200"""
+        stream, prefix, subject = self.stream(self.nats, "metrics")
+        agent = self.agent("metrics", self.nats, stream, prefix)
+        self.life(agent, "n1b")
+        records, _, stats, problems = self.wait_delivered(agent, self.nats, stream, subject)
+        self.assert_clean("running", stats, problems)
         h.wait_metric(agent, "zastava_agent_backend_delivered_records_total",
                       lambda v: v == len(records), timeout=5)
         h.wait_metric(agent, "zastava_agent_backend_backlog_records", lambda v: v == 0,
@@ -318,8 +394,6 @@ class NatsDelivery(h.WorkspaceTest):
                       timeout=5)
         self.assertEqual({k: v for k, v in self.failures(agent).items() if v}, {}, "failures")
         self.assertEqual(agent.http_get("/readyz")[0], 200)
-        state = self.nats.stream_info(stream)["state"]
-        self.assertEqual(state["messages"], len(records), "messages on other subjects")
         self.stop_agent(agent)
 
     def test_02_stream_leader_killed(self):

@@ -76,6 +76,7 @@ def expected_files():
         "/usr/share/zastava-agent/dashboards/zastava-agent.rules.test.yml": 0o644,
         "/usr/share/zastava-agent/dashboards/zastava-observability.json": 0o644,
         "/usr/share/zastava-agent/nats/zastava-records.stream.json": 0o644,
+        "/usr/share/zastava-agent/nats/zastava-store.consumer.json": 0o644,
         "/usr/share/man/man8/zastava-agent.8.gz": 0o644,
         DOC + "README.md": 0o644,
         DOC + "CONTRIBUTING.md": 0o644,  # docs/architecture.md links to it
