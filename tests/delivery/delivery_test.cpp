@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -345,6 +346,106 @@ TEST_CASE("records that expire undelivered are counted and announced by an agent
   CHECK(gap["gap"]["toTimeNano"] == kStart + 4);
   CHECK(gap["time"] == formatRfc3339Nanos(clock.now()));
   CHECK(metricValue(metrics, "zastava_agent_backend_backlog_records") == 2);
+}
+
+}  // namespace
+}  // namespace zastava
+
+namespace zastava {
+namespace {
+
+// A destination that keeps the position, as NATS JetStream does: it holds `held` (the lines it
+// says it has, the last one its position) and accepts every batch, keeping what it was sent.
+// Scripted here because what is tested is the Dispatcher's policy; the NATS transport itself
+// runs against real servers in tests/integration/test_nats_delivery.py.
+struct PositionKeepingDestination final : DeliveryTransport {
+  std::optional<std::string> last;
+  std::mutex mu;
+  std::vector<std::string> sent;  // eventIds
+
+  bool keepsPosition() const override { return true; }
+  PositionAnswer position(const std::atomic<bool>&) override {
+    PositionAnswer answer;
+    answer.answer.verdict = DeliveryVerdict::kAccepted;
+    answer.lastRecord = last;
+    return answer;
+  }
+  BackendAnswer send(const PendingBatch& batch, const std::atomic<bool>&) override {
+    std::lock_guard lock(mu);
+    for (const BatchRecord& row : batch.rows) sent.push_back(row.eventId);
+    BackendAnswer answer;
+    answer.verdict = DeliveryVerdict::kAccepted;
+    answer.delivered = batch.records;
+    return answer;
+  }
+  std::string describe() const override { return "a destination that keeps the position"; }
+  std::size_t sentCount() {
+    std::lock_guard lock(mu);
+    return sent.size();
+  }
+};
+
+struct EarlierRun {
+  testing::TempDir tmp;
+  std::vector<std::string> lines;  // what an earlier run recorded, none of it delivered
+  std::vector<std::string> eventIds;
+
+  EarlierRun() {
+    auto store = SqliteStore::open(tmp.path() / kDatabaseFileName);
+    REQUIRE(store.ok());
+    std::vector<Record> records;
+    for (int i = 0; i < 5; ++i) {
+      records.push_back(engineRecord("c" + std::to_string(i), "start", kStart + i * kSecond));
+    }
+    auto committed = (*store)->commit(records);
+    REQUIRE(committed.ok());
+    for (const auto& record : committed->records) lines.push_back(record.line);
+    for (const Record& record : records) eventIds.push_back(record.eventId);
+  }
+
+  // Starts a Dispatcher to `destination` and waits until it sent `expected` records.
+  std::vector<std::string> deliver(std::unique_ptr<PositionKeepingDestination> destination,
+                                   std::size_t expected) {
+    ManualClock clock{kStart + 100 * kSecond};
+    Metrics metrics{testing::testBuild()};
+    HealthState health{metrics, clock};
+    DeliveryBacklog backlog{metrics};
+    KeptRecords gaps;
+    PositionKeepingDestination& kept = *destination;
+    DispatcherOptions options = unreachableBackend(tmp.path());
+    auto dispatcher =
+        Dispatcher::start(options, std::move(destination), backlog, gaps, clock, metrics, health);
+    REQUIRE(dispatcher.ok());
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (kept.sentCount() < expected && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(50ms);  // nothing more should come
+    (*dispatcher)->stop();
+    CHECK(metricValue(metrics, "zastava_agent_backend_backlog_records") == 0);
+    return kept.sent;
+  }
+};
+
+TEST_CASE("a destination that keeps the position decides where delivery resumes") {
+  EarlierRun run;
+  SUBCASE("its last record is in the ledger: delivery goes on after it") {
+    auto destination = std::make_unique<PositionKeepingDestination>();
+    destination->last = run.lines[2];
+    CHECK(run.deliver(std::move(destination), 2) ==
+          std::vector<std::string>{run.eventIds[3], run.eventIds[4]});
+  }
+  SUBCASE("it holds nothing of this host: everything after the cursor is sent") {
+    CHECK(run.deliver(std::make_unique<PositionKeepingDestination>(), 5) == run.eventIds);
+  }
+  SUBCASE(
+      "its last record is not in the ledger (restored from an older copy): the waiting "
+      "records not newer than it are taken as delivered") {
+    auto destination = std::make_unique<PositionKeepingDestination>();
+    Record newer = engineRecord("gone", "start", kStart + 3 * kSecond + 500);
+    destination->last = chainedLine(newer, kGenesisHash).line;
+    CHECK(run.deliver(std::move(destination), 1) == std::vector<std::string>{run.eventIds[4]});
+  }
 }
 
 }  // namespace

@@ -995,6 +995,26 @@ def rfc3339_nanos(time_nano):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
 
 
+def container_life(d, agent, name, wait=True):
+    """A container created, started, stopped and removed on dockerd `d`; waits until `agent`
+    has recorded each of its engine events (when `wait` and the agent runs). Returns their
+    eventIds. Raises AssertionError when the engine sent fewer than 5 events or the agent
+    missed one."""
+    t0 = time.time()
+    cid = d.docker("create", "--name", name, TEST_IMAGE, *IDLE_CMD)
+    d.docker("start", name)
+    d.docker("stop", "-t", "5", name)
+    d.docker("rm", name)
+    ids = [expected_event_id(e) for e in d.events(t0 - 0.05, time.time() + 0.3, [cid])]
+    if len(ids) < 5:
+        raise AssertionError(f"engine events of {name}: {len(ids)}, expected at least 5")
+    if wait and agent is not None and agent.alive():
+        missed = wait_recorded(agent, ids, timeout=30)
+        if missed:
+            raise AssertionError(f"engine events of {name} not recorded by the agent: {missed}")
+    return ids
+
+
 def wait_recorded(agent, event_ids, timeout=30):
     """Polls SQLite until every id in event_ids has a row. Returns the missing ids on timeout
     (an empty set when all arrived) so the test can report them precisely."""

@@ -224,20 +224,8 @@ class NatsDelivery(h.WorkspaceTest):
             self.fail(f"agent exited {agent.proc.returncode}:\n{h.tail(agent.log_path, 3000)}")
 
     def life(self, agent, name, wait=True):
-        """A container created, started, stopped and removed; waits until the agent has
-        recorded each of its engine events (when `wait` and the agent runs)."""
-        t0 = time.time()
-        cid = self.d.docker("create", "--name", name, h.TEST_IMAGE, *h.IDLE_CMD)
-        self.d.docker("start", name)
-        self.d.docker("stop", "-t", "5", name)
-        self.d.docker("rm", name)
-        ids = [h.expected_event_id(e) for e in self.d.events(t0 - 0.05, time.time() + 0.3,
-                                                             [cid])]
-        self.assertGreaterEqual(len(ids), 5, f"engine events of {name}")
-        if wait and agent is not None and agent.alive():
-            self.assertEqual(h.wait_recorded(agent, ids, timeout=30), set(),
-                             f"engine events of {name} not recorded by the agent")
-        return ids
+        """harness.container_life on the test's dockerd."""
+        return h.container_life(self.d, agent, name, wait)
 
     def wait_delivered(self, agent, cluster, stream, subject, allowed_ids=None, timeout=45,
                        check_metrics=True):
