@@ -31,7 +31,7 @@ timestamps), --repeat times.
 
   python3 bench/nats_delivery.py --agent build/bench/agent/zastava-agent \\
       --fake-engine build/bench/tools/fake_engine --fixtures tests/fixtures/engine \\
-      [--records 1000000] [--window1-records 100000] [--outage-records 7200] [--repeat 3]
+      [--records 1000000] [--window1-records 10000] [--outage-records 7200] [--repeat 3]
       [--destinations nats-r3,nats-r3-w1,nats-r1,http]
 """
 import argparse
@@ -146,22 +146,21 @@ def agent_cmd(args, data, port, extra=()):
             "--health-address", "127.0.0.1", "--health-port", str(port), *extra]
 
 
-def ledger_rows(data):
-    """(records in the ledger, delivery cursor rowid) of a stopped agent's data directory."""
+def cursor_of(data):
+    """The delivery cursor (rowid) of a stopped agent's data directory."""
     db = sqlite3.connect(f"file:{os.path.join(data, 'zastava-agent.db')}?mode=ro", uri=True)
-    count = db.execute("SELECT count(*) FROM events").fetchone()[0]
     row = db.execute("SELECT value FROM meta WHERE key = 'delivery_rowid'").fetchone()
     db.close()
-    return count, int(row[0]) if row else 0
+    return int(row[0]) if row else 0
 
 
-def delivered_ids(data):
-    """eventIds of the records up to the delivery cursor, in ledger order."""
+def delivered_ids(data, since):
+    """eventIds of the records after rowid `since` up to the delivery cursor, in ledger order."""
+    cursor = cursor_of(data)
     db = sqlite3.connect(f"file:{os.path.join(data, 'zastava-agent.db')}?mode=ro", uri=True)
-    row = db.execute("SELECT value FROM meta WHERE key = 'delivery_rowid'").fetchone()
-    cursor = int(row[0]) if row else 0
     ids = [r[0] for r in db.execute(
-        "SELECT event_id FROM events WHERE rowid <= ? ORDER BY rowid", (cursor,))]
+        "SELECT event_id FROM events WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+        (since, cursor))]
     db.close()
     return ids
 
@@ -208,11 +207,23 @@ def make_backlog(args, work, n, name):
             os.unlink(sock)
         except OSError:
             pass
-    count, cursor = ledger_rows(data)
-    assert cursor == 0, "delivery was off: no cursor expected"
-    log(f"backlog {name}: {count:,} records ({du(data) / 1e6:,.0f} MB on disk) in "
-        f"{time.monotonic() - start:.1f} s")
-    return data, count
+    # The agent stops a little after n: the delivery cursor is put after the records before the
+    # last n, as if they had been delivered, so exactly n wait.
+    db = sqlite3.connect(os.path.join(data, "zastava-agent.db"))
+    count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    row = db.execute("SELECT rowid FROM events ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                     (n,)).fetchone()
+    if row:
+        with db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('delivery_rowid', ?)",
+                       (str(row[0]),))
+    waiting = db.execute("SELECT count(*) FROM events WHERE rowid > ?",
+                         (row[0] if row else 0,)).fetchone()[0]
+    db.close()
+    assert waiting == n, f"{waiting} records after the cursor, not {n}"
+    log(f"backlog {name}: {n:,} records waiting ({count:,} in the ledger, "
+        f"{du(data) / 1e6:,.0f} MB on disk), made in {time.monotonic() - start:.1f} s")
+    return data, n
 
 
 def du(path):
@@ -222,6 +233,13 @@ def du(path):
 class BenchCluster(nats_cluster.NatsCluster):
     """nats_cluster's cluster with room for the backlog (its tests need 512 MB at most)."""
     file_store = "8GB"
+
+    def start_all(self, timeout=40):
+        try:
+            super().start_all(timeout)
+        except BaseException:
+            self.close()
+            raise
 
     def config_text(self, node):
         return super().config_text(node).replace("max_file_store: 512MB",
@@ -243,9 +261,13 @@ def start_cluster(work, nodes):
     directory = tempfile.mkdtemp(prefix=f"nats{nodes}-", dir=work)
     with Quiet():
         cluster = BenchCluster(directory, nodes=nodes, name="bench")
-        cluster.create_stream(STREAM, [PREFIX + ".>"], replicas=nodes)
-        if nodes > 1:  # a standalone server's stream has no leader to wait for
-            cluster.stream_leader(STREAM)
+        try:
+            cluster.create_stream(STREAM, [PREFIX + ".>"], replicas=nodes)
+            if nodes > 1:  # a standalone server's stream has no leader to wait for
+                cluster.stream_leader(STREAM)
+        except BaseException:
+            cluster.close()
+            raise
     return cluster, directory
 
 
@@ -395,6 +417,7 @@ def run_drain(args, work, backlog, records, dest):
     data = os.path.join(work, "run-data")
     shutil.rmtree(data, ignore_errors=True)
     subprocess.run(["cp", "-a", backlog, data], check=True)
+    since = cursor_of(data)
     cluster = directory = sink = None
     extra = []
     env = dict(os.environ)
@@ -406,7 +429,8 @@ def run_drain(args, work, backlog, records, dest):
     else:
         cluster, directory = start_cluster(work, 1 if dest == "nats-r1" else 3)
         extra = ["--backend-url", cluster.urls()]
-        env["ZASTAVA_AGENT__Backend__NatsAckWindow"] = "1" if dest == "nats-r3-w1" else "256"
+        env["ZASTAVA_AGENT__Backend__NatsAckWindow"] = "1" if dest == "nats-r3-w1" else str(
+            args.window)
     port = free_port()
     out = {"dest": dest, "records": records}
     agent = None
@@ -444,7 +468,7 @@ def run_drain(args, work, backlog, records, dest):
         stop(agent)
         agent_log.close()
         # The destination against the ledger: what the agent says it delivered, once, in order.
-        ids = delivered_ids(data)
+        ids = delivered_ids(data, since)
         out["delivered"] = len(ids)
         if sink:
             out["held"] = Sink.lines
@@ -490,11 +514,29 @@ def msg_time(cluster, request):
     return t.timestamp() + (float("0." + frac) if frac else 0.0)
 
 
-def run_catchup(args, work, backlog, records):
-    """The R3 cluster down while the agent starts on `backlog`, then back: the drain times."""
+def wait_stream_ready(cluster, timeout=60):
+    """Polls the stream's info with short requests until it answers with a leader; (monotonic,
+    wall) time of that answer. A request during the elections may get no answer at all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = cluster.request(f"$JS.API.STREAM.INFO.{STREAM}", b"", timeout=0.2)
+            info = nats_cluster.js_answer(msg, "stream info")
+            if (info.get("cluster") or {}).get("leader"):
+                return time.monotonic(), time.time()
+        except (OSError, nats_cluster.NatsError):
+            cluster._drop_conn()  # a timed-out request's answer must not be read as the next's
+        time.sleep(0.02)
+    raise RuntimeError(f"stream {STREAM} had no leader within {timeout} s")
+
+
+def run_catchup(args, work, backlog, records, timeout_s):
+    """The R3 cluster down while the agent starts on `backlog` (Backend:TimeoutSeconds
+    `timeout_s`), then back: the drain times."""
     data = os.path.join(work, "run-data")
     shutil.rmtree(data, ignore_errors=True)
     subprocess.run(["cp", "-a", backlog, data], check=True)
+    since = cursor_of(data)
     cluster, directory = start_cluster(work, 3)
     port = free_port()
     agent = None
@@ -504,7 +546,9 @@ def run_catchup(args, work, backlog, records):
         agent_log = open(os.path.join(work, "agent-catchup.log"), "w")
         agent = subprocess.Popen(
             agent_cmd(args, data, port, ["--backend-url", cluster.urls(),
-                                         "--backend-retry-max-seconds", "1"]),
+                                         "--backend-retry-max-seconds", "1",
+                                         "--backend-nats-ack-window", str(args.window),
+                                         "--backend-timeout-seconds", str(timeout_s)]),
             stdout=agent_log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not any(k.startswith("zastava_agent_backend_failures_total") and v >= 2
@@ -513,17 +557,17 @@ def run_catchup(args, work, backlog, records):
                 raise RuntimeError("the agent did not fail against the stopped cluster")
             time.sleep(0.1)
         with Quiet():
-            cluster.start_all()
-            cluster.stream_leader(STREAM)
-        ready, ready_wall = time.monotonic(), time.time()
+            for i in range(len(cluster.nodes)):
+                cluster.start(i, wait=False)
+        ready, ready_wall = wait_stream_ready(cluster)
         while True:
             values = metrics(port)
             now = time.monotonic()
             if (values.get("zastava_agent_backend_backlog_records", 1) == 0 and
                     values.get("zastava_agent_backend_delivered_records_total", 0) >= records):
                 break
-            if agent.poll() is not None or now - ready > 120:
-                raise RuntimeError("the agent did not drain the backlog within 120 s")
+            if agent.poll() is not None or now - ready > 120 + 2 * timeout_s:
+                raise RuntimeError("the agent did not drain the backlog in time")
             time.sleep(0.01)
         subject = f"{PREFIX}.{nats_cluster.nats_subject_token(socket.gethostname())}"
         first = msg_time(cluster, {"seq": 1, "next_by_subj": subject})
@@ -531,8 +575,8 @@ def run_catchup(args, work, backlog, records):
         held = subject_count(cluster)
         stop(agent)
         agent_log.close()
-        delivered = len(delivered_ids(data))
-        return {"ready_to_zero": now - ready, "first_to_last": last - first,
+        delivered = len(delivered_ids(data, since))
+        return {"timeout": timeout_s, "ready_to_zero": now - ready, "first_to_last": last - first,
                 "ready_to_first": first - ready_wall, "held": held, "delivered": delivered,
                 "check": "ok" if held == delivered else
                 f"MISMATCH: stream holds {held:,}, ledger delivered {delivered:,}"}
@@ -593,20 +637,21 @@ def report(args, results, catchups):
                                for r in rs) for dest, rs in results.items()))
     if catchups:
         n = args.outage_records_actual
-        print(f"\nCatch-up after an outage: {n:,} records (1 h at 2.0 records/s) into the R3 "
-              f"stream, window 256, Backend:RetryMaxSeconds 1; {len(catchups)} repetitions")
-        print("| | " + " | ".join(f"run {i + 1}" for i in range(len(catchups))) + " | median |")
-        print("|---|" + "---:|" * (len(catchups) + 1))
-        for key, label in (("ready_to_zero", "stream ready again -> backlog 0, s"),
-                           ("ready_to_first", "stream ready again -> first record stored, s"),
-                           ("first_to_last", "first -> last record stored (JetStream time), s")):
-            vals = [c[key] for c in catchups]
-            print(f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) +
-                  f" | {med(vals):.3f} |")
-        rates = [n / c["first_to_last"] for c in catchups if c["first_to_last"] > 0]
-        print(f"| records/s while draining | " + " | ".join(f"{r:,.0f}" for r in rates) +
-              f" | {med(rates):,.0f} |")
-        print("checks: " + ", ".join(c["check"] for c in catchups))
+        print(f"\nCatch-up after an outage: {n:,} records (about 1 h at 2.0 records/s) into the "
+              f"R3 stream, window {args.window}, Backend:RetryMaxSeconds 1; the cluster stopped "
+              f"while the agent starts, then started again; medians of {args.repeat}")
+        print("| Backend:TimeoutSeconds | stream ready again -> backlog 0, s | "
+              "ready -> first record stored, s | first -> last record stored, s | "
+              "records/s while draining | runs (ready -> backlog 0) | checks |")
+        print("|---:|---:|---:|---:|---:|---|---|")
+        for timeout_s in args.catchup_timeouts:
+            cs = [c for c in catchups if c["timeout"] == timeout_s]
+            drain = [n / c["first_to_last"] for c in cs if c["first_to_last"] > 0]
+            print(f"| {timeout_s} | {med([c['ready_to_zero'] for c in cs]):.2f} | "
+                  f"{med([c['ready_to_first'] for c in cs]):.2f} | "
+                  f"{med([c['first_to_last'] for c in cs]):.3f} | {med(drain):,.0f} | "
+                  + ", ".join(f"{c['ready_to_zero']:.2f}" for c in cs) + " | "
+                  + ", ".join(sorted({c["check"] for c in cs})) + " |")
 
 
 def main():
@@ -615,16 +660,22 @@ def main():
     p.add_argument("--fake-engine", required=True)
     p.add_argument("--fixtures", required=True)
     p.add_argument("--records", type=int, default=1_000_000)
-    p.add_argument("--window1-records", type=int, default=100_000,
+    p.add_argument("--window1-records", type=int, default=10_000,
                    help="backlog of the window-1 destination (0: --records)")
     p.add_argument("--outage-records", type=int, default=7200)
+    p.add_argument("--window", type=int, default=256,
+                   help="Backend:NatsAckWindow of nats-r3, nats-r1 and the catch-up")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--destinations", default=",".join(DESTINATIONS))
     p.add_argument("--no-catchup", action="store_true")
+    p.add_argument("--catchup-timeouts", default="30,5",
+                   help="Backend:TimeoutSeconds of the catch-up runs, one set of runs each "
+                        "(30: the default)")
     p.add_argument("--poll", type=float, default=0.02, help="s between metric reads")
     p.add_argument("--timeout", type=float, default=1800, help="per run, s")
     args = p.parse_args()
     dests = args.destinations.split(",")
+    args.catchup_timeouts = [int(t) for t in args.catchup_timeouts.split(",")]
     unknown = set(dests) - set(DESTINATIONS)
     if unknown:
         p.error(f"unknown destination(s) {sorted(unknown)}")
@@ -651,10 +702,12 @@ def main():
         if not args.no_catchup:
             path, count = make_backlog(args, work, args.outage_records, "outage")
             args.outage_records_actual = count
-            for rep in range(1, args.repeat + 1):
-                c = run_catchup(args, work, path, count)
+            for rep, timeout_s in ((rep, t) for rep in range(1, args.repeat + 1)
+                                   for t in args.catchup_timeouts):
+                c = run_catchup(args, work, path, count, timeout_s)
                 catchups.append(c)
-                log(f"catch-up rep {rep}: {count:,} records, ready -> backlog 0 "
+                log(f"catch-up rep {rep}, Backend:TimeoutSeconds {timeout_s}: {count:,} records, "
+                    f"ready -> backlog 0 "
                     f"{c['ready_to_zero']:.3f} s, first -> last stored {c['first_to_last']:.3f} s"
                     f"; {c['check']}")
         report(args, results, catchups)

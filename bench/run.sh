@@ -34,7 +34,7 @@
 #                [--lifecycles N] (proxy: containers per repetition, 5 events each)
 #                [--records N] [--window1-records M] [--outage-records K]
 #                [--destinations nats-r3,nats-r3-w1,nats-r1,http] (delivery: backlog sizes,
-#                destinations; defaults 10^6, 10^5, 7,200, all)
+#                destinations; defaults 10^6, 10^4, 7,200, all)
 #
 # Needs (installed from Debian when missing, as root): docker.io (dockerd and the docker CLI),
 # busybox-static, python3-docker, curl, haproxy, nats-server (delivery), cmake and the agent's
@@ -55,7 +55,7 @@ lifecycles=50
 interval_us=1
 inspect_delay=()
 records=1000000
-window1_records=100000
+window1_records=10000
 outage_records=7200
 destinations=nats-r3,nats-r3-w1,nats-r1,http
 while [ $# -gt 0 ]; do
