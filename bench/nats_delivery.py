@@ -606,7 +606,7 @@ def report(args, results, catchups):
         agent_pm = med([r["cpu"] * 1e6 / r["records"] for r in rs if r["cpu"] is not None])
         servers_pm = med([r["servers_cpu"] * 1e6 / r["records"] for r in rs
                           if r["servers_cpu"] is not None])
-        ratio = (f"{rates[dest] / rates['http']:.2f}" if rates.get("http") and rates[dest]
+        ratio = (f"{rates[dest] / rates['http']:.3g}" if rates.get("http") and rates[dest]
                  else "")
         checks = ", ".join(sorted({r.get("check", r["why"]) for r in rs}))
         incomplete = sum(r["why"] != "complete" for r in rs)
