@@ -35,7 +35,6 @@ timestamps), --repeat times.
       [--destinations nats-r3,nats-r3-w1,nats-r1,http]
 """
 import argparse
-import base64
 import collections
 import datetime
 import http.server
