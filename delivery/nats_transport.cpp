@@ -23,6 +23,10 @@ using namespace std::chrono_literals;
 
 // How often a wait looks at `cancel`.
 constexpr auto kCancelCheck = 100ms;
+// The longest wait for an answer of the JetStream API (the position, a failed window read back,
+// the streams of a subject). A request the cluster drops while it elects a leader gets no
+// answer at all; the back-off then tries again soon instead of after Backend:TimeoutSeconds.
+constexpr std::chrono::seconds kApiTimeout{5};
 
 bool hasScheme(std::string_view url, std::string_view scheme) {
   if (url.size() <= scheme.size() + 3) return false;
@@ -191,6 +195,9 @@ struct NatsTransport::Impl {
   MsgPtr nextAck(Steady::time_point deadline, const std::atomic<bool>& cancel,
                  std::uint64_t disconnectsBefore, natsStatus& status);
   std::optional<std::uint64_t> tokenOf(natsMsg* ack) const;
+  std::int64_t apiTimeoutMillis() const {
+    return millis(std::min<std::chrono::nanoseconds>(options.timeout, kApiTimeout));
+  }
 
   const NatsTransportOptions options;
   const std::string subject;
@@ -458,7 +465,7 @@ BackendAnswer NatsTransport::Impl::noResponders() {
   natsMsg* raw = nullptr;
   const std::string request = streamNamesRequest(subject);
   const natsStatus status = natsConnection_RequestString(
-      &raw, connection.get(), "$JS.API.STREAM.NAMES", request.c_str(), millis(options.timeout));
+      &raw, connection.get(), "$JS.API.STREAM.NAMES", request.c_str(), apiTimeoutMillis());
   const MsgPtr reply(raw);
   auto streams = status == NATS_OK ? parseStreamNames(dataOf(reply.get()))
                                    : Result<std::vector<std::string>>(Error{
@@ -477,7 +484,7 @@ std::optional<MsgGetAnswer> NatsTransport::Impl::msgGet(const std::string& reque
                                                         BackendAnswer& failed) {
   natsMsg* raw = nullptr;
   const natsStatus status = natsConnection_RequestString(
-      &raw, connection.get(), msgGetSubject.c_str(), request.c_str(), millis(options.timeout));
+      &raw, connection.get(), msgGetSubject.c_str(), request.c_str(), apiTimeoutMillis());
   const MsgPtr reply(raw);
   if (status == NATS_NO_RESPONDERS) {
     failed = failure(DeliveryVerdict::kRefused, "refused",
