@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "common/split.h"
@@ -207,6 +209,21 @@ struct NatsTransport::Impl {
   std::string inboxPrefix;  // "<inbox>." : a publish's reply subject is this + its token
   std::uint64_t nextToken = 1;
   std::atomic<std::uint64_t> disconnects{0};  // bumped by nats.c's thread
+  // What the servers last refused asynchronously (a permissions violation: a publish or a
+  // request the user may not make gets no answer, only this), set by nats.c's thread.
+  std::mutex refusalMu;
+  std::string refusal;
+  // The refusal since the last call, or empty; a timeout with one is a refusal.
+  std::string takeRefusal() {
+    const std::lock_guard lock(refusalMu);
+    return std::exchange(refusal, std::string());
+  }
+  BackendAnswer timedOutOr(BackendAnswer timedOut) {
+    std::string refused = takeRefusal();
+    if (refused.empty()) return timedOut;
+    return failure(DeliveryVerdict::kRefused, "refused",
+                   "the servers refused it: " + refused + " (the NATS user's permissions)");
+  }
 
   // The stream sequence of this host's last stored record, once known (position() or an ack in
   // order); std::nullopt after a failure until position() reads it again.
@@ -248,13 +265,19 @@ Result<void> NatsTransport::Impl::configure(natsOptions* natsOpts, BackendAnswer
       &disconnects);
   natsOptions_SetErrorHandler(
       natsOpts,
-      [](natsConnection* nc, natsSubscription*, natsStatus status, void*) {
+      [](natsConnection* nc, natsSubscription*, natsStatus status, void* closure) {
         const char* text = nullptr;
         natsConnection_GetLastError(nc, &text);
-        spdlog::warn("backend: NATS: {}{}{}", natsStatus_GetText(status), text ? ": " : "",
-                     text ? text : "");
+        const std::string error = std::string(natsStatus_GetText(status)) +
+                                  (text != nullptr ? std::string(": ") + text : "");
+        spdlog::debug("backend: NATS: {}", error);
+        if (status == NATS_NOT_PERMITTED) {
+          auto& impl = *static_cast<Impl*>(closure);
+          const std::lock_guard lock(impl.refusalMu);
+          impl.refusal = error;
+        }
       },
-      nullptr);
+      this);
   if (tls) {
     if (!check(natsOptions_SetSecure(natsOpts, true), "TLS")) {
       return Error{ErrorCode::kInvalidArgument, failed.detail};
@@ -451,7 +474,8 @@ BackendAnswer NatsTransport::Impl::publishAlone(const Unsettled& record,
     const MsgPtr ack = nextAck(deadline, cancel, disconnectsBefore, status);
     if (!ack) {
       if (cancel.load()) return failure(DeliveryVerdict::kStopped, "", "stopped");
-      return statusFailure(status, "no ack from stream " + options.stream + " for a record");
+      return timedOutOr(
+          statusFailure(status, "no ack from stream " + options.stream + " for a record"));
     }
     if (tokenOf(ack.get()) != token) continue;  // a late ack of an earlier window
     PubAck stored;
@@ -493,7 +517,7 @@ std::optional<MsgGetAnswer> NatsTransport::Impl::msgGet(const std::string& reque
     return std::nullopt;
   }
   if (status != NATS_OK) {
-    failed = statusFailure(status, "cannot read from stream " + options.stream);
+    failed = timedOutOr(statusFailure(status, "cannot read from stream " + options.stream));
     return std::nullopt;
   }
   auto parsed = parseMsgGet(dataOf(reply.get()));
@@ -594,6 +618,7 @@ PositionAnswer NatsTransport::position(const std::atomic<bool>& cancel) {
   Impl& impl = *impl_;
   PositionAnswer position;
   if (auto connected = impl.connect(position.answer); !connected) return position;
+  impl.takeRefusal();  // an earlier one is not this request's
   auto last = impl.msgGet(lastBySubjectRequest(impl.subject), position.answer);
   if (!last) return position;
   impl.lastSeq = last->message ? last->message->seq : 0;
@@ -617,6 +642,7 @@ BackendAnswer NatsTransport::send(const PendingBatch& batch, const std::atomic<b
     return failure(DeliveryVerdict::kRetry, "connect", "the position must be read again first");
   }
   const std::uint64_t disconnectsBefore = impl.disconnects.load();
+  impl.takeRefusal();  // an earlier one is not this batch's
   const std::uint64_t firstToken = impl.nextToken;
   impl.nextToken += batch.records;
   std::vector<Impl::Publish> publishes(batch.records);
@@ -644,13 +670,14 @@ BackendAnswer NatsTransport::send(const PendingBatch& batch, const std::atomic<b
       if (cancel.load()) {
         failed = failure(DeliveryVerdict::kStopped, "", "stopped");
       } else if (!failed) {
-        failed = status == NATS_TIMEOUT
-                     ? failure(DeliveryVerdict::kRetry, "timeout",
-                               "no ack from stream " + impl.options.stream + " within " +
-                                   std::to_string(impl.options.timeout.count()) + " s")
-                 : status == NATS_NO_RESPONDERS
-                     ? impl.noResponders()
-                     : statusFailure(status, "the connection broke while acks were awaited");
+        failed =
+            status == NATS_TIMEOUT
+                ? impl.timedOutOr(failure(DeliveryVerdict::kRetry, "timeout",
+                                          "no ack from stream " + impl.options.stream + " within " +
+                                              std::to_string(impl.options.timeout.count()) + " s"))
+            : status == NATS_NO_RESPONDERS
+                ? impl.noResponders()
+                : statusFailure(status, "the connection broke while acks were awaited");
       }
       break;
     }

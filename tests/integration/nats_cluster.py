@@ -317,6 +317,16 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
 
+def permissions_text(perms):
+    """`, permissions: {...}` of a user entry from {"publish": [...], "subscribe": [...]}
+    (allow lists), or "" for none."""
+    if not perms:
+        return ""
+    parts = [f"{what}: {{allow: {json.dumps(perms[what])}}}"
+             for what in ("publish", "subscribe") if what in perms]
+    return ", permissions: {" + ", ".join(parts) + "}"
+
+
 class NatsCluster:
     """N JetStream nodes (n1..nN) in one cluster on loopback.
 
@@ -360,7 +370,8 @@ class NatsCluster:
         if a.get("token"):
             text += f'authorization {{\n  token: "{a["token"]}"\n}}\n'
         elif a.get("users") or a.get("nkeys"):
-            entries = [f'    {{user: "{u}", password: "{p}"}}'
+            perms = a.get("permissions") or {}
+            entries = [f'    {{user: "{u}", password: "{p}"{permissions_text(perms.get(u))}}}'
                        for u, p in (a.get("users") or {}).items()]
             entries += [f'    {{nkey: "{k.public}"}}' for k in a.get("nkeys") or []]
             text += "authorization {\n  users: [\n" + "\n".join(entries) + "\n  ]\n}\n"

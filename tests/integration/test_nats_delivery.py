@@ -562,9 +562,15 @@ class NatsDelivery(h.WorkspaceTest):
     def auth_cluster(self):
         if not hasattr(type(self), "_auth"):
             nkey = nc.NKeyUser(os.path.join(self.ws.dir, "nkeys"))
+            # The agent user may do only what docs/fleet.md allows a host ("Who may publish
+            # what"): its own subject, the message requests of its position, the stream names
+            # of its subject, replies in its inbox.
+            agent_only = {"publish": [f"zt.*.records.{HOST_TOKEN}", "$JS.API.STREAM.MSG.GET.*",
+                                      "$JS.API.STREAM.NAMES"],
+                          "subscribe": ["_INBOX.>"]}
             c = self.cluster("nats-auth", nodes=1, auth={
-                "users": {ADMIN[0]: ADMIN[1], "agent": PASSWORD}, "nkeys": [nkey]},
-                admin=ADMIN)
+                "users": {ADMIN[0]: ADMIN[1], "agent": PASSWORD}, "nkeys": [nkey],
+                "permissions": {"agent": agent_only}}, admin=ADMIN)
             type(self)._auth = (c, nkey)
         return type(self)._auth
 
@@ -650,7 +656,8 @@ class NatsDelivery(h.WorkspaceTest):
         self.stop_agent(agent)
 
     def test_10_auth_user_password(self):
-        """Backend:NatsUser + Backend:NatsPasswordFile: everything arrives"""
+        """Backend:NatsUser + Backend:NatsPasswordFile, a user allowed only what docs/fleet.md
+        allows a host: everything arrives"""
         c, _ = self.auth_cluster()
         self.auth_case("userpw", c, {
             "ZASTAVA_AGENT__Backend__NatsUser": "agent",
