@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <fstream>
 
 #include "buffer/ledger_entry.h"
 #include "common/sha256.h"
@@ -19,42 +18,12 @@ namespace {
 
 constexpr std::chrono::milliseconds kConnectTimeout{10'000};
 constexpr std::size_t kBodyStartBytes = 200;
-constexpr std::size_t kMaxTokenBytes = std::size_t{16} * 1024;
-
-Error invalid(std::string message) {
-  return Error{ErrorCode::kInvalidArgument, std::move(message)};
-}
 
 std::string trimmed(std::string text) {
   auto isSpace = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
   text.erase(text.begin(), std::find_if_not(text.begin(), text.end(), isSpace));
   text.erase(std::find_if_not(text.rbegin(), text.rend(), isSpace).base(), text.end());
   return text;
-}
-
-// The token in `file`, without surrounding whitespace. Errors: kInvalidArgument saying why.
-Result<std::string> readToken(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return invalid("Backend:TokenFile " + file.string() + ": cannot be read");
-  std::string text(kMaxTokenBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > kMaxTokenBytes) {
-    return invalid("Backend:TokenFile " + file.string() + ": longer than 16 KiB");
-  }
-  text = trimmed(std::move(text));
-  if (text.empty()) return invalid("Backend:TokenFile " + file.string() + ": is empty");
-  if (text.find_first_of("\r\n") != std::string::npos) {
-    return invalid("Backend:TokenFile " + file.string() + ": holds more than one line");
-  }
-  return text;
-}
-
-Result<void> checkReadable(std::string_view key, const std::filesystem::path& file) {
-  if (file.empty()) return okResult();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return invalid(std::string(key) + " " + file.string() + ": cannot be read");
-  return okResult();
 }
 
 // `body` as one gzip member. Empty when zlib fails (out of memory).
@@ -187,7 +156,7 @@ BackendClient::~BackendClient() = default;
 
 Result<std::unique_ptr<BackendClient>> BackendClient::create(const BackendClientOptions& options) {
   if (!options.tokenFile.empty()) {
-    auto token = readToken(options.tokenFile);
+    auto token = readCredentialFile("Backend:TokenFile", options.tokenFile);
     if (!token) return token.error();
   }
   for (const auto& [key, file] : {std::pair{"Backend:CaFile", options.caFile},
@@ -237,7 +206,7 @@ BackendAnswer BackendClient::send(const PendingBatch& batch, const std::atomic<b
   headers.add("X-Zastava-Batch-Id: " + identity.id);
   headers.add("Expect:");  // no 100-continue round trip
   if (!options.tokenFile.empty()) {
-    auto token = readToken(options.tokenFile);
+    auto token = readCredentialFile("Backend:TokenFile", options.tokenFile);
     if (!token) return failedAnswer(std::move(answer), token.error());
     headers.add("Authorization: Bearer " + *token);
   }

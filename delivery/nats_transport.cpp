@@ -6,10 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -45,36 +43,6 @@ std::string urlsForLog(std::string_view urls) {
     out += urlForLog(url);
   }
   return out;
-}
-
-// The file's content without surrounding whitespace. Errors name `key`.
-Result<std::string> readSecret(std::string_view key, const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) {
-    return Error{ErrorCode::kInvalidArgument,
-                 std::string(key) + " " + file.string() + ": cannot be read"};
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  std::string text = content.str();
-  const auto notSpace = [](unsigned char c) { return std::isspace(c) == 0; };
-  text.erase(text.begin(), std::find_if(text.begin(), text.end(), notSpace));
-  text.erase(std::find_if(text.rbegin(), text.rend(), notSpace).base(), text.end());
-  if (text.empty()) {
-    return Error{ErrorCode::kInvalidArgument,
-                 std::string(key) + " " + file.string() + ": is empty"};
-  }
-  return text;
-}
-
-Result<void> checkReadable(std::string_view key, const std::filesystem::path& file) {
-  if (file.empty()) return okResult();
-  std::ifstream in(file);
-  if (!in) {
-    return Error{ErrorCode::kInvalidArgument,
-                 std::string(key) + " " + file.string() + ": cannot be read"};
-  }
-  return okResult();
 }
 
 // nats.c's text for `status`, with the library's last error of this thread when it has one.
@@ -296,7 +264,7 @@ Result<void> NatsTransport::Impl::configure(natsOptions* natsOpts, BackendAnswer
   }
   // Credentials are read at each connect, so a rotated file is used without a restart.
   if (!options.passwordFile.empty()) {
-    auto password = readSecret("Backend:NatsPasswordFile", options.passwordFile);
+    auto password = readCredentialFile("Backend:NatsPasswordFile", options.passwordFile);
     if (!password) {
       failed = failure(DeliveryVerdict::kRefused, "other", password.error().message);
       return password.error();
@@ -307,7 +275,7 @@ Result<void> NatsTransport::Impl::configure(natsOptions* natsOpts, BackendAnswer
     if (!set) return Error{ErrorCode::kInvalidArgument, failed.detail};
   }
   if (!options.tokenFile.empty()) {
-    auto token = readSecret("Backend:TokenFile", options.tokenFile);
+    auto token = readCredentialFile("Backend:TokenFile", options.tokenFile);
     if (!token) {
       failed = failure(DeliveryVerdict::kRefused, "other", token.error().message);
       return token.error();
@@ -317,7 +285,7 @@ Result<void> NatsTransport::Impl::configure(natsOptions* natsOpts, BackendAnswer
     if (!set) return Error{ErrorCode::kInvalidArgument, failed.detail};
   }
   if (!options.nkeySeedFile.empty()) {
-    auto seed = readSecret("Backend:NatsNkeySeedFile", options.nkeySeedFile);
+    auto seed = readCredentialFile("Backend:NatsNkeySeedFile", options.nkeySeedFile);
     if (!seed) {
       failed = failure(DeliveryVerdict::kRefused, "other", seed.error().message);
       return seed.error();
@@ -589,7 +557,7 @@ Result<std::unique_ptr<NatsTransport>> NatsTransport::create(const NatsTransport
                                   std::pair{"Backend:TokenFile", options.tokenFile},
                                   std::pair{"Backend:NatsNkeySeedFile", options.nkeySeedFile}}) {
     if (file.empty()) continue;
-    auto secret = readSecret(key, file);
+    auto secret = readCredentialFile(key, file);
     if (!secret) return secret.error();
     if (std::string_view(key) == "Backend:NatsNkeySeedFile") {
       auto publicKey = nkeyPublicKeyOfSeed(*secret);
@@ -606,8 +574,6 @@ Result<std::unique_ptr<NatsTransport>> NatsTransport::create(const NatsTransport
   }
   return std::unique_ptr<NatsTransport>(new NatsTransport(std::make_unique<Impl>(options)));
 }
-
-const std::string& NatsTransport::subject() const { return impl_->subject; }
 
 std::string NatsTransport::describe() const {
   return "NATS " + urlsForLog(impl_->options.urls) + " (stream " + impl_->options.stream +

@@ -58,9 +58,6 @@ class NatsTransport final : public DeliveryTransport {
   BackendAnswer send(const PendingBatch& batch, const std::atomic<bool>& cancel) override;
   std::string describe() const override;
 
-  // The host's subject.
-  const std::string& subject() const;
-
  private:
   struct Impl;
   explicit NatsTransport(std::unique_ptr<Impl> impl);

@@ -2,7 +2,45 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
 namespace zastava {
+namespace {
+
+constexpr std::size_t kMaxCredentialBytes = std::size_t{16} * 1024;
+
+Error invalid(std::string_view key, const std::filesystem::path& file, std::string_view why) {
+  return Error{ErrorCode::kInvalidArgument,
+               std::string(key) + " " + file.string() + ": " + std::string(why)};
+}
+
+}  // namespace
+
+Result<std::string> readCredentialFile(std::string_view key, const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return invalid(key, file, "cannot be read");
+  std::string text(kMaxCredentialBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxCredentialBytes) return invalid(key, file, "longer than 16 KiB");
+  auto isSpace = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  text.erase(text.begin(), std::find_if_not(text.begin(), text.end(), isSpace));
+  text.erase(std::find_if_not(text.rbegin(), text.rend(), isSpace).base(), text.end());
+  if (text.empty()) return invalid(key, file, "is empty");
+  if (text.find_first_of("\r\n") != std::string::npos) {
+    return invalid(key, file, "holds more than one line");
+  }
+  return text;
+}
+
+Result<void> checkReadable(std::string_view key, const std::filesystem::path& file) {
+  if (file.empty()) return okResult();
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return invalid(key, file, "cannot be read");
+  return okResult();
+}
 
 std::string localHostName() {
   char name[256] = {};

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,6 +72,15 @@ class DeliveryTransport {
   // The destination for logs, without credentials.
   virtual std::string describe() const = 0;
 };
+
+// The content of a credential file (a token, a password, an NKey seed) without surrounding
+// whitespace: one line, at most 16 KiB, not empty. Read at each use, so a rotated file is taken
+// without a restart. Errors: kInvalidArgument naming `key` and the file
+// ("Backend:TokenFile /etc/zastava-agent/token: is empty"), never the content.
+Result<std::string> readCredentialFile(std::string_view key, const std::filesystem::path& file);
+
+// Whether `file`, when set, can be opened for reading. Errors: kInvalidArgument naming `key`.
+Result<void> checkReadable(std::string_view key, const std::filesystem::path& file);
 
 // gethostname(), or "unknown": the X-Zastava-Host header, the NATS subject's last token.
 std::string localHostName();
