@@ -364,7 +364,8 @@ class NatsDelivery(h.WorkspaceTest):
         _, seeds = h.export_seeds(ARGS.agent, agent.data_dir, os.path.join(self.ws.dir, "seeds"))
         checked = seal_problems(lines, seeds)
         self.assertEqual(checked["problems"], [], "seals read by the consumer")
-        self.assertGreater(checked["seals"], 3, "seals checked")
+        # How many depends on how long the lives took (one a second): at least one, not a count.
+        self.assertGreater(checked["seals"], 0, "seals checked")
         h.log(f"consumer: {len(lines)} records, chain verified, {checked['seals']} seals "
               f"verified under the exported seed")
 
